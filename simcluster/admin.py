@@ -1,0 +1,80 @@
+"""The admin API beside the clusters: request logs and watch expiry, for tests and operators."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .cluster import SimCluster
+
+__all__ = ["make_admin_app"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def make_admin_app(clusters: Mapping[str, SimCluster], token: str) -> web.Application:
+    """Routes under ``/clusters/{name}/``; every request needs ``Authorization: Bearer <token>``."""
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return _json({"message": "missing or wrong admin token"}, 401)
+        return await handler(request)
+
+    def cluster(request: web.Request) -> SimCluster:
+        name = request.match_info["cluster"]
+        if name not in clusters:
+            raise web.HTTPNotFound(
+                text=orjson.dumps({"message": f"no cluster {name!r}"}).decode(),
+                content_type="application/json",
+            )
+        return clusters[name]
+
+    async def get_requests(request: web.Request) -> web.Response:
+        """The request log; ``?since=SEQ`` returns only newer requests."""
+        c = cluster(request)
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return _json({"message": "since must be an integer"}, 400)
+        records = [r.as_dict() for r in c.api.requests if r.seq > since]
+        return _json({"requests": records, "last": c.api._seq})
+
+    async def clear_requests(request: web.Request) -> web.Response:
+        c = cluster(request)
+        c.api.requests.clear()
+        return _json({"last": c.api._seq})
+
+    async def expire_watches(request: web.Request) -> web.Response:
+        """Every open watch ends with 410 Gone; resuming from an older version gets 410 too."""
+        closed = cluster(request).store.expire_watches()
+        return _json({"closed": closed})
+
+    async def state(request: web.Request) -> web.Response:
+        c = cluster(request)
+        return _json(
+            {
+                "name": c.spec.name,
+                "role": c.spec.role,
+                "url": c.url,
+                "resourceVersion": c.store.rv,
+                "objects": c.store.counts(),
+            }
+        )
+
+    app = web.Application(middlewares=[authenticate])
+    app.router.add_get("/clusters/{cluster}", state)
+    app.router.add_get("/clusters/{cluster}/requests", get_requests)
+    app.router.add_delete("/clusters/{cluster}/requests", clear_requests)
+    app.router.add_post("/clusters/{cluster}/watches/expire", expire_watches)
+    return app

@@ -1,0 +1,510 @@
+"""The Kubernetes REST API of one emulated cluster, served by aiohttp over its Store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from . import discovery, tables
+from .auth import Authenticator
+from .errors import ApiError, bad_request, status_object
+from .patch import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
+from .resources import ResourceType
+from .selectors import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+    supported_fields,
+)
+from .store import Store, Watcher, clone
+
+__all__ = ["ApiServer", "RequestRecord"]
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+# The apiserver ends a watch after a random 30-60 minutes; ours honours timeoutSeconds up to this.
+MAX_WATCH_SECONDS = 1800
+_TRUE = {"true", "1", "yes"}
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One API request, as tests count them."""
+
+    seq: int
+    time: float
+    method: str
+    path: str
+    query: dict[str, str]
+    user: str | None
+    client: str
+    status: int = 0
+    watch: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "user": self.user,
+            "client": self.client,
+            "status": self.status,
+            "watch": self.watch,
+        }
+
+
+@dataclass
+class Target:
+    """What a request path names."""
+
+    rt: ResourceType
+    namespace: str | None
+    name: str | None = None
+    subresource: str | None = None
+
+
+@dataclass
+class ApiServer:
+    """Routes requests to the store; logs them; authenticates; streams watches."""
+
+    store: Store
+    auth: Authenticator
+    cluster_name: str = "cluster"
+    request_log_size: int = 100_000
+    bookmark_seconds: float = 60.0
+    log_reader: Callable[..., Awaitable[web.StreamResponse]] | None = None
+    # fault hook: awaited before each request; may raise ApiError or sleep
+    before_request: Callable[[web.Request], Awaitable[None]] | None = None
+    requests: deque[RequestRecord] = field(init=False)
+    _seq: int = field(default=0, init=False)
+    _watch_tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        self.requests = deque(maxlen=self.request_log_size)
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024**2)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _record(self, request: web.Request, user: str | None, watch: bool) -> int:
+        self._seq += 1
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.requests.append(
+            RequestRecord(
+                seq=self._seq,
+                time=time.time(),
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                user=user,
+                client=f"{peer[0]}:{peer[1]}" if peer else "",
+                watch=watch,
+                status=0,
+            )
+        )
+        return self._seq
+
+    def _set_status(self, seq: int, status: int) -> None:
+        # records are frozen; the newest ones are at the right end
+        for i in range(len(self.requests) - 1, max(-1, len(self.requests) - 200), -1):
+            rec = self.requests[i]
+            if rec.seq == seq:
+                self.requests[i] = RequestRecord(**{**rec.as_dict(), "status": status})
+                return
+
+    @staticmethod
+    def _json(body: Any, status: int = 200) -> web.Response:
+        return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
+
+    @staticmethod
+    def _error(err: ApiError) -> web.Response:
+        return web.Response(body=orjson.dumps(err.status()), status=err.code, content_type=JSON)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        watch = request.query.get("watch", "").lower() in _TRUE
+        user = self.auth.authenticate(request.headers.get("Authorization"))
+        seq = self._record(request, user, watch)
+        try:
+            if self.before_request is not None:
+                await self.before_request(request)
+            if user is None and request.path not in {"/readyz", "/livez", "/healthz"}:
+                raise ApiError(401, "Unauthorized", reason="Unauthorized")
+            response = await self._dispatch(request, watch)
+        except ApiError as err:
+            response = self._error(err)
+        except (SelectorError, PatchError) as err:
+            code = getattr(err, "code", 400)
+            response = self._error(ApiError(code, str(err)))
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            response = self._error(ApiError(500, "Internal error occurred: simcluster bug"))
+        self._set_status(seq, response.status)
+        return response
+
+    async def _dispatch(self, request: web.Request, watch: bool) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        doc = discovery.document(self.store.registry, path, request.headers.get("Accept", ""))
+        if doc is not None:
+            if isinstance(doc, str):
+                return web.Response(text=doc, content_type="text/plain")
+            return self._json(doc)
+        target, collection = self._parse(path)
+        method = request.method
+        if target.subresource == "log":
+            if method != "GET" or self.log_reader is None:
+                raise ApiError(405, "the server does not allow this method on the requested resource")
+            self.store.get(target.rt, target.namespace, target.name or "")
+            return await self.log_reader(request, target.namespace, target.name)
+        if target.subresource not in {None, "status"}:
+            raise ApiError(404, "the server could not find the requested resource")
+        if collection:
+            if method == "GET":
+                if watch:
+                    return await self._watch(request, target)
+                return self._list(request, target)
+            if method == "POST":
+                return self._create(request, target, await self._body(request))
+            if method == "DELETE":
+                return self._delete_collection(request, target)
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        name = target.name or ""
+        if method == "GET":
+            obj = self.store.get(target.rt, target.namespace, name)
+            return self._render_one(request, target.rt, obj)
+        if method == "PUT":
+            body = await self._body(request)
+            obj = self.store.replace(
+                target.rt,
+                target.namespace,
+                name,
+                body,
+                subresource=target.subresource,
+                dry_run=self._dry_run(request),
+            )
+            return self._json(obj)
+        if method == "PATCH":
+            return await self._patch(request, target)
+        if method == "DELETE":
+            return await self._delete(request, target)
+        raise ApiError(405, "the server does not allow this method on the requested resource")
+
+    def _parse(self, path: str) -> tuple[Target, bool]:
+        """(target, is_collection) for a resource path; 404 for anything else."""
+        parts = path.strip("/").split("/")
+        reg = self.store.registry
+        if parts[0] == "api" and len(parts) >= 3 and parts[1] == "v1":
+            group, version, rest = "", "v1", parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 4:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "the server could not find the requested resource")
+        namespace: str | None = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and reg.get(group, version, rest[2]):
+            namespace, rest = rest[1], rest[2:]
+        rt = reg.get(group, version, rest[0])
+        if rt is None or len(rest) > 3:
+            raise ApiError(404, "the server could not find the requested resource")
+        if namespace is not None and not rt.namespaced:
+            raise ApiError(404, "the server could not find the requested resource")
+        if len(rest) == 1:
+            if not rt.namespaced:
+                namespace = None
+            return Target(rt, namespace), True
+        if rt.namespaced and namespace is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        sub = rest[2] if len(rest) == 3 else None
+        if sub is not None and sub != "status" and sub not in rt.subresources:
+            raise ApiError(404, "the server could not find the requested resource")
+        if sub == "status" and not rt.status_subresource:
+            raise ApiError(404, "the server could not find the requested resource")
+        return Target(rt, namespace, rest[1], sub), False
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        raw = await request.read()
+        ctype = request.content_type
+        try:
+            if "yaml" in ctype:
+                return yaml.safe_load(raw)
+            return orjson.loads(raw)
+        except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+            raise bad_request(
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: application/json, application/yaml ({exc})"
+            ) from exc
+
+    @staticmethod
+    def _dry_run(request: web.Request) -> bool:
+        return request.query.get("dryRun") == "All"
+
+    @staticmethod
+    def _selectors(request: web.Request, rt: ResourceType) -> tuple[LabelSelector, FieldSelector]:
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"), supported_fields(rt.kind))
+        return labels, fields
+
+    @staticmethod
+    def _wants_table(request: web.Request) -> bool:
+        accept = request.headers.get("Accept", "")
+        return "as=Table" in accept
+
+    def _render_one(self, request: web.Request, rt: ResourceType, obj: dict[str, Any]) -> web.Response:
+        if self._wants_table(request):
+            table = tables.to_table(
+                rt.kind,
+                [obj],
+                self.store.clock(),
+                include_object=request.query.get("includeObject", "PartialObjectMetadata"),
+                resource_version=obj["metadata"].get("resourceVersion", ""),
+            )
+            return self._json(table)
+        return self._json(obj)
+
+    # ------------------------------------------------------------------ verbs
+
+    def _list(self, request: web.Request, target: Target) -> web.Response:
+        labels, fields = self._selectors(request, target.rt)
+        entries = list(self.store.entries(target.rt, target.namespace, labels, fields))
+        rv = str(self.store.rv)
+        if self._wants_table(request):
+            table = tables.to_table(
+                target.rt.kind,
+                [e.obj for e in entries],
+                self.store.clock(),
+                include_object=request.query.get("includeObject", "PartialObjectMetadata"),
+                resource_version=rv,
+            )
+            return self._json(table)
+        head = orjson.dumps(
+            {
+                "kind": target.rt.list_kind,
+                "apiVersion": target.rt.api_version,
+                "metadata": {"resourceVersion": rv},
+            }
+        )
+        body = head[:-1] + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
+        return web.Response(body=body, content_type=JSON)
+
+    def _create(self, request: web.Request, target: Target, body: Any) -> web.Response:
+        if target.subresource is not None:
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request was in an unknown format")
+        obj = self.store.create(target.rt, target.namespace, body, dry_run=self._dry_run(request))
+        return self._json(obj, status=201)
+
+    async def _patch(self, request: web.Request, target: Target) -> web.Response:
+        ctype = request.content_type
+        rt, name = target.rt, target.name or ""
+        patch = await self._body(request)
+        apply = ctype == "application/apply-patch+yaml"
+        if apply and self.store.find(rt, target.namespace, name) is None:
+            if not isinstance(patch, dict):
+                raise bad_request("the body of the request was in an unknown format")
+            patch.setdefault("metadata", {})["name"] = name
+            obj = self.store.create(rt, target.namespace, patch, dry_run=self._dry_run(request))
+            return self._json(obj, status=201)
+        current = self.store.get(rt, target.namespace, name)  # 404 when missing
+        if apply:
+            new = apply_patch(current, patch, rt.kind if rt.builtin else None)
+        elif ctype == "application/json-patch+json":
+            new = json_patch(current, patch)
+        elif ctype == "application/merge-patch+json":
+            new = merge_patch(current, patch)
+        elif ctype == "application/strategic-merge-patch+json":
+            if not rt.builtin:
+                raise ApiError(
+                    415,
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json-patch+json, application/merge-patch+json, "
+                    "application/apply-patch+yaml",
+                )
+            new = strategic_merge_patch(current, patch, rt.kind)
+        else:
+            raise ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml, application/strategic-merge-patch+json",
+            )
+        if not isinstance(new, dict):
+            raise bad_request("the patch turned the object into something that is not an object")
+        # a patch that names a resourceVersion is an optimistic-concurrency update
+        wanted = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
+        new.setdefault("metadata", {})["resourceVersion"] = wanted or current["metadata"]["resourceVersion"]
+        obj = self.store.replace(
+            rt,
+            target.namespace,
+            name,
+            clone(new),
+            subresource=target.subresource,
+            dry_run=self._dry_run(request),
+        )
+        return self._json(obj)
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        options: dict[str, Any] = {}
+        if request.can_read_body:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    options = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise bad_request(f"invalid DeleteOptions: {exc}") from exc
+        grace = request.query.get("gracePeriodSeconds", options.get("gracePeriodSeconds"))
+        try:
+            grace_period = None if grace is None else int(grace)
+        except (TypeError, ValueError) as exc:
+            raise bad_request(f"invalid gracePeriodSeconds: {grace}") from exc
+        obj = self.store.delete(
+            target.rt,
+            target.namespace,
+            target.name or "",
+            grace_period=grace_period,
+            preconditions=options.get("preconditions"),
+            dry_run=self._dry_run(request) or options.get("dryRun") == ["All"],
+        )
+        return self._json(obj)
+
+    def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        labels, fields = self._selectors(request, target.rt)
+        names = [
+            (e.obj["metadata"].get("namespace"), e.obj["metadata"]["name"])
+            for e in self.store.entries(target.rt, target.namespace, labels, fields)
+        ]
+        items = []
+        for ns, name in names:
+            try:
+                items.append(self.store.delete(target.rt, ns, name))
+            except ApiError:
+                continue
+        return self._json(
+            {
+                "kind": target.rt.list_kind,
+                "apiVersion": target.rt.api_version,
+                "metadata": {"resourceVersion": str(self.store.rv)},
+                "items": items,
+            }
+        )
+
+    # ------------------------------------------------------------------ watch
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        labels, fields = self._selectors(request, rt)
+        query = request.query
+        try:
+            timeout = float(query.get("timeoutSeconds", MAX_WATCH_SECONDS))
+        except ValueError as exc:
+            raise bad_request(f"invalid timeoutSeconds: {query.get('timeoutSeconds')}") from exc
+        timeout = max(0.0, min(timeout, MAX_WATCH_SECONDS))
+        bookmarks = query.get("allowWatchBookmarks", "").lower() in _TRUE
+        initial = query.get("sendInitialEvents", "").lower() in _TRUE
+        rv = query.get("resourceVersion") or None
+        table = self._wants_table(request)
+        watcher = self.store.watch(rt, target.namespace, labels, fields, None if initial else rv)
+        response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+        response.enable_chunked_encoding()
+        try:
+            await response.prepare(request)
+            if initial:
+                # watch-list: the current state, then a bookmark that says it is complete
+                end = {"metadata": {"resourceVersion": str(self.store.rv),
+                                    "annotations": {"k8s.io/initial-events-end": "true"}}}  # fmt: skip
+                watcher.queue.put_nowait(("BOOKMARK", end, None))
+            await self._pump(request, response, watcher, timeout, bookmarks, table)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.store.unwatch(watcher)
+        return response
+
+    async def _pump(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        watcher: Watcher,
+        duration: float,
+        bookmarks: bool,
+        table: bool,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + duration
+        next_bookmark = loop.time() + self.bookmark_seconds
+        first_table = True
+        while True:
+            now = loop.time()
+            if now >= deadline:
+                return
+            wait = min(deadline - now, 2.0)
+            if bookmarks:
+                wait = min(wait, max(0.0, next_bookmark - now))
+            try:
+                item = await asyncio.wait_for(watcher.queue.get(), timeout=wait)
+            except TimeoutError:
+                if request.transport is None or request.transport.is_closing():
+                    return
+                if bookmarks and loop.time() >= next_bookmark:
+                    next_bookmark = loop.time() + self.bookmark_seconds
+                    await response.write(self._bookmark(watcher.rt, None))
+                continue
+            if item is None:
+                return
+            typ, obj, raw = item
+            if typ == "BOOKMARK":
+                await response.write(self._bookmark(watcher.rt, obj))
+                continue
+            if typ == "ERROR":
+                await response.write(b'{"type":"ERROR","object":' + orjson.dumps(obj) + b"}\n")
+                continue
+            if table:
+                obj = tables.to_table(
+                    watcher.rt.kind,
+                    [obj],
+                    self.store.clock(),
+                    include_object=request.query.get("includeObject", "PartialObjectMetadata"),
+                    include_columns=first_table,
+                    resource_version=obj["metadata"].get("resourceVersion", ""),
+                )
+                first_table = False
+                raw = None
+            body = raw if raw is not None else orjson.dumps(obj)
+            await response.write(b'{"type":"' + typ.encode() + b'","object":' + body + b"}\n")
+
+    def _bookmark(self, rt: ResourceType, extra: dict[str, Any] | None) -> bytes:
+        obj: dict[str, Any] = {
+            "kind": rt.kind,
+            "apiVersion": rt.api_version,
+            "metadata": {"resourceVersion": str(self.store.rv)},
+        }
+        if extra:
+            obj["metadata"].update(extra["metadata"])
+        return b'{"type":"BOOKMARK","object":' + orjson.dumps(obj) + b"}\n"
+
+
+def status_response(code: int, message: str) -> web.Response:
+    reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}.get(
+        code, "InternalError"
+    )
+    return web.Response(
+        body=orjson.dumps(status_object(code, reason, message)), status=code, content_type=JSON
+    )

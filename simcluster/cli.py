@@ -1,0 +1,105 @@
+"""``hybridhub sim``: run emulated clusters (``up``) and mint exec-plugin tokens (``token``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import signal
+import sys
+from contextlib import suppress
+from pathlib import Path
+
+__all__ = ["main"]
+
+log = logging.getLogger("simcluster")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybridhub sim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser(
+        "up",
+        help="start the clusters of a cluster file and serve them until interrupted",
+        description="Start emulated clusters, write a kubeconfig (one context per cluster: "
+        "'onprem' and 'eks' in the default file) and an endpoints file, and serve until "
+        "SIGINT/SIGTERM, then stop everything that was started.",
+    )
+    up.add_argument("--config", type=Path, help="cluster file (YAML); default: on-prem + EKS")
+    up.add_argument("--kubeconfig", type=Path, required=True, help="where to write the kubeconfig")
+    up.add_argument(
+        "--endpoints",
+        type=Path,
+        help="where to write a JSON file of endpoints (per cluster: API and admin URL) and the "
+        "admin token; it is removed again on exit",
+    )
+    up.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    up.add_argument("--log-level", default="WARNING", help="default: %(default)s")
+    token = sub.add_parser(
+        "token",
+        help="print an ExecCredential with a short-lived token (a kubeconfig exec plugin)",
+    )
+    token.add_argument("--key-file", type=Path, required=True, help="the cluster's signing key (hex)")
+    token.add_argument("--user", default="admin")
+    token.add_argument("--ttl", type=float, default=900.0, help="token lifetime in seconds")
+    return parser
+
+
+def _token(args: argparse.Namespace) -> int:
+    from .auth import mint_token
+
+    try:
+        key = bytes.fromhex(args.key_file.read_text().strip())
+    except (OSError, ValueError) as exc:
+        print(f"hybridhub sim token: cannot read the key file {args.key_file}: {exc}", file=sys.stderr)
+        return 1
+    token, expiry = mint_token(key, args.user, args.ttl)
+    stamp = dt.datetime.fromtimestamp(expiry, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    print(json.dumps({
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "kind": "ExecCredential",
+        "status": {"token": token, "expirationTimestamp": stamp},
+    }))  # fmt: skip
+    return 0
+
+
+async def _up(args: argparse.Namespace) -> int:
+    from .cluster import SimEnvironment
+    from .config import ConfigError, load_cluster_file
+    from .kubeconfig import write_files
+
+    try:
+        specs = load_cluster_file(args.config)
+    except (ConfigError, OSError) as exc:
+        print(f"hybridhub sim up: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    env = SimEnvironment(specs, host=args.host)
+    try:
+        await env.start()
+        write_files(env, args.kubeconfig, args.endpoints)
+        for name, cluster in env.clusters.items():
+            print(f"cluster {name} ({cluster.spec.role}): {cluster.url}", flush=True)
+        print(f"kubeconfig: {args.kubeconfig} (contexts: {', '.join(env.clusters)})", flush=True)
+        if args.endpoints:
+            print(f"endpoints: {args.endpoints}", flush=True)
+        await stop.wait()
+    finally:
+        await env.stop()
+        if args.endpoints:
+            with suppress(FileNotFoundError):
+                args.endpoints.unlink()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "token":
+        return _token(args)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    return asyncio.run(_up(args))

@@ -1,0 +1,165 @@
+"""One emulated cluster (store, API server, controllers) and the environment that runs several."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .admin import make_admin_app
+from .api import ApiServer
+from .auth import Authenticator
+from .autoscaler import Autoscaler, create_node
+from .config import ClusterSpec
+from .controller import Controller
+from .kubelet import Kubelet
+from .logs import PodLogs
+from .nodes import AddressPool
+from .pvc import VolumeBinder
+from .resources import Registry
+from .scheduler import NodeUsage, Scheduler
+from .store import Store
+from .tls import ServingCerts, make_serving_certs
+
+__all__ = ["SimCluster", "SimEnvironment"]
+
+log = logging.getLogger(__name__)
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    """The port a site listens on (it was asked for port 0)."""
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
+    if not sockets:
+        raise RuntimeError("the site is not listening")
+    return int(sockets[0].getsockname()[1])
+
+
+class SimCluster:
+    """Everything one emulated cluster is: its objects, its API, its controllers."""
+
+    def __init__(self, spec: ClusterSpec, certs: ServingCerts, *, signing_key: bytes | None = None) -> None:
+        self.spec = spec
+        self.certs = certs
+        self.registry = Registry.with_defaults(spec.custom_resources)
+        self.store = Store(self.registry, history=spec.history)
+        self.tokens = {secrets.token_urlsafe(24): user for user in spec.users}
+        self.signing_key = signing_key or secrets.token_bytes(32)
+        self.auth = Authenticator(static_tokens=self.tokens, signing_key=self.signing_key)
+        self.logs = PodLogs(self.store)
+        self.api = ApiServer(
+            self.store,
+            self.auth,
+            cluster_name=spec.name,
+            bookmark_seconds=spec.timings.bookmark,
+            log_reader=self.logs.serve,
+        )
+        self.addresses = AddressPool(spec)
+        self.usage = NodeUsage()
+        self.controllers: list[Controller] = [
+            Scheduler(self.store, self.usage),
+            Kubelet(self.store, self.logs, spec.timings),
+            Autoscaler(self.store, spec, self.addresses, self.usage),
+            VolumeBinder(self.store, spec),
+        ]
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def token_for(self, user: str = "admin") -> str:
+        for token, name in self.tokens.items():
+            if name == user:
+                return token
+        raise KeyError(user)
+
+    def _seed(self) -> None:
+        ns = self.registry.core("namespaces")
+        for name in self.spec.namespaces:
+            self.store.create(ns, None, {"metadata": {"name": name}})
+        for group in self.spec.node_groups:
+            for _ in range(group.min if group.elastic else group.count):
+                create_node(self.store, self.spec, self.addresses, group, ready=True)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._seed()
+        for controller in self.controllers:
+            controller.start()
+        self._runner = web.AppRunner(self.api.make_app(), access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=self.certs.server_context())
+        await site.start()
+        self.url = f"https://{host}:{_bound_port(site)}"
+        log.info("cluster %s serves %s", self.spec.name, self.url)
+        return self.url
+
+    async def stop(self) -> None:
+        self.store.close_watches()
+        for controller in self.controllers:
+            await controller.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+@dataclass
+class SimEnvironment:
+    """Several clusters plus one admin server: what ``hybridhub sim up`` runs."""
+
+    specs: Sequence[ClusterSpec]
+    host: str = "127.0.0.1"
+    clusters: dict[str, SimCluster] = field(default_factory=dict)
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    admin_url: str = ""
+    certs: ServingCerts | None = None
+    _admin_runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self.certs = make_serving_certs([self.host, "localhost"])
+        try:
+            for spec in self.specs:
+                cluster = SimCluster(spec, self.certs)
+                self.clusters[spec.name] = cluster
+                await cluster.start(self.host)
+            self._admin_runner = web.AppRunner(
+                make_admin_app(self.clusters, self.admin_token),
+                access_log=None,
+                shutdown_timeout=1.0,
+            )
+            await self._admin_runner.setup()
+            site = web.TCPSite(self._admin_runner, self.host, 0, ssl_context=self.certs.server_context())
+            await site.start()
+            self.admin_url = f"https://{self.host}:{_bound_port(site)}"
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        for cluster in self.clusters.values():
+            await cluster.stop()
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
+            self._admin_runner = None
+
+    def endpoints(self) -> dict[str, Any]:
+        return {
+            "admin_token": self.admin_token,
+            "clusters": {
+                name: {
+                    "api": c.url,
+                    "admin": f"{self.admin_url}/clusters/{name}",
+                    "role": c.spec.role,
+                    "context": name,
+                }
+                for name, c in self.clusters.items()
+            },
+        }
+
+    async def __aenter__(self) -> SimEnvironment:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

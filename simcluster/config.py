@@ -1,0 +1,232 @@
+"""The cluster file: which clusters to emulate, their node groups, elastic pools and timings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .resources import DEFAULT_CUSTOM_RESOURCES
+
+__all__ = [
+    "ClusterSpec",
+    "ConfigError",
+    "NodeGroup",
+    "Timings",
+    "default_cluster_file",
+    "load_cluster_file",
+    "parse_cluster_file",
+]
+
+
+class ConfigError(ValueError):
+    """The cluster file is wrong; the message names the place."""
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Identical nodes: a fixed group (``count`` nodes) or an elastic pool (``min``..``max``)."""
+
+    name: str
+    capacity: Mapping[str, str]  # cpu, memory, pods, nvidia.com/gpu, ephemeral-storage
+    count: int = 0
+    elastic: bool = False
+    min: int = 0
+    max: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, str], ...] = ()
+    gpu_product: str | None = None
+    gpu_memory_mib: int | None = None
+    instance_type: str | None = None
+    zone: str | None = None
+
+    def node_labels(self, node_name: str) -> dict[str, str]:
+        """The labels a node of this group carries, GPU Feature Discovery's included."""
+        labels = {
+            "kubernetes.io/hostname": node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "simcluster.hybridhub.io/node-group": self.name,
+        }
+        if self.instance_type:
+            labels["node.kubernetes.io/instance-type"] = self.instance_type
+        if self.zone:
+            labels["topology.kubernetes.io/zone"] = self.zone
+        gpus = int(self.capacity.get("nvidia.com/gpu", 0) or 0)
+        if gpus:
+            labels["nvidia.com/gpu.present"] = "true"
+            labels["nvidia.com/gpu.count"] = str(gpus)
+            if self.gpu_product:
+                labels["nvidia.com/gpu.product"] = self.gpu_product
+            if self.gpu_memory_mib:
+                labels["nvidia.com/gpu.memory"] = str(self.gpu_memory_mib)
+        labels.update(self.labels)
+        return labels
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Delays, in seconds, of the emulated controllers."""
+
+    pod_start: float = 0.5  # bound -> Running (image pull, container start)
+    pod_stop: float = 0.2  # longest a deleted pod takes to go (bounded by its grace period)
+    scale_up: float = 5.0  # TriggeredScaleUp -> the new node exists
+    node_ready: float = 1.0  # node exists -> Ready
+    scale_down_idle: float = 600.0  # an elastic node with no pods for this long is removed
+    bookmark: float = 60.0  # watch bookmark interval
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """One emulated cluster."""
+
+    name: str
+    role: str = "onprem"  # onprem | cloud
+    node_groups: tuple[NodeGroup, ...] = ()
+    namespaces: tuple[str, ...] = ("default", "kube-system", "kube-public")
+    custom_resources: tuple[Mapping[str, Any], ...] = DEFAULT_CUSTOM_RESOURCES
+    timings: Timings = Timings()
+    exec_token_ttl: float = 900.0  # lifetime of exec-plugin tokens (EKS: 15 minutes)
+    users: tuple[str, ...] = ("admin",)  # each gets a static token
+    history: int = 10_000  # watch events kept per resource type (older resumes get 410)
+    pod_cidr: str = "10.244.0.0/16"
+    node_cidr: str = "192.168.0.0/16"
+    storage_classes: tuple[str, ...] = ("standard",)
+    default_storage_class: str = "standard"
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _node_group(raw: Any, where: str) -> NodeGroup:
+    data = _mapping(raw, where)
+    known = {"name", "count", "elastic", "min", "max", "capacity", "labels", "taints", "gpu",
+             "instanceType", "zone"}  # fmt: skip
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}.name: required")
+    capacity = {str(k): str(v) for k, v in _mapping(data.get("capacity"), f"{where}.capacity").items()}
+    for need in ("cpu", "memory"):
+        if need not in capacity:
+            raise ConfigError(f"{where}.capacity.{need}: required")
+    capacity.setdefault("pods", "110")
+    capacity.setdefault("ephemeral-storage", "500Gi")
+    gpu = _mapping(data.get("gpu"), f"{where}.gpu")
+    if gpu and "count" in gpu:
+        capacity["nvidia.com/gpu"] = str(_int(gpu["count"], f"{where}.gpu.count"))
+    elastic = bool(data.get("elastic", False))
+    taints = tuple(
+        {"key": str(t["key"]), "value": str(t.get("value", "")), "effect": str(t["effect"])}
+        for t in data.get("taints") or []
+    )
+    group = NodeGroup(
+        name=name,
+        capacity=capacity,
+        count=_int(data.get("count", 0), f"{where}.count"),
+        elastic=elastic,
+        min=_int(data.get("min", 0), f"{where}.min"),
+        max=_int(data.get("max", 0), f"{where}.max"),
+        labels={str(k): str(v) for k, v in _mapping(data.get("labels"), f"{where}.labels").items()},
+        taints=taints,
+        gpu_product=gpu.get("product"),
+        gpu_memory_mib=gpu.get("memoryMiB"),
+        instance_type=data.get("instanceType"),
+        zone=data.get("zone"),
+    )
+    if elastic and group.max < max(group.min, 1):
+        raise ConfigError(f"{where}: an elastic pool needs max >= max(min, 1)")
+    return group
+
+
+def _cluster(raw: Any, where: str) -> ClusterSpec:
+    data = _mapping(raw, where)
+    known = {"name", "role", "nodeGroups", "namespaces", "customResources", "timings",
+             "execTokenTTL", "users", "history", "podCIDR", "nodeCIDR", "storageClasses"}  # fmt: skip
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}.name: required")
+    role = data.get("role", "onprem")
+    if role not in {"onprem", "cloud"}:
+        raise ConfigError(f"{where}.role: must be onprem or cloud, got {role!r}")
+    groups = tuple(
+        _node_group(g, f"{where}.nodeGroups[{i}]") for i, g in enumerate(data.get("nodeGroups") or [])
+    )
+    names = [g.name for g in groups]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}.nodeGroups: duplicate names")
+    timing_data = _mapping(data.get("timings"), f"{where}.timings")
+    try:
+        timings = Timings(**{k: float(v) for k, v in timing_data.items()})
+    except TypeError as exc:
+        raise ConfigError(f"{where}.timings: {exc}") from exc
+    namespaces = tuple(data.get("namespaces") or ClusterSpec.namespaces)
+    classes = tuple(data.get("storageClasses") or ("standard",))
+    return ClusterSpec(
+        name=name,
+        role=role,
+        node_groups=groups,
+        namespaces=namespaces if "default" in namespaces else ("default", *namespaces),
+        custom_resources=tuple(data.get("customResources") or DEFAULT_CUSTOM_RESOURCES),
+        timings=timings,
+        exec_token_ttl=float(data.get("execTokenTTL", 900)),
+        users=tuple(data.get("users") or ("admin",)),
+        history=_int(data.get("history", 10_000), f"{where}.history"),
+        pod_cidr=str(data.get("podCIDR", "10.244.0.0/16")),
+        node_cidr=str(data.get("nodeCIDR", "192.168.0.0/16")),
+        storage_classes=classes,
+        default_storage_class=classes[0],
+    )
+
+
+def parse_cluster_file(data: Any) -> tuple[ClusterSpec, ...]:
+    """Clusters from the parsed YAML of a cluster file."""
+    top = _mapping(data, "cluster file")
+    raw = top.get("clusters")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("cluster file: 'clusters' must be a non-empty list")
+    clusters = tuple(_cluster(c, f"clusters[{i}]") for i, c in enumerate(raw))
+    names = [c.name for c in clusters]
+    if len(set(names)) != len(names):
+        raise ConfigError("cluster file: duplicate cluster names")
+    return clusters
+
+
+def load_cluster_file(path: str | Path | None = None) -> tuple[ClusterSpec, ...]:
+    """Clusters from ``path``, or the packaged default (on-prem + EKS) when None."""
+    if path is None:
+        text = default_cluster_file()
+        where = "default cluster file"
+    else:
+        text = Path(path).read_text()
+        where = str(path)
+    try:
+        return parse_cluster_file(yaml.safe_load(text))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def default_cluster_file() -> str:
+    return resources.files("simcluster").joinpath("clusters.yaml").read_text()
