@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ApiError, bad_request, invalid
+from .quantity import QuantityError, parse_quantity
 from .resources import ResourceType
 
 __all__ = [
@@ -218,7 +219,7 @@ def _pod_defaults(pod: dict[str, Any], now: str, allocate: Any) -> None:
             )
     seen: set[str] = set()
     for field in ("initContainers", "containers"):
-        for c in spec.get(field) or []:
+        for index, c in enumerate(spec.get(field) or []):
             if not isinstance(c, dict) or not c.get("name"):
                 raise invalid("Pod", name, [(f"spec.{field}[].name", "Required value")])
             if c["name"] in seen:
@@ -235,6 +236,7 @@ def _pod_defaults(pod: dict[str, Any], now: str, allocate: Any) -> None:
             c.setdefault("terminationMessagePath", "/dev/termination-log")
             c.setdefault("terminationMessagePolicy", "File")
             res = c.setdefault("resources", {})
+            _check_resources(name, f"spec.{field}[{index}].resources", res)
             limits = res.get("limits") or {}
             requests = res.setdefault("requests", {}) if limits else res.get("requests", {})
             for rname, qty in limits.items():  # requests default to limits, as the apiserver does
@@ -244,6 +246,48 @@ def _pod_defaults(pod: dict[str, Any], now: str, allocate: Any) -> None:
             for p in c.get("ports") or []:
                 p.setdefault("protocol", "TCP")
     pod["status"] = {"phase": "Pending", "qosClass": _qos_class(spec)}
+
+
+_NATIVE = ("cpu", "memory", "ephemeral-storage", "storage")
+
+
+def _check_resources(pod: str, where: str, res: Any) -> None:
+    """The apiserver's resource validation: quantities, extended resources whole and not overcommitted."""
+    if not isinstance(res, dict):
+        raise invalid("Pod", pod, [(where, "Invalid value: must be an object")])
+    parsed: dict[str, dict[str, Any]] = {}
+    for kind in ("limits", "requests"):
+        values = res.get(kind) or {}
+        if not isinstance(values, dict):
+            raise invalid("Pod", pod, [(f"{where}.{kind}", "Invalid value: must be a map")])
+        for rname, qty in values.items():
+            fld = f"{where}.{kind}[{rname}]"
+            try:
+                value = parse_quantity(qty)
+            except QuantityError as exc:
+                raise invalid("Pod", pod, [(fld, f'Invalid value: "{qty}": {exc}')]) from exc
+            if value < 0:
+                raise invalid(
+                    "Pod", pod, [(fld, f'Invalid value: "{qty}": must be greater than or equal to 0')]
+                )
+            extended = rname not in _NATIVE and not rname.startswith("hugepages-")
+            if extended and value != value.to_integral_value():
+                raise invalid("Pod", pod, [(fld, f'Invalid value: "{qty}": must be an integer')])
+            parsed.setdefault(kind, {})[rname] = value
+    limits, requests = parsed.get("limits", {}), parsed.get("requests", {})
+    for rname, want in requests.items():
+        shown = f'Invalid value: "{res["requests"][rname]}"'
+        limit = res.get("limits", {}).get(rname)
+        extended = rname not in _NATIVE and not rname.startswith("hugepages-")
+        problem = None
+        if rname in limits and extended and want != limits[rname]:
+            problem = f"{shown}: must be equal to {rname} limit of {limit}"
+        elif rname in limits and want > limits[rname]:
+            problem = f"{shown}: must be less than or equal to {rname} limit of {limit}"
+        elif extended and rname not in limits:
+            problem = "Required value: Limit must be set for non overcommitable resources"
+        if problem:
+            raise invalid("Pod", pod, [(f"{where}.requests[{rname}]", problem)])
 
 
 def _qos_class(spec: Mapping[str, Any]) -> str:

@@ -26,9 +26,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
+
+from .quantity import parse_quantity as _parse_quantity
 
 __all__ = [
     "MAX_NODE_SCORE",
@@ -90,53 +92,6 @@ def insufficient_reason(resource: str) -> str:
 
 
 # --- quantities ----------------------------------------------------------------------------------
-
-_SUFFIXES: dict[str, Decimal] = {
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "": Decimal(1),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "E": Decimal("1e18"),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-}
-_QUANTITY = re.compile(
-    r"(?P<num>[+-]?(?:\d+\.?\d*|\.\d+))"
-    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE](?P<exp>[+-]?\d+))?"
-)
-
-
-def _parse_quantity(value: str | int | float) -> Decimal:
-    """A Kubernetes quantity ("100m", "16Gi", "1e3", 2) as an exact Decimal; ValueError if bad."""
-    if isinstance(value, bool):
-        raise ValueError(f"quantity must be a number or string, not {value!r}")
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"quantity must be finite, not {value!r}")
-        return Decimal(repr(value))
-    if not isinstance(value, str):
-        raise ValueError(f"quantity must be a number or string, not {value!r}")
-    match = _QUANTITY.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"quantities must match the regular expression ...: {value!r}")
-    try:
-        number = Decimal(match["num"])
-    except InvalidOperation as exc:  # pragma: no cover - the regex admits only valid numbers
-        raise ValueError(f"invalid quantity {value!r}") from exc
-    if match["exp"] is not None:
-        return number.scaleb(int(match["exp"]))
-    return number * _SUFFIXES[match["suffix"] or ""]
 
 
 def _resource_list(raw: object) -> dict[str, Decimal]:
