@@ -1,4 +1,4 @@
-"""The admin API beside the clusters: request logs and watch expiry, for tests and operators."""
+"""The admin API beside the clusters: request logs, watch expiry and faults, for tests and operators."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
+
+from .errors import ApiError
 
 if TYPE_CHECKING:
     from .cluster import SimCluster
@@ -60,6 +62,42 @@ def make_admin_app(clusters: Mapping[str, SimCluster], token: str) -> web.Applic
         closed = cluster(request).store.expire_watches()
         return _json({"closed": closed})
 
+    async def get_faults(request: web.Request) -> web.Response:
+        return _json(cluster(request).faults.as_dict())
+
+    async def set_faults(request: web.Request) -> web.Response:
+        """Body: any of {"down": bool, "latency": seconds, "errorRate": 0..1, "errorCode": 429|500|503}."""
+        c = cluster(request)
+        try:
+            changes = orjson.loads(await request.read() or b"{}")
+            if not isinstance(changes, dict):
+                raise ValueError("the body must be a JSON object")
+            down = changes.get("down", c.faults.down)
+            c.faults.update({k: v for k, v in changes.items() if k != "down"})
+            if not isinstance(down, bool):
+                raise ValueError("down must be true or false")
+        except ValueError as exc:
+            return _json({"message": str(exc)}, 400)
+        await c.set_down(down)
+        return _json(c.faults.as_dict())
+
+    async def clear_faults(request: web.Request) -> web.Response:
+        c = cluster(request)
+        c.faults.clear()
+        await c.set_down(False)
+        return _json(c.faults.as_dict())
+
+    def node_action(action: Callable[[SimCluster, str], Any]) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            c = cluster(request)
+            try:
+                action(c, request.match_info["node"])
+            except ApiError as err:
+                return _json(err.status(), err.code)
+            return _json({"node": request.match_info["node"]})
+
+        return handler
+
     async def state(request: web.Request) -> web.Response:
         c = cluster(request)
         return _json(
@@ -77,4 +115,15 @@ def make_admin_app(clusters: Mapping[str, SimCluster], token: str) -> web.Applic
     app.router.add_get("/clusters/{cluster}/requests", get_requests)
     app.router.add_delete("/clusters/{cluster}/requests", clear_requests)
     app.router.add_post("/clusters/{cluster}/watches/expire", expire_watches)
+    app.router.add_get("/clusters/{cluster}/faults", get_faults)
+    app.router.add_post("/clusters/{cluster}/faults", set_faults)
+    app.router.add_delete("/clusters/{cluster}/faults", clear_faults)
+    # a node stops reporting (NotReady), reports again, or disappears with its pods
+    app.router.add_post(
+        "/clusters/{cluster}/nodes/{node}/notready", node_action(lambda c, n: c.set_node_ready(n, False))
+    )
+    app.router.add_post(
+        "/clusters/{cluster}/nodes/{node}/ready", node_action(lambda c, n: c.set_node_ready(n, True))
+    )
+    app.router.add_delete("/clusters/{cluster}/nodes/{node}", node_action(lambda c, n: c.remove_node(n)))
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections import deque
@@ -27,7 +28,7 @@ from .selectors import (
     parse_label_selector,
     supported_fields,
 )
-from .store import Store, Watcher, clone
+from .store import Entry, Store, Watcher, clone
 
 __all__ = ["ApiServer", "RequestRecord"]
 
@@ -135,7 +136,10 @@ class ApiServer:
 
     @staticmethod
     def _error(err: ApiError) -> web.Response:
-        return web.Response(body=orjson.dumps(err.status()), status=err.code, content_type=JSON)
+        headers = {"Retry-After": "1"} if err.code == 429 else None
+        return web.Response(
+            body=orjson.dumps(err.status()), status=err.code, content_type=JSON, headers=headers
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         watch = request.query.get("watch", "").lower() in _TRUE
@@ -282,9 +286,27 @@ class ApiServer:
     # ------------------------------------------------------------------ verbs
 
     def _list(self, request: web.Request, target: Target) -> web.Response:
+        """LIST, in key order (namespace, name) as etcd returns it, paged by ``limit``/``continue``.
+
+        A continued list serves the objects after the token's key as they are now, not a snapshot
+        at the token's resourceVersion as the apiserver does.
+        """
         labels, fields = self._selectors(request, target.rt)
-        entries = list(self.store.entries(target.rt, target.namespace, labels, fields))
+        entries = sorted(self.store.entries(target.rt, target.namespace, labels, fields), key=_entry_key)
         rv = str(self.store.rv)
+        token = request.query.get("continue")
+        if token:
+            rv, after = _decode_continue(token)
+            entries = [e for e in entries if _entry_key(e) > after]
+        try:
+            limit = int(request.query.get("limit") or 0)
+        except ValueError as exc:
+            raise bad_request(f"invalid limit: {request.query.get('limit')}") from exc
+        meta: dict[str, Any] = {"resourceVersion": rv}
+        if limit > 0 and len(entries) > limit:
+            meta["remainingItemCount"] = len(entries) - limit
+            entries = entries[:limit]
+            meta["continue"] = _encode_continue(rv, _entry_key(entries[-1]))
         if self._wants_table(request):
             table = tables.to_table(
                 target.rt.kind,
@@ -292,14 +314,12 @@ class ApiServer:
                 self.store.clock(),
                 include_object=request.query.get("includeObject", "PartialObjectMetadata"),
                 resource_version=rv,
+                continue_token=meta.get("continue", ""),
+                remaining_item_count=meta.get("remainingItemCount"),
             )
             return self._json(table)
         head = orjson.dumps(
-            {
-                "kind": target.rt.list_kind,
-                "apiVersion": target.rt.api_version,
-                "metadata": {"resourceVersion": rv},
-            }
+            {"kind": target.rt.list_kind, "apiVersion": target.rt.api_version, "metadata": meta}
         )
         body = head[:-1] + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
         return web.Response(body=body, content_type=JSON)
@@ -499,6 +519,23 @@ class ApiServer:
         if extra:
             obj["metadata"].update(extra["metadata"])
         return b'{"type":"BOOKMARK","object":' + orjson.dumps(obj) + b"}\n"
+
+
+def _entry_key(entry: Entry) -> tuple[str, str]:
+    meta = entry.obj["metadata"]
+    return (meta.get("namespace") or "", meta["name"])
+
+
+def _encode_continue(rv: str, key: tuple[str, str]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"rv": rv, "start": list(key)})).decode()
+
+
+def _decode_continue(token: str) -> tuple[str, tuple[str, str]]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        return str(data["rv"]), (str(data["start"][0]), str(data["start"][1]))
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise bad_request(f"continue key is not valid: {exc}") from exc
 
 
 def status_response(code: int, message: str) -> web.Response:

@@ -16,16 +16,19 @@ from .auth import Authenticator
 from .autoscaler import Autoscaler, create_node
 from .config import ClusterSpec
 from .controller import Controller
+from .faults import ApiFaults
 from .kubelet import Kubelet
 from .logs import PodLogs
 from .nodes import AddressPool
 from .pvc import VolumeBinder
 from .resources import Registry
 from .scheduler import NodeUsage, Scheduler
-from .store import Store
+from .store import Store, clone
 from .tls import ServingCerts, make_serving_certs
 
 __all__ = ["SimCluster", "SimEnvironment"]
+
+_UNREACHABLE = "node.kubernetes.io/unreachable"
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +54,14 @@ class SimCluster:
         self.signing_key = signing_key or secrets.token_bytes(32)
         self.auth = Authenticator(static_tokens=self.tokens, signing_key=self.signing_key)
         self.logs = PodLogs(self.store)
+        self.faults = ApiFaults()
         self.api = ApiServer(
             self.store,
             self.auth,
             cluster_name=spec.name,
             bookmark_seconds=spec.timings.bookmark,
             log_reader=self.logs.serve,
+            before_request=self.faults.before_request,
         )
         self.addresses = AddressPool(spec)
         self.usage = NodeUsage()
@@ -67,6 +72,8 @@ class SimCluster:
             VolumeBinder(self.store, spec),
         ]
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._host, self._port = "127.0.0.1", 0
         self.url = ""
 
     def token_for(self, user: str = "admin") -> str:
@@ -89,11 +96,64 @@ class SimCluster:
             controller.start()
         self._runner = web.AppRunner(self.api.make_app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=self.certs.server_context())
-        await site.start()
-        self.url = f"https://{host}:{_bound_port(site)}"
+        self._host = host
+        self._site = await self._listen(port)
+        self._port = _bound_port(self._site)
+        self.url = f"https://{host}:{self._port}"
         log.info("cluster %s serves %s", self.spec.name, self.url)
         return self.url
+
+    async def _listen(self, port: int) -> web.TCPSite:
+        if self._runner is None:
+            raise RuntimeError("the cluster is not started")
+        site = web.TCPSite(self._runner, self._host, port, ssl_context=self.certs.server_context())
+        await site.start()
+        return site
+
+    async def set_down(self, down: bool) -> None:
+        """Down: the API port refuses connections and open connections (watches too) break."""
+        if down and self._site is not None:
+            await self._site.stop()
+            self._site = None
+            server = self._runner.server if self._runner else None
+            for handler in list(getattr(server, "connections", [])):
+                handler.force_close()
+                if handler.transport is not None:
+                    handler.transport.abort()
+            self.store.close_watches()
+        elif not down and self._site is None and self._runner is not None:
+            self._site = await self._listen(self._port)
+        self.faults.down = down
+
+    def set_node_ready(self, name: str, ready: bool) -> dict[str, Any]:
+        """NotReady as the node lifecycle controller records it (kubelet silent; unreachable taint)."""
+        nodes = self.registry.core("nodes")
+        node = clone(self.store.get(nodes, None, name))
+        now = self.store.now()
+        taints = [t for t in node["spec"].get("taints") or [] if t.get("key") != _UNREACHABLE]
+        for cond in node["status"]["conditions"]:
+            if cond["type"] != "Ready":
+                continue
+            if ready:
+                cond.update(status="True", reason="KubeletReady", message="kubelet is posting ready status")
+            else:
+                cond.update(status="Unknown", reason="NodeStatusUnknown",
+                            message="Kubelet stopped posting node status.")  # fmt: skip
+            cond["lastTransitionTime"] = now
+        if not ready:
+            taints.append({"key": _UNREACHABLE, "effect": "NoSchedule", "timeAdded": now})
+        if taints:
+            node["spec"]["taints"] = taints
+        else:
+            node["spec"].pop("taints", None)
+        return self.store.system_update(nodes, node)
+
+    def remove_node(self, name: str) -> None:
+        """The machine is gone: the Node object goes, and pod GC deletes its pods."""
+        nodes = self.registry.core("nodes")
+        node = self.store.get(nodes, None, name)
+        self.store.delete(nodes, None, name)
+        self.addresses.release(clone(node))
 
     async def stop(self) -> None:
         self.store.close_watches()

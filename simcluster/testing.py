@@ -31,9 +31,13 @@ class AdminClient:
     ssl_context: ssl.SSLContext
     timeout: float = 10.0
 
-    def _call(self, method: str, path: str = "") -> Any:
+    def _call(self, method: str, path: str = "", body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            self.url + path, method=method, headers={"Authorization": f"Bearer {self.token}"}
+            self.url + path,
+            method=method,
+            data=data,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=self.timeout, context=self.ssl_context) as resp:
             return json.loads(resp.read())
@@ -52,6 +56,25 @@ class AdminClient:
 
     def expire_watches(self) -> int:
         return int(self._call("POST", "/watches/expire")["closed"])
+
+    def faults(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/faults"))
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """down=bool, latency=seconds, errorRate=0..1, errorCode=429|500|503."""
+        return dict(self._call("POST", "/faults", faults))
+
+    def clear_faults(self) -> dict[str, Any]:
+        return dict(self._call("DELETE", "/faults"))
+
+    def node_not_ready(self, node: str) -> None:
+        self._call("POST", f"/nodes/{node}/notready")
+
+    def node_ready(self, node: str) -> None:
+        self._call("POST", f"/nodes/{node}/ready")
+
+    def remove_node(self, node: str) -> None:
+        self._call("DELETE", f"/nodes/{node}")
 
 
 class SimProcess:
