@@ -3,13 +3,23 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The second version pair the `hubcompat` tests run against, in a venv of its own.
+HUB6_PINS  := "jupyterhub>=6,<7" "jupyterhub-kubespawner>=7.1,<8"
+HUB6_VENV  := .venv-hub6
+HUB6_TESTS := tests/simcluster/test_kubespawner.py
+HUB6_STAMP := $(HUB6_VENV)/.installed-$(shell (cat pyproject.toml; echo '$(HUB6_PINS)') | sha1sum | cut -c1-12)
 
-.PHONY: demo test check lint typecheck pytest system-deps bench clean
+.PHONY: demo test check lint typecheck pytest pytest-hub6 system-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
 	rm -f $(VENV)/.installed-*; touch $@
+
+$(HUB6_STAMP): pyproject.toml
+	test -x $(HUB6_VENV)/bin/python || $(PYTHON) -m venv $(HUB6_VENV)
+	$(HUB6_VENV)/bin/pip install --quiet --disable-pip-version-check -e ".[test]" $(HUB6_PINS)
+	rm -f $(HUB6_VENV)/.installed-*; touch $@
 
 # Debian packages the suite drives for real: kubectl (client only).
 system-deps:
@@ -20,7 +30,7 @@ demo: $(STAMP) system-deps
 	$(BIN)/hybridhub sim up --kubeconfig .sim/kubeconfig --endpoints .sim/endpoints.json
 
 ## The whole test suite: lint, types, tests.
-test: $(STAMP) system-deps lint typecheck pytest
+test: $(STAMP) system-deps lint typecheck pytest pytest-hub6
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -32,8 +42,12 @@ typecheck: $(STAMP)
 pytest: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
+## The `hubcompat` tests (KubeSpawner against simcluster) again with JupyterHub 6 + KubeSpawner 7.1.
+pytest-hub6: $(HUB6_STAMP) system-deps
+	$(HUB6_VENV)/bin/python -m pytest -m hubcompat -p no:cacheprovider $(HUB6_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/python bench/simcluster_api.py
 
 clean:
-	rm -rf $(VENV) .sim .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(HUB6_VENV) .sim .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ApiError, bad_request, invalid
-from .quantity import QuantityError, parse_quantity
+from .quantity import QuantityError, format_bytes, format_cpu, parse_quantity
 from .resources import ResourceType
 
 __all__ = [
@@ -237,6 +237,8 @@ def _pod_defaults(pod: dict[str, Any], now: str, allocate: Any) -> None:
             c.setdefault("terminationMessagePolicy", "File")
             res = c.setdefault("resources", {})
             _check_resources(name, f"spec.{field}[{index}].resources", res)
+            for values in (res.get("limits") or {}, res.get("requests") or {}):
+                values.update({r: _canonical(q) for r, q in values.items()})  # 2 -> "2", "1024Mi" -> "1Gi"
             limits = res.get("limits") or {}
             requests = res.setdefault("requests", {}) if limits else res.get("requests", {})
             for rname, qty in limits.items():  # requests default to limits, as the apiserver does
@@ -290,18 +292,32 @@ def _check_resources(pod: str, where: str, res: Any) -> None:
             raise invalid("Pod", pod, [(f"{where}.requests[{rname}]", problem)])
 
 
+def _canonical(qty: Any) -> str:
+    """A quantity as the apiserver writes it back: a string in the canonical form of its format."""
+    text = str(qty).strip()
+    if re.search(r"[eE][-+]?[0-9]+$", text):
+        return text  # DecimalExponent: rare in pod specs, kept as given
+    value = parse_quantity(qty)
+    return format_bytes(value) if text.endswith("i") else format_cpu(value)
+
+
 def _qos_class(spec: Mapping[str, Any]) -> str:
+    """ComputePodQOS: only cpu and memory count (a pod asking for GPUs alone is BestEffort)."""
     containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    requests = [(c.get("resources") or {}).get("requests") or {} for c in containers]
-    limits = [(c.get("resources") or {}).get("limits") or {} for c in containers]
-    if not any(requests) and not any(limits):
+    totals: dict[str, dict[str, Any]] = {"requests": {}, "limits": {}}
+    guaranteed = True
+    for c in containers:
+        for kind, total in totals.items():
+            found = set()
+            for rname, qty in ((c.get("resources") or {}).get(kind) or {}).items():
+                if rname in ("cpu", "memory") and parse_quantity(qty) > 0:
+                    found.add(rname)
+                    total[rname] = total.get(rname, 0) + parse_quantity(qty)
+            if kind == "limits" and found != {"cpu", "memory"}:
+                guaranteed = False
+    if not totals["requests"] and not totals["limits"]:
         return "BestEffort"
-    guaranteed = all(
-        lim.get(r) is not None and str(lim.get(r)) == str(req.get(r))
-        for req, lim in zip(requests, limits, strict=True)
-        for r in ("cpu", "memory")
-    )
-    return "Guaranteed" if guaranteed else "Burstable"
+    return "Guaranteed" if guaranteed and totals["requests"] == totals["limits"] else "Burstable"
 
 
 def _namespace_defaults(ns: dict[str, Any], now: str, allocate: Any) -> None:

@@ -15,7 +15,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import discovery, tables
+from . import discovery, protobuf, tables
 from .auth import Authenticator
 from .errors import ApiError, bad_request, status_object
 from .patch import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
@@ -38,6 +38,12 @@ JSON = "application/json"
 # The apiserver ends a watch after a random 30-60 minutes; ours honours timeoutSeconds up to this.
 MAX_WATCH_SECONDS = 1800
 _TRUE = {"true", "1", "yes"}
+_PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+)
 
 
 @dataclass(frozen=True)
@@ -244,17 +250,22 @@ class ApiServer:
 
     @staticmethod
     async def _body(request: web.Request) -> Any:
-        raw = await request.read()
         ctype = request.content_type
+        if not (ctype.endswith("json") or ctype.endswith("yaml") or ctype == protobuf.PROTOBUF):
+            raise ApiError(
+                415,
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json, application/yaml, {protobuf.PROTOBUF} (got {ctype!r})",
+            )
+        raw = await request.read()
+        if ctype == protobuf.PROTOBUF:  # client-go's typed clients (kubectl create namespace, ...)
+            return protobuf.decode_object(raw)
         try:
-            if "yaml" in ctype:
+            if ctype.endswith("yaml"):
                 return yaml.safe_load(raw)
             return orjson.loads(raw)
         except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-            raise bad_request(
-                f"the body of the request was in an unknown format - accepted media types "
-                f"include: application/json, application/yaml ({exc})"
-            ) from exc
+            raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from exc
 
     @staticmethod
     def _dry_run(request: web.Request) -> bool:
@@ -335,6 +346,12 @@ class ApiServer:
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
         ctype = request.content_type
         rt, name = target.rt, target.name or ""
+        if ctype not in _PATCH_TYPES:
+            raise ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media types include: "
+                + ", ".join(_PATCH_TYPES),
+            )
         patch = await self._body(request)
         apply = ctype == "application/apply-patch+yaml"
         if apply and self.store.find(rt, target.namespace, name) is None:
@@ -350,7 +367,7 @@ class ApiServer:
             new = json_patch(current, patch)
         elif ctype == "application/merge-patch+json":
             new = merge_patch(current, patch)
-        elif ctype == "application/strategic-merge-patch+json":
+        else:  # strategic merge patch
             if not rt.builtin:
                 raise ApiError(
                     415,
@@ -359,13 +376,6 @@ class ApiServer:
                     "application/apply-patch+yaml",
                 )
             new = strategic_merge_patch(current, patch, rt.kind)
-        else:
-            raise ApiError(
-                415,
-                "the body of the request was in an unknown format - accepted media types include: "
-                "application/json-patch+json, application/merge-patch+json, "
-                "application/apply-patch+yaml, application/strategic-merge-patch+json",
-            )
         if not isinstance(new, dict):
             raise bad_request("the patch turned the object into something that is not an object")
         # a patch that names a resourceVersion is an optimistic-concurrency update
@@ -441,9 +451,18 @@ class ApiServer:
         initial = query.get("sendInitialEvents", "").lower() in _TRUE
         rv = query.get("resourceVersion") or None
         table = self._wants_table(request)
-        watcher = self.store.watch(rt, target.namespace, labels, fields, None if initial else rv)
         response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
         response.enable_chunked_encoding()
+        try:
+            watcher = self.store.watch(rt, target.namespace, labels, fields, None if initial else rv)
+        except ApiError as err:
+            if err.code != 410:
+                raise
+            # as the apiserver does: 200, then one ERROR event carrying the 410 Status
+            await response.prepare(request)
+            await response.write(b'{"type":"ERROR","object":' + orjson.dumps(err.status()) + b"}\n")
+            await response.write_eof()
+            return response
         try:
             await response.prepare(request)
             if initial:

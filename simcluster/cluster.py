@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -20,8 +23,10 @@ from .faults import ApiFaults
 from .kubelet import Kubelet
 from .logs import PodLogs
 from .nodes import AddressPool
+from .process import GATEWAY, LoopbackRuntime, ProcessRuntime, can_use_namespaces
 from .pvc import VolumeBinder
 from .resources import Registry
+from .runtime import Runtime, SimulatedRuntime
 from .scheduler import NodeUsage, Scheduler
 from .store import Store, clone
 from .tls import ServingCerts, make_serving_certs
@@ -31,6 +36,28 @@ __all__ = ["SimCluster", "SimEnvironment"]
 _UNREACHABLE = "node.kubernetes.io/unreachable"
 
 log = logging.getLogger(__name__)
+
+
+def make_runtime(
+    spec: ClusterSpec, logs: PodLogs, store: Store, state_dir: Path | None, index: int
+) -> Runtime:
+    """The cluster's runtime; ``process`` without root falls back to ``process-loopback``, and says so."""
+    if spec.runtime == "simulated":
+        return SimulatedRuntime(logs, spec.timings.pod_stop)
+    if state_dir is None:
+        raise ValueError(f"cluster {spec.name}: the {spec.runtime} runtime needs a state directory")
+    directory = state_dir / spec.name
+    if spec.runtime == "process":
+        ok, why = can_use_namespaces()
+        if ok:
+            return ProcessRuntime(logs, store, directory)
+        log.warning(
+            "cluster %s: %s; running pods in the process-loopback fallback instead: each pod gets a "
+            "127.x.y.z address (in $POD_IP) its command must bind, and no volumes are mounted",
+            spec.name,
+            why,
+        )
+    return LoopbackRuntime(logs, store, directory, octet=100 + index)
 
 
 def _bound_port(site: web.TCPSite) -> int:
@@ -45,7 +72,15 @@ def _bound_port(site: web.TCPSite) -> int:
 class SimCluster:
     """Everything one emulated cluster is: its objects, its API, its controllers."""
 
-    def __init__(self, spec: ClusterSpec, certs: ServingCerts, *, signing_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        spec: ClusterSpec,
+        certs: ServingCerts,
+        *,
+        state_dir: Path | None = None,
+        index: int = 0,
+        signing_key: bytes | None = None,
+    ) -> None:
         self.spec = spec
         self.certs = certs
         self.registry = Registry.with_defaults(spec.custom_resources)
@@ -63,11 +98,12 @@ class SimCluster:
             log_reader=self.logs.serve,
             before_request=self.faults.before_request,
         )
+        self.runtime = make_runtime(spec, self.logs, self.store, state_dir, index)
         self.addresses = AddressPool(spec)
         self.usage = NodeUsage()
         self.controllers: list[Controller] = [
             Scheduler(self.store, self.usage),
-            Kubelet(self.store, self.logs, spec.timings),
+            Kubelet(self.store, self.logs, spec.timings, self.runtime),
             Autoscaler(self.store, spec, self.addresses, self.usage),
             VolumeBinder(self.store, spec),
         ]
@@ -174,13 +210,17 @@ class SimEnvironment:
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     admin_url: str = ""
     certs: ServingCerts | None = None
+    state_dir: Path | None = None  # pod files and volumes of process runtimes; a temporary one if None
     _admin_runner: web.AppRunner | None = None
+    _own_state_dir: bool = False
 
     async def start(self) -> None:
         self.certs = make_serving_certs([self.host, "localhost"])
+        if self.state_dir is None:
+            self.state_dir, self._own_state_dir = Path(tempfile.mkdtemp(prefix="simcluster-")), True
         try:
             for spec in self.specs:
-                cluster = SimCluster(spec, self.certs)
+                cluster = SimCluster(spec, self.certs, state_dir=self.state_dir, index=len(self.clusters))
                 self.clusters[spec.name] = cluster
                 await cluster.start(self.host)
             self._admin_runner = web.AppRunner(
@@ -202,6 +242,8 @@ class SimEnvironment:
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
             self._admin_runner = None
+        if self._own_state_dir and self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def endpoints(self) -> dict[str, Any]:
         return {
@@ -212,6 +254,9 @@ class SimEnvironment:
                     "admin": f"{self.admin_url}/clusters/{name}",
                     "role": c.spec.role,
                     "context": name,
+                    "runtime": c.runtime.name,
+                    # where pods reach this machine (a hub, say)
+                    "pod_gateway": GATEWAY if c.runtime.name == "process" else "127.0.0.1",
                 }
                 for name, c in self.clusters.items()
             },

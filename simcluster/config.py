@@ -23,6 +23,9 @@ __all__ = [
 ]
 
 
+RUNTIMES = ("simulated", "process", "process-loopback")
+
+
 class ConfigError(ValueError):
     """The cluster file is wrong; the message names the place."""
 
@@ -97,6 +100,7 @@ class ClusterSpec:
     node_cidr: str = "192.168.0.0/16"
     storage_classes: tuple[str, ...] = ("standard",)
     default_storage_class: str = "standard"
+    runtime: str = "simulated"  # simulated | process | process-loopback
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -158,8 +162,8 @@ def _node_group(raw: Any, where: str) -> NodeGroup:
 
 def _cluster(raw: Any, where: str) -> ClusterSpec:
     data = _mapping(raw, where)
-    known = {"name", "role", "nodeGroups", "namespaces", "customResources", "timings",
-             "execTokenTTL", "users", "history", "podCIDR", "nodeCIDR", "storageClasses"}  # fmt: skip
+    known = {"name", "role", "nodeGroups", "namespaces", "customResources", "timings", "execTokenTTL",
+             "users", "history", "podCIDR", "nodeCIDR", "storageClasses", "runtime"}  # fmt: skip
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
@@ -180,6 +184,9 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         timings = Timings(**{k: float(v) for k, v in timing_data.items()})
     except TypeError as exc:
         raise ConfigError(f"{where}.timings: {exc}") from exc
+    runtime = data.get("runtime", "simulated")
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"{where}.runtime: must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     namespaces = tuple(data.get("namespaces") or ClusterSpec.namespaces)
     classes = tuple(data.get("storageClasses") or ("standard",))
     return ClusterSpec(
@@ -196,6 +203,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         node_cidr=str(data.get("nodeCIDR", "192.168.0.0/16")),
         storage_classes=classes,
         default_storage_class=classes[0],
+        runtime=runtime,
     )
 
 

@@ -456,9 +456,11 @@ class Store:
                 since = int(resource_version)
             except ValueError as exc:
                 raise ApiError(400, f"invalid resource version: {resource_version}") from exc
-            oldest = self._compacted.get(rt.key, 0)
-            if since < oldest:
-                raise expired(f"too old resource version: {since} ({oldest + 1})")
+            compacted = self._compacted.get(rt.key, 0)
+            if since < compacted:
+                history = self._history.get(rt.key)
+                oldest = history[0].rv if history else self.rv
+                raise expired(f"too old resource version: {since} ({oldest})")
             for event in self._history.get(rt.key, ()):
                 if event.rv > since:
                     watcher.offer(event)

@@ -80,9 +80,16 @@ class AdminClient:
 class SimProcess:
     """``hybridhub sim up`` in a subprocess, with its kubeconfig, endpoints and admin clients."""
 
-    def __init__(self, workdir: Path, config: Path | None = None, startup_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: Path | None = None,
+        startup_timeout: float = 30.0,
+        wrapper: list[str] | None = None,
+    ) -> None:
         self.workdir = Path(workdir)
         self.config = config
+        self.wrapper = wrapper or []  # e.g. ["setpriv", "--reuid=65534", ...] to run without root
         self.startup_timeout = startup_timeout
         self.kubeconfig = self.workdir / "kubeconfig"
         self.endpoints_file = self.workdir / "endpoints.json"
@@ -92,8 +99,9 @@ class SimProcess:
 
     def start(self) -> SimProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "spawner.cli", "sim", "up", "--kubeconfig", str(self.kubeconfig),
-               "--endpoints", str(self.endpoints_file), "--log-level", "INFO"]  # fmt: skip
+        cmd = [*self.wrapper, sys.executable, "-m", "spawner.cli", "sim", "up",
+               "--kubeconfig", str(self.kubeconfig), "--endpoints", str(self.endpoints_file),
+               "--log-level", "INFO"]  # fmt: skip
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         log = self.log_file.open("wb")

@@ -1,0 +1,87 @@
+"""The per-pod /etc/hosts that stands in for cluster DNS (services, pod hostnames) in the process runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .selectors import label_selector_from_dict
+
+__all__ = ["hosts_file", "service_endpoint"]
+
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def _ready(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    return (
+        bool(status.get("podIP"))
+        and status.get("phase") == "Running"
+        and not pod["metadata"].get("deletionTimestamp")
+    )
+
+
+def service_endpoint(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> str | None:
+    """The IP a service name resolves to: the oldest ready pod its selector matches.
+
+    Cluster IPs route nowhere here (there is no kube-proxy), so names resolve to a backing pod, as
+    for a headless service; clients must use the target port.
+    """
+    selector = (service.get("spec") or {}).get("selector")
+    if not selector:
+        return None
+    match = label_selector_from_dict({"matchLabels": selector})
+    namespace = service["metadata"]["namespace"]
+    candidates = [
+        p
+        for p in pods
+        if p["metadata"].get("namespace") == namespace
+        and _ready(p)
+        and match.matches(p["metadata"].get("labels") or {})
+    ]
+    if not candidates:
+        return None
+    oldest = min(
+        candidates, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+    )
+    return str(oldest["status"]["podIP"])
+
+
+def hosts_file(
+    pod: Mapping[str, Any],
+    ip: str,
+    pods: Iterable[Mapping[str, Any]],
+    services: Iterable[Mapping[str, Any]],
+) -> str:
+    """/etc/hosts for ``pod`` at ``ip``: itself, services, and pods with a hostname + subdomain."""
+    pods = list(pods)
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    namespace = meta["namespace"]
+    hostname = spec.get("hostname") or meta["name"]
+    own = [hostname]
+    if spec.get("subdomain"):
+        own.insert(0, f"{hostname}.{spec['subdomain']}.{namespace}.svc.{CLUSTER_DOMAIN}")
+    lines = [
+        "# Kubernetes-managed hosts file (simcluster).",
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        f"{ip}\t{' '.join(own)}",
+    ]
+    for svc in sorted(services, key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"])):
+        target = service_endpoint(svc, pods)
+        if target is None:
+            continue
+        name, ns = svc["metadata"]["name"], svc["metadata"]["namespace"]
+        names = [f"{name}.{ns}.svc.{CLUSTER_DOMAIN}", f"{name}.{ns}.svc", f"{name}.{ns}"]
+        if ns == namespace:
+            names.append(name)
+        lines.append(f"{target}\t{' '.join(names)}")
+    for other in pods:  # pods a headless service names: hostname.subdomain.ns.svc.cluster.local
+        ospec, ometa = other.get("spec") or {}, other["metadata"]
+        if other is pod or not ospec.get("subdomain") or not _ready(other):
+            continue
+        oname = ospec.get("hostname") or ometa["name"]
+        fqdn = f"{oname}.{ospec['subdomain']}.{ometa['namespace']}.svc.{CLUSTER_DOMAIN}"
+        short = [f"{oname}.{ospec['subdomain']}"] if ometa["namespace"] == namespace else []
+        lines.append(f"{other['status']['podIP']}\t{' '.join([fqdn, *short])}")
+    return "\n".join(lines) + "\n"

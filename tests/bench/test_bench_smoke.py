@@ -1,0 +1,42 @@
+"""The simcluster API benchmark runs end to end in its smallest form (figures are not checked)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "simcluster_api.py"
+
+
+@pytest.mark.timeout(120)
+def test_simcluster_api_benchmark_completes(tmp_path: Path) -> None:
+    args = ["--quick", "--nodes", "20", "--pods", "300", "--namespaces", "3", "--list-reps", "1",
+            "--watch-events", "10", "--idle-seconds", "0.5", "--timeout", "90",
+            "--json", str(tmp_path / "figures.json")]  # fmt: skip
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        cwd=SCRIPT.parent.parent,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "command:  .venv/bin/python bench/simcluster_api.py --quick" in out
+    for row in (
+        "phase",
+        "create pods",
+        "LIST all pods",
+        "LIST label selector",
+        "watch latency",
+        "idle, 4 watches",
+    ):
+        assert f"\n{row}" in out, out
+    assert (tmp_path / "figures.json").exists()
+    print(f"benchmark smoke run took {elapsed:.1f}s")

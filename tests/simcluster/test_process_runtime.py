@@ -1,0 +1,237 @@
+"""The process runtime: pods are real processes in their own namespaces, reached at their pod IPs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simcluster.testing import SimProcess
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="the process runtime needs root and util-linux; the loopback fallback is tested below",
+)
+
+CLUSTER_FILE = """
+clusters:
+  - name: onprem
+    runtime: {runtime}
+    podCIDR: {cidr}
+    timings: {{pod_start: 0.1}}
+    nodeGroups:
+      - name: gpu
+        count: 2
+        capacity: {{cpu: "16", memory: 64Gi}}
+        gpu: {{count: 4, product: NVIDIA-L40S}}
+"""
+HTTP = ["python3", "-m", "http.server", "8888"]
+
+
+def start(tmp: Path, runtime: str, cidr: str = "10.231.0.0/16") -> SimProcess:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "clusters.yaml").write_text(CLUSTER_FILE.format(runtime=runtime, cidr=cidr))
+    return SimProcess(tmp / "sim", config=tmp / "clusters.yaml").start()
+
+
+@pytest.fixture(scope="module")
+def psim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
+    proc = start(tmp_path_factory.mktemp("process"), "process")
+    yield proc
+    proc.stop()
+
+
+def apply(sim: SimProcess, *objects: dict[str, Any]) -> None:
+    sim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                       "items": list(objects)}))  # fmt: skip
+
+
+def pod(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
+    container = {"name": "main", "image": "ignored:1", "command": command}
+    container.update(spec.pop("container", {}))
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"containers": [container], **spec}}  # fmt: skip
+
+
+def jsonpath(sim: SimProcess, name: str, path: str) -> str:
+    return sim.kubectl("get", "pod", name, "-o", f"jsonpath={path}").stdout
+
+
+def wait_phase(sim: SimProcess, name: str, phase: str) -> None:
+    sim.kubectl("wait", f"--for=jsonpath={{.status.phase}}={phase}", f"pod/{name}", "--timeout=30s")
+
+
+def fetch(ip: str, port: int = 8888) -> str:
+    deadline = time.monotonic() + 10
+    while True:  # the server may need a moment after the pod turns Running
+        try:
+            with urllib.request.urlopen(f"http://{ip}:{port}/", timeout=3) as resp:
+                return resp.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_pods_answer_on_their_own_ips_on_the_same_port(psim: SimProcess) -> None:
+    apply(psim, pod("web-a", HTTP, container={"workingDir": "/tmp"}), pod("web-b", HTTP))
+    psim.kubectl("wait", "--for=condition=Ready", "pod/web-a", "pod/web-b", "--timeout=30s")
+    ip_a, ip_b = jsonpath(psim, "web-a", "{.status.podIP}"), jsonpath(psim, "web-b", "{.status.podIP}")
+    assert ip_a != ip_b and ip_a.startswith("10.231.")
+    assert "Directory listing" in fetch(ip_a) and "Directory listing" in fetch(ip_b)
+    # the request reached the pod from the host's gateway address, and it is in the pod's log
+    assert "169.254.1.1" in psim.kubectl("logs", "web-a").stdout
+    psim.kubectl("delete", "pod", "web-a", "web-b", "--timeout=30s")
+
+
+def test_a_pvc_outlives_its_pod(psim: SimProcess) -> None:
+    storage = {"requests": {"storage": "1Gi"}}
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "home"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": storage}}  # fmt: skip
+    volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]
+    mounts = {"volumeMounts": [{"name": "home", "mountPath": "/home/jovyan"}]}
+    writer = pod("writer", ["sh", "-c", "echo notebook-state > /home/jovyan/saved.txt"],
+                 restartPolicy="Never", volumes=volumes, container=mounts)  # fmt: skip
+    apply(psim, claim, writer)
+    wait_phase(psim, "writer", "Succeeded")
+    reader = pod("reader", ["cat", "/home/jovyan/saved.txt"], restartPolicy="Never", volumes=volumes,
+                 container=mounts)  # fmt: skip
+    apply(psim, reader)
+    wait_phase(psim, "reader", "Succeeded")
+    assert psim.kubectl("logs", "reader").stdout == "notebook-state\n"
+    assert not Path("/home/jovyan/saved.txt").exists()  # the host never saw it
+    psim.kubectl("delete", "pod", "writer", "reader", "--timeout=30s")
+
+
+def test_secrets_configmaps_env_and_empty_dir(psim: SimProcess) -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+              "stringData": {"token": "s3cret"}}  # fmt: skip
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"mode": "fast"}}
+    script = ("cat /etc/creds/token; echo; cat /etc/cfg/mode; echo; echo $MODE $POD_NAME $MY_IP; "
+              "touch /scratch/x && echo scratch-ok")  # fmt: skip
+    spec = pod(
+        "mounts", ["sh", "-c", script], restartPolicy="Never",
+        volumes=[{"name": "creds", "secret": {"secretName": "creds"}},
+                 {"name": "cfg", "configMap": {"name": "cfg"}},
+                 {"name": "scratch", "emptyDir": {}}],
+        container={
+            "volumeMounts": [{"name": "creds", "mountPath": "/etc/creds", "readOnly": True},
+                             {"name": "cfg", "mountPath": "/etc/cfg"},
+                             {"name": "scratch", "mountPath": "/scratch"}],
+            "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        },
+    )  # fmt: skip
+    apply(psim, secret, config, spec)
+    wait_phase(psim, "mounts", "Succeeded")
+    lines = psim.kubectl("logs", "mounts").stdout.splitlines()
+    assert lines[:2] == ["s3cret", "fast"]
+    assert lines[2].startswith("fast mounts 10.231.") and lines[3] == "scratch-ok"
+    assert not Path("/etc/creds").exists() and not Path("/scratch").exists()  # mount points removed
+    psim.kubectl("delete", "pod", "mounts", "--timeout=30s")
+
+
+def test_hosts_file_resolves_services_to_their_pods(psim: SimProcess) -> None:
+    backend = pod("backend", HTTP)
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "backend-svc"},
+               "spec": {"selector": {"app": "backend"}, "ports": [{"port": 8888}]}}  # fmt: skip
+    apply(psim, backend, service)
+    psim.kubectl("wait", "--for=condition=Ready", "pod/backend", "--timeout=30s")
+    client = pod("client", ["sh", "-c", "getent hosts backend-svc; python3 -c \"import urllib.request as u; "
+                            "print(u.urlopen('http://backend-svc:8888/').status)\""],
+                 restartPolicy="Never")  # fmt: skip
+    apply(psim, client)
+    wait_phase(psim, "client", "Succeeded")
+    log = psim.kubectl("logs", "client").stdout
+    out = log.split()
+    assert out and out[0] == jsonpath(psim, "backend", "{.status.podIP}") and out[-1] == "200", log
+    psim.kubectl("delete", "pod", "backend", "client", "--timeout=30s")
+    psim.kubectl("delete", "service", "backend-svc")
+
+
+def test_logs_follow_and_exit_codes(psim: SimProcess) -> None:
+    apply(psim, pod("counter", ["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.3; done; exit 3"],
+                    restartPolicy="Never"))  # fmt: skip
+    psim.kubectl("wait", "--for=jsonpath={.status.phase}=Running", "pod/counter", "--timeout=30s")
+    followed = psim.kubectl("logs", "-f", "counter", timeout=30).stdout
+    assert followed.splitlines()[-3:] == ["line 1", "line 2", "line 3"]
+    wait_phase(psim, "counter", "Failed")
+    assert jsonpath(psim, "counter", "{.status.containerStatuses[0].state.terminated.exitCode}") == "3"
+    psim.kubectl("delete", "pod", "counter", "--timeout=30s")
+
+
+def test_restart_policy_always_restarts(psim: SimProcess) -> None:
+    apply(psim, pod("crashy", ["sh", "-c", "echo started; exit 1"]))
+    deadline = time.monotonic() + 20
+    while int(jsonpath(psim, "crashy", "{.status.containerStatuses[0].restartCount}") or 0) < 2:
+        assert time.monotonic() < deadline, "the container was not restarted"
+        time.sleep(0.2)
+    assert jsonpath(psim, "crashy", "{.status.phase}") == "Running"
+    psim.kubectl("delete", "pod", "crashy", "--timeout=30s")
+
+
+def test_deletion_kills_what_ignores_sigterm_after_the_grace_period(psim: SimProcess) -> None:
+    apply(psim, pod("stubborn", ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"],
+                    terminationGracePeriodSeconds=1))  # fmt: skip
+    psim.kubectl("wait", "--for=condition=Ready", "pod/stubborn", "--timeout=30s")
+    started = time.monotonic()
+    psim.kubectl("delete", "pod", "stubborn", "--timeout=30s")
+    assert time.monotonic() - started < 10
+    assert subprocess.run(["pgrep", "-f", "trap '' TERM"], capture_output=True).returncode == 1
+
+
+def test_a_missing_command_is_reported(psim: SimProcess) -> None:
+    apply(psim, pod("typo", ["no-such-command-xyz"], restartPolicy="Never"))
+    wait_phase(psim, "typo", "Failed")
+    waiting = json.loads(jsonpath(psim, "typo", "{.status.containerStatuses[0].state.waiting}"))
+    assert waiting["reason"] == "RunContainerError" and "executable file not found" in waiting["message"]
+    events = psim.kubectl(
+        "get", "events", "--field-selector", "involvedObject.name=typo,reason=Failed"
+    ).stdout
+    assert "no-such-command-xyz" in events
+    psim.kubectl("delete", "pod", "typo", "--timeout=30s")
+
+
+def _routes(prefix: str) -> dict[str, str]:
+    """Pod IP -> host veth, for the routes of one simcluster's pod CIDR."""
+    out = subprocess.run(["ip", "-o", "route"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[0]: line.split()[2] for line in out.splitlines() if line.startswith(prefix)}
+
+
+def _link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+
+
+def test_stopping_simcluster_leaves_nothing_behind(tmp_path: Path) -> None:
+    proc = start(tmp_path, "process", cidr="10.232.0.0/16")
+    apply(proc, pod("leftover-a", [*HTTP, "--bind", "0.0.0.0"]), pod("leftover-b", ["sleep", "31337"]))
+    proc.kubectl("wait", "--for=condition=Ready", "pod/leftover-a", "pod/leftover-b", "--timeout=30s")
+    veths = list(_routes("10.232.").values())
+    assert len(veths) == 2 and all(_link_exists(v) for v in veths)
+    assert proc.stop() == 0
+    assert not any(_link_exists(v) for v in veths)
+    assert _routes("10.232.") == {}
+    assert subprocess.run(["pgrep", "-f", "sleep 31337"], capture_output=True).returncode == 1
+
+
+def test_simcluster_killed_outright_leaks_no_pod(tmp_path: Path) -> None:
+    proc = start(tmp_path, "process", cidr="10.233.0.0/16")
+    apply(proc, pod("orphan", ["sleep", "31338"]))
+    proc.kubectl("wait", "--for=condition=Ready", "pod/orphan", "--timeout=30s")
+    assert proc.proc is not None
+    proc.proc.kill()  # no cleanup runs: the kernel must take the pod down (PR_SET_PDEATHSIG)
+    proc.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-f", "sleep 31338"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the pod's processes outlived simcluster"
+        time.sleep(0.1)
+    assert _routes("10.233.") == {}
