@@ -21,16 +21,29 @@ $(HUB6_STAMP): pyproject.toml
 	$(HUB6_VENV)/bin/pip install --quiet --disable-pip-version-check -e ".[test]" $(HUB6_PINS)
 	rm -f $(HUB6_VENV)/.installed-*; touch $@
 
-# Debian packages the suite drives for real: kubectl (client only).
+NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha1sum | cut -c1-12)
+
+# Debian packages the suite drives for real: kubectl (client only); util-linux and iproute2 for
+# simcluster's process runtime; Node.js + npm for configurable-http-proxy.
 system-deps:
-	@command -v kubectl >/dev/null || { apt-get update -qq && apt-get install -y -qq kubernetes-client; }
+	@missing=""; \
+	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
+
+# configurable-http-proxy, pinned by package-lock.json
+$(NODE_STAMP): package.json package-lock.json | system-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	rm -f node_modules/.installed-*; touch $@
 
 ## The main job: emulated on-prem + EKS clusters, a kubeconfig in .sim/ (contexts onprem, eks).
 demo: $(STAMP) system-deps
 	$(BIN)/hybridhub sim up --kubeconfig .sim/kubeconfig --endpoints .sim/endpoints.json
 
 ## The whole test suite: lint, types, tests.
-test: $(STAMP) system-deps lint typecheck pytest pytest-hub6
+test: $(STAMP) system-deps $(NODE_STAMP) lint typecheck pytest pytest-hub6
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -39,7 +52,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-deps
+pytest: $(STAMP) system-deps $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 ## The `hubcompat` tests (KubeSpawner against simcluster) again with JupyterHub 6 + KubeSpawner 7.1.
@@ -50,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/simcluster_api.py
 
 clean:
-	rm -rf $(VENV) $(HUB6_VENV) .sim .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(HUB6_VENV) node_modules .sim .pytest_cache .mypy_cache .ruff_cache

@@ -7,13 +7,13 @@ import base64
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import yaml
-from aiohttp import web
+from aiohttp import payload, web
 
 from . import discovery, protobuf, tables
 from .auth import Authenticator
@@ -332,8 +332,7 @@ class ApiServer:
         head = orjson.dumps(
             {"kind": target.rt.list_kind, "apiVersion": target.rt.api_version, "metadata": meta}
         )
-        body = head[:-1] + b',"items":[' + b",".join(e.raw for e in entries) + b"]}"
-        return web.Response(body=body, content_type=JSON)
+        return web.Response(body=_list_body(head, entries))
 
     def _create(self, request: web.Request, target: Target, body: Any) -> web.Response:
         if target.subresource is not None:
@@ -538,6 +537,19 @@ class ApiServer:
         if extra:
             obj["metadata"].update(extra["metadata"])
         return b'{"type":"BOOKMARK","object":' + orjson.dumps(obj) + b"}\n"
+
+
+def _list_body(head: bytes, entries: list[Entry]) -> payload.AsyncIterablePayload:
+    """A list's JSON in chunks of 256 items: one joined body of a 30,000-pod LIST (230 MB) was copied
+    several times on its way through asyncio's TLS transport (~1 GB RSS and 3x the CPU)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield head[:-1] + b',"items":['
+        for i in range(0, len(entries), 256):
+            yield (b"," if i else b"") + b",".join(e.raw for e in entries[i : i + 256])
+        yield b"]}"
+
+    return payload.AsyncIterablePayload(chunks(), content_type=JSON)
 
 
 def _entry_key(entry: Entry) -> tuple[str, str]:

@@ -93,6 +93,19 @@ def _set_forwarding(value: str) -> str:
     return old
 
 
+def _apply_fs_group(path: Path, pod: Mapping[str, Any]) -> None:
+    """securityContext.fsGroup: the volume belongs to that group, group-writable (setgid dirs)."""
+    group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
+    if group is None:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, -1, int(group))
+        os.chmod(root, os.stat(root).st_mode | 0o2070)
+        for name in files:
+            os.chown(os.path.join(root, name), -1, int(group))
+        del dirs[:0]
+
+
 def _existing_dir(path: str | None) -> str | None:
     return path if path and os.path.isdir(path) else None
 
@@ -246,6 +259,15 @@ class _Base(abc.ABC):
             if ctx.get("runAsGroup") is not None:
                 return int(ctx["runAsGroup"])
         return None
+
+    def _credentials(self, pod: Mapping[str, Any], container: Mapping[str, Any]) -> list[str]:
+        """setpriv arguments for runAsUser/runAsGroup, with fsGroup as a supplementary group."""
+        uid, gid = self._uid(pod, container), self._gid(pod, container)
+        fs_group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
+        if uid is None and gid is None and fs_group is None:
+            return []
+        groups = f"--groups={int(fs_group)}" if fs_group is not None else "--clear-groups"
+        return ["setpriv", f"--reuid={uid or 0}", f"--regid={gid or 0}", groups, "--"]
 
     @staticmethod
     def argv(container: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
@@ -426,11 +448,14 @@ class ProcessRuntime(_Base):
                 raise ContainerError("", f'persistentvolumeclaim "{claim}" not found', reason="FailedMount")
             claim_dir = self.state_dir / "volumes" / f"pvc-{pvc['metadata']['uid']}"
             claim_dir.mkdir(parents=True, exist_ok=True)
+            _apply_fs_group(claim_dir, pod)
             return claim_dir
         if "hostPath" in volume:
             return Path(volume["hostPath"]["path"])
         path = state.dir / "volumes" / str(name)
         path.mkdir(parents=True, exist_ok=True)
+        if "emptyDir" in volume:
+            path.chmod(0o777)  # as the kubelet makes it: any user of the pod may write
         for kind, key in (("secrets", "secret"), ("configmaps", "configMap")):
             if key not in volume:
                 continue
@@ -448,6 +473,7 @@ class ProcessRuntime(_Base):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(data[item["key"]])
                 target.chmod(int(item.get("mode", mode)))
+        _apply_fs_group(path, pod)
         return path
 
     def _ensure_mount_point(self, target: Path, is_file: bool) -> None:
@@ -526,10 +552,14 @@ class ProcessRuntime(_Base):
         cmd = ["nsenter", "-t", str(state.pid1), "-n", "-m", "-u", "-p"]
         if container.get("workingDir"):
             cmd.append(f"--wdns={container['workingDir']}")
-        gid, uid = self._gid(pod, container), self._uid(pod, container)
-        if gid is not None or uid is not None:
-            cmd += ["-G", str(gid if gid is not None else uid), "-S", str(uid if uid is not None else 0)]
-        cmd += ["--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
+        cmd += [
+            "--",
+            *self._credentials(pod, container),
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in env.items()),
+            *argv,
+        ]
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent, start_new_session=True,

@@ -1,0 +1,71 @@
+"""The hub harness: a real JupyterHub + configurable-http-proxy spawning real single-user servers
+with stock KubeSpawner into simcluster's process runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from simcluster.testing import SimProcess
+from tests.harness.hub import CHP, HubProcess
+
+pytestmark = [
+    pytest.mark.skipif(
+        os.geteuid() != 0, reason="pods reached at their pod IPs need the process runtime (root)"
+    ),
+    pytest.mark.skipif(
+        not CHP.exists(), reason="configurable-http-proxy is not installed (make test runs npm ci)"
+    ),
+]
+CLUSTERS = Path(__file__).parents[1] / "harness" / "clusters.yaml"
+
+
+@pytest.fixture(scope="module")
+def hsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
+    with SimProcess(tmp_path_factory.mktemp("hsim"), config=CLUSTERS) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    with HubProcess(tmp_path_factory.mktemp("hub"), hsim) as proc:
+        yield proc
+
+
+def test_ten_users_get_real_servers_through_the_proxy(hub: HubProcess, hsim: SimProcess) -> None:
+    users = [f"user{i}" for i in range(10)]
+    for name in users:
+        hub.create_user(name)
+    with ThreadPoolExecutor(10) as pool:
+        assert all(code in (201, 202) for code in pool.map(hub.start_server, users))
+        servers = list(pool.map(hub.wait_ready, users))
+    assert all(s["ready"] for s in servers)
+    pods = json.loads(hsim.kubectl("get", "pods", "-n", "jupyterhub", "-o", "json").stdout)["items"]
+    assert sorted(p["metadata"]["name"] for p in pods) == sorted(f"jupyter-{u}" for u in users)
+    assert {p["status"]["phase"] for p in pods} == {"Running"}
+    assert len({p["status"]["podIP"] for p in pods}) == 10
+    for name in users:
+        status, body = hub.proxy_get(f"/user/{name}/api")
+        assert status == 200, body
+        assert "version" in json.loads(body)
+    with ThreadPoolExecutor(10) as pool:
+        list(pool.map(hub.stop_server, users))
+    hsim.kubectl("wait", "--for=delete", "pod", "--all", "-n", "jupyterhub", "--timeout=60s")
+    assert hsim.kubectl("get", "pods", "-n", "jupyterhub", "-o", "name").stdout == ""
+
+
+def test_a_server_runs_where_its_pod_is(hub: HubProcess, hsim: SimProcess) -> None:
+    """The notebook really runs in the pod: its kernel-visible hostname is the pod's."""
+    hub.create_user("alice")
+    hub.start_server("alice")
+    hub.wait_ready("alice")
+    status, body = hub.proxy_get("/user/alice/api/status")
+    assert status == 200, body
+    log = hsim.kubectl("logs", "-n", "jupyterhub", "jupyter-alice").stdout
+    assert "Jupyter Server" in log and "/user/alice/" in log
+    hub.stop_server("alice")
