@@ -4,37 +4,10 @@ with stock KubeSpawner into simcluster's process runtime."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
-import pytest
 
 from simcluster.testing import SimProcess
-from tests.harness.hub import CHP, HubProcess
-
-pytestmark = [
-    pytest.mark.skipif(
-        os.geteuid() != 0, reason="pods reached at their pod IPs need the process runtime (root)"
-    ),
-    pytest.mark.skipif(
-        not CHP.exists(), reason="configurable-http-proxy is not installed (make test runs npm ci)"
-    ),
-]
-CLUSTERS = Path(__file__).parents[1] / "harness" / "clusters.yaml"
-
-
-@pytest.fixture(scope="module")
-def hsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
-    with SimProcess(tmp_path_factory.mktemp("hsim"), config=CLUSTERS) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    with HubProcess(tmp_path_factory.mktemp("hub"), hsim) as proc:
-        yield proc
+from tests.harness.hub import HubProcess
 
 
 def test_ten_users_get_real_servers_through_the_proxy(hub: HubProcess, hsim: SimProcess) -> None:
@@ -69,3 +42,13 @@ def test_a_server_runs_where_its_pod_is(hub: HubProcess, hsim: SimProcess) -> No
     log = hsim.kubectl("logs", "-n", "jupyterhub", "jupyter-alice").stdout
     assert "Jupyter Server" in log and "/user/alice/" in log
     hub.stop_server("alice")
+
+
+def test_mocksu_servers_for_load(mocksu_hub: HubProcess, hsim: SimProcess) -> None:
+    mocksu_hub.create_user("bob")
+    mocksu_hub.start_server("bob")
+    mocksu_hub.wait_ready("bob")
+    status, body = mocksu_hub.proxy_get("/user/bob/some/path")
+    assert (status, body) == (200, b"/user/bob/some/path")  # mocksu echoes the path
+    assert hsim.kubectl("get", "pod", "-n", "mocksu", "jupyter-bob", "-o", "name").stdout.strip()
+    mocksu_hub.stop_server("bob")

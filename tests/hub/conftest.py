@@ -1,0 +1,48 @@
+"""Hub fixtures: two simclusters with the process runtime, and real JupyterHubs spawning into them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simcluster.testing import SimProcess
+from tests.harness.hub import CHP, HubProcess
+
+CLUSTERS = Path(__file__).parents[1] / "harness" / "clusters.yaml"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Hub tests need pods reachable at their IPs (root) and the npm-installed proxy."""
+    reasons = []
+    if os.geteuid() != 0:
+        reasons.append("pods reached at their pod IPs need simcluster's process runtime (root)")
+    if not CHP.exists():
+        reasons.append("configurable-http-proxy is not installed (make test runs npm ci)")
+    if reasons:
+        for item in items:
+            if "tests/hub/" in str(item.path):
+                item.add_marker(pytest.mark.skip(reason="; ".join(reasons)))
+
+
+@pytest.fixture(scope="session")
+def hsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
+    """`onprem` and `eks`, pods run as real processes (tests/harness/clusters.yaml)."""
+    with SimProcess(tmp_path_factory.mktemp("hsim"), config=CLUSTERS) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """JupyterHub 5.5 + configurable-http-proxy + stock KubeSpawner; pods run jupyterhub-singleuser."""
+    with HubProcess(tmp_path_factory.mktemp("hub"), hsim) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def mocksu_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """The same, with JupyterHub's light mocksu server in the pods (for load)."""
+    with HubProcess(tmp_path_factory.mktemp("mhub"), hsim, namespace="mocksu", singleuser="mocksu") as proc:
+        yield proc
