@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -184,6 +185,17 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         timings = Timings(**{k: float(v) for k, v in timing_data.items()})
     except TypeError as exc:
         raise ConfigError(f"{where}.timings: {exc}") from exc
+    pod_cidr = str(data.get("podCIDR", "10.244.0.0/16"))
+    try:
+        room = 2 ** max(0, 24 - ipaddress.ip_network(pod_cidr).prefixlen)
+    except ValueError as exc:
+        raise ConfigError(f"{where}.podCIDR: {exc}") from exc
+    most = sum(g.max if g.elastic else g.count for g in groups)
+    if most > room:
+        raise ConfigError(
+            f"{where}.podCIDR: {pod_cidr} has room for {room} nodes (a /24 each), but the node "
+            f"groups can have {most}; widen it (a /12 holds 4096)"
+        )
     runtime = data.get("runtime", "simulated")
     if runtime not in RUNTIMES:
         raise ConfigError(f"{where}.runtime: must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
@@ -199,7 +211,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         exec_token_ttl=float(data.get("execTokenTTL", 900)),
         users=tuple(data.get("users") or ("admin",)),
         history=_int(data.get("history", 10_000), f"{where}.history"),
-        pod_cidr=str(data.get("podCIDR", "10.244.0.0/16")),
+        pod_cidr=pod_cidr,
         node_cidr=str(data.get("nodeCIDR", "192.168.0.0/16")),
         storage_classes=classes,
         default_storage_class=classes[0],
