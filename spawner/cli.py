@@ -13,6 +13,10 @@ __all__ = ["SUBCOMMANDS", "main"]
 
 # name -> (module exposing ``main(argv: list[str]) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "service": (
+        "spawner.service.app",
+        "run the hybridhub service (inventory, health, placement) beside the hub",
+    ),
     "sim": ("simcluster.cli", "run simcluster, the emulated Kubernetes + Argo API (up, token)"),
 }
 

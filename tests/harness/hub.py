@@ -97,7 +97,7 @@ class HubProcess:
             c.JupyterHub.services = [{{"name": "harness", "api_token": {self.token!r}}}]
             c.JupyterHub.load_roles = [{{
                 "name": "harness",
-                "scopes": ["admin:users", "admin:servers", "access:servers", "read:users"],
+                "scopes": ["admin:users", "admin:servers", "access:servers", "read:users", "tokens"],
                 "services": ["harness"],
             }}]
             c.Spawner.cmd = {SINGLEUSER[self.singleuser]!r}

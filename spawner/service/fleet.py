@@ -1,0 +1,151 @@
+"""The fleet: one client, one inventory watcher and one health monitor per cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from ..clusters import ClusterConfig
+from ..health import HealthPolicy, HealthState, Probe, classify, cluster_health
+from ..inventory import ClusterWatcher
+from ..inventory_model import ServerLocation
+from ..kube import ClusterClient
+from ..model import ClusterHealth, ClusterInventory, Health
+
+__all__ = ["ClusterMember", "Fleet"]
+
+log = logging.getLogger(__name__)
+
+
+class ClusterMember:
+    """One cluster as the service holds it: client, watcher, and the latest health."""
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        *,
+        policy: HealthPolicy,
+        probe_interval: float,
+        probe_timeout: float,
+        watch_timeout: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.probe_interval = probe_interval
+        self.probe_timeout = probe_timeout
+        self.clock = clock
+        self.client = ClusterClient(config, request_timeout=probe_timeout)
+        self.watcher = ClusterWatcher(
+            config.name, config.role, config.pools, self.client.core, call=self.client.call,
+            watch_timeout=watch_timeout, clock=clock,
+        )  # fmt: skip
+        self.state: HealthState | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def start(self) -> None:
+        await self.client.start()
+        self.watcher.start()
+        self._task = asyncio.get_running_loop().create_task(self._probe_loop(), name=f"probe-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.watcher.stop()
+        await self.client.close()
+
+    async def readyz(self) -> tuple[bool, float | None, str]:
+        """GET /readyz: (answered ok, seconds, error text)."""
+        started = self.clock()
+        try:
+            await self.client.call(
+                self.client.api_client.call_api, "/readyz", "GET",
+                auth_settings=["BearerToken"], _return_http_data_only=True,
+                _request_timeout=self.probe_timeout,
+            )  # fmt: skip
+        except Exception as exc:  # any failure to answer is what a probe measures
+            return False, None, _describe(exc)
+        return True, self.clock() - started, ""
+
+    async def probe(self) -> HealthState:
+        ok, latency, error = await self.readyz()
+        snapshot = self.watcher.snapshot()
+        fixed = {p.name for p in self.config.pools if not p.elastic}
+        nodes = [n for n in snapshot.nodes if n.pool in fixed]
+        probe = Probe(
+            api_ok=ok, api_latency=latency, watch_age=self.watcher.age() if self.watcher.synced else None,
+            ready_nodes=sum(1 for n in nodes if n.ready), total_nodes=len(nodes), time=self.clock(),
+            elastic=not fixed, error=error,
+        )  # fmt: skip
+        new = classify(self.state, probe, self.policy)
+        if self.state is None or new.state != self.state.state:
+            log.info(
+                "cluster %s is %s%s", self.name, new.state.value, f": {new.reason}" if new.reason else ""
+            )
+        self.state = new
+        return new
+
+    async def _probe_loop(self) -> None:
+        while True:
+            try:
+                await self.probe()
+            except Exception:
+                log.exception("probing cluster %s failed", self.name)
+            await asyncio.sleep(self.probe_interval)
+
+    def health(self) -> ClusterHealth:
+        if self.state is None:
+            return ClusterHealth(self.name, Health.DEGRADED, "not probed yet")
+        return cluster_health(self.name, self.state)
+
+    def inventory(self) -> ClusterInventory:
+        return self.watcher.snapshot()
+
+
+class Fleet:
+    """All clusters; what the handlers read."""
+
+    def __init__(self, members: Sequence[ClusterMember]) -> None:
+        self.members = {m.name: m for m in members}
+
+    async def start(self) -> None:
+        started: list[ClusterMember] = []
+        try:
+            for member in self.members.values():
+                await member.start()
+                started.append(member)
+        except BaseException:
+            for member in started:
+                await member.stop()
+            raise
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(m.stop() for m in self.members.values()), return_exceptions=True)
+
+    def inventories(self) -> list[ClusterInventory]:
+        return [m.inventory() for m in self.members.values()]
+
+    def health(self) -> dict[str, ClusterHealth]:
+        return {name: m.health() for name, m in self.members.items()}
+
+    def servers(self, user: str) -> list[tuple[str, ServerLocation]]:
+        return [(name, s) for name, m in self.members.items() for s in m.watcher.servers(user)]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Connect" in type(exc).__name__ or "refused" in text.lower():
+        return "connection refused" if "refused" in text.lower() else text
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timed out"
+    return text[:200]
