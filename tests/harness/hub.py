@@ -69,6 +69,7 @@ class HubProcess:
         self.proxy_port, self.hub_port, self.api_port = free_port(), free_port(), free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_file = self.workdir / "jupyterhub.log"
+        self.wiring: Any = None  # what tests.harness.hybrid.wire() added
 
     @property
     def public_url(self) -> str:
@@ -97,7 +98,8 @@ class HubProcess:
             c.JupyterHub.services = [{{"name": "harness", "api_token": {self.token!r}}}]
             c.JupyterHub.load_roles = [{{
                 "name": "harness",
-                "scopes": ["admin:users", "admin:servers", "access:servers", "read:users", "tokens"],
+                "scopes": ["admin:users", "admin:servers", "admin:server_state", "access:servers",
+                           "read:users", "tokens"],
                 "services": ["harness"],
             }}]
             c.Spawner.cmd = {SINGLEUSER[self.singleuser]!r}

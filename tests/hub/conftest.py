@@ -10,6 +10,8 @@ import pytest
 
 from simcluster.testing import SimProcess
 from tests.harness.hub import CHP, HubProcess
+from tests.harness.hybrid import wire
+from tests.harness.service_api import wait_for_service
 
 CLUSTERS = Path(__file__).parents[1] / "harness" / "clusters.yaml"
 
@@ -46,3 +48,25 @@ def mocksu_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> It
     """The same, with JupyterHub's light mocksu server in the pods (for load)."""
     with HubProcess(tmp_path_factory.mktemp("mhub"), hsim, namespace="mocksu", singleuser="mocksu") as proc:
         yield proc
+
+
+@pytest.fixture(scope="module")
+def service_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A hub with the hybridhub service (stock KubeSpawner)."""
+    work = tmp_path_factory.mktemp("svc")
+    hub = HubProcess(work / "hub", hsim, namespace="jupyterhub")
+    hub.wiring = wire(hub, hsim, work, spawner=False)
+    with hub:
+        wait_for_service(hub)
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def hybrid_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A hub with the hybridhub service and HybridSpawner."""
+    work = tmp_path_factory.mktemp("hybrid")
+    hub = HubProcess(work / "hub", hsim, namespace="jupyterhub")
+    hub.wiring = wire(hub, hsim, work, spawner=True)
+    with hub:
+        wait_for_service(hub)
+        yield hub

@@ -1,0 +1,439 @@
+"""HybridSpawner: KubeSpawner that asks the hybridhub service where to run and falls back fast."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from jupyterhub.utils import url_path_join
+from kubernetes_asyncio.config import ConfigException
+from kubespawner import KubeSpawner
+from kubespawner.reflector import ResourceReflector
+from kubespawner.spawner import EventReflector, PodReflector
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Callable as CallableTrait
+from traitlets import Float, Integer, List, Unicode, Union, default
+
+from .clusters import ClusterConfig, ClusterSet
+from .kube import ClusterClient
+from .options import GpuOptions, OptionsError, parse_options
+
+__all__ = ["HybridSpawner", "SpawnRefused"]
+
+STATE_VERSION = 1
+GPU = "nvidia.com/gpu"
+PRODUCT_LABEL = "nvidia.com/gpu.product"
+# A FailedScheduling for these in a fixed pool means the GPUs are gone: try the next candidate.
+_CAPACITY = ("Insufficient", "didn't match Pod's node affinity", "untolerated taint", "Too many pods",
+             "were unschedulable")  # fmt: skip
+# Traits an attempt sets; each attempt starts from the configured values (jupyterhub#3095).
+_ATTEMPT_TRAITS = ("namespace", "node_affinity_required", "node_affinity_preferred", "tolerations",
+                   "extra_resource_limits", "node_selector")  # fmt: skip
+
+
+try:  # JupyterHub 6: the spawn failure users read, with a reason label for metrics
+    from jupyterhub.spawner import SpawnException as _SpawnException
+except ImportError:  # JupyterHub 5.5
+    _SpawnException = None
+
+
+if _SpawnException is not None:
+
+    class SpawnRefused(_SpawnException):  # type: ignore[misc]
+        """A spawn failure the user reads (JupyterHub 6's SpawnException)."""
+
+        def __init__(self, message: str, reason: str = "hybridhub") -> None:
+            super().__init__(message, reason=reason)
+            self.jupyterhub_message = message
+
+else:
+
+    class SpawnRefused(Exception):  # type: ignore[no-redef]
+        """A spawn failure the user reads: JupyterHub 5.5 shows ``jupyterhub_message``, not "HTTP 500"."""
+
+        def __init__(self, message: str, reason: str = "hybridhub") -> None:
+            super().__init__(message)
+            self.reason = reason
+            self.jupyterhub_message = message
+            self.jupyterhub_html_message = None
+            self.log_message = "%s"  # the API's write_error formats log_message % args
+
+
+class _NoRoom(Exception):
+    """This candidate cannot take the pod after all."""
+
+
+def _cluster_api(parent: Any) -> Any:
+    return parent.api
+
+
+class _ClusterPodReflector(PodReflector):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.api = _cluster_api(self.parent)  # the spawner's cluster, not the global default
+
+
+class _ClusterEventReflector(EventReflector):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.api = _cluster_api(self.parent)
+
+
+class HybridSpawner(KubeSpawner):  # type: ignore[misc]
+    """Places each notebook through the hybridhub service: on-prem first, the cloud when needed."""
+
+    reflectors: ClassVar[dict[Any, ResourceReflector]] = {}  # keyed by (cluster, kind, namespace)
+    _clients: ClassVar[dict[tuple[int, str], ClusterClient]] = {}
+
+    service_url = Unicode(
+        config=True,
+        help="""The hybridhub service's URL as the hub reaches it, with its prefix, e.g.
+        ``http://127.0.0.1:10101/services/hybridhub/`` (default: $HYBRIDHUB_SERVICE_URL).""",
+    )
+    service_token = Unicode(
+        config=True,
+        help="""Token for the service's placement API: a service token with the
+        ``custom:hybridhub:place`` scope (default: $HYBRIDHUB_HUB_TOKEN). Never logged.""",
+    )
+    service_timeout = Float(10.0, config=True, help="Seconds a request to the hybridhub service may take.")
+    max_gpus = Integer(8, config=True, help="The most GPUs one server may ask for (the largest node's).")
+    gpu_products = List(
+        Unicode(),
+        config=True,
+        help="""GPU products on offer, as their ``nvidia.com/gpu.product`` label values
+        (e.g. ``["NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"]``); empty: any product a cluster has.""",
+    )
+    allowed_clusters = Union(
+        [List(Unicode()), CallableTrait()],
+        allow_none=True,
+        default_value=None,
+        config=True,
+        help="""Clusters a user may use: a list, or a callable ``(spawner) -> list | None`` (e.g. by
+        group). None: all clusters.""",
+    )
+    gpu_limit = Union(
+        [Integer(), CallableTrait()],
+        allow_none=True,
+        default_value=None,
+        config=True,
+        help="""GPUs a user may hold at once across their servers: a number, or a callable
+        ``(spawner) -> int | None`` (e.g. per group). None: no limit.""",
+    )
+    max_attempts = Integer(3, config=True, help="Candidates tried before a spawn gives up.")
+    elastic_deadline = Float(
+        600.0,
+        config=True,
+        help="""Seconds an elastic pool (cluster-autoscaler, Karpenter) may take to bring a node
+        when the pool does not set its own ``provisioning_deadline``.""",
+    )
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        def apply(spawner: HybridSpawner, user_options: dict[str, Any]) -> None:
+            # JupyterHub (5.3+) turns a raised HTTPError into the API's answer: a 400 users read
+            try:
+                spawner.gpu_options(user_options)
+            except SpawnRefused as exc:
+                raise web.HTTPError(400, exc.jupyterhub_message) from exc
+
+        return apply
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        import os
+
+        return os.environ.get("HYBRIDHUB_SERVICE_URL", "http://127.0.0.1:10101/services/hybridhub/")
+
+    @default("service_token")
+    def _default_service_token(self) -> str:
+        import os
+
+        return os.environ.get("HYBRIDHUB_HUB_TOKEN", "")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # KubeSpawner.__init__ ends by loading the process-wide default kubeconfig, which a hub
+        # whose clusters all come from ClusterSet need not have; everything else is set by then.
+        with contextlib.suppress(ConfigException):
+            super().__init__(*args, **kwargs)
+        self.cluster_set = ClusterSet(parent=self)
+        self.cluster_name: str | None = None
+        self._base = {name: copy.deepcopy(getattr(self, name)) for name in _ATTEMPT_TRAITS}
+        self._messages: list[str] = []
+        self._reservation: str | None = None
+        self.api: Any = None  # the chosen cluster's CoreV1Api (never the process-wide default)
+
+    # ------------------------------------------------------------------ clusters
+
+    def _config(self, name: str) -> ClusterConfig:
+        return self.cluster_set.get(name)
+
+    async def _client(self, name: str) -> ClusterClient:
+        key = (id(asyncio.get_running_loop()), name)
+        client = self._clients.get(key)
+        if client is None:
+            client = ClusterClient(self._config(name), parent=self)
+            await client.start()
+            self._clients[key] = client
+        return client
+
+    async def _use_cluster(self, name: str) -> ClusterConfig:
+        cluster = self._config(name)
+        self.cluster_name = name
+        self.api = (await self._client(name)).core()
+        self.namespace = cluster.namespace
+        return cluster
+
+    def _get_reflector_key(self, kind: str) -> tuple[Any, ...]:
+        return (self.cluster_name, kind, None if self.enable_user_namespaces else self.namespace)
+
+    async def _start_watching_pods(self, replace: bool = False) -> ResourceReflector:
+        return await self._start_reflector(
+            kind="pods", reflector_class=_ClusterPodReflector,
+            labels={"component": self.component_label}, omit_namespace=self.enable_user_namespaces,
+            replace=replace,
+        )  # fmt: skip
+
+    async def _start_watching_events(self, replace: bool = False) -> ResourceReflector:
+        return await self._start_reflector(
+            kind="events", reflector_class=_ClusterEventReflector, fields={"involvedObject.kind": "Pod"},
+            omit_namespace=self.enable_user_namespaces, replace=replace,
+        )  # fmt: skip
+
+    def get_env(self) -> dict[str, str]:
+        env: dict[str, str] = super().get_env()
+        if self.cluster_name is None:
+            return env
+        connect = self._config(self.cluster_name).hub_connect_url.rstrip("/")
+        api = connect + url_path_join(self.hub.base_url, "api")
+        for key in ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL"):
+            if key in env:
+                env[key] = env[key].replace(self.hub.api_url.rstrip("/"), api, 1)
+        env["HYBRIDHUB_CLUSTER"] = self.cluster_name
+        return env
+
+    # ------------------------------------------------------------------ state
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()
+        if self.cluster_name:
+            state["hybridhub"] = {"version": STATE_VERSION, "cluster": self.cluster_name}
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        hybrid = state.get("hybridhub") or {}
+        if hybrid.get("cluster"):  # version 1; older states had no cluster: nothing to restore
+            self.cluster_name = hybrid["cluster"]
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.cluster_name = None
+
+    # ------------------------------------------------------------------ options
+
+    def _allowed(self) -> list[str] | None:
+        value = self.allowed_clusters
+        return list(value(self)) if callable(value) else (list(value) if value is not None else None)
+
+    def _limit(self) -> int | None:
+        value = self.gpu_limit
+        return value(self) if callable(value) else value  # type: ignore[no-any-return]
+
+    def gpu_options(self, user_options: dict[str, Any] | None = None) -> GpuOptions:
+        try:
+            return parse_options(
+                self.user_options if user_options is None else user_options,
+                max_gpus=self.max_gpus,
+                products=self.gpu_products,
+                clusters=[c.name for c in self.cluster_set.configs],
+                allowed_clusters=self._allowed(),
+            )
+        except OptionsError as exc:
+            raise SpawnRefused(str(exc)) from exc
+
+    # ------------------------------------------------------------------ the service
+
+    async def _service(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        req = HTTPRequest(
+            url_path_join(self.service_url, path), method=method,
+            headers={"Authorization": f"token {self.service_token}", "Content-Type": "application/json"},
+            body=None if body is None else json.dumps(body), request_timeout=self.service_timeout,
+            connect_timeout=self.service_timeout, allow_nonstandard_methods=True,
+        )  # fmt: skip
+        try:
+            resp = await AsyncHTTPClient().fetch(req, raise_error=False)
+        except (OSError, HTTPClientError) as exc:
+            raise SpawnRefused(
+                f"The GPU placement service is unreachable ({exc}); try again shortly."
+            ) from exc
+        if resp.code == 599:
+            raise SpawnRefused("The GPU placement service did not answer in time; try again shortly.")
+        text = resp.body.decode() if resp.body else ""
+        return resp.code, json.loads(text) if text else None
+
+    async def _place(self, opts: GpuOptions) -> list[dict[str, Any]]:
+        code, body = await self._service("POST", "api/placements", {
+            "user": self.user.name, "gpus": opts.gpus, "gpu_product": opts.gpu_product,
+            "cluster": opts.cluster, "allowed_clusters": self._allowed(), "gpu_quota": self._limit(),
+        })  # fmt: skip
+        if code == 409:
+            raise SpawnRefused(body["message"], reason="capacity")
+        if code != 200:
+            message = (body or {}).get("message", f"HTTP {code}")
+            raise SpawnRefused(f"The GPU placement service refused the request: {message}")
+        return list(body["candidates"])
+
+    async def _release(self) -> None:
+        rid, self._reservation = self._reservation, None
+        if rid:
+            with contextlib.suppress(SpawnRefused):
+                await self._service("DELETE", f"api/placements/{rid}")
+
+    # ------------------------------------------------------------------ start
+
+    def _say(self, message: str) -> None:
+        self.log.info("%s: %s", self.user.name, message)
+        self._messages.append(message)
+
+    def _apply(self, cluster: ClusterConfig, candidate: dict[str, Any], opts: GpuOptions) -> None:
+        for name, value in self._base.items():
+            setattr(self, name, copy.deepcopy(value))
+        self.namespace = cluster.namespace
+        pool = cluster.pool(candidate["pool"])
+        base: dict[str, Any] = {name: getattr(self, name) for name in _ATTEMPT_TRAITS}
+        if opts.gpus:
+            self.extra_resource_limits = {**base["extra_resource_limits"], GPU: str(opts.gpus)}
+        selector = {**base["node_selector"], **pool.node_selector}
+        if opts.gpu_product:
+            selector[PRODUCT_LABEL] = opts.gpu_product
+        self.node_selector = selector
+        self.tolerations = [*base["tolerations"], *(dict(t) for t in pool.tolerations)]
+        if candidate["nodes"]:
+            term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": candidate["nodes"]}]}
+            self.node_affinity_required = [*base["node_affinity_required"], term]
+        if candidate.get("preferred_node"):
+            self.node_affinity_preferred = [*base["node_affinity_preferred"], {
+                "weight": 100,
+                "preference": {"matchFields": [{"key": "metadata.name", "operator": "In",
+                                                "values": [candidate["preferred_node"]]}]},
+            }]  # fmt: skip
+
+    async def _start(self) -> str:
+        opts = self.gpu_options()
+        self._messages = []
+        candidates = await self._place(opts)
+        failures: list[str] = []
+        for attempt, candidate in enumerate(candidates[: self.max_attempts]):
+            cluster = await self._use_cluster(candidate["cluster"])
+            self._reservation = candidate.get("reservation")
+            self._say(candidate["reason"] if attempt == 0 else f"{failures[-1]}; now: {candidate['reason']}")
+            self._apply(cluster, candidate, opts)
+            try:
+                url: str = await self._attempt(cluster, candidate)
+            except (_NoRoom, Exception) as exc:
+                if isinstance(exc, SpawnRefused):
+                    await self._release()
+                    raise
+                failures.append(str(exc) if isinstance(exc, _NoRoom) else f"{cluster.name} failed: {exc}")
+                self.log.warning("%s: attempt on %s failed: %s", self.user.name, cluster.name, exc)
+                await self._release()
+                with contextlib.suppress(Exception):
+                    await super().stop(now=True)
+                continue
+            except BaseException:
+                await self._release()
+                raise
+            await self._release()
+            return url
+        reasons = "; ".join(failures) or "no candidate"
+        raise SpawnRefused(
+            f"No cluster could start your server now ({reasons}). Try fewer GPUs or later.", reason="capacity"
+        )
+
+    async def _attempt(self, cluster: ClusterConfig, candidate: dict[str, Any]) -> str:
+        start = asyncio.ensure_future(super()._start())
+        watch = asyncio.ensure_future(self._fail_fast(cluster, candidate))
+        try:
+            done, _ = await asyncio.wait({start, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if watch in done and watch.exception() is not None:
+                raise watch.exception()  # type: ignore[misc]
+            return await start  # type: ignore[no-any-return]
+        finally:
+            for task in (start, watch):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+    async def _fail_fast(self, cluster: ClusterConfig, candidate: dict[str, Any]) -> None:
+        """Watch this pod's events: give up on a fixed pool at the first capacity FailedScheduling."""
+        elastic = bool(candidate.get("elastic"))
+        pool = cluster.pool(candidate["pool"])
+        deadline = asyncio.get_running_loop().time() + (pool.provisioning_deadline or self.elastic_deadline)
+        seen = 0
+        while True:
+            await asyncio.sleep(0.25)
+            events = self.events if self.event_reflector is not None else []
+            for event in events[seen:]:
+                reason, message = event.get("reason", ""), event.get("message", "")
+                if reason == "FailedScheduling" and not elastic and any(k in message for k in _CAPACITY):
+                    raise _NoRoom(
+                        f"{cluster.name} had no room after all ({message.split('. preemption')[0]})"
+                    )
+                if reason == "NotTriggerScaleUp" and elastic:
+                    raise _NoRoom(f"{cluster.name} pool {pool.name} cannot grow ({message})")
+                if reason == "TriggeredScaleUp":
+                    self._say(
+                        f"{cluster.name} is adding a node to pool {pool.name}; this takes a few minutes"
+                    )
+            seen = len(events)
+            if elastic and asyncio.get_running_loop().time() > deadline:
+                raise _NoRoom(f"{cluster.name} pool {pool.name} brought no node in time")
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """Where and why (our messages), then the pod's events in the cluster it is being tried in."""
+        sent, next_event, progress, cluster = 0, 0, 0.0, None
+        while True:
+            done = self._start_future is not None and self._start_future.done()
+            while sent < len(self._messages):
+                progress += (90 - progress) / 3
+                yield {"progress": int(progress), "message": self._messages[sent]}
+                sent += 1
+            if self.cluster_name is not None and self.event_reflector is not None:
+                if cluster != self.cluster_name:
+                    cluster, next_event = self.cluster_name, 0
+                events = self.events
+                for event in events[next_event:]:
+                    progress += (90 - progress) / 3
+                    stamp = event.get("lastTimestamp") or event.get("eventTime")
+                    yield {"progress": int(progress), "raw_event": event,
+                           "message": f"{stamp} [{event['type']}] {event['message']}"}  # fmt: skip
+                next_event = len(events)
+            if done:
+                return
+            await asyncio.sleep(0.5)
+
+    # ------------------------------------------------------------------ poll, stop
+
+    async def poll(self) -> int | None:
+        if self.cluster_name is None:
+            return 0 if self.pod_name is None else 1
+        try:
+            await self._use_cluster(self.cluster_name)
+            return await asyncio.wait_for(super().poll(), timeout=self.k8s_api_request_timeout * 3)
+        except Exception as exc:
+            # a cluster we cannot reach right now still has the server: answering "stopped"
+            # would make the hub forget a running notebook
+            self.log.warning("%s: cannot check the server on %s (%s); assuming it runs",
+                             self.user.name, self.cluster_name, exc)  # fmt: skip
+            return None
+
+    async def stop(self, now: bool = False) -> None:
+        if self.cluster_name is not None:
+            await self._use_cluster(self.cluster_name)
+        await super().stop(now=now)

@@ -1,0 +1,107 @@
+"""HybridSpawner in a real hub: placement through the service, fallback to EKS, readable refusals."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+from typing import Any
+
+import pytest
+
+from simcluster.testing import SimProcess
+from tests.harness.hub import HubProcess
+
+pytestmark = pytest.mark.hubcompat  # runs again on JupyterHub 6 + KubeSpawner 7.1 (make pytest-hub6)
+
+L40S = "NVIDIA-L40S"
+
+
+def pod_of(sim: SimProcess, user: str, context: str) -> dict[str, Any] | None:
+    out = sim.kubectl(
+        "get", "pod", "-n", "jupyterhub", f"jupyter-{user}", "-o", "json", context=context, check=False
+    )
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def state_of(hub: HubProcess, user: str) -> dict[str, Any]:
+    return dict(hub.user(user)["servers"][""].get("state") or {})
+
+
+def tenant(sim: SimProcess, name: str, gpus: int, product: str) -> None:
+    """Another tenant's (non-notebook) pod on-prem taking GPUs of one product."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+           "spec": {"nodeSelector": {"nvidia.com/gpu.product": product},
+                    "containers": [{"name": "c", "image": "x", "command": ["sleep", "600"],
+                                    "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}}  # fmt: skip
+    sim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(pod))
+    sim.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "-n", "default", "--timeout=30s")
+
+
+def test_a_gpu_server_lands_on_prem_on_the_best_fit_node(hybrid_hub: HubProcess, hsim: SimProcess) -> None:
+    hybrid_hub.create_user("ann")
+    hybrid_hub.start_server("ann", {"gpus": 2, "gpu_product": L40S})
+    hybrid_hub.wait_ready("ann")
+    try:
+        pod = pod_of(hsim, "ann", "onprem")
+        assert pod is not None, "the server is not on-prem"
+        assert pod["spec"]["nodeName"].startswith("l40s-")
+        limits = pod["spec"]["containers"][0]["resources"]["limits"]
+        assert limits["nvidia.com/gpu"] == "2"
+        assert state_of(hybrid_hub, "ann")["hybridhub"] == {"version": 1, "cluster": "onprem"}
+        assert pod["status"]["podIP"].startswith("10.240.")
+        status, body = hybrid_hub.proxy_get("/user/ann/api")
+        assert status == 200, body
+        assert "has 4 free NVIDIA-L40S (best fit)" in hybrid_hub.log_text()
+    finally:
+        hybrid_hub.stop_server("ann")
+    assert pod_of(hsim, "ann", "onprem") is None
+
+
+def test_with_on_prem_out_of_the_product_the_server_runs_on_eks(
+    hybrid_hub: HubProcess, hsim: SimProcess
+) -> None:
+    tenant(hsim, "hog-1", 4, L40S)
+    tenant(hsim, "hog-2", 4, L40S)
+    try:
+        hybrid_hub.create_user("ben")
+        hybrid_hub.start_server("ben", {"gpus": 4, "gpu_product": L40S})
+        hybrid_hub.wait_ready("ben", timeout=120)
+        pod = pod_of(hsim, "ben", "eks")
+        assert pod is not None and pod_of(hsim, "ben", "onprem") is None
+        node = pod["spec"]["nodeName"]
+        assert node.startswith("ip-") and node.endswith(".ec2.internal")  # a node the pool added
+        assert state_of(hybrid_hub, "ben")["hybridhub"]["cluster"] == "eks"
+        log = hybrid_hub.log_text()
+        assert "onprem has no node with 4 free NVIDIA-L40S (8 in total, 0 free): starting on eks" in log
+        assert "eks is adding a node to pool gpu-l40s" in log
+        assert hybrid_hub.proxy_get("/user/ben/api")[0] == 200
+        hybrid_hub.stop_server("ben")
+        assert pod_of(hsim, "ben", "eks") is None
+    finally:
+        for name in ("hog-1", "hog-2"):
+            hsim.kubectl("delete", "pod", name, "-n", "default", "--grace-period=0", "--force", check=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "text"),
+    [
+        ({"gpus": -1}, "gpus cannot be negative"),
+        ({"gpus": 99}, "at most 8"),
+        ({"gpus": "two"}, "gpus must be a whole number"),
+        ({"gpus": 1, "cluster": "mars"}, "Unknown cluster 'mars'"),
+        ({"gpus": 1, "gpu_product": "NVIDIA-Z9000"}, "No cluster has NVIDIA-Z9000"),
+        ({"colour": "red"}, "Unknown option(s) colour"),
+    ],
+)
+def test_bad_options_are_refused_readably(
+    hybrid_hub: HubProcess, hsim: SimProcess, options: dict[str, Any], text: str
+) -> None:
+    hybrid_hub.create_user("cid")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        hybrid_hub.start_server("cid", options)
+    message = json.loads(err.value.read())["message"]
+    assert text in message, message
+    time.sleep(0)  # nothing to wait for: the refusal came before any pod was made
+    for context in ("onprem", "eks"):
+        assert pod_of(hsim, "cid", context) is None
