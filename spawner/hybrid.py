@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from jupyterhub.utils import url_path_join
+from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException
 from kubespawner import KubeSpawner
 from kubespawner.reflector import ResourceReflector
@@ -323,9 +324,37 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                                                 "values": [candidate["preferred_node"]]}]},
             }]  # fmt: skip
 
+    async def _remove_leftovers(self) -> None:
+        """A hub that died mid-start never saved where the pod went: any pod of this server, in any
+        cluster, is a leftover now that JupyterHub starts the server afresh (checked concurrently,
+        a few seconds at most: an unreachable cluster must not hold up a spawn elsewhere)."""
+
+        async def remove(cluster: ClusterConfig) -> None:
+            try:
+                client = await self._client(cluster.name)
+                await client.call(
+                    client.core().delete_namespaced_pod, self.pod_name, cluster.namespace,
+                    grace_period_seconds=0, _request_timeout=5,
+                )  # fmt: skip
+            except ApiException as exc:
+                if exc.status != 404:
+                    self.log.warning("%s: cannot check %s for a leftover pod (%s)", self.user.name,
+                                     cluster.name, exc.status)  # fmt: skip
+                return
+            except Exception as exc:
+                self.log.warning(
+                    "%s: cannot check %s for a leftover pod (%s)", self.user.name, cluster.name, exc
+                )
+                return
+            self.log.warning("%s: removed pod %s that an earlier start left in %s", self.user.name,
+                             self.pod_name, cluster.name)  # fmt: skip
+
+        await asyncio.gather(*(remove(c) for c in self.cluster_set.configs))
+
     async def _start(self) -> str:
         opts = self.gpu_options()
         self._messages = []
+        await self._remove_leftovers()
         candidates = await self._place(opts)
         failures: list[str] = []
         for attempt, candidate in enumerate(candidates[: self.max_attempts]):

@@ -86,6 +86,8 @@ c.ClusterSet.clusters = {clusters!r}
 c.HybridSpawner.service_url = {w.service_url!r}
 c.HybridSpawner.service_token = {w.hub_token!r}
 c.HybridSpawner.start_timeout = 120
+c.Spawner.poll_interval = 2
+c.JupyterHub.cleanup_servers = False  # servers outlive a hub restart, as in production
 """
     hub.extra_config = extra
     return w

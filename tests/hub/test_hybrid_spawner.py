@@ -105,3 +105,79 @@ def test_bad_options_are_refused_readably(
     time.sleep(0)  # nothing to wait for: the refusal came before any pod was made
     for context in ("onprem", "eks"):
         assert pod_of(hsim, "cid", context) is None
+
+
+def test_a_pod_an_earlier_hub_left_behind_is_removed(hybrid_hub: HubProcess, hsim: SimProcess) -> None:
+    meta = {"name": "jupyter-dora", "namespace": "jupyterhub"}
+    sleeper = [{"name": "notebook", "image": "x", "command": ["sleep", "600"]}]
+    stray = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": sleeper}}
+    hsim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(stray), context="eks")
+    hybrid_hub.create_user("dora")
+    hybrid_hub.start_server("dora", {"gpus": 1, "gpu_product": L40S})
+    hybrid_hub.wait_ready("dora")
+    try:
+        assert pod_of(hsim, "dora", "onprem") is not None
+        hsim.kubectl(
+            "wait", "--for=delete", "pod/jupyter-dora", "-n", "jupyterhub", "--timeout=20s", context="eks"
+        )
+    finally:
+        hybrid_hub.stop_server("dora")
+
+
+def test_a_hub_restart_keeps_track_of_the_cluster(hybrid_hub: HubProcess, hsim: SimProcess) -> None:
+    hybrid_hub.create_user("eve")
+    hybrid_hub.start_server("eve", {"gpus": 0, "cluster": "eks"})
+    hybrid_hub.wait_ready("eve")
+    assert pod_of(hsim, "eve", "eks") is not None
+    hybrid_hub.stop()
+    hybrid_hub.start()  # same database: the spawner's state says eks
+    assert hybrid_hub.user("eve")["servers"][""]["ready"]
+    deadline = time.monotonic() + 20
+    while hybrid_hub.proxy_get("/user/eve/api")[0] != 200:  # the new hub re-adds the proxy route
+        assert time.monotonic() < deadline, hybrid_hub.log_text()[-3000:]
+        time.sleep(0.3)
+    hybrid_hub.stop_server("eve")
+    assert pod_of(hsim, "eve", "eks") is None
+
+
+def test_on_prem_down_new_spawns_go_to_eks_and_running_servers_stay(
+    hybrid_hub: HubProcess, hsim: SimProcess
+) -> None:
+    hybrid_hub.create_user("fay")
+    hybrid_hub.start_server("fay", {"gpus": 1, "gpu_product": L40S})
+    hybrid_hub.wait_ready("fay")
+    assert pod_of(hsim, "fay", "onprem") is not None
+    admin = hsim.admin("onprem")
+    admin.set_faults(down=True)
+    try:
+        deadline = time.monotonic() + 30
+        hybrid_hub.create_user("gus")
+        while True:  # within a few probe intervals the service stops offering on-prem
+            try:
+                hybrid_hub.start_server("gus", {"gpus": 1, "gpu_product": L40S})
+                hybrid_hub.wait_ready("gus", timeout=120)
+                break
+            except (urllib.error.HTTPError, RuntimeError, TimeoutError):
+                assert time.monotonic() < deadline, hybrid_hub.log_text()[-3000:]
+                time.sleep(1)
+        assert state_of(hybrid_hub, "gus")["hybridhub"]["cluster"] == "eks"
+        assert "onprem is down" in hybrid_hub.log_text()
+        time.sleep(5)  # a few of the hub's polls (every 2 s) while on-prem cannot answer
+        fay = hybrid_hub.user("fay")["servers"].get("")
+        assert fay and fay["ready"], "the hub forgot a server because its cluster was unreachable"
+    finally:
+        admin.clear_faults()
+    assert pod_of(hsim, "fay", "onprem") is not None  # untouched
+    hybrid_hub.stop_server("gus")
+    deadline = time.monotonic() + 30
+    hybrid_hub.create_user("hal")
+    while True:  # back: new spawns go on-prem again
+        hybrid_hub.start_server("hal", {"gpus": 1, "gpu_product": L40S})
+        hybrid_hub.wait_ready("hal")
+        if state_of(hybrid_hub, "hal")["hybridhub"]["cluster"] == "onprem":
+            break
+        hybrid_hub.stop_server("hal")
+        assert time.monotonic() < deadline, "on-prem never got placements back"
+        time.sleep(1)
+    for user in ("hal", "fay"):
+        hybrid_hub.stop_server(user)
