@@ -15,6 +15,7 @@ from kubernetes_asyncio.config import ConfigException
 from kubespawner import KubeSpawner
 from kubespawner.reflector import ResourceReflector
 from kubespawner.spawner import EventReflector, PodReflector
+from prometheus_client import Counter, Histogram
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Callable as CallableTrait
@@ -63,6 +64,32 @@ else:
             self.jupyterhub_message = message
             self.jupyterhub_html_message = None
             self.log_message = "%s"  # the API's write_error formats log_message % args
+
+
+# In the hub's own registry: JupyterHub serves it at /hub/metrics.
+PLACEMENTS = Counter(
+    "hybridhub_spawn_placements",
+    "Servers started, by cluster and why: on-prem, burst (the cloud because on-prem could not), "
+    "pinned (the user chose the cluster), retry (after an attempt failed fast)",
+    ["cluster", "reason"],
+)
+FALLBACKS = Counter(
+    "hybridhub_spawn_fallbacks", "Spawn attempts abandoned for the next candidate", ["cluster"]
+)
+PLACEMENT_SECONDS = Histogram(
+    "hybridhub_spawn_placement_seconds",
+    "Time to get candidates from the hybridhub service",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+REFUSED = Counter("hybridhub_spawn_refusals", "Spawns refused before any pod was made, by reason", ["reason"])
+
+
+def _why(cluster: ClusterConfig, opts: GpuOptions, attempt: int) -> str:
+    if attempt:
+        return "retry"
+    if opts.cluster != "auto":
+        return "pinned"
+    return "on-prem" if cluster.role.value == "onprem" else "burst"
 
 
 class _NoRoom(Exception):
@@ -355,7 +382,12 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         opts = self.gpu_options()
         self._messages = []
         await self._remove_leftovers()
-        candidates = await self._place(opts)
+        with PLACEMENT_SECONDS.time():
+            try:
+                candidates = await self._place(opts)
+            except SpawnRefused as exc:
+                REFUSED.labels(getattr(exc, "reason", "hybridhub")).inc()
+                raise
         failures: list[str] = []
         for attempt, candidate in enumerate(candidates[: self.max_attempts]):
             cluster = await self._use_cluster(candidate["cluster"])
@@ -369,6 +401,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                     await self._release()
                     raise
                 failures.append(str(exc) if isinstance(exc, _NoRoom) else f"{cluster.name} failed: {exc}")
+                FALLBACKS.labels(cluster.name).inc()
                 self.log.warning("%s: attempt on %s failed: %s", self.user.name, cluster.name, exc)
                 await self._release()
                 with contextlib.suppress(Exception):
@@ -378,6 +411,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                 await self._release()
                 raise
             await self._release()
+            PLACEMENTS.labels(cluster.name, _why(cluster, opts, attempt)).inc()
             return url
         reasons = "; ".join(failures) or "no candidate"
         raise SpawnRefused(

@@ -99,7 +99,7 @@ class HubProcess:
             c.JupyterHub.load_roles = [{{
                 "name": "harness",
                 "scopes": ["admin:users", "admin:servers", "admin:server_state", "access:servers",
-                           "read:users", "tokens"],
+                           "read:users", "tokens", "read:metrics"],
                 "services": ["harness"],
             }}]
             c.Spawner.cmd = {SINGLEUSER[self.singleuser]!r}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -26,6 +27,13 @@ def pod_of(sim: SimProcess, user: str, context: str) -> dict[str, Any] | None:
 
 def state_of(hub: HubProcess, user: str) -> dict[str, Any]:
     return dict(hub.user(user)["servers"][""].get("state") or {})
+
+
+def hub_metrics(hub: HubProcess) -> str:
+    req = urllib.request.Request(f"http://127.0.0.1:{hub.hub_port}/hub/metrics",
+                                 headers={"Authorization": f"token {hub.token}"})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.read().decode()
 
 
 def tenant(sim: SimProcess, name: str, gpus: int, product: str) -> None:
@@ -53,6 +61,9 @@ def test_a_gpu_server_lands_on_prem_on_the_best_fit_node(hybrid_hub: HubProcess,
         status, body = hybrid_hub.proxy_get("/user/ann/api")
         assert status == 200, body
         assert "has 4 free NVIDIA-L40S (best fit)" in hybrid_hub.log_text()
+        assert 'hybridhub_spawn_placements_total{cluster="onprem",reason="on-prem"} 1.0' in hub_metrics(
+            hybrid_hub
+        )
     finally:
         hybrid_hub.stop_server("ann")
     assert pod_of(hsim, "ann", "onprem") is None
@@ -72,6 +83,7 @@ def test_with_on_prem_out_of_the_product_the_server_runs_on_eks(
         node = pod["spec"]["nodeName"]
         assert node.startswith("ip-") and node.endswith(".ec2.internal")  # a node the pool added
         assert state_of(hybrid_hub, "ben")["hybridhub"]["cluster"] == "eks"
+        assert 'hybridhub_spawn_placements_total{cluster="eks",reason="burst"} 1.0' in hub_metrics(hybrid_hub)
         log = hybrid_hub.log_text()
         assert "onprem has no node with 4 free NVIDIA-L40S (8 in total, 0 free): starting on eks" in log
         assert "eks is adding a node to pool gpu-l40s" in log
