@@ -22,6 +22,7 @@ from traitlets import Callable as CallableTrait
 from traitlets import Float, Integer, List, Unicode, Union, default
 
 from .clusters import ClusterConfig, ClusterSet
+from .form import options_from_form, render_form
 from .kube import ClusterClient
 from .options import GpuOptions, OptionsError, parse_options
 
@@ -170,6 +171,30 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                 raise web.HTTPError(400, exc.jupyterhub_message) from exc
 
         return apply
+
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        async def form(spawner: HybridSpawner) -> str:
+            return await spawner.render_options_form()
+
+        return form
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        return options_from_form
+
+    async def render_options_form(self) -> str:
+        """The spawn form, with live GPU availability from the service (the form works without it)."""
+        capacity = None
+        try:
+            code, body = await self._service("GET", "api/capacity")
+            capacity = body if code == 200 else None
+        except SpawnRefused as exc:
+            self.log.warning("spawn form without live availability: %s", exc)
+        return render_form(
+            capacity, products=self.gpu_products, max_gpus=self.max_gpus,
+            allowed_clusters=self._allowed(), previous=self.user_options or None,
+        )  # fmt: skip
 
     @default("service_url")
     def _default_service_url(self) -> str:

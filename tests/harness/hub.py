@@ -8,6 +8,7 @@ are used from the test process on 127.0.0.1.
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
 import secrets
@@ -18,6 +19,7 @@ import sys
 import textwrap
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -92,7 +94,7 @@ class HubProcess:
             c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.api_port}"
             c.JupyterHub.db_url = "sqlite:///{self.workdir / "jupyterhub.sqlite"}"
             c.JupyterHub.cookie_secret_file = {str(self.workdir / "cookie_secret")!r}
-            c.JupyterHub.authenticator_class = "null"
+            c.JupyterHub.authenticator_class = "dummy"  # any name logs in (tests log in as users)
             c.JupyterHub.spawner_class = {self.spawner_class!r}
             c.JupyterHub.cleanup_servers = True
             c.JupyterHub.services = [{{"name": "harness", "api_token": {self.token!r}}}]
@@ -191,6 +193,16 @@ class HubProcess:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()
+
+    def login(self, name: str) -> urllib.request.OpenerDirector:
+        """A browser-like session (cookies) logged in as ``name`` through the login form."""
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        opener.open(f"{self.public_url}/hub/login", timeout=30).read()
+        xsrf = next((c.value for c in jar if c.name == "_xsrf"), "")
+        form = urllib.parse.urlencode({"username": name, "password": "x", "_xsrf": xsrf}).encode()
+        opener.open(f"{self.public_url}/hub/login?next=", data=form, timeout=30).read()
+        return opener
 
     def create_user(self, name: str) -> None:
         try:

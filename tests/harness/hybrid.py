@@ -75,13 +75,16 @@ c.JupyterHub.load_roles.append({{
 }})
 c.JupyterHub.load_roles.append({{
     "name": "hybridhub-hub",
-    "scopes": ["access:services!service=hybridhub", "custom:hybridhub:place", "custom:hybridhub:servers"],
+    "scopes": ["access:services!service=hybridhub", "custom:hybridhub:place", "custom:hybridhub:servers",
+               "custom:hybridhub:capacity"],
     "services": ["hybridhub-hub"],
 }})
 """
     if spawner:
         extra += f"""
 c.JupyterHub.spawner_class = "hybrid"
+# the proxy and the service reach the hub here; pods use their cluster's hub_connect_url (the gateway)
+c.JupyterHub.hub_connect_url = "http://127.0.0.1:{hub.hub_port}"
 c.ClusterSet.clusters = {clusters!r}
 c.HybridSpawner.service_url = {w.service_url!r}
 c.HybridSpawner.service_token = {w.hub_token!r}

@@ -119,6 +119,16 @@ def test_bad_options_are_refused_readably(
         assert pod_of(hsim, "cid", context) is None
 
 
+def test_the_spawn_form_shows_live_availability(hybrid_hub: HubProcess) -> None:
+    session = hybrid_hub.login("ida")
+    with session.open(f"{hybrid_hub.public_url}/hub/spawn", timeout=30) as resp:
+        html = resp.read().decode()
+        assert resp.status == 200
+    assert 'name="gpus"' in html and 'name="gpu_product"' in html and 'name="cluster"' in html
+    assert 'value="NVIDIA-L40S"' in html and 'value="onprem"' in html and 'value="eks"' in html
+    assert "availability unavailable" not in html.lower()
+
+
 def test_a_pod_an_earlier_hub_left_behind_is_removed(hybrid_hub: HubProcess, hsim: SimProcess) -> None:
     meta = {"name": "jupyter-dora", "namespace": "jupyterhub"}
     sleeper = [{"name": "notebook", "image": "x", "command": ["sleep", "600"]}]
