@@ -333,6 +333,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         code, body = await self._service("POST", "api/placements", {
             "user": self.user.name, "gpus": opts.gpus, "gpu_product": opts.gpu_product,
             "cluster": opts.cluster, "allowed_clusters": self._allowed(), "gpu_quota": self._limit(),
+            "gpus_in_use": self._gpus_in_use(),
         })  # fmt: skip
         if code == 409:
             raise SpawnRefused(body["message"], reason="capacity")
@@ -340,6 +341,16 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
             message = (body or {}).get("message", f"HTTP {code}")
             raise SpawnRefused(f"The GPU placement service refused the request: {message}")
         return list(body["candidates"])
+
+    def _gpus_in_use(self) -> int:
+        """GPUs the user's other running servers asked for (the limit spans all of them)."""
+        total = 0
+        for other in getattr(self.user, "spawners", {}).values():
+            if other is self or not getattr(other, "active", False):
+                continue
+            gpus = (getattr(other, "user_options", None) or {}).get("gpus") or 0
+            total += gpus if isinstance(gpus, int) else 0
+        return total
 
     async def _release(self) -> None:
         rid, self._reservation = self._reservation, None
@@ -406,13 +417,15 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
     async def _start(self) -> str:
         opts = self.gpu_options()
         self._messages = []
-        await self._remove_leftovers()
-        with PLACEMENT_SECONDS.time():
-            try:
+        cleanup = asyncio.ensure_future(self._remove_leftovers())  # beside placement, not before it
+        try:
+            with PLACEMENT_SECONDS.time():
                 candidates = await self._place(opts)
-            except SpawnRefused as exc:
-                REFUSED.labels(getattr(exc, "reason", "hybridhub")).inc()
-                raise
+        except SpawnRefused as exc:
+            REFUSED.labels(getattr(exc, "reason", "hybridhub")).inc()
+            raise
+        finally:
+            await cleanup  # never raises: failures are logged
         failures: list[str] = []
         for attempt, candidate in enumerate(candidates[: self.max_attempts]):
             cluster = await self._use_cluster(candidate["cluster"])

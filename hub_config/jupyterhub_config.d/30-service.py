@@ -1,0 +1,101 @@
+"""The hybridhub service as a JupyterHub managed service, its custom scopes, and who holds them.
+
+Mirrors the wiring the tests run (tests/harness/hybrid.py): the service answers at
+/services/hybridhub/; HybridSpawner asks it for placements with the token of the ``hybridhub-hub``
+service; users, and their notebook servers' tokens, may read GPU capacity. Tokens come from the hub's
+environment (a Kubernetes Secret, see ../values.yaml), never from this file.
+"""
+
+import os
+
+# `c` is the shared config object the loader runs this file with (see ../jupyterhub_config.py)
+c = c  # noqa: F821
+
+SERVICE = "hybridhub"
+SERVICE_PORT = 10101
+# How the proxy pod (and pods of this cluster) reach the service: the hub's Kubernetes Service, which
+# ../values.yaml extends with this port (hub.service.extraPorts). The hub itself reaches it on
+# 127.0.0.1 (HybridSpawner.service_url's default).
+SERVICE_URL = f"http://hub:{SERVICE_PORT}"
+# the file that sets c.ClusterSet.clusters, as the chart mounts it (hub.extraFiles)
+CLUSTERS_FILE = os.environ.get(
+    "HYBRIDHUB_CLUSTERS_FILE", "/usr/local/etc/jupyterhub/jupyterhub_config.d/10-clusters.py"
+)
+# A managed service inherits little of the hub's environment (PATH, LANG, ...): hand it what the
+# clusters file and the cluster clients read (in-cluster config needs KUBERNETES_SERVICE_*; the
+# `aws eks get-token` plugin the AWS_* variables and HOME), but not the hub's tokens.
+_PASSED = ("HOME", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAMESPACE")
+_NOT_PASSED = ("HYBRIDHUB_HUB_TOKEN", "HYBRIDHUB_PROMETHEUS_TOKEN")
+SERVICE_ENVIRONMENT = {
+    name: value
+    for name, value in os.environ.items()
+    if (name in _PASSED or name.startswith(("HYBRIDHUB_", "AWS_"))) and name not in _NOT_PASSED
+}
+
+HUB_TOKEN = os.environ.get("HYBRIDHUB_HUB_TOKEN", "")
+if not HUB_TOKEN:
+    raise ValueError("30-service.py: set HYBRIDHUB_HUB_TOKEN (from a Secret): HybridSpawner's token for "
+                     "the hybridhub service's placement API")  # fmt: skip
+
+c.JupyterHub.custom_scopes.update(
+    {
+        "custom:hybridhub:capacity": {"description": "See the GPU availability of the clusters"},
+        "custom:hybridhub:place": {"description": "Ask the hybridhub service for placements (the hub only)"},
+        "custom:hybridhub:servers": {"description": "Look up where any user's server runs"},
+    }
+)
+
+c.JupyterHub.services.append(
+    {
+        "name": SERVICE,
+        "url": SERVICE_URL,
+        "display": False,  # an API, no page to link from the hub's menu
+        # JupyterHub passes JUPYTERHUB_SERVICE_URL = url; the service must listen on the pod's address
+        # for the proxy pod to reach it, not on the Service name
+        "command": ["hybridhub", "service", "--config", CLUSTERS_FILE,
+                    f"--HybridHubService.bind_url=http://0.0.0.0:{SERVICE_PORT}"],
+        "environment": SERVICE_ENVIRONMENT,
+    }
+)  # fmt: skip
+# the hub's own client of the service: HybridSpawner reads this token from HYBRIDHUB_HUB_TOKEN
+c.JupyterHub.services.append({"name": "hybridhub-hub", "api_token": HUB_TOKEN})
+
+c.JupyterHub.load_roles.append(
+    {
+        "name": "hybridhub-hub",
+        "description": "HybridSpawner: placements, server locations, GPU availability (spawn form)",
+        "scopes": [
+            f"access:services!service={SERVICE}",
+            "custom:hybridhub:place",
+            "custom:hybridhub:servers",
+            "custom:hybridhub:capacity",
+        ],
+        "services": ["hybridhub-hub"],
+    }
+)
+# Every user may see GPU capacity. JupyterHub 5.5 has no way to add scopes to the default `user` role
+# but to redefine it here (keep "self"; define no other `user` role, e.g. in hub.loadRoles: a role
+# defined twice stops the hub). On JupyterHub 6, drop this role and set instead
+#   c.JupyterHub.extra_user_scopes = {"access:services!service=hybridhub", "custom:hybridhub:capacity"}
+# which adds to the default role (JupyterHub 6 ignores extra_user_scopes, with a warning, while the
+# `user` role is redefined).
+USER_SCOPES = [f"access:services!service={SERVICE}", "custom:hybridhub:capacity"]
+c.JupyterHub.load_roles.append({"name": "user", "scopes": ["self", *USER_SCOPES]})
+
+# The token JupyterHub gives each notebook server (JUPYTERHUB_API_TOKEN). Setting this replaces the
+# default `server` role's scopes, so those two come first; JupyterHub grants only the part of this list
+# the server's owner holds (hence the user role above), and "!server" means this server.
+c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", *USER_SCOPES]
+
+# Prometheus scraping the service's /services/hybridhub/metrics (and the hub's /hub/metrics), when a
+# token is configured for it
+PROMETHEUS_TOKEN = os.environ.get("HYBRIDHUB_PROMETHEUS_TOKEN", "")
+if PROMETHEUS_TOKEN:
+    c.JupyterHub.services.append({"name": "prometheus", "api_token": PROMETHEUS_TOKEN})
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "prometheus",
+            "scopes": [f"access:services!service={SERVICE}", "read:metrics"],
+            "services": ["prometheus"],
+        }
+    )

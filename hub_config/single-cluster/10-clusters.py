@@ -1,0 +1,37 @@
+"""The clusters notebooks run in, single-cluster topology: one EKS cluster with on-prem hybrid nodes.
+
+With EKS Hybrid Nodes the on-prem GPU servers join the EKS cluster: the hub runs in that cluster and
+places notebooks on the on-prem pool first, then on an elastic cloud pool. Use this file instead of
+jupyterhub_config.d/10-clusters.py (mount it at the same path). It needs no credentials of its own:
+the hub pod's service account reaches the API, and pods on either kind of node reach each other
+(hybrid nodes need routable remote pod networks).
+"""
+
+import os
+
+# `c` is the shared config object the loader runs this file with (see ../jupyterhub_config.py)
+c = c  # noqa: F821
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+c.ClusterSet.clusters = [
+    {
+        "name": "eks",
+        "role": "cloud",  # the cluster's; each pool below says what its nodes are
+        # no kubeconfig: the hub pod's service account (in-cluster config)
+        "namespace": os.environ.get("POD_NAMESPACE", "jupyterhub"),
+        "hub_connect_url": os.environ.get("HYBRIDHUB_HUB_URL", "http://hub:8081"),
+        "pod_access": "pod-ip",  # one cluster network
+        # what the chart's singleuser.storage gives; informative: HybridSpawner does not apply it yet
+        "home_storage": {"kind": "pvc", "size": "10Gi"},
+        "pools": [
+            # the on-prem servers, as EKS labels hybrid nodes; fixed: the nodes say what GPUs they have
+            {"name": "onprem", "role": "onprem",
+             "node_selector": {"eks.amazonaws.com/compute-type": "hybrid"}, "tolerations": [GPU_TAINT]},
+            # an EC2 GPU node group scaled from zero (cluster-autoscaler or Karpenter)
+            {"name": "cloud", "role": "cloud", "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-a100"},
+             "elastic": True, "max_nodes": 2, "gpus_per_node": 8, "gpu_product": "NVIDIA-A100-SXM4-80GB",
+             "provisioning_deadline": 900, "tolerations": [GPU_TAINT]},
+        ],
+    },
+]  # fmt: skip

@@ -1,0 +1,370 @@
+"""hub_config/: the config.d files load into a working hub, service and Helm values, in both topologies."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jupyterhub import scopes as hub_scopes
+from jupyterhub.app import JupyterHub
+from traitlets.config import Config, LazyConfigValue
+from traitlets.config.loader import PyFileConfigLoader
+
+from spawner.cli import SUBCOMMANDS
+from spawner.clusters import ClusterSet
+from spawner.hybrid import HybridSpawner
+from spawner.model import Role
+from spawner.service.app import HybridHubService
+from spawner.service.handlers import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
+
+ROOT = Path(__file__).resolve().parents[2]
+HUB_CONFIG = ROOT / "hub_config"
+CONFIG_D = HUB_CONFIG / "jupyterhub_config.d"
+Z2JH = ROOT.parent / "shared" / "data" / "z2jh"  # the chart's values and schema (test data, not shipped)
+Z2JH_CONFIG_D = "/usr/local/etc/jupyterhub/jupyterhub_config.d"
+
+ENV = {
+    "POD_NAMESPACE": "hub-ns",
+    "HYBRIDHUB_KUBECONFIG": "/etc/hh/eks.kubeconfig",
+    "HYBRIDHUB_EKS_CONTEXT": "arn:aws:eks:eu-west-1:111122223333:cluster/gpu",
+    "HYBRIDHUB_EKS_NAMESPACE": "notebooks",
+    "HYBRIDHUB_EKS_HUB_URL": "https://hub.example.org",
+    "HYBRIDHUB_HUB_TOKEN": "hub-token-not-for-files",
+    "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+    "KUBERNETES_SERVICE_PORT": "443",
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+}
+UNSET = (
+    "HYBRIDHUB_PROMETHEUS_TOKEN",
+    "HYBRIDHUB_CLUSTERS_FILE",
+    "HYBRIDHUB_ONPREM_HUB_URL",
+    "HYBRIDHUB_HUB_URL",
+)
+TOPOLOGIES = ["two-cluster", "single-cluster"]
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name in UNSET:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    return dict(ENV)
+
+
+def hub_dir(topology: str, tmp_path: Path) -> Path:
+    """hub_config/ itself, or a copy whose 10-clusters.py is the single-cluster one (as the chart would
+    mount it at the same path)."""
+    if topology == "two-cluster":
+        return HUB_CONFIG
+    target = tmp_path / "hub_config"
+    if target.is_dir():
+        return target
+    shutil.copytree(HUB_CONFIG, target, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(
+        HUB_CONFIG / "single-cluster" / "10-clusters.py", target / "jupyterhub_config.d" / "10-clusters.py"
+    )
+    return target
+
+
+def load(directory: Path) -> Config:
+    """What ``jupyterhub -f DIR/jupyterhub_config.py`` loads (the same traitlets loader)."""
+    return PyFileConfigLoader("jupyterhub_config.py", path=str(directory)).load_config()
+
+
+def resolved(section: Config, name: str, initial: Any) -> Any:
+    """A setting as the configured class sees it: ``.append``/``.update`` on a fresh Config are lazy."""
+    value = section[name]
+    return value.get_value(copy.deepcopy(initial)) if isinstance(value, LazyConfigValue) else value
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def topology(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def config(topology: str, env: dict[str, str], tmp_path: Path) -> Config:
+    return load(hub_dir(topology, tmp_path))
+
+
+def plain(value: Any) -> Any:
+    """A Config as comparable dicts (lazy values as their pending operations)."""
+    if isinstance(value, LazyConfigValue):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def services(config: Config) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in resolved(config.JupyterHub, "services", [])}
+
+
+def roles(config: Config) -> list[dict[str, Any]]:
+    return list(resolved(config.JupyterHub, "load_roles", []))
+
+
+# ---------------------------------------------------------------------------------------------- clusters
+
+
+def test_two_clusters_from_the_environment(env: dict[str, str]) -> None:
+    onprem, eks = ClusterSet(config=load(HUB_CONFIG)).configs
+    assert (onprem.name, onprem.role, onprem.in_cluster) == ("onprem", Role.ONPREM, True)
+    assert onprem.namespace == env["POD_NAMESPACE"]
+    assert (eks.name, eks.role, eks.in_cluster) == ("eks", Role.CLOUD, False)
+    assert (eks.kubeconfig, eks.context) == (env["HYBRIDHUB_KUBECONFIG"], env["HYBRIDHUB_EKS_CONTEXT"])
+    assert (eks.namespace, eks.hub_connect_url) == (
+        env["HYBRIDHUB_EKS_NAMESPACE"],
+        env["HYBRIDHUB_EKS_HUB_URL"],
+    )
+    elastic = {p.name: (p.gpu_product, p.gpus_per_node) for p in eks.pools if p.elastic}
+    assert elastic == {"a100": ("NVIDIA-A100-SXM4-80GB", 8), "l40s": ("NVIDIA-L40S", 4)}
+    assert not any(p.elastic for p in onprem.pools)
+
+
+def test_single_cluster_has_an_onprem_and_a_cloud_pool(env: dict[str, str], tmp_path: Path) -> None:
+    (cluster,) = ClusterSet(config=load(hub_dir("single-cluster", tmp_path))).configs
+    assert cluster.in_cluster and cluster.pod_access == "pod-ip"
+    assert {p.name: cluster.pool_role(p) for p in cluster.pools} == {
+        "onprem": Role.ONPREM,
+        "cloud": Role.CLOUD,
+    }
+    assert cluster.roles == {Role.ONPREM, Role.CLOUD}
+    assert cluster.pool("cloud").elastic and not cluster.pool("onprem").elastic
+
+
+def test_the_eks_hub_url_is_required(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HYBRIDHUB_EKS_HUB_URL")
+    with pytest.raises(ValueError, match="HYBRIDHUB_EKS_HUB_URL"):
+        load(HUB_CONFIG)
+
+
+# ---------------------------------------------------------------------------------------------- spawner
+
+
+def test_the_hub_uses_hybrid_spawner(config: Config) -> None:
+    hub = JupyterHub(config=config)
+    assert hub.spawner_class is HybridSpawner
+    spawner = HybridSpawner(config=config, _mock=True)
+    assert spawner.gpu_products == ["NVIDIA-A100-SXM4-80GB", "NVIDIA-L40S"]
+    assert spawner.automount_service_account_token is False
+    assert spawner.cluster_set.configs == ClusterSet(config=config).configs
+    # the last candidate may wait for an elastic pool's node: start_timeout leaves room for that
+    deadline = max(p.provisioning_deadline for c in spawner.cluster_set.configs for p in c.pools if p.elastic)
+    assert spawner.start_timeout > deadline
+    # its placement token is the hybridhub-hub service's, from the environment (HybridSpawner's default)
+    assert spawner.service_token == services(config)["hybridhub-hub"]["api_token"]
+
+
+def test_every_spawner_setting_is_a_trait(config: Config) -> None:
+    traits = set(HybridSpawner.class_trait_names(config=True))
+    assert set(config.HybridSpawner) <= traits
+    assert set(config.Spawner) <= traits
+
+
+# ---------------------------------------------------------------------------------------------- service
+
+
+def test_the_managed_service(config: Config, env: dict[str, str]) -> None:
+    service = services(config)["hybridhub"]
+    command = service["command"]
+    assert command[:2] == ["hybridhub", "service"] and "service" in SUBCOMMANDS
+    assert command[command.index("--config") + 1] == f"{Z2JH_CONFIG_D}/10-clusters.py"
+    port = re.search(r":(\d+)$", service["url"])
+    assert port and f"--HybridHubService.bind_url=http://0.0.0.0:{port.group(1)}" in command
+    environment = service["environment"]
+    assert not {"HYBRIDHUB_HUB_TOKEN", "HYBRIDHUB_PROMETHEUS_TOKEN"} & set(environment)
+    for name in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAMESPACE", "AWS_ACCESS_KEY_ID"):
+        assert environment[name] == env[name]
+    assert env["HYBRIDHUB_HUB_TOKEN"] not in repr(service)  # the API shows url and command to readers
+
+
+def test_the_service_reads_the_same_clusters_with_its_own_environment(
+    config: Config, topology: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service runs the clusters file itself (``--config``), with only the environment JupyterHub
+    gives a managed service: what the file reads must be in the service definition's ``environment``."""
+    service = services(config)["hybridhub"]
+    clusters_file = hub_dir(topology, tmp_path) / "jupyterhub_config.d" / "10-clusters.py"
+    argv = [
+        arg.replace(f"{Z2JH_CONFIG_D}/10-clusters.py", str(clusters_file)) for arg in service["command"][2:]
+    ]
+    for name in list(os.environ):
+        if name not in ("PATH", "LANG"):
+            monkeypatch.delenv(name)
+    for name, value in service["environment"].items():
+        monkeypatch.setenv(name, value)
+    app = HybridHubService()
+    app.initialize(argv)
+    assert app.cluster_set.configs == ClusterSet(config=config).configs
+    assert app.bind_url.startswith("http://0.0.0.0:")
+
+
+def test_the_hub_token_is_required(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HYBRIDHUB_HUB_TOKEN")
+    with pytest.raises(ValueError, match="HYBRIDHUB_HUB_TOKEN"):
+        load(HUB_CONFIG)
+
+
+@pytest.fixture
+def custom_scopes_defined(config: Config, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """JupyterHub's scope table with the config's custom scopes, as the hub defines them at startup."""
+    monkeypatch.setattr(hub_scopes, "scope_definitions", copy.deepcopy(hub_scopes.scope_definitions))
+    custom = resolved(config.JupyterHub, "custom_scopes", {})
+    hub_scopes.define_custom_scopes(custom)  # checks names and descriptions
+    yield custom
+
+
+def test_scopes_and_roles_are_consistent(config: Config, custom_scopes_defined: dict[str, Any]) -> None:
+    assert {SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS} <= set(custom_scopes_defined)
+    defined = services(config)
+    names = [r["name"] for r in roles(config)]
+    assert len(names) == len(set(names)), "a role defined twice stops the hub"
+    for role in roles(config):
+        hub_scopes._check_scopes_exist(role["scopes"], who_for=f"role {role['name']}")
+        for scope in role["scopes"]:
+            if scope.startswith("access:services!service="):
+                assert scope.partition("=")[2] in defined
+        assert set(role.get("services", [])) <= set(defined)
+    by_name = {r["name"]: r for r in roles(config)}
+    assert SCOPE_PLACE in by_name["hybridhub-hub"]["scopes"]
+    assert SCOPE_PLACE not in by_name["user"]["scopes"] and "self" in by_name["user"]["scopes"]
+
+
+def test_server_tokens_can_reach_the_service(config: Config, custom_scopes_defined: dict[str, Any]) -> None:
+    """JupyterHub gives a server token only the requested scopes its owner holds, and the list replaces
+    the default ``server`` role's: both must hold."""
+    requested = list(config.Spawner.server_token_scopes)
+    hub_scopes._check_scopes_exist(requested, who_for="server_token_scopes")
+    assert {"users:activity!user", "access:servers!server"} <= set(requested)
+    assert {"access:services!service=hybridhub", SCOPE_CAPACITY} <= set(requested)
+    user_role = next(r for r in roles(config) if r["name"] == "user")
+    extra = set(requested) - {"users:activity!user", "access:servers!server"}
+    assert extra <= set(user_role["scopes"])
+
+
+def test_prometheus_only_with_its_token(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "prometheus" not in services(load(HUB_CONFIG))
+    monkeypatch.setenv("HYBRIDHUB_PROMETHEUS_TOKEN", "prom-token")
+    config = load(HUB_CONFIG)
+    assert services(config)["prometheus"]["api_token"] == "prom-token"
+    role = next(r for r in roles(config) if r["name"] == "prometheus")
+    assert role["services"] == ["prometheus"] and "read:metrics" in role["scopes"]
+
+
+# ---------------------------------------------------------------------------------------------- loaders
+
+
+def z2jh_get_config(key: str, default: Any = None) -> Any:
+    """z2jh's get_config: a Helm values lookup that needs a key."""
+    return default
+
+
+def test_each_file_runs_under_the_chart_loader(env: dict[str, str]) -> None:
+    """z2jh execs each file in its own jupyterhub_config.py's globals, where get_config is z2jh's."""
+    config = Config()
+    namespace = {"c": config, "get_config": z2jh_get_config, "__file__": "/usr/local/etc/jupyterhub/x.py"}
+    for path in sorted(CONFIG_D.glob("*.py")):
+        exec(compile(path.read_text(), path.name, "exec"), namespace)
+    assert plain(config) == plain(load(HUB_CONFIG))
+
+
+def test_the_loader_runs_the_files_in_name_order(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "jupyterhub_config.d").mkdir()
+    shutil.copy(HUB_CONFIG / "jupyterhub_config.py", tmp_path)
+    for name, value in (("20-b.py", "b"), ("10-a.py", "a"), ("30-c.py", "c")):
+        (tmp_path / "jupyterhub_config.d" / name).write_text(f"c.Test.order.append({value!r})\n")
+    (tmp_path / "jupyterhub_config.d" / "notes.txt").write_text("not python\n")
+    assert resolved(load(tmp_path).Test, "order", []) == ["a", "b", "c"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is in the dev extra")
+def test_hub_config_is_linted_python() -> None:
+    for args in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, "hub_config"], cwd=ROOT, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------------------- Helm values
+
+
+def merge(base: Any, override: Any) -> Any:
+    """Helm's merge of values files: maps merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {k: merge(base[k], v) if k in base else v for k, v in override.items()} | {
+            k: v for k, v in base.items() if k not in override
+        }
+    return override
+
+
+@pytest.fixture
+def values() -> dict[str, Any]:
+    return dict(yaml.safe_load((HUB_CONFIG / "values.yaml").read_text()))
+
+
+def with_files(values: dict[str, Any]) -> dict[str, Any]:
+    """The values as `helm upgrade --set-file hub.extraFiles.KEY.stringData=FILE` makes them."""
+    result = copy.deepcopy(values)
+    for entry in result["hub"]["extraFiles"].values():
+        name = Path(entry["mountPath"]).name
+        entry["stringData"] = (CONFIG_D / name).read_text()
+    return result
+
+
+@pytest.mark.skipif(not Z2JH.is_dir(), reason=f"needs the chart's values and schema in {Z2JH}")
+def test_values_are_valid_for_the_chart(values: dict[str, Any]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = yaml.safe_load((Z2JH / "values.schema.yaml").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    validator = jsonschema.Draft7Validator(schema)
+    chart = yaml.safe_load((Z2JH / "values.yaml").read_text())
+    assert not list(validator.iter_errors(chart))  # the check itself works
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(merge(chart, with_files(values)))
+    ]
+    assert not errors
+    # without the files, each extraFiles entry lacks its content: the --set-file flags are required
+    assert list(validator.iter_errors(merge(chart, values)))
+
+
+def test_values_mount_every_config_file(values: dict[str, Any]) -> None:
+    mounted = {entry["mountPath"] for entry in values["hub"]["extraFiles"].values()}
+    assert mounted == {f"{Z2JH_CONFIG_D}/{p.name}" for p in CONFIG_D.glob("*.py")}
+    assert {p.name for p in (HUB_CONFIG / "single-cluster").glob("*.py")} <= {Path(m).name for m in mounted}
+
+
+def test_values_set_what_the_files_read(values: dict[str, Any], config: Config) -> None:
+    hub_env = values["hub"]["extraEnv"]
+    for name in (
+        "HYBRIDHUB_EKS_HUB_URL",
+        "HYBRIDHUB_HUB_TOKEN",
+        "HYBRIDHUB_KUBECONFIG",
+        "HYBRIDHUB_EKS_CONTEXT",
+    ):
+        assert name in hub_env
+    assert "value" not in hub_env["HYBRIDHUB_HUB_TOKEN"]  # a secretKeyRef, never the token
+    kubeconfig = Path(hub_env["HYBRIDHUB_KUBECONFIG"])
+    mounts = [m["mountPath"] for m in values["hub"]["extraVolumeMounts"]]
+    assert str(kubeconfig.parent) in mounts
+    # the service's port: on the hub's Service, admitted to the hub pod, and allowed out of notebook pods
+    port = int(services(config)["hybridhub"]["url"].rsplit(":", 1)[1])
+    assert port in [p["targetPort"] for p in values["hub"]["service"]["extraPorts"]]
+    ingress = [p["port"] for rule in values["hub"]["networkPolicy"]["ingress"] for p in rule["ports"]]
+    egress = [p["port"] for rule in values["singleuser"]["networkPolicy"]["egress"] for p in rule["ports"]]
+    assert port in ingress and port in egress
+    # a user-scheduler exists only in the chart's cluster: pods naming it would never start in EKS
+    assert values["scheduling"]["userScheduler"]["enabled"] is False
