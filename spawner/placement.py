@@ -71,10 +71,11 @@ def validate_request(request: PlacementRequest, clusters: Collection[str]) -> st
 
 @dataclass
 class _Held:
-    """Live reservations of one cluster: per node (GPUs, CPUs, memory) and future nodes per pool."""
+    """Live reservations of one cluster: per node (GPUs, CPUs, memory), and per elastic pool the GPUs
+    of each reservation waiting for a new node."""
 
     nodes: dict[str, tuple[int, float, int]] = field(default_factory=dict)
-    future: dict[str, int] = field(default_factory=dict)
+    future: dict[str, list[int]] = field(default_factory=dict)
 
 
 _NOTHING_HELD = _Held()
@@ -89,11 +90,29 @@ def _held(reservations: Sequence[Reservation], now: float | None) -> dict[str, _
         if held is None:
             held = out[r.cluster] = _Held()
         if r.node is None:
-            held.future[r.pool] = held.future.get(r.pool, 0) + 1
+            held.future.setdefault(r.pool, []).append(r.gpus)
         else:
             g, c, m = held.nodes.get(r.node, (0, 0.0, 0))
             held.nodes[r.node] = (g + r.gpus, c + r.cpu, m + r.memory)
     return out
+
+
+def _starting(pool: Pool, hold: _Held) -> list[int]:
+    """The free GPUs of each new node the pool's waiting reservations start: packed first-fit, largest
+    first, as cluster-autoscaler and Karpenter put pending pods on a node already on its way. Without
+    GPUs per node (a CPU pool) each reservation counts as a node of its own."""
+    rooms: list[int] = []
+    for gpus in sorted(hold.future.get(pool.name, ()), reverse=True):
+        if pool.gpus_per_node > 0:
+            for i, room in enumerate(rooms):
+                if room >= gpus:
+                    rooms[i] = room - gpus
+                    break
+            else:
+                rooms.append(max(pool.gpus_per_node - gpus, 0))
+        else:
+            rooms.append(0)
+    return rooms
 
 
 def _free(node: NodeCapacity, held: _Held) -> tuple[int, float, int]:
@@ -190,7 +209,7 @@ def _survey(inv: ClusterInventory, hold: _Held) -> dict[str, list[int]]:
         if p.elastic and p.gpus_per_node > 0:
             a = acc.setdefault(p.gpu_product or UNKNOWN_PRODUCT, [0, 0, 0, 0, 0])
             a[4] = max(a[4], p.gpus_per_node)
-            if sizes[p.name] + hold.future.get(p.name, 0) < p.max_nodes:
+            if sizes[p.name] + len(_starting(p, hold)) < p.max_nodes:
                 a[3] = max(a[3], p.gpus_per_node)
     return acc
 
@@ -474,7 +493,10 @@ def _can_grow(pool: Pool, v: _View, request: PlacementRequest) -> bool:
         v.sizes = {}
         for n in v.inv.nodes:
             v.sizes[n.pool] = v.sizes.get(n.pool, 0) + 1
-    return v.sizes.get(pool.name, 0) + v.hold.future.get(pool.name, 0) < pool.max_nodes
+    rooms = _starting(pool, v.hold)
+    if request.gpus > 0 and any(room >= request.gpus for room in rooms):
+        return True  # it shares a node already on its way
+    return v.sizes.get(pool.name, 0) + len(rooms) < pool.max_nodes
 
 
 # --------------------------------------------------------------------------- words
@@ -602,7 +624,7 @@ def _elastic_note(cluster: str, pool: Pool, hold: _Held, request: PlacementReque
         return None
     if pool.gpus_per_node < request.gpus:
         return f"{cluster} pool {pool.name} has {_plural(pool.gpus_per_node, 'GPU')} per node"
-    starting = hold.future.get(pool.name, 0)
+    starting = len(_starting(pool, hold))
     return f"{cluster} pool {pool.name} is at its maximum of {_plural(pool.max_nodes, 'node')}" + (
         f" ({starting} starting)" if starting else ""
     )

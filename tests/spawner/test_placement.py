@@ -310,18 +310,28 @@ def test_several_clusters_of_each_role_keep_their_listed_order() -> None:
             (),
             [],
         ),
-        # a reservation waiting for a new node counts as one
+        # reservations waiting for a new node fill it (here the pool's last) ...
         (
             (node("l1", "gpu-l40s", product=L40S, used=8),),
             req(2, L40S),
-            (Reservation("r", "eks", None, "gpu-l40s", 1, 0.0, 0, 100.0),),
+            (Reservation("r", "eks", None, "gpu-l40s", 3, 0.0, 0, 100.0),),
             [],
         ),
-        # ... until it expires
+        # ... until they expire
         (
             (node("l1", "gpu-l40s", product=L40S, used=8),),
             req(2, L40S),
-            (Reservation("r", "eks", None, "gpu-l40s", 1, 0.0, 0, 5.0),),
+            (Reservation("r", "eks", None, "gpu-l40s", 3, 0.0, 0, 5.0),),
+            [("gpu-l40s", True, ())],
+        ),
+        # a request that fits beside them shares the node on its way, as the autoscaler packs pods
+        (
+            (node("l1", "gpu-l40s", product=L40S, used=8),),
+            req(2, L40S),
+            (
+                Reservation("r1", "eks", None, "gpu-l40s", 1, 0.0, 0, 100.0),
+                Reservation("r2", "eks", None, "gpu-l40s", 1, 0.0, 0, 100.0),
+            ),
             [("gpu-l40s", True, ())],
         ),
         # any product: every GPU pool that matches, smallest new node first
