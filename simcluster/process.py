@@ -288,6 +288,32 @@ class _Base(abc.ABC):
             )
         return argv
 
+    async def _launch(
+        self, state: _Pod, name: str, cmd: list[str], on_exit: ExitCallback, **popen: Any
+    ) -> None:
+        """Start a container's main process, pump its output into the pod's log, report its exit."""
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent, start_new_session=True, **popen,
+        )  # fmt: skip
+        c = _Container(name, proc)
+        c.pumps = [self._pump(state, name, proc.stdout), self._pump(state, name, proc.stderr)]
+        state.containers[name] = c
+        self._watch_exit(state, c, on_exit)
+
+    @abc.abstractmethod
+    async def _start_container(
+        self, state: _Pod, pod: Mapping[str, Any], container: Mapping[str, Any], on_exit: ExitCallback
+    ) -> None:
+        """Start ``container`` of ``pod`` (in its sandbox, where the runtime has one)."""
+
+    async def restart_container(self, pod: Mapping[str, Any], container: str, on_exit: ExitCallback) -> None:
+        state = self.pods.get(pod_key(pod))
+        if state is None or state.stopping:
+            raise ContainerError(container, "the pod is gone")
+        spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
+        await self._start_container(state, pod, spec, on_exit)
+
     def _pump(self, pod: _Pod, container: str, stream: asyncio.StreamReader | None) -> asyncio.Task[None]:
         async def pump() -> None:
             if stream is None:
@@ -560,21 +586,7 @@ class ProcessRuntime(_Base):
             *(f"{k}={v}" for k, v in env.items()),
             *argv,
         ]
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent, start_new_session=True,
-        )  # fmt: skip
-        c = _Container(container["name"], proc)
-        c.pumps = [self._pump(state, c.name, proc.stdout), self._pump(state, c.name, proc.stderr)]
-        state.containers[c.name] = c
-        self._watch_exit(state, c, on_exit)
-
-    async def restart_container(self, pod: Mapping[str, Any], container: str, on_exit: ExitCallback) -> None:
-        state = self.pods.get(pod_key(pod))
-        if state is None or state.stopping:
-            raise ContainerError(container, "the pod sandbox is gone")
-        spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
-        await self._start_container(state, pod, spec, on_exit)
+        await self._launch(state, container["name"], cmd, on_exit)
 
     def _main_pids(self, c: _Container) -> list[int]:
         # nsenter forks into the PID namespace: the container's main process is its child
@@ -658,34 +670,19 @@ class LoopbackRuntime(_Base):
         self.pods[key] = state
         try:
             for container in pod["spec"]["containers"]:
-                await self._start(state, pod, container, on_exit)
+                await self._start_container(state, pod, container, on_exit)
         except ContainerError:
             await self.stop_pod_key(key, 0.0)
             raise
         return state.ip
 
-    async def _start(
+    async def _start_container(
         self, state: _Pod, pod: Mapping[str, Any], container: Mapping[str, Any], on_exit: ExitCallback
     ) -> None:
         env = self.environment(pod, container, state.ip)
         env["POD_IP"] = state.ip
-        argv = self.argv(container, env)
         cwd = _existing_dir(container.get("workingDir"))
-        proc = await asyncio.create_subprocess_exec(
-            *argv, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent, start_new_session=True,
-        )  # fmt: skip
-        c = _Container(container["name"], proc)
-        c.pumps = [self._pump(state, c.name, proc.stdout), self._pump(state, c.name, proc.stderr)]
-        state.containers[c.name] = c
-        self._watch_exit(state, c, on_exit)
-
-    async def restart_container(self, pod: Mapping[str, Any], container: str, on_exit: ExitCallback) -> None:
-        state = self.pods.get(pod_key(pod))
-        if state is None or state.stopping:
-            raise ContainerError(container, "the pod is gone")
-        spec = next(c for c in pod["spec"]["containers"] if c["name"] == container)
-        await self._start(state, pod, spec, on_exit)
+        await self._launch(state, container["name"], self.argv(container, env), on_exit, env=env, cwd=cwd)
 
     async def stop_pod_key(self, key: tuple[str, str], grace: float) -> None:
         state = self.pods.get(key)
