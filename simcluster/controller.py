@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import Callable
@@ -14,7 +15,7 @@ __all__ = ["Controller"]
 log = logging.getLogger(__name__)
 
 
-class Controller:
+class Controller(abc.ABC):
     """Subclasses implement ``observe`` (sync, per store event) and ``reconcile`` (sync).
 
     ``reconcile`` returns the loop time at which it wants to run again, or None to wait for an event.
@@ -58,8 +59,9 @@ class Controller:
         """Take note of a write; return True to run ``reconcile`` soon."""
         return False
 
+    @abc.abstractmethod
     def reconcile(self) -> float | None:
-        raise NotImplementedError
+        """Bring the cluster closer to what its objects ask for; the loop time to run again, or None."""
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
