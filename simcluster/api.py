@@ -17,7 +17,7 @@ from aiohttp import payload, web
 
 from . import discovery, protobuf, tables
 from .auth import Authenticator
-from .errors import ApiError, bad_request, status_object
+from .errors import ApiError, bad_request
 from .patch import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
 from .resources import ResourceType
 from .selectors import (
@@ -567,12 +567,3 @@ def _decode_continue(token: str) -> tuple[str, tuple[str, str]]:
         return str(data["rv"]), (str(data["start"][0]), str(data["start"][1]))
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise bad_request(f"continue key is not valid: {exc}") from exc
-
-
-def status_response(code: int, message: str) -> web.Response:
-    reason = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}.get(
-        code, "InternalError"
-    )
-    return web.Response(
-        body=orjson.dumps(status_object(code, reason, message)), status=code, content_type=JSON
-    )

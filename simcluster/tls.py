@@ -35,9 +35,6 @@ class ServingCerts:
             ctx.load_cert_chain(cert, key)
         return ctx
 
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cadata=self.ca_pem.decode())
-
 
 def _name(common: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
