@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The main run uses the pair zero-to-jupyterhub 4.4 ships; the hub extra allows JupyterHub 6 too.
+MAIN_PINS := "jupyterhub==5.5.*" "jupyterhub-kubespawner==7.0.*"
+STAMP  := $(VENV)/.installed-$(shell (cat pyproject.toml; echo '$(MAIN_PINS)') | sha1sum | cut -c1-12)
 # The second version pair the `hubcompat` tests run against, in a venv of its own.
 HUB6_PINS  := "jupyterhub>=6,<7" "jupyterhub-kubespawner>=7.1,<8"
 HUB6_VENV  := .venv-hub6
@@ -13,7 +15,7 @@ HUB6_STAMP := $(HUB6_VENV)/.installed-$(shell (cat pyproject.toml; echo '$(HUB6_
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]" $(MAIN_PINS)
 	rm -f $(VENV)/.installed-*; touch $@
 
 $(HUB6_STAMP): pyproject.toml
