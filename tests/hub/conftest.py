@@ -50,23 +50,21 @@ def mocksu_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> It
         yield proc
 
 
-@pytest.fixture(scope="module")
-def service_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """A hub with the hybridhub service (stock KubeSpawner)."""
-    work = tmp_path_factory.mktemp("svc")
+def _service_hub(hsim: SimProcess, work: Path, *, spawner: bool) -> Iterator[HubProcess]:
     hub = HubProcess(work / "hub", hsim, namespace="jupyterhub")
-    hub.wiring = wire(hub, hsim, work, spawner=False)
+    hub.wiring = wire(hub, hsim, work, spawner=spawner)
     with hub:
         wait_for_service(hub)
         yield hub
+
+
+@pytest.fixture(scope="module")
+def service_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A hub with the hybridhub service (stock KubeSpawner)."""
+    yield from _service_hub(hsim, tmp_path_factory.mktemp("svc"), spawner=False)
 
 
 @pytest.fixture(scope="module")
 def hybrid_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """A hub with the hybridhub service and HybridSpawner."""
-    work = tmp_path_factory.mktemp("hybrid")
-    hub = HubProcess(work / "hub", hsim, namespace="jupyterhub")
-    hub.wiring = wire(hub, hsim, work, spawner=True)
-    with hub:
-        wait_for_service(hub)
-        yield hub
+    yield from _service_hub(hsim, tmp_path_factory.mktemp("hybrid"), spawner=True)
