@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import exponential_backoff, url_path_join
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException
 from kubespawner import KubeSpawner
@@ -23,20 +23,20 @@ from traitlets import Float, Integer, List, Unicode, Union, default
 
 from .clusters import ClusterConfig, ClusterSet
 from .form import options_from_form, render_form
+from .home import home_note, usual_home, with_home
 from .kube import ClusterClient
 from .options import GpuOptions, OptionsError, parse_options
+from .scheduling import Verdict, read_event
 
 __all__ = ["HybridSpawner", "SpawnRefused"]
 
 STATE_VERSION = 1
 GPU = "nvidia.com/gpu"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
-# A FailedScheduling for these in a fixed pool means the GPUs are gone: try the next candidate.
-_CAPACITY = ("Insufficient", "didn't match Pod's node affinity", "untolerated taint", "Too many pods",
-             "were unschedulable")  # fmt: skip
 # Traits an attempt sets; each attempt starts from the configured values (jupyterhub#3095).
 _ATTEMPT_TRAITS = ("namespace", "node_affinity_required", "node_affinity_preferred", "tolerations",
-                   "extra_resource_limits", "node_selector")  # fmt: skip
+                   "extra_resource_limits", "node_selector", "volumes", "volume_mounts", "storage_pvc_ensure",
+                   "storage_capacity", "storage_class", "services_enabled")  # fmt: skip
 
 
 try:  # JupyterHub 6: the spawn failure users read, with a reason label for metrics
@@ -154,6 +154,19 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         ``(spawner) -> int | None`` (e.g. per group). None: no limit.""",
     )
     max_attempts = Integer(3, config=True, help="Candidates tried before a spawn gives up.")
+    home_mount_path = Unicode(
+        "/home/jovyan",
+        config=True,
+        help="""Where a cluster's ``home_storage`` (``ClusterSet.clusters``) is mounted in the notebook
+        container; a configured volume mount at this path gives way to it. Clusters with
+        ``home_storage: none`` keep the configured ``volumes``/``volume_mounts`` as they are.""",
+    )
+    service_address_timeout = Float(
+        300.0,
+        config=True,
+        help="""Seconds a cluster with ``pod_access: service`` and ``service_type: LoadBalancer`` may
+        take to give the server's Service an address (an AWS load balancer takes a minute or two).""",
+    )
     elastic_deadline = Float(
         600.0,
         config=True,
@@ -380,12 +393,71 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         if candidate["nodes"]:
             term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": candidate["nodes"]}]}
             self.node_affinity_required = [*base["node_affinity_required"], term]
+        self._apply_home(cluster, base)
+        self.services_enabled = bool(base["services_enabled"]) or cluster.pod_access == "service"
         if candidate.get("preferred_node"):
             self.node_affinity_preferred = [*base["node_affinity_preferred"], {
                 "weight": 100,
                 "preference": {"matchFields": [{"key": "metadata.name", "operator": "In",
                                                 "values": [candidate["preferred_node"]]}]},
             }]  # fmt: skip
+
+    def _apply_home(self, cluster: ClusterConfig, base: dict[str, Any]) -> None:
+        home = cluster.home_storage
+        if home.kind == "none":
+            return
+        containers = (*self.init_containers, *self.extra_containers)
+        others = [m for c in containers for m in c.get("volumeMounts") or []]
+        self.volumes, self.volume_mounts = with_home(
+            home, base["volumes"], base["volume_mounts"], claim_name=self.pvc_name,
+            mount_path=self.home_mount_path, other_mounts=others,
+        )  # fmt: skip
+        if home.kind == "pvc":
+            self.storage_pvc_ensure = True
+            self.storage_capacity = home.size
+            self.storage_class = home.storage_class
+
+    def get_service_manifest(self, owner_reference: Any) -> Any:
+        """The per-user Service of a ``pod_access: service`` cluster: a LoadBalancer or a NodePort."""
+        service = super().get_service_manifest(owner_reference)
+        cluster = self._config(self.cluster_name) if self.cluster_name else None
+        if cluster is not None and cluster.pod_access == "service" and cluster.service_type:
+            service.spec.type = cluster.service_type
+        return service
+
+    async def _service_address(self, cluster: ClusterConfig) -> str:
+        """The server's URL through its Service: the load balancer's address, or its node's port."""
+        name, namespace = self.pod_name, self.namespace
+        said = False
+
+        async def address() -> str | None:
+            nonlocal said
+            svc = await asyncio.wait_for(
+                self.api.read_namespaced_service(name, namespace), self.k8s_api_request_timeout
+            )
+            if cluster.service_type == "NodePort":
+                pod = self.pod_reflector.pods.get(f"{namespace}/{name}") or {}
+                host = (pod.get("status") or {}).get("hostIP")
+                port = next((p.node_port for p in svc.spec.ports or [] if p.port == self.port), None)
+                return f"http://{host}:{port}" if host and port else None
+            ingress = svc.status.load_balancer.ingress if svc.status and svc.status.load_balancer else None
+            for entry in ingress or []:
+                if entry.ip or entry.hostname:
+                    return f"http://{entry.ip or entry.hostname}:{self.port}"
+            if not said:
+                said = True
+                self._say(f"waiting for {cluster.name} to give the server a load-balancer address")
+            return None
+
+        try:
+            url: str = await exponential_backoff(
+                address, f"no address for service {namespace}/{name}", timeout=self.service_address_timeout
+            )
+        except TimeoutError as exc:
+            raise _NoRoom(
+                f"{cluster.name} gave the server's Service no address in {self.service_address_timeout:.0f} s"
+            ) from exc
+        return url
 
     async def _remove_leftovers(self) -> None:
         """A hub that died mid-start never saved where the pod went: any pod of this server, in any
@@ -430,7 +502,9 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         for attempt, candidate in enumerate(candidates[: self.max_attempts]):
             cluster = await self._use_cluster(candidate["cluster"])
             self._reservation = candidate.get("reservation")
-            self._say(candidate["reason"] if attempt == 0 else f"{failures[-1]}; now: {candidate['reason']}")
+            why = candidate["reason"] if attempt == 0 else f"{failures[-1]}; now: {candidate['reason']}"
+            note = home_note(usual_home(self.cluster_set.configs), cluster)
+            self._say(f"{why}; {note}" if note else why)
             self._apply(cluster, candidate, opts)
             try:
                 url: str = await self._attempt(cluster, candidate)
@@ -463,13 +537,16 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
             done, _ = await asyncio.wait({start, watch}, return_when=asyncio.FIRST_COMPLETED)
             if watch in done and watch.exception() is not None:
                 raise watch.exception()  # type: ignore[misc]
-            return await start  # type: ignore[no-any-return]
+            url: str = await start
         finally:
             for task in (start, watch):
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+        if cluster.pod_access == "service":
+            url = await self._service_address(cluster)
+        return url
 
     async def _fail_fast(self, cluster: ClusterConfig, candidate: dict[str, Any]) -> None:
         """Watch this pod's events: give up on a fixed pool at the first capacity FailedScheduling."""
@@ -481,14 +558,15 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
             await asyncio.sleep(0.25)
             events = self.events if self.event_reflector is not None else []
             for event in events[seen:]:
-                reason, message = event.get("reason", ""), event.get("message", "")
-                if reason == "FailedScheduling" and not elastic and any(k in message for k in _CAPACITY):
+                message = event.get("message") or ""
+                verdict = read_event(event.get("reason") or "", message, elastic=elastic)
+                if verdict is Verdict.NO_ROOM:
                     raise _NoRoom(
                         f"{cluster.name} had no room after all ({message.split('. preemption')[0]})"
                     )
-                if reason == "NotTriggerScaleUp" and elastic:
+                if verdict is Verdict.CANNOT_GROW:
                     raise _NoRoom(f"{cluster.name} pool {pool.name} cannot grow ({message})")
-                if reason == "TriggeredScaleUp":
+                if verdict is Verdict.SCALING_UP:
                     self._say(
                         f"{cluster.name} is adding a node to pool {pool.name}; this takes a few minutes"
                     )

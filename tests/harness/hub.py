@@ -35,6 +35,7 @@ CHP = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
 SINGLEUSER = {
     "real": ["jupyterhub-singleuser"],
     "mocksu": [sys.executable, "-m", "jupyterhub.tests.mocksu"],
+    "echosu": [sys.executable, "-S", str(Path(__file__).with_name("echosu.py"))],  # stdlib only: light
 }
 
 
