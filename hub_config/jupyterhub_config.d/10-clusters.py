@@ -29,8 +29,8 @@ c.ClusterSet.clusters = [
         # the hub's Service, as pods in this cluster reach it
         "hub_connect_url": os.environ.get("HYBRIDHUB_ONPREM_HUB_URL", "http://hub:8081"),
         "pod_access": "pod-ip",
-        # what the chart's singleuser.storage (dynamic, 10Gi, default StorageClass) gives; informative:
-        # HybridSpawner does not apply home_storage yet
+        # a claim per user (the default StorageClass), mounted at /home/jovyan in place of the chart's
+        # singleuser.storage mount; the same claim name, so existing homes stay
         "home_storage": {"kind": "pvc", "size": "10Gi"},
         "pools": [
             # every GPU server (GPU Feature Discovery's label); fixed: its nodes say what they have
@@ -47,9 +47,11 @@ c.ClusterSet.clusters = [
         "namespace": os.environ.get("HYBRIDHUB_EKS_NAMESPACE", "jupyterhub"),
         "hub_connect_url": EKS_HUB_URL,
         # HybridSpawner connects to pod IPs: the VPC's pod IPs must be routable from the hub and proxy
-        # pods (Direct Connect / VPN); per-user Services ("service") are not implemented yet
+        # pods (Direct Connect / VPN). Without such a route: "pod_access": "service" with
+        # "service_type": "LoadBalancer" (a load balancer per server) or "NodePort"
         "pod_access": "pod-ip",
-        "home_storage": {"kind": "pvc", "size": "10Gi"},
+        # EKS's own home per user (gp3); users are told their on-prem home is not mounted there
+        "home_storage": {"kind": "pvc", "size": "10Gi", "storage_class": "gp3"},
         "pools": [
             # p4de.24xlarge node group, scaled from zero by cluster-autoscaler or Karpenter
             {"name": "a100", "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-a100"}, "elastic": True,

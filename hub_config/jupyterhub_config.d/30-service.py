@@ -57,6 +57,15 @@ c.JupyterHub.services.append(
         "environment": SERVICE_ENVIRONMENT,
     }
 )  # fmt: skip
+# the service's own token (JUPYTERHUB_API_TOKEN): its leftover-pod sweep asks which servers run or start
+c.JupyterHub.load_roles.append(
+    {
+        "name": "hybridhub-service",
+        "description": "The hybridhub service: which servers run or start (its leftover-pod sweep)",
+        "scopes": ["read:servers"],
+        "services": [SERVICE],
+    }
+)
 # the hub's own client of the service: HybridSpawner reads this token from HYBRIDHUB_HUB_TOKEN
 c.JupyterHub.services.append({"name": "hybridhub-hub", "api_token": HUB_TOKEN})
 

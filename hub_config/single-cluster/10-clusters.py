@@ -22,7 +22,8 @@ c.ClusterSet.clusters = [
         "namespace": os.environ.get("POD_NAMESPACE", "jupyterhub"),
         "hub_connect_url": os.environ.get("HYBRIDHUB_HUB_URL", "http://hub:8081"),
         "pod_access": "pod-ip",  # one cluster network
-        # what the chart's singleuser.storage gives; informative: HybridSpawner does not apply it yet
+        # a claim per user, the same on either pool: its StorageClass must be one both kinds of node
+        # can mount (NFS or EFS; an EBS volume does not attach to a hybrid node)
         "home_storage": {"kind": "pvc", "size": "10Gi"},
         "pools": [
             # the on-prem servers, as EKS labels hybrid nodes; fixed: the nodes say what GPUs they have

@@ -1,0 +1,401 @@
+"""hub_config/manifests/: the companion Kubernetes objects of each cluster parse, and their RBAC gives the
+hub's and the service's identity what the code calls, and nothing more.
+
+The tables below come from reading the code (KubeSpawner 7.0's spawner.py and reflector.py,
+spawner/hybrid.py, spawner/inventory.py, spawner/service/); ``test_the_tables_cover_the_code`` scans
+those sources for Kubernetes CoreV1Api calls, so a new call fails here until the table (and the
+manifests) have it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import kubespawner
+import pytest
+import yaml
+from kubernetes_asyncio.client import CoreV1Api
+from traitlets.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+HUB_CONFIG = ROOT / "hub_config"
+MANIFESTS = HUB_CONFIG / "manifests"
+CLUSTERS = ["onprem", "eks"]
+RBAC = "rbac.authorization.k8s.io"
+
+Need = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+# HybridSpawner (KubeSpawner underneath) in the notebook namespace.
+SPAWNER_NEEDS: dict[Need, str] = {
+    ("", "pods", "create"): "KubeSpawner._make_create_pod_request",
+    ("", "pods", "delete"): "KubeSpawner._make_delete_pod_request (stop), HybridSpawner._remove_leftovers",
+    ("", "pods", "list"): "KubeSpawner's PodReflector (list_namespaced_pod)",
+    ("", "pods", "watch"): "KubeSpawner's PodReflector",
+    ("", "events", "list"): "KubeSpawner's EventReflector (list_namespaced_event)",
+    ("", "events", "watch"): "KubeSpawner's EventReflector",
+    ("", "persistentvolumeclaims", "create"): "KubeSpawner._make_create_pvc_request (home PVC)",
+    ("", "persistentvolumeclaims", "get"): "KubeSpawner._make_create_pvc_request on 403, _check_pvc_exists",
+    ("", "persistentvolumeclaims", "delete"): "KubeSpawner.delete_forever (delete_pvc)",
+    ("", "services", "create"): "KubeSpawner._make_create_resource_request('service') (pod_access: service)",
+    ("", "services", "get"): "KubeSpawner._ensure_not_exists('service'), HybridSpawner._service_address",
+    ("", "services", "delete"): "KubeSpawner._ensure_not_exists('service')",
+    ("", "secrets", "create"): "KubeSpawner._make_create_resource_request('secret') (internal_ssl)",
+    ("", "secrets", "get"): "KubeSpawner._ensure_not_exists('secret')",
+    ("", "secrets", "delete"): "KubeSpawner._ensure_not_exists('secret')",
+}
+# The hybridhub service: the whole cluster ...
+SERVICE_CLUSTER_NEEDS: dict[Need, str] = {
+    ("", "nodes", "list"): "ClusterWatcher (inventory.py: list_node)",
+    ("", "nodes", "watch"): "ClusterWatcher",
+    ("", "pods", "list"): "ClusterWatcher (inventory.py: list_pod_for_all_namespaces)",
+    ("", "pods", "watch"): "ClusterWatcher",
+}
+SERVICE_URL_NEEDS = {("/readyz", "get"): "ClusterMember.readyz (service/fleet.py)"}
+# ... and the notebook namespace.
+SERVICE_NAMESPACE_NEEDS: dict[Need, str] = {
+    ("", "pods", "delete"): "the leftover-pod sweep",
+}
+# CoreV1Api calls in the sources that hybridhub never makes
+NOT_MADE = {"create_namespace": "KubeSpawner, only with enable_user_namespaces, which hybridhub does not use"}
+
+SPAWNER_SOURCES = [
+    Path(kubespawner.__file__).parent / "spawner.py",
+    Path(kubespawner.__file__).parent / "reflector.py",
+    ROOT / "spawner" / "hybrid.py",
+    ROOT / "spawner" / "home.py",
+    ROOT / "spawner" / "kube.py",
+]
+SERVICE_SOURCES = [
+    ROOT / "spawner" / "inventory.py",
+    ROOT / "spawner" / "kube.py",
+    *sorted((ROOT / "spawner" / "service").glob("*.py")),
+]
+
+# who the hub and the service are in each cluster
+IDENTITY = {
+    "onprem": {"kind": "ServiceAccount", "name": "hub", "namespace": "jupyterhub"},
+    "eks": {"kind": "Group", "name": "hybridhub", "apiGroup": RBAC},
+}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def folder_docs(folder: Path) -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d is not None)
+    return docs
+
+
+@pytest.fixture(params=CLUSTERS)
+def cluster(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def docs(cluster: str) -> list[dict[str, Any]]:
+    return folder_docs(MANIFESTS / cluster)
+
+
+def one(docs: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def notebook_namespace(docs: list[dict[str, Any]]) -> str:
+    (namespace,) = one(docs, "Namespace")
+    return str(namespace["metadata"]["name"])
+
+
+# ---------------------------------------------------------------------------------------------- RBAC
+
+
+class Grants:
+    """What one subject may do, as the bindings in a set of manifests give it (all of them, or the one
+    named ``name``: each component of the code has its own, though both run as one identity)."""
+
+    def __init__(self, docs: list[dict[str, Any]], subject: dict[str, str], name: str | None = None) -> None:
+        self.cluster: set[Need] = set()
+        self.urls: set[tuple[str, str]] = set()
+        self.namespaced: dict[str, set[Need]] = {}
+        roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in docs}
+        for binding in docs:
+            if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+                continue
+            if not any(self._is(s, subject) for s in binding.get("subjects") or []):
+                continue
+            if name is not None and binding["metadata"]["name"] != name:
+                continue
+            ref = binding["roleRef"]
+            assert ref["apiGroup"] == RBAC
+            namespace = binding["metadata"].get("namespace") if ref["kind"] == "Role" else None
+            role = roles.get((ref["kind"], namespace, ref["name"]))
+            assert role is not None, f"{binding['kind']} {binding['metadata']['name']} binds a missing role"
+            for rule in role.get("rules") or []:
+                if "nonResourceURLs" in rule:
+                    assert binding["kind"] == "ClusterRoleBinding", (
+                        "non-resource URLs need a ClusterRoleBinding"
+                    )
+                    self.urls |= {(u, v) for u in rule["nonResourceURLs"] for v in rule["verbs"]}
+                    continue
+                assert not rule.get("resourceNames"), "no rule here is limited to names"
+                needs = {
+                    (g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+                }  # fmt: skip
+                if binding["kind"] == "ClusterRoleBinding":
+                    self.cluster |= needs
+                else:
+                    self.namespaced.setdefault(binding["metadata"]["namespace"], set()).update(needs)
+
+    @staticmethod
+    def _is(candidate: dict[str, str], subject: dict[str, str]) -> bool:
+        return all(candidate.get(k) == v for k, v in subject.items())
+
+    def in_namespace(self, namespace: str) -> set[Need]:
+        return self.namespaced.get(namespace, set()) | self.cluster
+
+    def everything(self) -> set[Need]:
+        return set().union(self.cluster, *self.namespaced.values())
+
+
+def missing(docs: list[dict[str, Any]], cluster: str) -> set[Any]:
+    """What the code needs that the manifests do not give (empty: all is there), per component."""
+    namespace = notebook_namespace(docs)
+    spawner = Grants(docs, IDENTITY[cluster], "hybridhub-spawner")
+    service = Grants(docs, IDENTITY[cluster], "hybridhub-service")
+    return (
+        {("spawner", *n) for n in set(SPAWNER_NEEDS) - spawner.in_namespace(namespace)}
+        | {("service", *n) for n in set(SERVICE_NAMESPACE_NEEDS) - service.in_namespace(namespace)}
+        | {("service", *n) for n in set(SERVICE_CLUSTER_NEEDS) - service.cluster}
+        | {("service", *n) for n in set(SERVICE_URL_NEEDS) - service.urls}
+    )
+
+
+def test_rbac_gives_what_the_code_needs(docs: list[dict[str, Any]], cluster: str) -> None:
+    assert not missing(docs, cluster)
+
+
+def test_rbac_gives_nothing_more(docs: list[dict[str, Any]], cluster: str) -> None:
+    grants = Grants(docs, IDENTITY[cluster])
+    assert grants.cluster <= set(SERVICE_CLUSTER_NEEDS), "cluster-wide grants beyond the inventory's"
+    extra = (
+        grants.everything() - set(SPAWNER_NEEDS) - set(SERVICE_CLUSTER_NEEDS) - set(SERVICE_NAMESPACE_NEEDS)
+    )
+    assert not extra
+    assert set(grants.namespaced) == {notebook_namespace(docs)}
+    assert grants.urls == set(SERVICE_URL_NEEDS)
+    spawner = Grants(docs, IDENTITY[cluster], "hybridhub-spawner")
+    assert spawner.everything() == set(SPAWNER_NEEDS) and not spawner.cluster and not spawner.urls
+    service = Grants(docs, IDENTITY[cluster], "hybridhub-service")
+    assert service.cluster == set(SERVICE_CLUSTER_NEEDS)
+    assert service.namespaced == {notebook_namespace(docs): set(SERVICE_NAMESPACE_NEEDS)}
+    bindings = {b["metadata"]["name"] for b in one(docs, "RoleBinding") + one(docs, "ClusterRoleBinding")}
+    assert bindings == {"hybridhub-spawner", "hybridhub-service"}
+    for role in one(docs, "Role") + one(docs, "ClusterRole"):
+        for rule in role["rules"]:
+            assert "*" not in str(rule), f"{role['kind']} {role['metadata']['name']}: no wildcards"
+
+
+def test_each_rule_is_needed_and_its_loss_is_caught(docs: list[dict[str, Any]], cluster: str) -> None:
+    """Take away any one rule (or one verb of it) and `missing` reports it."""
+    for index, doc in enumerate(docs):
+        if doc["kind"] not in ("Role", "ClusterRole"):
+            continue
+        for r, rule in enumerate(doc["rules"]):
+            for verb in rule["verbs"]:
+                broken = [dict(d) for d in docs]
+                rules = [dict(x) for x in doc["rules"]]
+                rules[r] = {**rule, "verbs": [v for v in rule["verbs"] if v != verb]}
+                broken[index] = {**doc, "rules": rules}
+                assert missing(broken, cluster), f"{doc['metadata']['name']} {rule} {verb} is not needed"
+
+
+def test_the_identity_is_the_hubs(docs: list[dict[str, Any]], cluster: str) -> None:
+    """Every binding names the hub's identity, and never the notebook pods' ServiceAccount."""
+    for binding in one(docs, "RoleBinding") + one(docs, "ClusterRoleBinding"):
+        assert binding["subjects"] == [IDENTITY[cluster]]
+    text = "\n".join(p.read_text() for p in (MANIFESTS / cluster).glob("*.yaml"))
+    assert "system:serviceaccounts" not in text and "system:authenticated" not in text
+
+
+CORE_METHODS = {m for m in dir(CoreV1Api) if not m.startswith("_") and not m.endswith("_with_http_info")}
+VERBS = {
+    "create": "create",
+    "read": "get",
+    "delete": "delete",
+    "list": "list",
+    "patch": "patch",
+    "replace": "update",
+}
+
+
+def core_calls(paths: Iterable[Path]) -> dict[str, tuple[bool, Need]]:
+    """CoreV1Api methods named in the sources -> (cluster-wide, need)."""
+    calls: dict[str, tuple[bool, Need]] = {}
+    for path in paths:
+        if not path.exists():
+            continue
+        for name in set(re.findall(r"\b[a-z][a-z0-9_]*\b", path.read_text())) & CORE_METHODS:
+            if name in NOT_MADE:
+                continue
+            match = re.fullmatch(
+                r"(create|read|delete|list|patch|replace)_(namespaced_)?([a-z_]+?)(_for_all_namespaces)?",
+                name,
+            )
+            assert match, f"{path.name} calls CoreV1Api.{name}: add it to the tables in this file"
+            verb, namespaced, kind, everywhere = match.groups()
+            resource = kind.replace("_", "") + ("" if kind.endswith("s") else "s")
+            calls[name] = (bool(everywhere) or not namespaced, ("", resource, VERBS[verb]))
+    return calls
+
+
+def test_the_tables_cover_the_code() -> None:
+    spawner = core_calls(SPAWNER_SOURCES)
+    assert {"create_namespaced_pod", "delete_namespaced_pod"} <= set(spawner)  # the scan works
+    for name, (everywhere, need) in spawner.items():
+        assert not everywhere, f"the spawner calls {name} across the cluster"
+        assert need in SPAWNER_NEEDS, f"HybridSpawner/KubeSpawner call {name}: add {need} to SPAWNER_NEEDS"
+    service = core_calls(SERVICE_SOURCES)
+    assert {"list_node", "list_pod_for_all_namespaces"} <= set(service)
+    for name, (everywhere, need) in service.items():
+        table = SERVICE_CLUSTER_NEEDS if everywhere else SERVICE_NAMESPACE_NEEDS | SERVICE_CLUSTER_NEEDS
+        assert need in table, f"the service calls {name}: add {need} to the service's tables"
+    assert '"/readyz"' in (ROOT / "spawner" / "service" / "fleet.py").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- the objects
+
+
+def test_every_document_is_a_kubernetes_object(docs: list[dict[str, Any]], cluster: str) -> None:
+    assert docs
+    namespace = notebook_namespace(docs)
+    seen = set()
+    for doc in docs:
+        assert doc.get("apiVersion") and doc.get("kind") and doc.get("metadata", {}).get("name"), doc
+        if doc["kind"] in CLUSTER_SCOPED:
+            assert "namespace" not in doc["metadata"]
+        else:
+            assert doc["metadata"].get("namespace") == namespace, doc["metadata"]["name"]
+        key = (doc["apiVersion"], doc["kind"], doc["metadata"].get("namespace"), doc["metadata"]["name"])
+        assert key not in seen
+        seen.add(key)
+
+
+def test_kustomization_lists_every_file(cluster: str) -> None:
+    folder = MANIFESTS / cluster
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    assert kustomization["kind"] == "Kustomization"
+    files = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
+    assert sorted(kustomization["resources"]) == sorted(files)
+    assert not [p for p in folder.iterdir() if p.suffix == ".yml"]
+
+
+@pytest.mark.kubectl
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs the kubectl binary")
+def test_kustomize_renders_the_same_objects(cluster: str, tmp_path: Path) -> None:
+    """`kubectl kustomize` (offline; `kubectl apply --dry-run=client` would need an API server)."""
+    env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")}
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(MANIFESTS / cluster)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = [d for d in yaml.safe_load_all(result.stdout) if d is not None]
+
+    def key(d: dict[str, Any]) -> tuple[str, str]:
+        return d["kind"], d["metadata"]["name"]
+
+    assert sorted(rendered, key=key) == sorted(folder_docs(MANIFESTS / cluster), key=key)
+
+
+def test_namespace_pod_security(docs: list[dict[str, Any]]) -> None:
+    (namespace,) = one(docs, "Namespace")
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+
+
+def test_the_namespaces_are_the_configured_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On-prem: the chart's namespace as 10-clusters.py defaults it; EKS: values.yaml's."""
+    for name in ("POD_NAMESPACE", "HYBRIDHUB_EKS_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HYBRIDHUB_EKS_HUB_URL", "https://hub.example.org")
+    config = Config()
+    path = HUB_CONFIG / "jupyterhub_config.d" / "10-clusters.py"
+    exec(compile(path.read_text(), str(path), "exec"), {"c": config, "__file__": str(path)})
+    clusters = {c["name"]: c for c in config.ClusterSet.clusters}
+    assert notebook_namespace(folder_docs(MANIFESTS / "onprem")) == clusters["onprem"]["namespace"]
+    values = yaml.safe_load((HUB_CONFIG / "values.yaml").read_text())
+    assert (
+        notebook_namespace(folder_docs(MANIFESTS / "eks"))
+        == values["hub"]["extraEnv"]["HYBRIDHUB_EKS_NAMESPACE"]
+    )
+    assert IDENTITY["onprem"]["namespace"] == clusters["onprem"]["namespace"]  # the hub's ServiceAccount's
+
+
+def test_notebook_pods_fit_the_namespace() -> None:
+    """No service-account token in notebook pods, and no privileged init container (baseline refuses it)."""
+    config = Config()
+    path = HUB_CONFIG / "jupyterhub_config.d" / "20-spawner.py"
+    exec(compile(path.read_text(), str(path), "exec"), {"c": config, "__file__": str(path)})
+    assert config.HybridSpawner.automount_service_account_token is False
+    values = yaml.safe_load((HUB_CONFIG / "values.yaml").read_text())
+    assert values["singleuser"]["cloudMetadata"]["blockWithIptables"] is False
+
+
+def test_gpu_quota(docs: list[dict[str, Any]]) -> None:
+    (quota,) = one(docs, "ResourceQuota")
+    hard = quota["spec"]["hard"]
+    assert int(hard["requests.nvidia.com/gpu"]) > 0
+    assert "limits.nvidia.com/gpu" not in hard  # extended resources take only the requests. form
+
+
+def test_only_the_hub_and_proxy_reach_the_notebook_port(docs: list[dict[str, Any]], cluster: str) -> None:
+    policies = {p["metadata"]["name"]: p["spec"] for p in one(docs, "NetworkPolicy")}
+    ingress = policies["hybridhub-notebook-ingress"]
+    assert ingress["podSelector"] == {"matchLabels": {"component": "singleuser-server"}}
+    assert ingress["policyTypes"] == ["Ingress"]
+    (rule,) = ingress["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": "notebook-port"}]  # KubeSpawner's port name
+    (peer,) = rule["from"]
+    if cluster == "onprem":
+        selector = peer["podSelector"]
+        assert selector["matchLabels"] == {"app": "jupyterhub"}
+        assert selector["matchExpressions"] == [
+            {"key": "component", "operator": "In", "values": ["hub", "proxy"]}
+        ]
+    else:  # the hub and the proxy are in the other cluster: an address range
+        assert set(peer) == {"ipBlock"}
+    # every other policy leaves ingress alone (they add up: one more could admit anyone)
+    for name, spec in policies.items():
+        if name != "hybridhub-notebook-ingress":
+            assert "Ingress" not in spec["policyTypes"], name
+    # the SSH gateway's port, as a commented placeholder until the gateway ships
+    text = (MANIFESTS / cluster / "networkpolicy.yaml").read_text()
+    assert re.search(r"^\s*#\s*port: 2222$", text, re.MULTILINE)
+
+
+def test_eks_notebooks_cannot_reach_instance_metadata() -> None:
+    docs = folder_docs(MANIFESTS / "eks")
+    (egress,) = [p["spec"] for p in one(docs, "NetworkPolicy") if "Egress" in p["spec"]["policyTypes"]]
+    assert egress["podSelector"] == {"matchLabels": {"component": "singleuser-server"}}
+    blocks = [peer["ipBlock"] for rule in egress["egress"] for peer in rule["to"]]
+    assert blocks and all("169.254.169.254/32" in b.get("except", []) for b in blocks)
+    # on-prem the chart's own singleuser policy governs egress: none here, or it would widen it
+    assert not [
+        p
+        for p in one(folder_docs(MANIFESTS / "onprem"), "NetworkPolicy")
+        if "Egress" in p["spec"]["policyTypes"]
+    ]
