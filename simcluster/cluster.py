@@ -28,6 +28,7 @@ from .pvc import VolumeBinder
 from .resources import Registry
 from .runtime import Runtime, SimulatedRuntime
 from .scheduler import NodeUsage, Scheduler
+from .serviceproxy import ServiceProxy, default_load_balancer_cidr
 from .store import Store, clone
 from .tls import ServingCerts, make_serving_certs
 
@@ -106,6 +107,7 @@ class SimCluster:
             Kubelet(self.store, self.logs, spec.timings, self.runtime),
             Autoscaler(self.store, spec, self.addresses, self.usage),
             VolumeBinder(self.store, spec),
+            ServiceProxy(self.store, spec.load_balancer_cidr or default_load_balancer_cidr(index)),
         ]
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None

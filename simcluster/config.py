@@ -99,6 +99,7 @@ class ClusterSpec:
     history: int = 10_000  # watch events kept per resource type (older resumes get 410)
     pod_cidr: str = "10.244.0.0/16"
     node_cidr: str = "192.168.0.0/16"
+    load_balancer_cidr: str = ""  # LoadBalancer ingress IPs; "" = 127.210.<cluster index>.0/24
     storage_classes: tuple[str, ...] = ("standard",)
     default_storage_class: str = "standard"
     runtime: str = "simulated"  # simulated | process | process-loopback
@@ -164,7 +165,8 @@ def _node_group(raw: Any, where: str) -> NodeGroup:
 def _cluster(raw: Any, where: str) -> ClusterSpec:
     data = _mapping(raw, where)
     known = {"name", "role", "nodeGroups", "namespaces", "customResources", "timings", "execTokenTTL",
-             "users", "history", "podCIDR", "nodeCIDR", "storageClasses", "runtime"}  # fmt: skip
+             "users", "history", "podCIDR", "nodeCIDR", "loadBalancerCIDR", "storageClasses",
+             "runtime"}  # fmt: skip
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
@@ -196,6 +198,13 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
             f"{where}.podCIDR: {pod_cidr} has room for {room} nodes (a /24 each), but the node "
             f"groups can have {most}; widen it (a /12 holds 4096)"
         )
+    lb_cidr = str(data.get("loadBalancerCIDR", ""))
+    if lb_cidr:
+        try:
+            if ipaddress.ip_network(lb_cidr).version != 4:
+                raise ValueError("must be an IPv4 network")
+        except ValueError as exc:
+            raise ConfigError(f"{where}.loadBalancerCIDR: {exc}") from exc
     runtime = data.get("runtime", "simulated")
     if runtime not in RUNTIMES:
         raise ConfigError(f"{where}.runtime: must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
@@ -213,6 +222,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         history=_int(data.get("history", 10_000), f"{where}.history"),
         pod_cidr=pod_cidr,
         node_cidr=str(data.get("nodeCIDR", "192.168.0.0/16")),
+        load_balancer_cidr=lb_cidr,
         storage_classes=classes,
         default_storage_class=classes[0],
         runtime=runtime,

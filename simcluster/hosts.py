@@ -7,7 +7,7 @@ from typing import Any
 
 from .selectors import label_selector_from_dict
 
-__all__ = ["hosts_file", "service_endpoint"]
+__all__ = ["backing_pods", "hosts_file", "service_endpoint"]
 
 CLUSTER_DOMAIN = "cluster.local"
 
@@ -21,15 +21,11 @@ def _ready(pod: Mapping[str, Any]) -> bool:
     )
 
 
-def service_endpoint(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> str | None:
-    """The IP a service name resolves to: the oldest ready pod its selector matches.
-
-    Cluster IPs route nowhere here (there is no kube-proxy), so names resolve to a backing pod, as
-    for a headless service; clients must use the target port.
-    """
+def backing_pods(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The running pods with an IP that a service's selector matches, oldest first."""
     selector = (service.get("spec") or {}).get("selector")
     if not selector:
-        return None
+        return []
     match = label_selector_from_dict({"matchLabels": selector})
     namespace = service["metadata"]["namespace"]
     candidates = [
@@ -39,12 +35,20 @@ def service_endpoint(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any
         and _ready(p)
         and match.matches(p["metadata"].get("labels") or {})
     ]
-    if not candidates:
-        return None
-    oldest = min(
+    return sorted(
         candidates, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
     )
-    return str(oldest["status"]["podIP"])
+
+
+def service_endpoint(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> str | None:
+    """The IP a service name resolves to: the oldest ready pod its selector matches.
+
+    Cluster IPs route nowhere here (only LoadBalancer and NodePort addresses are proxied, see
+    serviceproxy), so names resolve to a backing pod, as for a headless service; clients must use
+    the target port.
+    """
+    found = backing_pods(service, pods)
+    return str(found[0]["status"]["podIP"]) if found else None
 
 
 def hosts_file(
