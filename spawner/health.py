@@ -12,12 +12,12 @@ endpoint), stamps each probe with its own clock and feeds the previous state bac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
-from spawner.model import ClusterHealth, Health
+from spawner.model import ClusterHealth, Health, NodeCapacity, Pool
 
-__all__ = ["HealthPolicy", "HealthState", "Probe", "classify", "cluster_health", "problems"]
+__all__ = ["HealthPolicy", "HealthState", "Probe", "classify", "cluster_health", "pool_probes", "problems"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +33,7 @@ class Probe:
     time: float
     elastic: bool = False  # an elastic pool: no nodes, or nodes still starting, is normal there
     error: str = ""  # why the API did not answer ("connection refused"), for the reason
+    subject: str = "API"  # what did not answer, for the reason: a pool's "nodes"
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def classify(prev: HealthState | None, probe: Probe, policy: HealthPolicy) -> He
     if not probe.api_ok:
         failures = (prev.failures if prev is not None else 0) + 1
         down = failures >= policy.down_after_failures or (prev is not None and prev.state is Health.DOWN)
-        reason = f"API unreachable for {_plural(failures, 'probe')}" + (
+        reason = f"{probe.subject} unreachable for {_plural(failures, 'probe')}" + (
             f" ({probe.error})" if probe.error else ""
         )
         return _next(prev, Health.DOWN if down else Health.DEGRADED, reason, probe.time, failures, 0, 0)
@@ -131,6 +132,27 @@ def _next(
 ) -> HealthState:
     since = prev.since if prev is not None and prev.state is state else time
     return HealthState(state, reason, failures, successes, since, answers)
+
+
+def pool_probes(cluster: Probe, pools: Iterable[Pool], nodes: Iterable[NodeCapacity]) -> dict[str, Probe]:
+    """Per-pool probes for the single-cluster topology (on-prem and cloud pools in one cluster).
+
+    The API and watch readings are the cluster's; Ready nodes are the pool's own. A fixed pool whose
+    nodes are all NotReady (hybrid nodes cut off from the control plane) counts as unanswered, so it
+    goes DOWN after ``down_after_failures`` probes while the rest of the cluster stays HEALTHY.
+    """
+    nodes = list(nodes)
+    found = {}
+    for pool in pools:
+        mine = [n for n in nodes if n.pool == pool.name]
+        ready = sum(1 for n in mine if n.ready)
+        probe = replace(cluster, ready_nodes=ready, total_nodes=len(mine), elastic=pool.elastic)
+        if cluster.api_ok and not pool.elastic and mine and not ready:
+            probe = replace(
+                probe, api_ok=False, subject="nodes", error=f"none of its {_plural(len(mine), 'node')} Ready"
+            )
+        found[pool.name] = probe
+    return found
 
 
 def cluster_health(

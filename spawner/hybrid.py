@@ -19,24 +19,25 @@ from prometheus_client import Counter, Histogram
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Callable as CallableTrait
-from traitlets import Float, Integer, List, Unicode, Union, default
+from traitlets import Dict, Float, Integer, List, Unicode, Union, default
 
 from .clusters import ClusterConfig, ClusterSet
 from .form import options_from_form, render_form
 from .home import home_note, usual_home, with_home
+from .inventory_model import CLUSTER_LABEL
 from .kube import ClusterClient
 from .options import GpuOptions, OptionsError, parse_options
 from .scheduling import Verdict, read_event
 
 __all__ = ["HybridSpawner", "SpawnRefused"]
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 1: {"cluster"}; 2 adds "access_url" (the Service address of pod_access: service)
 GPU = "nvidia.com/gpu"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
 # Traits an attempt sets; each attempt starts from the configured values (jupyterhub#3095).
 _ATTEMPT_TRAITS = ("namespace", "node_affinity_required", "node_affinity_preferred", "tolerations",
                    "extra_resource_limits", "node_selector", "volumes", "volume_mounts", "storage_pvc_ensure",
-                   "storage_capacity", "storage_class", "services_enabled")  # fmt: skip
+                   "storage_capacity", "storage_class", "services_enabled", "extra_labels")  # fmt: skip
 
 
 try:  # JupyterHub 6: the spawn failure users read, with a reason label for metrics
@@ -161,6 +162,15 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         container; a configured volume mount at this path gives way to it. Clusters with
         ``home_storage: none`` keep the configured ``volumes``/``volume_mounts`` as they are.""",
     )
+    service_annotations = Dict(
+        Unicode(),
+        config=True,
+        help="""Annotations on the per-user Service of clusters with ``pod_access: service``, e.g. for
+        an internal AWS Network Load Balancer (AWS Load Balancer Controller):
+        ``{"service.beta.kubernetes.io/aws-load-balancer-type": "external",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip"}``.""",
+    )
     service_address_timeout = Float(
         300.0,
         config=True,
@@ -232,6 +242,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         self._messages: list[str] = []
         self._reservation: str | None = None
         self.api: Any = None  # the chosen cluster's CoreV1Api (never the process-wide default)
+        self.access_url: str | None = None  # the server's URL through its Service (pod_access: service)
 
     # ------------------------------------------------------------------ clusters
 
@@ -288,17 +299,28 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         state: dict[str, Any] = super().get_state()
         if self.cluster_name:
             state["hybridhub"] = {"version": STATE_VERSION, "cluster": self.cluster_name}
+            if self.access_url:
+                state["hybridhub"]["access_url"] = self.access_url
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         hybrid = state.get("hybridhub") or {}
-        if hybrid.get("cluster"):  # version 1; older states had no cluster: nothing to restore
+        if hybrid.get("cluster"):  # versions 1 and 2; older states had no cluster: nothing to restore
             self.cluster_name = hybrid["cluster"]
+        self.access_url = hybrid.get("access_url") or None
 
     def clear_state(self) -> None:
         super().clear_state()
         self.cluster_name = None
+        self.access_url = None
+
+    def _get_pod_url(self, pod: dict[str, Any]) -> str:
+        # KubeSpawner's poll compares this with the server's URL and "corrects" a difference: through
+        # a Service, the address is the load balancer's or the node port's, not the cluster DNS name
+        if self.access_url and self.cluster_name and self._config(self.cluster_name).pod_access == "service":
+            return self.access_url
+        return str(super()._get_pod_url(pod))
 
     # ------------------------------------------------------------------ options
 
@@ -393,6 +415,8 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         if candidate["nodes"]:
             term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": candidate["nodes"]}]}
             self.node_affinity_required = [*base["node_affinity_required"], term]
+        # marks the pods (and Services, PVCs) it makes: the service's leftover sweep looks only at these
+        self.extra_labels = {**base["extra_labels"], CLUSTER_LABEL: cluster.name}
         self._apply_home(cluster, base)
         self.services_enabled = bool(base["services_enabled"]) or cluster.pod_access == "service"
         if candidate.get("preferred_node"):
@@ -423,6 +447,8 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         cluster = self._config(self.cluster_name) if self.cluster_name else None
         if cluster is not None and cluster.pod_access == "service" and cluster.service_type:
             service.spec.type = cluster.service_type
+            annotations = service.metadata.annotations or {}
+            service.metadata.annotations = {**annotations, **self.service_annotations}
         return service
 
     async def _service_address(self, cluster: ClusterConfig) -> str:
@@ -489,6 +515,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
     async def _start(self) -> str:
         opts = self.gpu_options()
         self._messages = []
+        self.access_url = None
         cleanup = asyncio.ensure_future(self._remove_leftovers())  # beside placement, not before it
         try:
             with PLACEMENT_SECONDS.time():
@@ -545,7 +572,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
         if cluster.pod_access == "service":
-            url = await self._service_address(cluster)
+            url = self.access_url = await self._service_address(cluster)
         return url
 
     async def _fail_fast(self, cluster: ClusterConfig, candidate: dict[str, Any]) -> None:

@@ -228,6 +228,10 @@ class ClusterWatcher:
     def server(self, user: str, server: str = "") -> ServerLocation | None:
         return self._servers.server(user, server)
 
+    def all_servers(self) -> tuple[ServerLocation, ...]:
+        """Every notebook pod in the cluster."""
+        return self._servers.all()
+
     async def wait_synced(self) -> None:
         """Return once nodes and pods have been listed (bound it with ``asyncio.timeout``)."""
         await self._synced.wait()

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from .fit_index import FitIndexBuilder
 from .model import GPU, MEMORY_LABEL, PRODUCT_LABEL, ClusterInventory, NodeCapacity, Pool, Role
 from .quantity import milli_value, value
 
 __all__ = [
+    "CLUSTER_LABEL",
     "COMPONENT_LABEL",
     "NOTEBOOK_COMPONENT",
     "SERVERNAME_KEY",
@@ -46,6 +48,7 @@ _BLOCKING_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 # what KubeSpawner puts on a notebook pod
 USERNAME_KEY = "hub.jupyter.org/username"  # label (escaped) and annotation (as the hub spells it)
 SERVERNAME_KEY = "hub.jupyter.org/servername"
+CLUSTER_LABEL = "hybridhub.io/cluster"  # set by HybridSpawner on the pods (and Services, PVCs) it makes
 COMPONENT_LABEL = "component"
 NOTEBOOK_COMPONENT = "singleuser-server"
 
@@ -268,6 +271,9 @@ class NodeIndex:
 
     ``snapshot()`` rebuilds only the nodes an event touched and reuses the last tuple when nothing
     changed. A pod bound to a node the index has not seen yet is counted once that node appears.
+    Beside the nodes it keeps placement's ``FitIndex`` (usable nodes per pool, presorted): an event
+    that changes a node moves that node there at once (O(log n) comparisons), so that a snapshot only
+    freezes the pools that changed; a relist rebuilds it at the next snapshot.
     """
 
     def __init__(self, cluster: str, role: Role, pools: Sequence[Pool] = ()) -> None:
@@ -280,6 +286,8 @@ class NodeIndex:
         self._capacity: dict[str, NodeCapacity] = {}  # cache; a node's entry goes when it changes
         self._sorted: tuple[NodeCapacity, ...] | None = None
         self._order: list[str] | None = None  # node names, sorted; None after a node came or went
+        self._fits = FitIndexBuilder()
+        self._refit = False  # after a relist: rebuild the FitIndex from all nodes at the next snapshot
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -292,6 +300,13 @@ class NodeIndex:
     def _touch(self, node: str) -> None:
         self._capacity.pop(node, None)
         self._sorted = None
+        if not self._refit:  # placement's index follows now, not while a placement waits for a snapshot
+            info = self._nodes.get(node)
+            if info is None:
+                self._fits.remove(node)
+            else:
+                capacity = self._capacity[node] = node_capacity(info, self._requested.get(node, _ZERO))
+                self._fits.put(capacity)
 
     def apply_node(self, event_type: str, node: Json) -> None:
         _check_event(event_type)
@@ -334,6 +349,7 @@ class NodeIndex:
 
     def replace_nodes(self, nodes: Iterable[Json]) -> None:
         """Start over from a LIST of nodes (what is not in it is gone)."""
+        self._refit = True
         self._nodes = {}
         for node in nodes:
             self.apply_node(ADDED, node)
@@ -343,6 +359,7 @@ class NodeIndex:
 
     def replace_pods(self, pods: Iterable[Json]) -> None:
         """Start over from a LIST of pods (what is not in it is gone)."""
+        self._refit = True
         self._pods = {}
         self._requested = {}
         for pod in pods:
@@ -359,6 +376,9 @@ class NodeIndex:
                 if name not in capacity:
                     capacity[name] = node_capacity(self._nodes[name], self._requested.get(name, _ZERO))
             self._sorted = tuple(capacity[name] for name in self._order)
+            if self._refit:
+                self._fits.replace(self._sorted)
+                self._refit = False
         return self._sorted
 
     def requested(self, node: str) -> Resources:
@@ -366,7 +386,10 @@ class NodeIndex:
         return self._requested.get(node, _ZERO)
 
     def snapshot(self, *, synced: bool, age: float = 0.0) -> ClusterInventory:
-        return ClusterInventory(self.cluster, self.role, self.pools, self.nodes(), synced=synced, age=age)
+        nodes = self.nodes()
+        return ClusterInventory(
+            self.cluster, self.role, self.pools, nodes, synced=synced, age=age, fits=self._fits.index(nodes)
+        )
 
 
 # ---------------------------------------------------------------------------- notebook servers
@@ -383,6 +406,8 @@ class ServerLocation:
     ip: str | None
     phase: str
     node: str | None
+    uid: str = ""
+    cluster_label: str = ""  # HybridSpawner's hybridhub.io/cluster label: "" on pods it did not make
 
 
 def server_location(pod: Json) -> ServerLocation | None:
@@ -408,6 +433,8 @@ def server_location(pod: Json) -> ServerLocation | None:
         ip=status.get("podIP") or None,
         phase=status.get("phase") or "Pending",
         node=(pod.get("spec") or {}).get("nodeName") or None,
+        uid=meta.get("uid") or "",
+        cluster_label=labels.get(CLUSTER_LABEL) or "",
     )
 
 
@@ -445,6 +472,10 @@ class ServerIndex:
         """The user's notebook pods, by server name then namespace and pod name."""
         found = self._by_user.get(user, {}).values()
         return tuple(sorted(found, key=lambda s: (s.server, s.namespace, s.pod)))
+
+    def all(self) -> tuple[ServerLocation, ...]:
+        """Every notebook pod."""
+        return tuple(self._by_pod.values())
 
     def server(self, user: str, server: str = "") -> ServerLocation | None:
         """One named server (the default server is ""); a running pod wins over a pending one."""

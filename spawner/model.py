@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .fit_index import FitIndex
 
 __all__ = [
     "Candidate",
@@ -93,6 +97,9 @@ class ClusterInventory:
     nodes: tuple[NodeCapacity, ...]
     synced: bool  # the watchers have listed at least once
     age: float = 0.0  # seconds since the last watch event or relist
+    # the nodes presorted for placement, kept by the inventory's NodeIndex; placement uses it only
+    # when ``fits.nodes is nodes`` and builds one otherwise (derived data: not compared, not shown)
+    fits: FitIndex | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
+from spawner.fit_index import Fit, FitIndex, build_fit_index, cpu_preference, gpu_preference
 from spawner.model import (
     Candidate,
     ClusterHealth,
@@ -177,41 +180,54 @@ def _products(survey: dict[str, list[int]]) -> tuple[ProductAvailability, ...]:
 def _survey(inv: ClusterInventory, hold: _Held) -> dict[str, list[int]]:
     """Per GPU product of a cluster's pools: [GPUs on usable nodes, free, most free on one node,
     GPUs of a new node an elastic pool can still add, most GPUs of any node Ready or not]."""
-    sizes = dict.fromkeys((p.name for p in inv.pools), 0)
+    fits = _fit_index(inv)
+    held = _held_in(fits, hold)
     acc: dict[str, list[int]] = {}
-    reserved = hold.nodes.get
-    for n in inv.nodes:
-        pool = n.pool
-        size = sizes.get(pool)
-        if size is None:
-            continue
-        sizes[pool] = size + 1
-        gpus = n.gpus_allocatable
-        if gpus <= 0:
-            continue
-        a = acc.get(n.gpu_product or UNKNOWN_PRODUCT)
-        if a is None:
-            a = acc[n.gpu_product or UNKNOWN_PRODUCT] = [0, 0, 0, 0, 0]
-        if gpus > a[4]:
-            a[4] = gpus
-        if not n.ready or not n.schedulable:
-            continue
-        free = gpus - n.gpus_requested
-        r = reserved(n.name)
-        if r is not None:
-            free -= r[0]
-        free = max(free, 0)
-        a[0] += gpus
-        a[1] += free
-        if free > a[2]:
-            a[2] = free
+    for pool in dict.fromkeys(p.name for p in inv.pools):
+        mine = held.get(pool, ())
+        for product, tally in fits.pool(pool).gpus.items():
+            a = acc.get(product or UNKNOWN_PRODUCT)
+            if a is None:
+                a = acc[product or UNKNOWN_PRODUCT] = [0, 0, 0, 0, 0]
+            a[4] = max(a[4], tally.biggest)
+            a[0] += tally.total
+            free, largest = tally.free, 0
+            taken: dict[int, int] = {}  # free GPUs before the reservations -> reserved nodes
+            for n, r in mine:
+                if n.gpu_product != product or n.gpus_allocatable <= 0:
+                    continue
+                before = max(n.gpus_allocatable - n.gpus_requested, 0)
+                after = max(n.gpus_allocatable - n.gpus_requested - r[0], 0)
+                free += after - before
+                taken[before] = taken.get(before, 0) + 1
+                largest = max(largest, after)
+            for f, count in tally.free_per_node:  # the most free on a node no reservation holds
+                if count > taken.get(f, 0):
+                    largest = max(largest, f)
+                    break
+            a[1] += free
+            a[2] = max(a[2], largest)
     for p in inv.pools:
         if p.elastic and p.gpus_per_node > 0:
             a = acc.setdefault(p.gpu_product or UNKNOWN_PRODUCT, [0, 0, 0, 0, 0])
             a[4] = max(a[4], p.gpus_per_node)
-            if sizes[p.name] + len(_starting(p, hold)) < p.max_nodes:
+            if fits.pool(p.name).size + len(_starting(p, hold)) < p.max_nodes:
                 a[3] = max(a[3], p.gpus_per_node)
     return acc
+
+
+def _held_in(fits: FitIndex, hold: _Held) -> dict[str, list[tuple[NodeCapacity, tuple[int, float, int]]]]:
+    """Per pool, the usable nodes that live reservations hold, with what they hold."""
+    out: dict[str, list[tuple[NodeCapacity, tuple[int, float, int]]]] = {}
+    by_name = fits.by_name
+    for name, r in hold.nodes.items():
+        n = by_name.get(name)
+        if n is not None and n.ready and n.schedulable:
+            mine = out.get(n.pool)
+            if mine is None:
+                mine = out[n.pool] = []
+            mine.append((n, r))
+    return out
 
 
 # --------------------------------------------------------------------------- placement
@@ -242,7 +258,7 @@ class _View:
     choices: list[_Choice] = field(default_factory=list)
     shortage: str | None = None  # why it has no candidate (computed when needed)
     full: set[str] = field(default_factory=set)  # pools with nodes of the product, all too full
-    sizes: dict[str, int] | None = None  # nodes per pool
+    fits: FitIndex | None = None  # the cluster's nodes per pool (None while unavailable)
 
     @property
     def unavailable(self) -> bool:
@@ -270,6 +286,10 @@ def place(
 
     ``Candidate.elastic`` is True only for a new node of an elastic pool (``nodes == ()``: wait for
     the scale-up); existing nodes of an elastic pool are offered like a fixed pool's (fail fast).
+
+    The nodes are read from ``inv.fits`` when it is the index of ``inv.nodes`` (the service's
+    snapshots carry the one their NodeIndex keeps); otherwise an index is built for the call. Node
+    names are unique within a cluster.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown placement policy {policy!r} (known: {', '.join(POLICIES)})")
@@ -391,92 +411,102 @@ def _view(
     if v.unavailable:
         return v
     ok = {name for name, s in pool_states.items() if s is not Health.DOWN}
-    feasible, v.full = _scan(inv.nodes, ok, request, hold, spread)
+    fits = _fit_index(inv)
+    v.fits = fits
+    feasible, v.full = _scan(fits, ok, request, hold, spread)
     for i, pool in enumerate(inv.pools):
         if pool.name not in ok:
             continue
         degraded = int(pool_states[pool.name] is Health.DEGRADED and state is Health.HEALTHY)
         found = feasible.get(pool.name)
         if found:
-            found.sort()
             best = found[0]
-            rank = int(request.gpus == 0 and best[2].gpus_allocatable > 0)
+            rank = int(request.gpus == 0 and best[6].gpus_allocatable > 0)
             order = (degraded, rank, int(pool.elastic), 0, best[0], i)
-            v.choices.append(_Choice(order, pool, tuple([f[1] for f in found]), best[2]))
+            v.choices.append(_Choice(order, pool, tuple(map(_NAME, found)), best[6]))
         elif pool.elastic and _can_grow(pool, v, request):
             v.choices.append(_Choice((degraded, 0, 1, 1, float(pool.gpus_per_node), i), pool, (), None))
     v.choices.sort(key=lambda c: c.order)
     return v
 
 
-# a feasible node: (preference, name, node); the smallest preference fits best
-_Fit = tuple[float, str, NodeCapacity]
-# preference = has GPUs (0-GPU requests only) * _RANK + free GPUs * _GPU + free CPUs * _CPU: one float,
-# so that sorting compares floats (CPython's fast path) rather than tuples field by field
-_RANK, _GPU, _CPU = 1e13, 1e9, 1e3  # in order while a node has < 1e6 CPUs and < 1e4 GPUs (to 0.001 CPU)
+_NAME = itemgetter(1)
+
+
+def _fit_index(inv: ClusterInventory) -> FitIndex:
+    """The inventory's index if it is the one of its nodes (a NodeIndex snapshot's); else built now."""
+    fits = inv.fits
+    return fits if fits is not None and fits.nodes is inv.nodes else build_fit_index(inv.nodes)
 
 
 def _scan(
-    nodes: Sequence[NodeCapacity],
+    fits: FitIndex,
     pools: Collection[str],
     request: PlacementRequest,
     hold: _Held,
     spread: bool,
-) -> tuple[dict[str, list[_Fit]], set[str]]:
-    """The feasible nodes per pool, unsorted, each with its preference; and the pools that have nodes
-    with the GPUs asked for (Ready or not) but none that fits. The hot loops: keep them lean."""
+) -> tuple[dict[str, list[Fit]], set[str]]:
+    """The feasible nodes per pool, best first (the index's order, with the nodes that reservations
+    hold re-ranked); and the pools that have nodes with the GPUs asked for (Ready or not) but none
+    that fits. The hot loops: keep them lean."""
     gpus, product, memory = request.gpus, request.gpu_product, request.memory
     cpu = request.cpu - _EPS
-    reserved = hold.nodes.get
-    out: dict[str, list[_Fit]] = {name: [] for name in pools}
-    found = out.get
+    held = _held_in(fits, hold) if hold.nodes else {}
+    out: dict[str, list[Fit]] = {}
     full: set[str] = set()
-    sign = -1.0 if spread else 1.0
-    if gpus == 0:
-        for n in nodes:
-            if not n.ready or not n.schedulable:
-                continue
-            fits = found(n.pool)
-            if fits is None:
-                continue
-            name = n.name
-            fg = n.gpus_allocatable - n.gpus_requested
-            fc = n.cpu_allocatable - n.cpu_requested
-            fm = n.memory_allocatable - n.memory_requested
-            r = reserved(name)
-            if r is not None:
-                fg -= r[0]
-                fc -= r[1]
-                fm -= r[2]
-            if fc >= cpu and fm >= memory and fg >= 0:
-                # CPU-only nodes first; of GPU nodes, the one with the fewest free GPUs
-                pref = sign * fc * _CPU
-                fits.append((pref + _RANK + fg * _GPU if n.gpus_allocatable else pref, name, n))
-        return out, full
-    for n in nodes:
-        if product is not None and n.gpu_product != product:
+    for name in pools:
+        pf = fits.pool(name)
+        if gpus > 0 and product is not None and product not in pf.gpus:
+            out[name] = []  # no node of the product
+            continue
+        order = pf.order(gpus > 0, spread)
+        if gpus == 0:
+            found = [f for f in order if f[3] >= cpu and f[4] >= memory and f[2] >= 0]
+        elif product is None:
+            found = [f for f in order if f[2] >= gpus and f[3] >= cpu and f[4] >= memory]
+        else:
+            found = [f for f in order if f[2] >= gpus and f[5] == product and f[3] >= cpu and f[4] >= memory]
+        mine = held.get(name)
+        if mine:
+            found = _rerank(found, mine, request, -1.0 if spread else 1.0)
+        out[name] = found
+        if not found and gpus > 0 and (product in pf.gpus if product is not None else pf.gpus):
+            full.add(name)
+    return out, full
+
+
+def _rerank(
+    found: list[Fit],
+    held: list[tuple[NodeCapacity, tuple[int, float, int]]],
+    request: PlacementRequest,
+    sign: float,
+) -> list[Fit]:
+    """``found`` (a pool's feasible nodes, best first, counted as if nothing were held) with each node
+    that live reservations hold taken out and put back where what they leave free on it ranks it, if
+    the request still fits there. Changes ``found``."""
+    gpus, product, memory = request.gpus, request.gpu_product, request.memory
+    cpu = request.cpu - _EPS
+    out = found
+    for n, r in held:
+        has = n.gpus_allocatable > 0
+        if gpus > 0 and (not has or (product is not None and n.gpu_product != product)):
             continue
         fg = n.gpus_allocatable - n.gpus_requested
-        if fg < gpus or not n.ready or not n.schedulable:  # most GPU nodes are full
-            if n.gpus_allocatable:
-                full.add(n.pool)
-            continue
-        fits = found(n.pool)
-        if fits is None:
-            continue
-        name = n.name
         fc = n.cpu_allocatable - n.cpu_requested
         fm = n.memory_allocatable - n.memory_requested
-        r = reserved(name)
-        if r is not None:
-            fg -= r[0]
-            fc -= r[1]
-            fm -= r[2]
-        if fg >= gpus and fc >= cpu and fm >= memory:
-            fits.append((sign * (fg * _GPU + fc * _CPU), name, n))
-        else:
-            full.add(n.pool)
-    return out, full
+        if gpus and fg < gpus:  # the GPUs asked for are not free, whatever the reservation
+            continue
+        stale = (gpu_preference(fg, fc, sign) if gpus else cpu_preference(fg, fc, has, sign), n.name)
+        i = bisect_left(out, stale)  # where the index ranks it (fits compare by preference, then name)
+        if i < len(out) and out[i][1] == n.name:
+            del out[i]
+        fg -= r[0]
+        fc -= r[1]
+        fm -= r[2]
+        if fc >= cpu and fm >= memory and fg >= gpus:
+            pref = gpu_preference(fg, fc, sign) if gpus else cpu_preference(fg, fc, has, sign)
+            insort(out, (pref, n.name, fg, fc, fm, n.gpu_product, n))
+    return out
 
 
 def _pool_matches(pool: Pool, request: PlacementRequest) -> bool:
@@ -489,14 +519,11 @@ def _pool_matches(pool: Pool, request: PlacementRequest) -> bool:
 def _can_grow(pool: Pool, v: _View, request: PlacementRequest) -> bool:
     if not _pool_matches(pool, request) or pool.gpus_per_node < request.gpus:
         return False
-    if v.sizes is None:  # nodes per pool, Ready or not: counted once, and only when needed
-        v.sizes = {}
-        for n in v.inv.nodes:
-            v.sizes[n.pool] = v.sizes.get(n.pool, 0) + 1
     rooms = _starting(pool, v.hold)
     if request.gpus > 0 and any(room >= request.gpus for room in rooms):
         return True  # it shares a node already on its way
-    return v.sizes.get(pool.name, 0) + len(rooms) < pool.max_nodes
+    size = v.fits.pool(pool.name).size if v.fits is not None else 0
+    return size + len(rooms) < pool.max_nodes
 
 
 # --------------------------------------------------------------------------- words

@@ -21,6 +21,7 @@ from ..reservations import ReservationBook
 from .fleet import ClusterMember, Fleet
 from .handlers import handlers
 from .metrics import Metrics
+from .sweeper import HubServers, LeftoverSweeper
 
 __all__ = ["HybridHubService", "main"]
 
@@ -87,6 +88,19 @@ class HybridHubService(Application):
         120.0, config=True, help="Seconds without a watch event or bookmark before a cluster is DEGRADED."
     )
 
+    leftover_sweep_interval = Float(
+        30.0,
+        config=True,
+        help="""Seconds between sweeps for leftover notebook pods: pods HybridSpawner made (in any
+        cluster) for a server the hub neither runs nor is starting, as a hub that died mid-start
+        leaves them. 0 turns the sweep off. The service's hub token needs the ``read:servers`` scope.""",
+    )
+    leftover_grace = Float(
+        60.0,
+        config=True,
+        help="""Seconds a notebook pod must have been seen before the sweep may remove it.""",
+    )
+
     @default("service_prefix")
     def _default_prefix(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hybridhub/")
@@ -116,8 +130,7 @@ class HybridHubService(Application):
                 raise SystemExit(f"hybridhub service: config file {path} not found")
         self.cluster_set = ClusterSet(parent=self)
 
-    def make_app(self, fleet: Fleet, book: ReservationBook) -> web.Application:
-        metrics = Metrics(fleet.inventories, fleet.health, lambda: len(book))
+    def make_app(self, fleet: Fleet, book: ReservationBook, metrics: Metrics) -> web.Application:
         hub_auth = HubAuth(api_url=self.api_url, api_token=self.api_token, cache_max_age=60)
         settings: dict[str, Any] = {
             "fleet": fleet,
@@ -144,9 +157,18 @@ class HybridHubService(Application):
              for c in configs]
         )  # fmt: skip
         book = ReservationBook(ttl=self.reservation_ttl)
+        metrics = Metrics(fleet.inventories, fleet.health, lambda: len(book))
+        sweeper = LeftoverSweeper(
+            fleet, HubServers(self.api_url, self.api_token, timeout=self.probe_timeout),
+            interval=self.leftover_sweep_interval, grace=self.leftover_grace,
+            request_timeout=self.probe_timeout,
+            on_removed=lambda x: metrics.leftovers.labels(x.cluster).inc(),
+        )  # fmt: skip
         await fleet.start()
+        if self.leftover_sweep_interval > 0:
+            sweeper.start()
         url = urlparse(self.bind_url)
-        server = HTTPServer(self.make_app(fleet, book), xheaders=True)
+        server = HTTPServer(self.make_app(fleet, book, metrics), xheaders=True)
         try:
             server.listen(url.port or 80, url.hostname or "127.0.0.1")
             self.log.info(
@@ -156,6 +178,7 @@ class HybridHubService(Application):
             await stop.wait()
         finally:
             server.stop()
+            await sweeper.stop()
             await fleet.stop()
 
     def start(self) -> None:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..clusters import ClusterConfig
-from ..health import HealthPolicy, HealthState, Probe, classify, cluster_health
+from ..health import HealthPolicy, HealthState, Probe, classify, cluster_health, pool_probes
 from ..inventory import ClusterWatcher
 from ..inventory_model import ServerLocation
 from ..kube import ClusterClient
@@ -44,6 +44,7 @@ class ClusterMember:
             watch_timeout=watch_timeout, clock=clock,
         )  # fmt: skip
         self.state: HealthState | None = None
+        self.pool_states: dict[str, HealthState] = {}  # the single-cluster topology's pools
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -81,7 +82,8 @@ class ClusterMember:
         ok, latency, error = await self.readyz()
         snapshot = self.watcher.snapshot()
         fixed = {p.name for p in self.config.pools if not p.elastic}
-        nodes = [n for n in snapshot.nodes if n.pool in fixed]
+        per_pool = len(self.config.roles) > 1  # then Ready nodes count per pool, not for the cluster
+        nodes = [] if per_pool else [n for n in snapshot.nodes if n.pool in fixed]
         probe = Probe(
             api_ok=ok, api_latency=latency, watch_age=self.watcher.age() if self.watcher.synced else None,
             ready_nodes=sum(1 for n in nodes if n.ready), total_nodes=len(nodes), time=self.clock(),
@@ -93,6 +95,13 @@ class ClusterMember:
                 "cluster %s is %s%s", self.name, new.state.value, f": {new.reason}" if new.reason else ""
             )
         self.state = new
+        if per_pool:  # one cluster with on-prem and cloud pools (EKS Hybrid Nodes): each pool's own health
+            for pool, pool_probe in pool_probes(probe, self.config.pools, snapshot.nodes).items():
+                old = self.pool_states.get(pool)
+                now = self.pool_states[pool] = classify(old, pool_probe, self.policy)
+                if (old.state if old is not None else Health.HEALTHY) != now.state:
+                    log.info("pool %s of cluster %s is %s%s", pool, self.name, now.state.value,
+                             f": {now.reason}" if now.reason else "")  # fmt: skip
         return new
 
     async def _probe_loop(self) -> None:
@@ -106,7 +115,7 @@ class ClusterMember:
     def health(self) -> ClusterHealth:
         if self.state is None:
             return ClusterHealth(self.name, Health.DEGRADED, "not probed yet")
-        return cluster_health(self.name, self.state)
+        return cluster_health(self.name, self.state, self.pool_states)
 
     def inventory(self) -> ClusterInventory:
         return self.watcher.snapshot()

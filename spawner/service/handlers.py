@@ -93,6 +93,16 @@ class CapacityHandler(ApiHandler):
                     "health": h.state.value if h else "unknown",
                     "reason": h.reason if h else "",
                     "synced": inventory.synced,
+                    # per pool (the single-cluster topology has its own health per pool)
+                    "pools": [
+                        {
+                            "name": pool.name,
+                            "role": (pool.role or inventory.role).value,
+                            "elastic": pool.elastic,
+                            "health": h.pool_states.get(pool.name, h.state).value if h else "unknown",
+                        }
+                        for pool in inventory.pools
+                    ],
                     "products": [
                         {
                             "product": p.product,

@@ -76,6 +76,12 @@ class Metrics:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1), registry=self.registry,
         )  # fmt: skip
 
+        self.leftovers = Counter(
+            "hybridhub_leftover_pods_removed",
+            "Notebook pods removed: the hub neither runs nor starts their server (a hub died mid-start)",
+            ["cluster"], registry=self.registry,
+        )  # fmt: skip
+
     def placed(self, cluster: str | None, outcome: str, seconds: float) -> None:
         self.placements.labels(cluster or "", outcome).inc()
         self.latency.observe(seconds)

@@ -8,6 +8,7 @@ are used from the test process on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -21,8 +22,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from simcluster.testing import SimProcess
 
@@ -165,6 +169,22 @@ class HubProcess:
                 self.proc.wait(10)
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL the hub and every process it started (its proxy, its managed services), as when
+        the hub's pod dies: nothing gets to clean up."""
+        if self.proc is None:
+            return
+        try:
+            family = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            family = []
+        for proc in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(family, timeout=10)
+        self.proc.wait(10)
+        self.proc = None
+
     def __enter__(self) -> HubProcess:
         return self.start()
 
@@ -222,6 +242,35 @@ class HubProcess:
         )  # fmt: skip
         with urllib.request.urlopen(req, timeout=30) as resp:
             return int(resp.status)
+
+    def start_and_follow(
+        self, name: str, options: dict[str, Any] | None = None, timeout: float = 120.0
+    ) -> list[dict[str, Any]]:
+        """Start the server and read its progress events as the spawn page does (the event stream,
+        opened while the spawn is pending, until it ends). The POST itself blocks until the spawn ends
+        or JupyterHub's slow_spawn_timeout passes, so it runs beside the stream."""
+        req = urllib.request.Request(
+            f"{self.api_url}/users/{name}/server/progress", headers={"Authorization": f"token {self.token}"}
+        )
+        events = []
+        with ThreadPoolExecutor(1) as pool:
+            started = pool.submit(self.start_server, name, options)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    resp = urllib.request.urlopen(req, timeout=timeout)
+                    break
+                except urllib.error.HTTPError as err:  # 404, then 400, until the spawn is pending
+                    if err.code not in (400, 404) or time.monotonic() > deadline or started.done():
+                        raise
+                    time.sleep(0.02)
+            with resp:
+                for raw in resp:
+                    line = raw.decode().strip()
+                    if line.startswith("data:"):
+                        events.append(json.loads(line.removeprefix("data:")))
+            started.result()
+        return events
 
     def user(self, name: str) -> dict[str, Any]:
         return dict(self.api("GET", f"/users/{name}"))

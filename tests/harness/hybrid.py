@@ -6,6 +6,7 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from simcluster.testing import SimProcess
 from tests.harness.hub import HubProcess, free_port
@@ -26,17 +27,28 @@ class HybridWiring:
         return f"http://127.0.0.1:{self.service_port}/services/hybridhub/"
 
 
-def clusters_value(sim: SimProcess, hub_port: int) -> list[dict[str, object]]:
-    """``c.ClusterSet.clusters`` for the harness topology (tests/harness/clusters.yaml)."""
+NO_HOME = {"kind": "none"}
+
+
+def clusters_value(
+    sim: SimProcess,
+    hub_port: int,
+    *,
+    homes: tuple[dict[str, str], dict[str, str]] = (NO_HOME, NO_HOME),
+    eks_access: dict[str, str] | None = None,
+) -> list[dict[str, object]]:
+    """``c.ClusterSet.clusters`` for the harness topology (tests/harness/clusters.yaml): ``homes`` are
+    the home storage of onprem and eks, ``eks_access`` how the hub reaches pods on eks (pod IPs)."""
     gateway = sim.endpoints["clusters"]["onprem"]["pod_gateway"]
+    onprem_home, eks_home = homes
     return [
         {"name": "onprem", "role": "onprem", "kubeconfig": str(sim.kubeconfig), "context": "onprem",
          "namespace": "jupyterhub", "hub_connect_url": f"http://{gateway}:{hub_port}",
-         "home_storage": {"kind": "none"},
+         "home_storage": onprem_home,
          "pools": [{"name": "gpu", "node_selector": {"nvidia.com/gpu.present": "true"}}]},
         {"name": "eks", "role": "cloud", "kubeconfig": str(sim.kubeconfig), "context": "eks",
          "namespace": "jupyterhub", "hub_connect_url": f"http://{gateway}:{hub_port}",
-         "home_storage": {"kind": "none"},
+         "home_storage": eks_home, **(eks_access or {}),
          "pools": [{"name": "system", "node_selector": {"eks.amazonaws.com/nodegroup": "system"}},
                    {"name": "gpu-l40s", "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-l40s"},
                     "elastic": True, "max_nodes": 4, "gpus_per_node": 4, "gpu_product": "NVIDIA-L40S",
@@ -44,12 +56,16 @@ def clusters_value(sim: SimProcess, hub_port: int) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-def wire(hub: HubProcess, sim: SimProcess, work: Path, *, spawner: bool) -> HybridWiring:
-    """Add the service (and, with ``spawner``, HybridSpawner) to ``hub``'s configuration."""
+def wire(hub: HubProcess, sim: SimProcess, work: Path, *, spawner: bool, **clusters_kw: Any) -> HybridWiring:
+    """Add the service (and, with ``spawner``, HybridSpawner) to ``hub``'s configuration; ``clusters_kw``
+    go to :func:`clusters_value`."""
     w = HybridWiring()
-    clusters = clusters_value(sim, hub.hub_port)
+    clusters = clusters_value(sim, hub.hub_port, **clusters_kw)
     config = work / "hybridhub_service_config.py"
-    config.write_text(f"c.ClusterSet.clusters = {clusters!r}\nc.HybridHubService.probe_interval = 1.0\n")
+    config.write_text(
+        f"c.ClusterSet.clusters = {clusters!r}\nc.HybridHubService.probe_interval = 1.0\n"
+        "c.HybridHubService.leftover_sweep_interval = 1.0\nc.HybridHubService.leftover_grace = 2.0\n"
+    )
     extra = f"""
 c.JupyterHub.custom_scopes = {{
     "custom:hybridhub:capacity": {{"description": "See GPU availability of the clusters"}},
@@ -61,6 +77,9 @@ c.JupyterHub.services.append({{
     # the hub's connect URL is the pods' gateway (169.254.1.1); the service runs on this host
     "command": [{sys.executable!r}, "-m", "spawner.cli", "service", "--config", {str(config)!r},
                 "--HybridHubService.api_url=http://127.0.0.1:{hub.hub_port}/hub/api"],
+}})
+c.JupyterHub.load_roles.append({{  # the leftover sweep asks which servers run or start
+    "name": "hybridhub-service", "scopes": ["read:servers"], "services": ["hybridhub"],
 }})
 c.JupyterHub.services.append({{"name": "hybridhub-hub", "api_token": {w.hub_token!r}}})
 c.JupyterHub.services.append({{"name": "prometheus", "api_token": {w.prometheus_token!r}}})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,9 +51,9 @@ def mocksu_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> It
         yield proc
 
 
-def _service_hub(hsim: SimProcess, work: Path, *, spawner: bool) -> Iterator[HubProcess]:
+def _service_hub(hsim: SimProcess, work: Path, *, spawner: bool, **clusters_kw: Any) -> Iterator[HubProcess]:
     hub = HubProcess(work / "hub", hsim, namespace="jupyterhub")
-    hub.wiring = wire(hub, hsim, work, spawner=spawner)
+    hub.wiring = wire(hub, hsim, work, spawner=spawner, **clusters_kw)
     with hub:
         wait_for_service(hub)
         yield hub
@@ -66,5 +67,10 @@ def service_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module")
 def hybrid_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """A hub with the hybridhub service and HybridSpawner."""
-    yield from _service_hub(hsim, tmp_path_factory.mktemp("hybrid"), spawner=True)
+    """A hub with the hybridhub service and HybridSpawner. Each cluster has its own home (a PVC per
+    user); the hub reaches pods on eks through a per-user LoadBalancer Service, as from outside a VPC."""
+    yield from _service_hub(
+        hsim, tmp_path_factory.mktemp("hybrid"), spawner=True,
+        homes=({"kind": "pvc", "size": "1Gi"}, {"kind": "pvc", "size": "1Gi", "storage_class": "gp3"}),
+        eks_access={"pod_access": "service", "service_type": "LoadBalancer"},
+    )  # fmt: skip

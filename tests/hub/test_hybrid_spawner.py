@@ -6,6 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -56,7 +57,7 @@ def test_a_gpu_server_lands_on_prem_on_the_best_fit_node(hybrid_hub: HubProcess,
         assert pod["spec"]["nodeName"].startswith("l40s-")
         limits = pod["spec"]["containers"][0]["resources"]["limits"]
         assert limits["nvidia.com/gpu"] == "2"
-        assert state_of(hybrid_hub, "ann")["hybridhub"] == {"version": 1, "cluster": "onprem"}
+        assert state_of(hybrid_hub, "ann")["hybridhub"] == {"version": 2, "cluster": "onprem"}
         assert pod["status"]["podIP"].startswith("10.240.")
         status, body = hybrid_hub.proxy_get("/user/ann/api")
         assert status == 200, body
@@ -76,7 +77,8 @@ def test_with_on_prem_out_of_the_product_the_server_runs_on_eks(
     tenant(hsim, "hog-2", 4, L40S)
     try:
         hybrid_hub.create_user("ben")
-        hybrid_hub.start_server("ben", {"gpus": 4, "gpu_product": L40S})
+        events = hybrid_hub.start_and_follow("ben", {"gpus": 4, "gpu_product": L40S})
+        messages = [e.get("message", "") for e in events]  # what the spawn page shows
         hybrid_hub.wait_ready("ben", timeout=120)
         pod = pod_of(hsim, "ben", "eks")
         assert pod is not None and pod_of(hsim, "ben", "onprem") is None
@@ -84,9 +86,32 @@ def test_with_on_prem_out_of_the_product_the_server_runs_on_eks(
         assert node.startswith("ip-") and node.endswith(".ec2.internal")  # a node the pool added
         assert state_of(hybrid_hub, "ben")["hybridhub"]["cluster"] == "eks"
         assert 'hybridhub_spawn_placements_total{cluster="eks",reason="burst"} 1.0' in hub_metrics(hybrid_hub)
-        log = hybrid_hub.log_text()
-        assert "onprem has no node with 4 free NVIDIA-L40S (8 in total, 0 free): starting on eks" in log
-        assert "eks is adding a node to pool gpu-l40s" in log
+        why = next((m for m in messages if "starting on eks" in m), f"not in {messages}")
+        assert why.startswith(
+            "onprem has no node with 4 free NVIDIA-L40S (8 in total, 0 free): starting on eks"
+        )
+        assert why.endswith("; your onprem home is not mounted on eks; you get eks's own home there "
+                            "(a 1Gi volume (gp3)), separate from the one on onprem")  # fmt: skip
+        assert "eks is adding a node to pool gpu-l40s; this takes a few minutes" in messages
+        assert any("Pulling image" in m for m in messages), messages  # image pulls are progress
+        # eks's own home: a gp3 claim there, mounted at the home path
+        mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts["hybridhub-home"] == "/home/jovyan"
+        claim = next(v for v in pod["spec"]["volumes"] if v["name"] == "hybridhub-home")
+        name = claim["persistentVolumeClaim"]["claimName"]
+        pvc = json.loads(
+            hsim.kubectl("get", "pvc", "-n", "jupyterhub", name, "-o", "json", context="eks").stdout
+        )
+        assert pvc["spec"]["storageClassName"] == "gp3" and pvc["status"]["phase"] == "Bound"
+        # the hub reaches the server through its LoadBalancer Service (no pod IP from outside the VPC)
+        svc = json.loads(hsim.kubectl("get", "service", "-n", "jupyterhub", "jupyter-ben", "-o", "json",
+                                      context="eks").stdout)  # fmt: skip
+        assert svc["spec"]["type"] == "LoadBalancer"
+        address = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+        assert f"Adding user ben to proxy /user/ben/ => http://{address}:8888" in hybrid_hub.log_text()
+        assert state_of(hybrid_hub, "ben")["hybridhub"]["access_url"] == f"http://{address}:8888"
+        time.sleep(2.5)  # a poll (every 2 s) keeps the address: no "url changed" to the cluster DNS name
+        assert "url changed" not in hybrid_hub.log_text()
         assert hybrid_hub.proxy_get("/user/ben/api")[0] == 200
         hybrid_hub.stop_server("ben")
         assert pod_of(hsim, "ben", "eks") is None
@@ -159,6 +184,72 @@ def test_a_hub_restart_keeps_track_of_the_cluster(hybrid_hub: HubProcess, hsim: 
         time.sleep(0.3)
     hybrid_hub.stop_server("eve")
     assert pod_of(hsim, "eve", "eks") is None
+
+
+def service_metric(hub: HubProcess, name: str) -> float:
+    """A counter summed over its labels, from the service's own /metrics."""
+    req = urllib.request.Request(
+        f"{hub.public_url}/services/hybridhub/metrics",
+        headers={"Authorization": f"token {hub.wiring.prometheus_token}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def test_a_hub_killed_mid_fallback_leaves_no_pod_behind_once_it_is_back(
+    hybrid_hub: HubProcess, hsim: SimProcess
+) -> None:
+    """The hub (and its service) are SIGKILLed while ivy's server starts on eks, after on-prem could
+    not take it: its pod exists there, and the first attempt's on-prem pod is still there too (the
+    dead hub never deleted it). JupyterHub saved nothing of this start, so once the hub is back the
+    service's sweep removes both pods; kit's server, running all along, is untouched.
+
+    Two seconds of eks API latency hold the start after the pod's create (the per-user Service is
+    made and read next, one call at a time), so the kill lands in the middle of it."""
+    hybrid_hub.create_user("kit")
+    hybrid_hub.start_server("kit", {"gpus": 0, "cluster": "onprem"})
+    hybrid_hub.wait_ready("kit")
+    kit = pod_of(hsim, "kit", "onprem")
+    assert kit is not None
+    hybrid_hub.create_user("ivy")
+    eks = hsim.admin("eks")
+    since = eks.last_request()
+    eks.set_faults(latency=2.0)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(hybrid_hub.start_server, "ivy", {"gpus": 1, "gpu_product": L40S, "cluster": "eks"})
+            deadline = time.monotonic() + 30
+            # the pod's create has been answered once KubeSpawner turns to the per-user Service
+            while not any("/services" in r["path"] for r in eks.requests(since)):
+                assert time.monotonic() < deadline, hybrid_hub.log_text()[-3000:]
+                time.sleep(0.05)
+            ivy = hybrid_hub.user("ivy")["servers"][""]
+            assert ivy["pending"] == "spawn" and not ivy["ready"], ivy
+            hybrid_hub.kill()
+    finally:
+        eks.clear_faults()
+    pod = pod_of(hsim, "ivy", "eks")
+    assert pod is not None
+    # the earlier attempt's pod on-prem, as HybridSpawner made it (same name, labels, annotations)
+    meta = {k: pod["metadata"][k] for k in ("name", "namespace", "labels", "annotations")}
+    meta["labels"] = {**meta["labels"], "hybridhub.io/cluster": "onprem"}
+    sleeper = [{"name": "notebook", "image": "x", "command": ["sleep", "600"]}]
+    first = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": sleeper}}
+    hsim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(first), context="onprem")
+    hybrid_hub.start()
+    try:
+        deadline = time.monotonic() + 30
+        while pod_of(hsim, "ivy", "eks") is not None or pod_of(hsim, "ivy", "onprem") is not None:
+            assert time.monotonic() < deadline, hybrid_hub.log_text()[-3000:]
+            time.sleep(0.3)
+        assert service_metric(hybrid_hub, "hybridhub_leftover_pods_removed_total") == 2
+        assert not hybrid_hub.user("ivy")["servers"]
+        still = pod_of(hsim, "kit", "onprem")
+        assert still is not None and still["metadata"]["uid"] == kit["metadata"]["uid"]
+        assert hybrid_hub.user("kit")["servers"][""]["ready"]
+    finally:
+        hybrid_hub.stop_server("kit")
 
 
 def test_on_prem_down_new_spawns_go_to_eks_and_running_servers_stay(

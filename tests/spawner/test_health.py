@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from spawner.health import HealthPolicy, HealthState, Probe, classify, cluster_health, problems
-from spawner.model import ClusterHealth, Health
+from spawner.health import HealthPolicy, HealthState, Probe, classify, cluster_health, pool_probes, problems
+from spawner.model import ClusterHealth, Health, NodeCapacity, Pool, Role
 
 H, G, D = Health.HEALTHY, Health.DEGRADED, Health.DOWN
 
@@ -216,3 +216,47 @@ def test_cluster_health() -> None:
         "onprem", D, "API unreachable for 3 probes", {"gpu": G, "cpu": H}
     )
     assert cluster_health("eks", HealthState(H, "", 0, 1, 0.0)) == ClusterHealth("eks", H, "", {})
+
+
+def _node(name: str, pool: str, ready: bool) -> NodeCapacity:
+    return NodeCapacity(name, pool, ready, True, "NVIDIA-L40S", 46068, 4, 0, 64.0, 0.0, 2**40, 0)
+
+
+HYBRID_POOLS = (Pool("onprem", role=Role.ONPREM), Pool("cloud", elastic=True, role=Role.CLOUD))
+
+
+@pytest.mark.parametrize(
+    ("api_ok", "ready", "expected"),
+    [
+        # (cluster API answered, Ready flags of the two on-prem nodes) -> per pool (api_ok, ready, total)
+        (True, (True, True), {"onprem": (True, 2, 2), "cloud": (True, 0, 0)}),
+        (True, (True, False), {"onprem": (True, 1, 2), "cloud": (True, 0, 0)}),  # DEGRADED by the ratio
+        (True, (False, False), {"onprem": (False, 0, 2), "cloud": (True, 0, 0)}),  # cut off: like no answer
+        (False, (True, True), {"onprem": (False, 2, 2), "cloud": (False, 0, 0)}),  # the API: every pool
+    ],
+)
+def test_pool_probes(
+    api_ok: bool, ready: tuple[bool, bool], expected: dict[str, tuple[bool, int, int]]
+) -> None:
+    cluster = replace(GOOD, api_ok=api_ok, ready_nodes=0, total_nodes=0)
+    nodes = [_node(f"hybrid-{i}", "onprem", r) for i, r in enumerate(ready)]
+    probes = pool_probes(cluster, HYBRID_POOLS, nodes)
+    assert {k: (p.api_ok, p.ready_nodes, p.total_nodes) for k, p in probes.items()} == expected
+    assert probes["cloud"].elastic and not probes["onprem"].elastic
+    if api_ok and not any(ready):
+        assert probes["onprem"].error == "none of its 2 nodes Ready"
+
+
+def test_an_on_prem_pool_cut_off_goes_down_while_the_cloud_pool_stays_healthy() -> None:
+    policy = HealthPolicy()
+    nodes = [_node("hybrid-0", "onprem", False), _node("hybrid-1", "onprem", False)]
+    states: dict[str, HealthState | None] = {"onprem": None, "cloud": None}
+    seen = []
+    for t in range(4):
+        probes = pool_probes(replace(GOOD, total_nodes=0, ready_nodes=0, time=float(t)), HYBRID_POOLS, nodes)
+        for name, probe in probes.items():
+            states[name] = classify(states[name], probe, policy)
+        seen.append((states["onprem"].state, states["cloud"].state))  # type: ignore[union-attr]
+    assert seen == [(G, H), (G, H), (D, H), (D, H)]
+    reason = states["onprem"].reason  # type: ignore[union-attr]
+    assert reason == "nodes unreachable for 4 probes (none of its 2 nodes Ready)"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from spawner.fit_index import build_fit_index
 from spawner.inventory_model import (
     NodeIndex,
     Resources,
@@ -422,6 +423,75 @@ def test_node_index_matches_batch_computation_under_random_events() -> None:
             if step % 7 == 0:
                 index.nodes()  # interleave snapshots with the cache
         assert index.nodes() == build_nodes(nodes.values(), pods.values(), POOLS)
+
+
+def _gpu_order(index: NodeIndex, pool: str) -> list[str]:
+    fits = index.snapshot(synced=True).fits
+    assert fits is not None
+    return [f[1] for f in fits.pool(pool).gpu]
+
+
+def test_node_index_keeps_placements_fit_index() -> None:
+    index = NodeIndex("c", Role.ONPREM, POOLS)
+    index.replace_nodes([node("a"), node("b"), node("l", L40S, 4, taints=[GPU_TAINT])])
+    index.replace_pods([pod("p1", "a", gpus=2)])
+    snap = index.snapshot(synced=True)
+    assert snap.fits is not None and snap.fits.nodes is snap.nodes
+    assert snap.fits == build_fit_index(snap.nodes)
+    assert _gpu_order(index, "a100") == ["a", "b"]  # best fit: a has 6 GPUs free, b 8
+    assert index.snapshot(synced=True).fits is snap.fits  # nothing changed: the same index
+
+    index.apply_pod("ADDED", pod("p2", "b", gpus=4))
+    after = index.snapshot(synced=True).fits
+    assert after is not None and [f[1] for f in after.pool("a100").gpu] == ["b", "a"]
+    assert after.pool("l40s") is snap.fits.pool("l40s")  # a pool no event touched is reused
+    index.apply_node("MODIFIED", node("b", unschedulable=True))  # cordoned
+    assert _gpu_order(index, "a100") == ["a"]
+    index.apply_node("DELETED", node("a"))
+    assert _gpu_order(index, "a100") == []
+    index.apply_node("ADDED", node("c"))
+    index.apply_pod("ADDED", pod("early", "d", gpus=3))  # bound to a node not seen yet
+    index.apply_node("ADDED", node("d"))
+    assert _gpu_order(index, "a100") == ["d", "c"]
+
+    index.replace_nodes([node("l", L40S, 4, taints=[GPU_TAINT])])  # a relist rebuilds it
+    fits = index.snapshot(synced=True).fits
+    assert fits is not None and set(fits.pools) == {"l40s"}
+    assert [f[1] for f in fits.pool("l40s").gpu] == ["l"]
+
+
+def test_node_index_fit_index_matches_a_fresh_build_under_random_events() -> None:
+    """Whatever the events, a snapshot's FitIndex is the one built at once from its nodes."""
+    rng = random.Random(20261123)
+    names = [f"n{i}" for i in range(6)]
+    for _ in range(20):
+        index = NodeIndex("c", Role.ONPREM, POOLS)
+        pods: dict[str, Json] = {}
+        for step in range(150):
+            if rng.random() < 0.25:
+                name = rng.choice(names)
+                if rng.random() < 0.25:
+                    index.apply_node("DELETED", node(name))
+                else:
+                    product = rng.choice([A100, L40S])
+                    new = node(name, product, rng.choice([0, 4, 8]), ready=rng.choice(["True", "False"]),
+                               taints=rng.choice([[], [GPU_TAINT]]))  # fmt: skip
+                    index.apply_node("MODIFIED", new)
+            elif rng.random() < 0.02:
+                index.replace_pods(pods.values())  # a relist in the middle
+            else:
+                name = f"p{rng.randrange(20)}"
+                if name in pods and rng.random() < 0.3:
+                    index.apply_pod("DELETED", pods.pop(name))
+                else:
+                    new = pod(name, rng.choice([None, *names]), rng.randrange(4), rng.choice(["1", "30"]))
+                    index.apply_pod("MODIFIED" if name in pods else "ADDED", new)
+                    pods[name] = new
+            if step % 5 == 0:
+                snap = index.snapshot(synced=True)
+                assert snap.fits == build_fit_index(snap.nodes)
+        snap = index.snapshot(synced=True)
+        assert snap.fits == build_fit_index(snap.nodes)
 
 
 # ---------------------------------------------------------------------------- notebook servers

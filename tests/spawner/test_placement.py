@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from spawner.fit_index import FitIndexBuilder, build_fit_index, cpu_preference, gpu_preference
 from spawner.model import (
     Candidate,
     ClusterHealth,
@@ -921,6 +923,104 @@ def test_reserve(candidate: Candidate, node: str | None, expected_id: str) -> No
 def test_reserve_rejects(candidate: Candidate, ttl: float) -> None:
     with pytest.raises(ValueError):
         reserve(candidate, req(1), now=0.0, ttl=ttl)
+
+
+# --------------------------------------------------------------------------- the inventory's FitIndex
+
+
+def test_an_index_of_other_nodes_is_not_used() -> None:
+    inv = onprem(node("a", used=6), node("b", used=4))
+    indexed = replace(inv, fits=build_fit_index(inv.nodes))
+    assert candidates(req(2), [indexed]) == candidates(req(2), [inv])
+    stale = replace(indexed, nodes=(node("c"),))  # replace() keeps the index of the old nodes
+    assert stale.fits is indexed.fits
+    assert candidates(req(2), [stale])[0].nodes == ("c",)
+    assert availability([stale])["onprem"] == (ProductAvailability(A100, 8, 8, largest_free=8),)
+
+
+def _feasible(
+    inv: ClusterInventory, pool: str, request: PlacementRequest, held: Sequence[Reservation], spread: bool
+) -> list[str]:
+    """What placement must list for a pool, worked out node by node: every usable node that fits once
+    its reservations are deducted, by preference then name."""
+    taken: dict[str, tuple[int, float, int]] = {}
+    for r in held:
+        if r.cluster == inv.cluster and r.node is not None:
+            g, c, m = taken.get(r.node, (0, 0.0, 0))
+            taken[r.node] = (g + r.gpus, c + r.cpu, m + r.memory)
+    sign = -1.0 if spread else 1.0
+    ranked = []
+    for n in inv.nodes:
+        if n.pool != pool or not n.usable:
+            continue
+        if request.gpus and (n.gpus_allocatable == 0 or request.gpu_product not in (None, n.gpu_product)):
+            continue
+        g, c, m = taken.get(n.name, (0, 0.0, 0))
+        fg = n.gpus_allocatable - n.gpus_requested - g
+        fc = n.cpu_allocatable - n.cpu_requested - c
+        fm = n.memory_allocatable - n.memory_requested - m
+        if fg >= request.gpus and fc >= request.cpu - 1e-9 and fm >= request.memory:
+            has = n.gpus_allocatable > 0
+            pref = gpu_preference(fg, fc, sign) if request.gpus else cpu_preference(fg, fc, has, sign)
+            ranked.append((pref, n.name))
+    return [name for _, name in sorted(ranked)]
+
+
+def _random_cluster(rng: random.Random, cluster: str, role: Role, incremental: bool) -> ClusterInventory:
+    nodes = []
+    for i in range(rng.randint(0, 30)):
+        gpus = rng.choice([0, 0, 1, 4, 8])
+        nodes.append(
+            node(
+                f"{cluster}-{i}",
+                rng.choice(["p0", "p1", "stray"]),
+                product=rng.choice([A100, L40S]),
+                gpus=gpus,
+                used=rng.randint(0, gpus),
+                cpu=rng.choice([8.0, 64.0]),
+                cpu_used=rng.choice([0.0, 2.0, 7.5, 8.0, 30.0]),
+                mem=rng.choice([64, 512]) * GiB,
+                mem_used=rng.choice([0, 32, 60]) * GiB,
+                ready=rng.random() > 0.1,
+                schedulable=rng.random() > 0.1,
+            )
+        )
+    inv = ClusterInventory(cluster, role, (Pool("p0"), Pool("p1")), tuple(nodes), True)
+    if not incremental:
+        return inv
+    builder = FitIndexBuilder(replace(n, gpus_requested=0) for n in nodes)  # then every node changes
+    for n in rng.sample(nodes, len(nodes)):
+        builder.put(n)
+    return replace(inv, fits=builder.index(inv.nodes))
+
+
+@pytest.mark.parametrize("policy", ["best-fit", "spread"])
+@pytest.mark.parametrize("incremental", [False, True])
+def test_listed_nodes_match_a_node_by_node_check(policy: str, incremental: bool) -> None:
+    """Random clusters and reservations: each pool with a node that fits is a candidate listing
+    exactly the nodes that fit, best first, whether placement builds the index or is handed one."""
+    rng = random.Random(f"{policy} {incremental}")
+    for _ in range(150):
+        inventories = [
+            _random_cluster(rng, "onprem", Role.ONPREM, incremental),
+            _random_cluster(rng, "eks", Role.CLOUD, incremental),
+        ]
+        everything = [(inv.cluster, n) for inv in inventories for n in inv.nodes]
+        held = [
+            Reservation(f"r{i}", c, n.name, n.pool, rng.choice([0, 1, 4]), rng.choice([0.0, 4.0]), 0, 10.0)
+            for i, (c, n) in enumerate(rng.sample(everything, min(len(everything), rng.randint(0, 8))))
+        ]
+        gpus = rng.choice([0, 0, 1, 2, 8])
+        request = req(gpus, rng.choice([A100, L40S, None]), cpu=rng.choice([0.0, 1.0, 8.0]), memory=8 * GiB)
+        result = place(request, inventories, {}, held, policy=policy)
+        got = {(c.cluster, c.pool): c for c in result} if isinstance(result, list) else {}
+        for inv in inventories:
+            for pool in ("p0", "p1"):
+                expected = _feasible(inv, pool, request, held, policy == "spread")
+                found = got.get((inv.cluster, pool))
+                assert (found.nodes if found else ()) == tuple(expected), (inv.cluster, pool, request)
+                if found:
+                    assert found.preferred_node == expected[0]
 
 
 # --------------------------------------------------------------------------- availability

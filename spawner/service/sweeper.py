@@ -1,0 +1,185 @@
+"""Leftover notebook pods: pods HybridSpawner made for servers the hub neither runs nor is starting.
+
+JupyterHub saves a spawner's state only after ``start()`` returns, so a hub that dies in the middle of
+a start (or of a fallback from one cluster to the next) never learns where its pods went. When it is
+back, the service, which sees every cluster's pods, asks the hub about each notebook pod's server and
+deletes the pods of servers the hub does not know as running or pending.
+
+Safe against races by construction: the pods are read from the inventory *before* the hub is asked
+(a server started after the question makes a pod the answer cannot be about), each deletion carries
+the pod's UID as a precondition (a new pod of the same name is never hit), a pod must have been
+seen for ``grace`` seconds first, and a hub answer that cannot be read deletes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
+from kubernetes_asyncio.client.exceptions import ApiException
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from ..inventory_model import ServerLocation
+from .fleet import Fleet
+
+__all__ = ["HubServers", "Leftover", "LeftoverSweeper", "find_leftovers"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    cluster: str
+    namespace: str
+    pod: str
+    uid: str
+    user: str
+    server: str
+
+
+def find_leftovers(
+    pods: Iterable[tuple[str, ServerLocation]], active: Mapping[str, frozenset[str] | None]
+) -> list[Leftover]:
+    """The pods (cluster, location) whose server is not among the user's active ones.
+
+    ``active[user]``: the names of the user's running or pending servers (empty when the hub has no
+    such user); None or missing: the hub's answer is unknown, so none of that user's pods is touched.
+    Only pods HybridSpawner made (its cluster label) are candidates.
+    """
+    found = []
+    for cluster, loc in pods:
+        servers = active.get(loc.user)
+        if not loc.cluster_label or not loc.uid or servers is None or loc.server in servers:
+            continue
+        found.append(Leftover(cluster, loc.namespace, loc.pod, loc.uid, loc.user, loc.server))
+    return sorted(found, key=lambda x: (x.cluster, x.namespace, x.pod))
+
+
+class HubServers:
+    """Asks the hub's REST API which servers of a user are running or pending (scope read:servers)."""
+
+    def __init__(self, api_url: str, token: str, *, timeout: float = 10.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    async def active(self, user: str) -> frozenset[str] | None:
+        req = HTTPRequest(
+            f"{self.api_url}/users/{quote(user, safe='')}", headers={"Authorization": f"token {self.token}"},
+            request_timeout=self.timeout, connect_timeout=self.timeout,
+        )  # fmt: skip
+        try:
+            resp = await AsyncHTTPClient().fetch(req, raise_error=False)
+        except (OSError, HTTPClientError) as exc:
+            log.info("leftover sweep: the hub is unreachable (%s)", exc)
+            return None
+        if resp.code == 404:
+            return frozenset()  # no such user (any more): all its pods are leftovers
+        if resp.code != 200:
+            log.warning("leftover sweep: the hub answered %s for user %s", resp.code, user)
+            return None
+        model = json.loads(resp.body or b"{}")
+        if "servers" not in model:  # a token without read:servers: knowing nothing, delete nothing
+            log.warning("leftover sweep: the hub's user model has no servers; grant the service read:servers")
+            return None
+        return frozenset(model["servers"] or {})
+
+
+class LeftoverSweeper:
+    """Every ``interval`` seconds: find notebook pods the hub does not know and delete them."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        hub: HubServers,
+        *,
+        interval: float,
+        grace: float,
+        request_timeout: float = 10.0,
+        on_removed: Callable[[Leftover], None] = lambda _: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fleet = fleet
+        self.hub = hub
+        self.interval = interval
+        self.grace = grace
+        self.request_timeout = request_timeout
+        self.on_removed = on_removed
+        self.clock = clock
+        self._first_seen: dict[str, float] = {}  # pod UID -> when a sweep first saw it
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="leftover-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("leftover sweep failed")
+
+    def _due(self) -> list[tuple[str, ServerLocation]]:
+        """Notebook pods seen for at least ``grace`` seconds (read before the hub is asked)."""
+        now = self.clock()
+        # only the hub's own namespace: another hub's pods (in its own namespace) are not ours to judge
+        pods = [(name, loc) for name, m in self.fleet.members.items() for loc in m.watcher.all_servers()
+                if loc.cluster_label and loc.uid
+                and (m.config.user_namespace_template or loc.namespace == m.config.namespace)]  # fmt: skip
+        alive = {loc.uid for _, loc in pods}
+        self._first_seen = {uid: t for uid, t in self._first_seen.items() if uid in alive}
+        for _, loc in pods:
+            self._first_seen.setdefault(loc.uid, now)
+        return [(c, loc) for c, loc in pods if now - self._first_seen[loc.uid] >= self.grace]
+
+    async def sweep(self) -> list[Leftover]:
+        """One round; the pods it removed."""
+        due = self._due()
+        if not due:
+            return []
+        users = sorted({loc.user for _, loc in due})
+        answers = await asyncio.gather(*(self.hub.active(u) for u in users))
+        removed = []
+        for leftover in find_leftovers(due, dict(zip(users, answers, strict=True))):
+            if await self._delete(leftover):
+                removed.append(leftover)
+        return removed
+
+    async def _delete(self, x: Leftover) -> bool:
+        client = self.fleet.members[x.cluster].client
+        body = V1DeleteOptions(preconditions=V1Preconditions(uid=x.uid))
+        try:
+            await client.call(
+                client.core().delete_namespaced_pod, x.pod, x.namespace, body=body,
+                _request_timeout=self.request_timeout,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # gone already, or a new pod of that name: fine
+                log.warning("leftover sweep: cannot delete pod %s/%s in %s (%s)", x.namespace, x.pod,
+                            x.cluster, exc.status)  # fmt: skip
+            return False
+        except Exception as exc:
+            log.warning("leftover sweep: cannot delete pod %s/%s in %s (%s)", x.namespace, x.pod,
+                        x.cluster, exc)  # fmt: skip
+            return False
+        log.warning(
+            "removed leftover pod %s/%s in %s: the hub neither runs nor starts %s's server %r",
+            x.namespace, x.pod, x.cluster, x.user, x.server,
+        )  # fmt: skip
+        self.on_removed(x)
+        return True
