@@ -5,7 +5,13 @@ process runtime): the wall time until all are ready, per-spawn latency, the API 
 that each spawner made (simcluster's request log, all clusters), and the time from an on-prem
 outage to the service's first EKS placement. Needs root (pods reached at their pod IPs).
 
+With ``--gpu-mix N`` it measures instead, under ``--latency`` (0.2 s by default there) on both
+clusters, N concurrent 1-GPU L40S spawns (8 fit on-prem, the rest burst to eks's cold elastic pool)
+against one on-prem spawn and one burst spawn from the same cold pool, with the stdlib echo server
+(tests/harness/echosu.py) in the pods.
+
     .venv/bin/python bench/spawns.py [--users 50] [--latency 0]
+    .venv/bin/python bench/spawns.py --gpu-mix 20
 """
 
 from __future__ import annotations
@@ -100,11 +106,76 @@ def fallback_detection(hub: HubProcess, sim: SimProcess) -> float:
         admin.clear_faults()
 
 
+def elastic_nodes(sim: SimProcess) -> set[str]:
+    out = sim.kubectl(
+        "get", "nodes", "-l", "eks.amazonaws.com/nodegroup=gpu-l40s", "-o", "name", context="eks"
+    )
+    return {n.removeprefix("node/") for n in out.stdout.split()}
+
+
+def gpu_mix(work: Path, sim: SimProcess, n: int, latency: float) -> dict[str, float]:
+    """N concurrent 1-GPU spawns against one on-prem and one burst spawn, all under ``latency``."""
+    one_l40s: dict[str, object] = {"gpus": 1, "gpu_product": "NVIDIA-L40S"}
+    hub = HubProcess(work / "mix", sim, singleuser="echosu", namespace="jupyterhub")
+    hub.wiring = wire(hub, sim, work, spawner=True)
+    cold = elastic_nodes(sim)
+    eks = sim.admin("eks")
+
+    def back_to_cold() -> None:
+        for node in elastic_nodes(sim) - cold:
+            eks.remove_node(node)
+
+    with hub:
+        wait_for_service(hub)
+        for cluster in ("onprem", "eks"):
+            sim.admin(cluster).set_faults(latency=latency)
+        try:
+            run(hub, sim, "mixwarm", 1, one_l40s)  # clients, reflectors
+            on_prem, _ = spawn_all(hub, ["mix-onprem"], one_l40s)
+            stop_all(hub, ["mix-onprem"])
+            burst, _ = spawn_all(hub, ["mix-burst"], {**one_l40s, "cluster": "eks"})
+            stop_all(hub, ["mix-burst"])
+            back_to_cold()
+            time.sleep(2)  # the service sees the pool cold again
+            users = [f"mix-{i}" for i in range(n)]
+            wall, each = spawn_all(hub, users, one_l40s)
+            where = [hub.user(u)["servers"][""]["state"]["hybridhub"]["cluster"] for u in users]
+            stop_all(hub, users)
+        finally:
+            for cluster in ("onprem", "eks"):
+                sim.admin(cluster).clear_faults()
+            back_to_cold()
+    for cluster in ("onprem", "eks"):
+        mine = sorted(t for t, c in zip(each, where, strict=True) if c == cluster)
+        print(f"{cluster}: {len(mine)} spawns, " + " ".join(f"{t:.1f}" for t in mine) + " s")
+    each.sort()
+    return {"on_prem": on_prem, "burst": burst, "wall": wall, "p50": statistics.median(each),
+            "ratio_burst": wall / burst, "ratio_on_prem": wall / on_prem}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds of API latency on both clusters")
+    parser.add_argument("--latency", type=float, default=None, help="seconds of API latency on both clusters")
+    parser.add_argument(
+        "--gpu-mix", type=int, default=0, help="N concurrent 1-GPU spawns instead (see above)"
+    )
     args = parser.parse_args()
+    if args.gpu_mix:
+        latency = 0.2 if args.latency is None else args.latency
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-spawns-") as tmp,
+            SimProcess(Path(tmp) / "sim", config=CLUSTERS) as sim,
+        ):
+            f = gpu_mix(Path(tmp), sim, args.gpu_mix, latency)
+        print(f"command: .venv/bin/python bench/spawns.py --gpu-mix {args.gpu_mix} --latency {latency}")
+        print(f"{latency * 1000:.0f} ms API latency, echosu pods: 1 spawn on-prem {f['on_prem']:.2f} s, "
+              f"1 burst to eks (cold pool) {f['burst']:.2f} s, {args.gpu_mix} concurrent 1-GPU spawns "
+              f"{f['wall']:.2f} s (p50 {f['p50']:.2f} s): {f['ratio_burst']:.2f}x the burst spawn, "
+              f"{f['ratio_on_prem']:.2f}x the on-prem one")  # fmt: skip
+        print(json.dumps(f))
+        return 0
+    args.latency = args.latency or 0.0
     options: dict[str, object] = {"gpus": 0}
     with tempfile.TemporaryDirectory(prefix="bench-spawns-") as tmp:
         work = Path(tmp)

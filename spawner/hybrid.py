@@ -441,9 +441,10 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
             self.storage_capacity = home.size
             self.storage_class = home.storage_class
 
-    def get_service_manifest(self, owner_reference: Any) -> Any:
-        """The per-user Service of a ``pod_access: service`` cluster: a LoadBalancer or a NodePort."""
-        service = super().get_service_manifest(owner_reference)
+    def get_service_manifest(self, owner_reference: Any, *args: Any, **kwargs: Any) -> Any:
+        """The per-user Service of a ``pod_access: service`` cluster: a LoadBalancer or a NodePort.
+        (KubeSpawner 7.1 passes the port as well.)"""
+        service = super().get_service_manifest(owner_reference, *args, **kwargs)
         cluster = self._config(self.cluster_name) if self.cluster_name else None
         if cluster is not None and cluster.pod_access == "service" and cluster.service_type:
             service.spec.type = cluster.service_type

@@ -260,19 +260,27 @@ def test_on_prem_down_new_spawns_go_to_eks_and_running_servers_stay(
     hybrid_hub.wait_ready("fay")
     assert pod_of(hsim, "fay", "onprem") is not None
     admin = hsim.admin("onprem")
+    for user in ("gus", "gil"):
+        hybrid_hub.create_user(user)
     admin.set_faults(down=True)
+    down = time.monotonic()
     try:
-        deadline = time.monotonic() + 30
-        hybrid_hub.create_user("gus")
-        while True:  # within a few probe intervals the service stops offering on-prem
-            try:
-                hybrid_hub.start_server("gus", {"gpus": 1, "gpu_product": L40S})
-                hybrid_hub.wait_ready("gus", timeout=120)
-                break
-            except (urllib.error.HTTPError, RuntimeError, TimeoutError):
-                assert time.monotonic() < deadline, hybrid_hub.log_text()[-3000:]
-                time.sleep(1)
+        # at once, before the service has noticed: placed on-prem, the attempt fails, eks takes it
+        hybrid_hub.start_server("gus", {"gpus": 1, "gpu_product": L40S})
+        hybrid_hub.wait_ready("gus", timeout=120)
         assert state_of(hybrid_hub, "gus")["hybridhub"]["cluster"] == "eks"
+        # two probe intervals (1 s each) after the outage: placed on eks straight away, no attempt on-prem
+        time.sleep(max(0.0, down + 2.0 - time.monotonic()))
+        fell_back = hub_metrics(hybrid_hub).count("hybridhub_spawn_fallbacks_total")
+        events = hybrid_hub.start_and_follow("gil", {"gpus": 1, "gpu_product": L40S})
+        hybrid_hub.wait_ready("gil", timeout=120)
+        assert state_of(hybrid_hub, "gil")["hybridhub"]["cluster"] == "eks"
+        why = [e["message"] for e in events if e.get("message", "").startswith("onprem is ")]
+        assert len(why) == 1 and " on eks " in why[0], (
+            events
+        )  # e.g. "onprem is down (...): ip-... on eks has"
+        assert "onprem failed" not in " ".join(e.get("message", "") for e in events)
+        assert hub_metrics(hybrid_hub).count("hybridhub_spawn_fallbacks_total") == fell_back
         log = hybrid_hub.log_text()  # one failed probe already makes it degraded; three, down
         assert "onprem is down" in log or "onprem is degraded" in log, log[-3000:]
         # The claim is "still there after the hub's polls": nothing marks a poll that found the pod
@@ -283,7 +291,8 @@ def test_on_prem_down_new_spawns_go_to_eks_and_running_servers_stay(
     finally:
         admin.clear_faults()
     assert pod_of(hsim, "fay", "onprem") is not None  # untouched
-    hybrid_hub.stop_server("gus")
+    for user in ("gus", "gil"):
+        hybrid_hub.stop_server(user)
     deadline = time.monotonic() + 30
     hybrid_hub.create_user("hal")
     while True:  # back: new spawns go on-prem again
