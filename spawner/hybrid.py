@@ -177,6 +177,14 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         help="""Seconds a cluster with ``pod_access: service`` and ``service_type: LoadBalancer`` may
         take to give the server's Service an address (an AWS load balancer takes a minute or two).""",
     )
+    answer_poll_interval = Float(
+        0.25,
+        config=True,
+        help="""Seconds between checks that a started server answers HTTP, before start() returns (0:
+        no checks). JupyterHub's own wait after start() backs off exponentially, up to 5 s between
+        tries, so a server that needs a few seconds after its pod runs would be seen up to 5 s late;
+        checked at this steady pace, it is seen at once. Bounded by ``http_timeout``.""",
+    )
     elastic_deadline = Float(
         600.0,
         config=True,
@@ -574,7 +582,28 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                         await task
         if cluster.pod_access == "service":
             url = self.access_url = await self._service_address(cluster)
+        await self._until_answering(url)
         return url
+
+    async def _until_answering(self, url: str) -> None:
+        """Return once the server answers HTTP at ``url`` (any status but a 5xx), or after
+        ``http_timeout``: JupyterHub's own wait then decides."""
+        if self.answer_poll_interval <= 0 or url.startswith("https"):
+            return  # internal SSL needs the hub's client certificate: leave it to JupyterHub
+        target = url_path_join(url, self.server.base_url if self.server else "/", "api")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.http_timeout
+        client = AsyncHTTPClient()
+        while loop.time() < deadline:
+            req = HTTPRequest(target, connect_timeout=1.0, request_timeout=2.0, follow_redirects=False)
+            try:
+                resp = await client.fetch(req, raise_error=False)
+            except (OSError, HTTPClientError):
+                resp = None
+            self.log.debug("%s: %s answered %s", self.user.name, target, resp.code if resp else "nothing")
+            if resp is not None and resp.code < 500:
+                return
+            await asyncio.sleep(self.answer_poll_interval)
 
     async def _fail_fast(self, cluster: ClusterConfig, candidate: dict[str, Any]) -> None:
         """Watch this pod's events: give up on a fixed pool at the first capacity FailedScheduling."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socketserver
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
@@ -28,10 +29,19 @@ class Echo(BaseHTTPRequestHandler):
         sys.stderr.write("echosu: " + (format % args) + "\n")
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks its address up in DNS (socket.getfqdn); a pod whose resolver
+        # does not answer would sit there for the resolver's whole timeout before listening
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+
 def main() -> None:
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    server = ThreadingHTTPServer((url.hostname or "0.0.0.0", url.port or 8888), Echo)
-    server.daemon_threads = True
+    server = Server((url.hostname or "0.0.0.0", url.port or 8888), Echo)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"echosu listening on {url.hostname}:{url.port}", file=sys.stderr, flush=True)
     server.serve_forever()
