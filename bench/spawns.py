@@ -158,6 +158,12 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--latency", type=float, default=None, help="seconds of API latency on both clusters")
     parser.add_argument(
+        "--singleuser",
+        choices=("mocksu", "echosu"),
+        default="mocksu",
+        help="what the pods run: JupyterHub's mocksu (about 1 s of CPU) or the stdlib echosu",
+    )
+    parser.add_argument(
         "--gpu-mix", type=int, default=0, help="N concurrent 1-GPU spawns instead (see above)"
     )
     args = parser.parse_args()
@@ -183,9 +189,9 @@ def main() -> int:
             for cluster in ("onprem", "eks"):
                 if args.latency:
                     sim.admin(cluster).set_faults(latency=args.latency)
-            with HubProcess(work / "stock", sim, singleuser="mocksu", namespace="jupyterhub") as stock:
+            with HubProcess(work / "stock", sim, singleuser=args.singleuser, namespace="jupyterhub") as stock:
                 stock_figures = run(stock, sim, "stock", args.users, {})
-            hybrid = HubProcess(work / "hybrid", sim, singleuser="mocksu", namespace="jupyterhub")
+            hybrid = HubProcess(work / "hybrid", sim, singleuser=args.singleuser, namespace="jupyterhub")
             hybrid.wiring = wire(hybrid, sim, work, spawner=True)
             with hybrid:
                 wait_for_service(hybrid)
@@ -193,7 +199,8 @@ def main() -> int:
                 for cluster in ("onprem", "eks"):
                     sim.admin(cluster).clear_faults()
                 detection = fallback_detection(hybrid, sim)
-    print(f"command: .venv/bin/python bench/spawns.py --users {args.users} --latency {args.latency}")
+    print(f"command: .venv/bin/python bench/spawns.py --users {args.users} --latency {args.latency} "
+          f"--singleuser {args.singleuser}")  # fmt: skip
     print(f"{'spawner':<14}{'wall s':>9}{'p50 s':>9}{'p95 s':>9}{'API req/spawn':>15}")
     for name, f in (("KubeSpawner", stock_figures), ("HybridSpawner", hybrid_figures)):
         print(f"{name:<14}{f['wall']:>9.2f}{f['p50']:>9.2f}{f['p95']:>9.2f}{f['requests_per_spawn']:>15.1f}")
