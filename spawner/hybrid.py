@@ -467,9 +467,14 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
 
         async def address() -> str | None:
             nonlocal said
-            svc = await asyncio.wait_for(
-                self.api.read_namespaced_service(name, namespace), self.k8s_api_request_timeout
-            )
+            try:
+                svc = await asyncio.wait_for(
+                    self.api.read_namespaced_service(name, namespace), self.k8s_api_request_timeout
+                )
+            except (ApiException, TimeoutError) as exc:  # a blip: ask again
+                self.log.warning("%s: cannot read service %s/%s (%s)", self.user.name, namespace, name,
+                                 getattr(exc, "status", exc))  # fmt: skip
+                return None
             if cluster.service_type == "NodePort":
                 pod = self.pod_reflector.pods.get(f"{namespace}/{name}") or {}
                 host = (pod.get("status") or {}).get("hostIP")

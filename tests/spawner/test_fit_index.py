@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -15,39 +16,16 @@ from spawner.fit_index import (
     gpu_preference,
 )
 from spawner.model import NodeCapacity
+from tests.spawner.test_placement import node as placement_node
 
 A100 = "NVIDIA-A100-SXM4-80GB"
 L40S = "NVIDIA-L40S"
 GiB = 2**30
 
 
-def node(
-    name: str,
-    pool: str = "p",
-    *,
-    gpus: int = 8,
-    used: int = 0,
-    product: str | None = A100,
-    cpu: float = 64.0,
-    cpu_used: float = 0.0,
-    mem_used: int = 0,
-    ready: bool = True,
-    schedulable: bool = True,
-) -> NodeCapacity:
-    return NodeCapacity(
-        name=name,
-        pool=pool,
-        ready=ready,
-        schedulable=schedulable,
-        gpu_product=product if gpus else None,
-        gpu_memory_mib=None,
-        gpus_allocatable=gpus,
-        gpus_requested=used,
-        cpu_allocatable=cpu,
-        cpu_requested=cpu_used,
-        memory_allocatable=512 * GiB,
-        memory_requested=mem_used,
-    )
+def node(name: str, pool: str = "p", **kwargs: Any) -> NodeCapacity:
+    """A node as the placement tests make it, in pool "p" by default."""
+    return placement_node(name, pool, **kwargs)
 
 
 def names(index: FitIndex, pool: str = "p") -> dict[str, list[str]]:
