@@ -51,7 +51,11 @@ def mocksu_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> It
         yield proc
 
 
-def _service_hub(hsim: SimProcess, work: Path, *, spawner: bool, **clusters_kw: Any) -> Iterator[HubProcess]:
+def run_service_hub(
+    hsim: SimProcess, work: Path, *, spawner: bool, **clusters_kw: Any
+) -> Iterator[HubProcess]:
+    """A hub with the hybridhub service (with ``spawner``, HybridSpawner too); ``clusters_kw`` go to
+    tests.harness.hybrid.clusters_value."""
     hub = HubProcess(work / "hub", hsim, namespace="jupyterhub")
     hub.wiring = wire(hub, hsim, work, spawner=spawner, **clusters_kw)
     with hub:
@@ -62,14 +66,14 @@ def _service_hub(hsim: SimProcess, work: Path, *, spawner: bool, **clusters_kw: 
 @pytest.fixture(scope="module")
 def service_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """A hub with the hybridhub service (stock KubeSpawner)."""
-    yield from _service_hub(hsim, tmp_path_factory.mktemp("svc"), spawner=False)
+    yield from run_service_hub(hsim, tmp_path_factory.mktemp("svc"), spawner=False)
 
 
 @pytest.fixture(scope="module")
 def hybrid_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """A hub with the hybridhub service and HybridSpawner. Each cluster has its own home (a PVC per
     user); the hub reaches pods on eks through a per-user LoadBalancer Service, as from outside a VPC."""
-    yield from _service_hub(
+    yield from run_service_hub(
         hsim, tmp_path_factory.mktemp("hybrid"), spawner=True,
         homes=({"kind": "pvc", "size": "1Gi"}, {"kind": "pvc", "size": "1Gi", "storage_class": "gp3"}),
         eks_access={"pod_access": "service", "service_type": "LoadBalancer"},
