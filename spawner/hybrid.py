@@ -114,6 +114,18 @@ class _ClusterEventReflector(EventReflector):  # type: ignore[misc]
         self.api = _cluster_api(self.parent)
 
 
+def gave_up(reflector: Any) -> bool:
+    """Whether a KubeSpawner reflector is dead: its watch stopped on its own (KubeSpawner's gives up
+    after about a minute of errors, an on-prem outage say) or its first LIST failed. One still
+    starting, or stopped on purpose, is not."""
+    if reflector._stopping or not reflector.first_load_future.done():
+        return False
+    if reflector.first_load_future.exception() is not None:
+        return True
+    task = reflector.watch_task
+    return task is None or task.done()
+
+
 class HybridSpawner(KubeSpawner):  # type: ignore[misc]
     """Places each notebook through the hybridhub service: on-prem first, the cloud when needed."""
 
@@ -246,7 +258,9 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
             super().__init__(*args, **kwargs)
         self.cluster_set = ClusterSet(parent=self)
         self.cluster_name: str | None = None
-        self._base = {name: copy.deepcopy(getattr(self, name)) for name in _ATTEMPT_TRAITS}
+        self._configured = self._snapshot()  # the operator's values
+        self._base = self._configured  # this spawn's: configured values plus what hooks changed
+        self._applied: dict[str, Any] = {}  # what the last attempt set
         self._messages: list[str] = []
         self._reservation: str | None = None
         self.api: Any = None  # the chosen cluster's CoreV1Api (never the process-wide default)
@@ -272,6 +286,18 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         self.api = (await self._client(name)).core()
         self.namespace = cluster.namespace
         return cluster
+
+    async def _start_reflector(
+        self, kind: str, reflector_class: type[ResourceReflector], replace: bool = False, **kwargs: Any
+    ) -> ResourceReflector:
+        # KubeSpawner reuses a reflector that gave up for good; start that one again instead
+        previous = self.__class__.reflectors.get(self._get_reflector_key(kind))
+        if previous is not None and not replace and gave_up(previous):
+            self.log.warning(
+                "the %s watch on cluster %s had given up; starting it again", kind, self.cluster_name
+            )
+            replace = True
+        return await super()._start_reflector(kind, reflector_class, replace=replace, **kwargs)
 
     def _get_reflector_key(self, kind: str) -> tuple[Any, ...]:
         return (self.cluster_name, kind, None if self.enable_user_namespaces else self.namespace)
@@ -322,6 +348,23 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         super().clear_state()
         self.cluster_name = None
         self.access_url = None
+        # the server is gone: the next spawn's hooks start from the configured values again
+        for name, value in self._configured.items():
+            setattr(self, name, copy.deepcopy(value))
+        self._applied = {}
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {name: copy.deepcopy(getattr(self, name)) for name in _ATTEMPT_TRAITS}
+
+    def _spawn_base(self) -> dict[str, Any]:
+        """The values each attempt of this spawn starts from: what JupyterHub's hooks
+        (auth_state_hook, apply_user_options, pre_spawn_hook) made of the configuration, without
+        what an earlier attempt set (a value still equal to it is the configured one again)."""
+        base = {}
+        for name, value in self._snapshot().items():
+            ours = name in self._applied and value == self._applied[name]
+            base[name] = copy.deepcopy(self._configured[name]) if ours else value
+        return base
 
     def _get_pod_url(self, pod: dict[str, Any]) -> str:
         # KubeSpawner's poll compares this with the server's URL and "corrects" a difference: through
@@ -433,6 +476,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                 "preference": {"matchFields": [{"key": "metadata.name", "operator": "In",
                                                 "values": [candidate["preferred_node"]]}]},
             }]  # fmt: skip
+        self._applied = self._snapshot()
 
     def _apply_home(self, cluster: ClusterConfig, base: dict[str, Any]) -> None:
         home = cluster.home_storage
@@ -441,13 +485,19 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         containers = (*self.init_containers, *self.extra_containers)
         others = [m for c in containers for m in c.get("volumeMounts") or []]
         self.volumes, self.volume_mounts = with_home(
-            home, base["volumes"], base["volume_mounts"], claim_name=self.pvc_name,
+            home, base["volumes"], base["volume_mounts"], claim_name="{pvc_name}",  # KubeSpawner expands it
             mount_path=self.home_mount_path, other_mounts=others,
         )  # fmt: skip
         if home.kind == "pvc":
             self.storage_pvc_ensure = True
             self.storage_capacity = home.size
             self.storage_class = home.storage_class
+            self._pvc_exists = False  # made on another cluster is not made here (KubeSpawner 7.1 checks)
+        elif not any(
+            (v.get("persistentVolumeClaim") or {}).get("claimName") in ("{pvc_name}", self.pvc_name)
+            for v in self.volumes
+        ):
+            self.storage_pvc_ensure = False  # the configured claim was the home this one replaces
 
     def get_service_manifest(self, owner_reference: Any, *args: Any, **kwargs: Any) -> Any:
         """The per-user Service of a ``pod_access: service`` cluster: a LoadBalancer or a NodePort.
@@ -528,6 +578,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
 
     async def _start(self) -> str:
         opts = self.gpu_options()
+        self._base = self._spawn_base()
         self._messages = []
         self.access_url = None
         cleanup = asyncio.ensure_future(self._remove_leftovers())  # beside placement, not before it
@@ -666,6 +717,8 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
             return 0 if self.pod_name is None else 1
         try:
             await self._use_cluster(self.cluster_name)
+            # a watch that gave up during an outage is started again once the cluster answers
+            await asyncio.wait_for(self._start_watching_pods(), timeout=self.k8s_api_request_timeout * 3)
             return await asyncio.wait_for(super().poll(), timeout=self.k8s_api_request_timeout * 3)
         except Exception as exc:
             # a cluster we cannot reach right now still has the server: answering "stopped"
@@ -677,4 +730,6 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
     async def stop(self, now: bool = False) -> None:
         if self.cluster_name is not None:
             await self._use_cluster(self.cluster_name)
+            with contextlib.suppress(Exception):  # KubeSpawner's stop says what is wrong, if anything
+                await asyncio.wait_for(self._start_watching_pods(), timeout=self.k8s_api_request_timeout * 3)
         await super().stop(now=now)

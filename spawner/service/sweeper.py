@@ -49,8 +49,8 @@ def find_leftovers(
 ) -> list[Leftover]:
     """The pods (cluster, location) whose server is not among the user's active ones.
 
-    ``active[user]``: the names of the user's running or pending servers (empty when the hub has no
-    such user); None or missing: the hub's answer is unknown, so none of that user's pods is touched.
+    ``active[user]``: the names of the user's running or pending servers; None or missing: the hub's
+    answer is unknown (no such user included), so none of that user's pods is touched.
     Only pods HybridSpawner made (its cluster label) are candidates.
     """
     found = []
@@ -81,7 +81,10 @@ class HubServers:
             log.info("leftover sweep: the hub is unreachable (%s)", exc)
             return None
         if resp.code == 404:
-            return frozenset()  # no such user (any more): all its pods are leftovers
+            # no such user, or none this token may see (a filtered scope, a renamed user whose pod
+            # still bears the old name, a wrong API URL): the hub deletes a user's servers with the
+            # user, so "unknown" is the safe reading
+            return None
         if resp.code != 200:
             log.warning("leftover sweep: the hub answered %s for user %s", resp.code, user)
             return None
@@ -103,6 +106,7 @@ class LeftoverSweeper:
         interval: float,
         grace: float,
         request_timeout: float = 10.0,
+        hub_concurrency: int = 8,
         on_removed: Callable[[Leftover], None] = lambda _: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -111,6 +115,7 @@ class LeftoverSweeper:
         self.interval = interval
         self.grace = grace
         self.request_timeout = request_timeout
+        self.hub_concurrency = hub_concurrency  # hub requests in flight at once (the hub is one process)
         self.on_removed = on_removed
         self.clock = clock
         self._first_seen: dict[str, float] = {}  # pod UID -> when a sweep first saw it
@@ -137,10 +142,10 @@ class LeftoverSweeper:
     def _due(self) -> list[tuple[str, ServerLocation]]:
         """Notebook pods seen for at least ``grace`` seconds (read before the hub is asked)."""
         now = self.clock()
-        # only the hub's own namespace: another hub's pods (in its own namespace) are not ours to judge
+        # only the hub's own namespace (HybridSpawner puts every pod there): another hub's pods, in
+        # its own namespace, are not ours to judge
         pods = [(name, loc) for name, m in self.fleet.members.items() for loc in m.watcher.all_servers()
-                if loc.cluster_label and loc.uid
-                and (m.config.user_namespace_template or loc.namespace == m.config.namespace)]  # fmt: skip
+                if loc.cluster_label and loc.uid and loc.namespace == m.config.namespace]  # fmt: skip
         alive = {loc.uid for _, loc in pods}
         self._first_seen = {uid: t for uid, t in self._first_seen.items() if uid in alive}
         for _, loc in pods:
@@ -153,7 +158,13 @@ class LeftoverSweeper:
         if not due:
             return []
         users = sorted({loc.user for _, loc in due})
-        answers = await asyncio.gather(*(self.hub.active(u) for u in users))
+        limit = asyncio.Semaphore(self.hub_concurrency)
+
+        async def ask(user: str) -> frozenset[str] | None:
+            async with limit:
+                return await self.hub.active(user)
+
+        answers = await asyncio.gather(*(ask(u) for u in users))
         removed = []
         for leftover in find_leftovers(due, dict(zip(users, answers, strict=True))):
             if await self._delete(leftover):

@@ -52,12 +52,13 @@ def mocksu_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def run_service_hub(
-    hsim: SimProcess, work: Path, *, spawner: bool, **clusters_kw: Any
+    hsim: SimProcess, work: Path, *, spawner: bool, extra_config: str = "", **clusters_kw: Any
 ) -> Iterator[HubProcess]:
     """A hub with the hybridhub service (with ``spawner``, HybridSpawner too); ``clusters_kw`` go to
     tests.harness.hybrid.clusters_value."""
     hub = HubProcess(work / "hub", hsim, namespace="jupyterhub")
     hub.wiring = wire(hub, hsim, work, spawner=spawner, **clusters_kw)
+    hub.extra_config += extra_config
     with hub:
         wait_for_service(hub)
         yield hub
@@ -69,12 +70,23 @@ def service_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> I
     yield from run_service_hub(hsim, tmp_path_factory.mktemp("svc"), spawner=False)
 
 
+PRE_SPAWN_HOOK = """
+def _pre_spawn(spawner):
+    spawner.volumes = [*spawner.volumes, {"name": "scratch", "emptyDir": {}}]
+    spawner.volume_mounts = [*spawner.volume_mounts, {"name": "scratch", "mountPath": "/scratch"}]
+    spawner.extra_labels = {**spawner.extra_labels, "team": "ml"}
+c.Spawner.pre_spawn_hook = _pre_spawn
+"""
+
+
 @pytest.fixture(scope="module")
 def hybrid_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     """A hub with the hybridhub service and HybridSpawner. Each cluster has its own home (a PVC per
-    user); the hub reaches pods on eks through a per-user LoadBalancer Service, as from outside a VPC."""
+    user); the hub reaches pods on eks through a per-user LoadBalancer Service, as from outside a VPC.
+    A pre_spawn_hook adds a scratch volume and a label, as deployments' hooks do: every attempt of
+    every spawn must keep them."""
     yield from run_service_hub(
-        hsim, tmp_path_factory.mktemp("hybrid"), spawner=True,
+        hsim, tmp_path_factory.mktemp("hybrid"), spawner=True, extra_config=PRE_SPAWN_HOOK,
         homes=({"kind": "pvc", "size": "1Gi"}, {"kind": "pvc", "size": "1Gi", "storage_class": "gp3"}),
         eks_access={"pod_access": "service", "service_type": "LoadBalancer"},
     )  # fmt: skip

@@ -68,6 +68,22 @@ def test_a_gpu_server_lands_on_prem_on_the_best_fit_node(hybrid_hub: HubProcess,
     finally:
         hybrid_hub.stop_server("ann")
     assert pod_of(hsim, "ann", "onprem") is None
+    # a second spawn of the same server starts from the configuration again: one hook volume, one
+    # node-affinity term, the same home claim
+    hybrid_hub.start_server("ann", {"gpus": 1, "gpu_product": L40S})
+    hybrid_hub.wait_ready("ann")
+    try:
+        again = pod_of(hsim, "ann", "onprem")
+        assert again is not None
+        names = [v["name"] for v in again["spec"]["volumes"]]
+        assert names.count("scratch") == 1 and names.count("hybridhub-home") == 1, names
+        terms = again["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert len(terms["nodeSelectorTerms"]) == 1, terms
+        claims = {v["persistentVolumeClaim"]["claimName"] for v in again["spec"]["volumes"]
+                  if "persistentVolumeClaim" in v}  # fmt: skip
+        assert claims == {"claim-ann"}
+    finally:
+        hybrid_hub.stop_server("ann")
 
 
 def test_with_on_prem_out_of_the_product_the_server_runs_on_eks(
@@ -94,9 +110,13 @@ def test_with_on_prem_out_of_the_product_the_server_runs_on_eks(
                             "(a 1Gi volume (gp3)), separate from the one on onprem")  # fmt: skip
         assert "eks is adding a node to pool gpu-l40s; this takes a few minutes" in messages
         assert any("Pulling image" in m for m in messages), messages  # image pulls are progress
-        # eks's own home: a gp3 claim there, mounted at the home path
+        # eks's own home: a gp3 claim there, mounted at the home path; the pre_spawn_hook's scratch
+        # volume and label (tests/hub/conftest.py) survive the attempt's settings
         mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
-        assert mounts["hybridhub-home"] == "/home/jovyan"
+        assert mounts["hybridhub-home"] == "/home/jovyan" and mounts["scratch"] == "/scratch"
+        assert "home" not in mounts  # the configured home mount gave way
+        assert pod["metadata"]["labels"]["team"] == "ml"
+        assert pod["metadata"]["labels"]["hybridhub.io/cluster"] == "eks"
         claim = next(v for v in pod["spec"]["volumes"] if v["name"] == "hybridhub-home")
         name = claim["persistentVolumeClaim"]["claimName"]
         pvc = json.loads(
