@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+import aiohttp
 from jupyterhub.utils import exponential_backoff, url_path_join
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException
@@ -521,7 +522,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                 svc = await asyncio.wait_for(
                     self.api.read_namespaced_service(name, namespace), self.k8s_api_request_timeout
                 )
-            except (ApiException, TimeoutError) as exc:  # a blip: ask again
+            except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as exc:  # a blip: ask again
                 self.log.warning("%s: cannot read service %s/%s (%s)", self.user.name, namespace, name,
                                  getattr(exc, "status", exc))  # fmt: skip
                 return None
