@@ -366,8 +366,9 @@ class ClusterSet(Configurable):
         - ``kubeconfig`` (path) and ``context`` (default: its current-context) say how to reach the
           API; leave ``kubeconfig`` out (None) for the in-cluster service account. Exec credential
           plugins (``aws eks get-token``) are re-run before their tokens expire and after a 401.
-        - ``namespace`` for the hub's objects there and, without ``user_namespace_template`` (a
-          KubeSpawner template such as ``jupyter-{{username}}``), for user pods too.
+        - ``namespace`` for the hub's objects and the notebook pods there. ``user_namespace_template``
+          (a KubeSpawner template such as ``jupyter-{{username}}``) is checked but not used yet:
+          HybridSpawner puts every pod in ``namespace`` and logs a warning when the template is set.
         - ``hub_connect_url``: the hub's URL as pods in this cluster reach it (differs per cluster).
         - ``pod_access``: how the hub reaches a notebook there: ``pod-ip`` (flat network, or one
           cluster with hybrid nodes; the default) or ``service``, a per-user Service whose

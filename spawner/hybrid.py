@@ -132,6 +132,7 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
 
     reflectors: ClassVar[dict[Any, ResourceReflector]] = {}  # keyed by (cluster, kind, namespace)
     _clients: ClassVar[dict[tuple[int, str], ClusterClient]] = {}
+    _warned_namespaces: ClassVar[set[str]] = set()
 
     service_url = Unicode(
         config=True,
@@ -283,6 +284,10 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
 
     async def _use_cluster(self, name: str) -> ClusterConfig:
         cluster = self._config(name)
+        if cluster.user_namespace_template and name not in self._warned_namespaces:
+            self._warned_namespaces.add(name)
+            self.log.warning("cluster %s: user_namespace_template is not used yet; notebooks go to "
+                             "namespace %s", name, cluster.namespace)  # fmt: skip
         self.cluster_name = name
         self.api = (await self._client(name)).core()
         self.namespace = cluster.namespace
