@@ -125,6 +125,18 @@ def gpu_mix(work: Path, sim: SimProcess, n: int, latency: float) -> dict[str, fl
         for node in elastic_nodes(sim) - cold:
             eks.remove_node(node)
 
+    def service_sees_cold() -> None:
+        """Until the service's inventory has no node of the elastic pool left either."""
+        deadline = time.monotonic() + 30
+        while True:
+            _, body = call(hub, "GET", "api/capacity", hub.wiring.hub_token)
+            eks_nodes = next(c["nodes"] for c in body["clusters"] if c["name"] == "eks")
+            if not {n["name"] for n in eks_nodes if n["pool"] == "gpu-l40s"} - cold:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the service still lists the removed nodes")
+            time.sleep(0.1)
+
     with hub:
         wait_for_service(hub)
         for cluster in ("onprem", "eks"):
@@ -136,7 +148,7 @@ def gpu_mix(work: Path, sim: SimProcess, n: int, latency: float) -> dict[str, fl
             burst, _ = spawn_all(hub, ["mix-burst"], {**one_l40s, "cluster": "eks"})
             stop_all(hub, ["mix-burst"])
             back_to_cold()
-            time.sleep(2)  # the service sees the pool cold again
+            service_sees_cold()
             users = [f"mix-{i}" for i in range(n)]
             wall, each = spawn_all(hub, users, one_l40s)
             where = [hub.user(u)["servers"][""]["state"]["hybridhub"]["cluster"] for u in users]
