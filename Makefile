@@ -50,6 +50,7 @@ test: $(STAMP) system-deps $(NODE_STAMP) lint typecheck pytest pytest-hub6
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,4 +1,4 @@
-"""Benchmark spawner.placement.place() over a fleet of 1,000 nodes: p50/p99 per kind of request.
+"""Benchmark spawner.placement.rank.place() over a fleet of 1,000 nodes: p50/p99 per kind of request.
 
     .venv/bin/python bench/placement.py                  # 1,000 nodes, 20,000 calls (a few seconds)
     .venv/bin/python bench/placement.py --nodes 5000     # a bigger fleet
@@ -29,8 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
-from spawner.fit_index import FitIndexBuilder, build_fit_index  # noqa: E402
-from spawner.model import (  # noqa: E402
+from spawner.core.model import (  # noqa: E402
     ClusterHealth,
     ClusterInventory,
     Health,
@@ -40,7 +39,8 @@ from spawner.model import (  # noqa: E402
     Reservation,
     Role,
 )
-from spawner.placement import availability, place  # noqa: E402
+from spawner.placement.fit_index import FitIndexBuilder, build_fit_index  # noqa: E402
+from spawner.placement.rank import availability, place  # noqa: E402
 
 A100, H100, L40S, A10G = "NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3", "NVIDIA-L40S", "NVIDIA-A10G"
 GiB = 2**30

@@ -207,9 +207,12 @@ def notebook_pod(i: int, namespace: str, user: str, node: str, gpu: bool) -> dic
         {"name": "datasets", "mountPath": "/data", "readOnly": True},
         {"name": "ssh-keys", "mountPath": "/etc/hybridhub/ssh", "readOnly": True},
         {"name": "hybridhub-config", "mountPath": "/etc/jupyter/jupyter_server_config.d", "readOnly": True},
-        {"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-         "readOnly": True},
-    ]  # fmt: skip
+        {
+            "name": "kube-api-access",
+            "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+            "readOnly": True,
+        },
+    ]
     gpu_terms = [{"key": "nvidia.com/gpu.product", "operator": "In", "values": [GPU_PRODUCT]}]
     return {
         "apiVersion": "v1",
@@ -451,8 +454,11 @@ async def create_pods(
         bodies.append((ns, orjson.dumps(pod)))
     sizes = [len(b) for _, b in bodies]
     avg = statistics.mean(sizes)
-    print(f"  {len(bodies)} pods, {gpu_i} on GPU nodes; request body {avg:.0f} B on average "
-          f"(min {min(sizes)}, max {max(sizes)})", flush=True)  # fmt: skip
+    print(
+        f"  {len(bodies)} pods, {gpu_i} on GPU nodes; request body {avg:.0f} B on average "
+        f"(min {min(sizes)}, max {max(sizes)})",
+        flush=True,
+    )
 
     with server.phase("create namespaces") as fig:
         for ns in namespaces:
@@ -535,11 +541,18 @@ async def list_phase(server: Server, client: Client, args: argparse.Namespace, n
     for label, path, reps in (
         ("LIST all pods", "/api/v1/pods", args.list_reps),
         ("LIST one namespace", f"/api/v1/namespaces/{namespace}/pods", args.list_reps),
-        ("LIST label selector", "/api/v1/pods?labelSelector=hub.jupyter.org%2Fusername%3Duser-00042",
-         args.list_reps * 4),
-        ("LIST kubespawner sel", f"/api/v1/namespaces/{namespace}/pods?labelSelector="
-         "component%3Dsingleuser-server%2Chub.jupyter.org%2Fusername%3Duser-00000", args.list_reps * 4),
-    ):  # fmt: skip
+        (
+            "LIST label selector",
+            "/api/v1/pods?labelSelector=hub.jupyter.org%2Fusername%3Duser-00042",
+            args.list_reps * 4,
+        ),
+        (
+            "LIST kubespawner sel",
+            f"/api/v1/namespaces/{namespace}/pods?labelSelector="
+            "component%3Dsingleuser-server%2Chub.jupyter.org%2Fusername%3Duser-00000",
+            args.list_reps * 4,
+        ),
+    ):
         count = await count_items(path)
         with server.phase(label) as fig:
             walls, size = await timed_list(path, reps)
@@ -645,8 +658,12 @@ async def idle_phase(server: Server, client: Client, args: argparse.Namespace, n
 
     rv = (await client.json("GET", "/api/v1/namespaces?limit=1"))["metadata"]["resourceVersion"]
     q = f"watch=1&allowWatchBookmarks=true&resourceVersion={rv}"
-    paths = [f"/api/v1/pods?{q}", f"/api/v1/namespaces/{namespace}/pods?{q}",
-             f"/api/v1/events?{q}", f"/api/v1/nodes?{q}"]  # fmt: skip
+    paths = [
+        f"/api/v1/pods?{q}",
+        f"/api/v1/namespaces/{namespace}/pods?{q}",
+        f"/api/v1/events?{q}",
+        f"/api/v1/nodes?{q}",
+    ]
     async with contextlib.AsyncExitStack() as stack:
         for path in paths:
             await stack.enter_async_context(client.watch(path, count))
@@ -670,10 +687,14 @@ async def run(args: argparse.Namespace, workdir: Path) -> Server:
         assert sim.proc is not None
         server = Server(psutil.Process(sim.proc.pid))
         startup = time.perf_counter() - t0
-        server.rows.append(Row("start simcluster", startup, server.cpu(), server.rss_mib(),
-                               f"nodes {args.nodes}"))  # fmt: skip
-        server.summary["start simcluster"] = {"wall_s": startup, "server_cpu_s": server.cpu(),
-                                              "server_rss_mib": server.rss_mib()}  # fmt: skip
+        server.rows.append(
+            Row("start simcluster", startup, server.cpu(), server.rss_mib(), f"nodes {args.nodes}")
+        )
+        server.summary["start simcluster"] = {
+            "wall_s": startup,
+            "server_cpu_s": server.cpu(),
+            "server_rss_mib": server.rss_mib(),
+        }
         print(
             f"  simcluster up in {startup:.1f}s (pid {sim.proc.pid}), RSS {server.rss_mib():.0f} MiB",
             flush=True,
@@ -709,8 +730,10 @@ def print_table(server: Server, args: argparse.Namespace, argv: list[str], total
     print("simcluster API benchmark")
     print(f"command:  {command}")
     print(f"date:     {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(f"machine:  {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
+    print(
+        f"machine:  {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     print(
         f"cluster:  1 cluster, {args.nodes} nodes ({max(1, args.nodes // 8)} with 8 GPUs), {args.pods} pods "
         f"in {args.namespaces} namespaces, pod_start {args.pod_start}s, client concurrency {args.concurrency}"
@@ -756,9 +779,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     quick = args.quick
-    defaults = {"nodes": (1000, 100), "pods": (30000, 3000), "namespaces": (30, 10), "list_reps": (5, 3),
-                "watch_events": (200, 100), "idle_seconds": (5.0, 2.0),
-                "timeout": (1200.0, 300.0)}  # fmt: skip
+    defaults = {
+        "nodes": (1000, 100),
+        "pods": (30000, 3000),
+        "namespaces": (30, 10),
+        "list_reps": (5, 3),
+        "watch_events": (200, 100),
+        "idle_seconds": (5.0, 2.0),
+        "timeout": (1200.0, 300.0),
+    }
     for name, (full, small) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, small if quick else full)
@@ -780,8 +809,11 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     print_table(server, args, argv, total)
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, **server.summary},
-                                        indent=2, default=str))  # fmt: skip
+        args.json.write_text(
+            json.dumps(
+                {"args": vars(args) | {"json": str(args.json)}, **server.summary}, indent=2, default=str
+            )
+        )
     return 0
 
 

@@ -93,8 +93,13 @@ def fallback_detection(hub: HubProcess, sim: SimProcess) -> float:
     admin.set_faults(down=True)
     try:
         while True:
-            status, body = call(hub, "POST", "api/placements", token,
-                                {"user": "probe", "gpus": 1, "gpu_product": "NVIDIA-L40S"})  # fmt: skip
+            status, body = call(
+                hub,
+                "POST",
+                "api/placements",
+                token,
+                {"user": "probe", "gpus": 1, "gpu_product": "NVIDIA-L40S"},
+            )
             if status == 200 and body["candidates"][0]["cluster"] == "eks":
                 elapsed = time.monotonic() - started
                 call(hub, "DELETE", f"api/placements/{body['candidates'][0]['reservation']}", token)
@@ -161,8 +166,14 @@ def gpu_mix(work: Path, sim: SimProcess, n: int, latency: float) -> dict[str, fl
         mine = sorted(t for t, c in zip(each, where, strict=True) if c == cluster)
         print(f"{cluster}: {len(mine)} spawns, " + " ".join(f"{t:.1f}" for t in mine) + " s")
     each.sort()
-    return {"on_prem": on_prem, "burst": burst, "wall": wall, "p50": statistics.median(each),
-            "ratio_burst": wall / burst, "ratio_on_prem": wall / on_prem}  # fmt: skip
+    return {
+        "on_prem": on_prem,
+        "burst": burst,
+        "wall": wall,
+        "p50": statistics.median(each),
+        "ratio_burst": wall / burst,
+        "ratio_on_prem": wall / on_prem,
+    }
 
 
 def main() -> int:
@@ -187,10 +198,12 @@ def main() -> int:
         ):
             f = gpu_mix(Path(tmp), sim, args.gpu_mix, latency)
         print(f"command: .venv/bin/python bench/spawns.py --gpu-mix {args.gpu_mix} --latency {latency}")
-        print(f"{latency * 1000:.0f} ms API latency, echosu pods: 1 spawn on-prem {f['on_prem']:.2f} s, "
-              f"1 burst to eks (cold pool) {f['burst']:.2f} s, {args.gpu_mix} concurrent 1-GPU spawns "
-              f"{f['wall']:.2f} s (p50 {f['p50']:.2f} s): {f['ratio_burst']:.2f}x the burst spawn, "
-              f"{f['ratio_on_prem']:.2f}x the on-prem one")  # fmt: skip
+        print(
+            f"{latency * 1000:.0f} ms API latency, echosu pods: 1 spawn on-prem {f['on_prem']:.2f} s, "
+            f"1 burst to eks (cold pool) {f['burst']:.2f} s, {args.gpu_mix} concurrent 1-GPU spawns "
+            f"{f['wall']:.2f} s (p50 {f['p50']:.2f} s): {f['ratio_burst']:.2f}x the burst spawn, "
+            f"{f['ratio_on_prem']:.2f}x the on-prem one"
+        )
         print(json.dumps(f))
         return 0
     args.latency = args.latency or 0.0
@@ -211,8 +224,10 @@ def main() -> int:
                 for cluster in ("onprem", "eks"):
                     sim.admin(cluster).clear_faults()
                 detection = fallback_detection(hybrid, sim)
-    print(f"command: .venv/bin/python bench/spawns.py --users {args.users} --latency {args.latency} "
-          f"--singleuser {args.singleuser}")  # fmt: skip
+    print(
+        f"command: .venv/bin/python bench/spawns.py --users {args.users} --latency {args.latency} "
+        f"--singleuser {args.singleuser}"
+    )
     print(f"{'spawner':<14}{'wall s':>9}{'p50 s':>9}{'p95 s':>9}{'API req/spawn':>15}")
     for name, f in (("KubeSpawner", stock_figures), ("HybridSpawner", hybrid_figures)):
         print(f"{name:<14}{f['wall']:>9.2f}{f['p50']:>9.2f}{f['p95']:>9.2f}{f['requests_per_spawn']:>15.1f}")

@@ -4,26 +4,43 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
+from .api import ApiServer
+from .config import ClusterSpec
 from .errors import ApiError
+from .faults import ApiFaults
+from .store import Store
 
-if TYPE_CHECKING:
-    from .cluster import SimCluster
-
-__all__ = ["make_admin_app"]
+__all__ = ["Administered", "make_admin_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Administered(Protocol):
+    """What the admin API reads and drives in a cluster (``simcluster.cluster.Administered`` is one)."""
+
+    spec: ClusterSpec
+    url: str
+    api: ApiServer
+    store: Store
+    faults: ApiFaults
+
+    async def set_down(self, down: bool) -> None: ...
+
+    def set_node_ready(self, name: str, ready: bool) -> dict[str, Any]: ...
+
+    def remove_node(self, name: str) -> None: ...
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def make_admin_app(clusters: Mapping[str, SimCluster], token: str) -> web.Application:
+def make_admin_app(clusters: Mapping[str, Administered], token: str) -> web.Application:
     """Routes under ``/clusters/{name}/``; every request needs ``Authorization: Bearer <token>``."""
 
     @web.middleware
@@ -33,7 +50,7 @@ def make_admin_app(clusters: Mapping[str, SimCluster], token: str) -> web.Applic
             return _json({"message": "missing or wrong admin token"}, 401)
         return await handler(request)
 
-    def cluster(request: web.Request) -> SimCluster:
+    def cluster(request: web.Request) -> Administered:
         name = request.match_info["cluster"]
         if name not in clusters:
             raise web.HTTPNotFound(
@@ -50,12 +67,12 @@ def make_admin_app(clusters: Mapping[str, SimCluster], token: str) -> web.Applic
         except ValueError:
             return _json({"message": "since must be an integer"}, 400)
         records = [r.as_dict() for r in c.api.requests if r.seq > since]
-        return _json({"requests": records, "last": c.api._seq})
+        return _json({"requests": records, "last": c.api.last_seq})
 
     async def clear_requests(request: web.Request) -> web.Response:
         c = cluster(request)
         c.api.requests.clear()
-        return _json({"last": c.api._seq})
+        return _json({"last": c.api.last_seq})
 
     async def expire_watches(request: web.Request) -> web.Response:
         """Every open watch ends with 410 Gone; resuming from an older version gets 410 too."""
@@ -87,7 +104,7 @@ def make_admin_app(clusters: Mapping[str, SimCluster], token: str) -> web.Applic
         await c.set_down(False)
         return _json(c.faults.as_dict())
 
-    def node_action(action: Callable[[SimCluster, str], Any]) -> Handler:
+    def node_action(action: Callable[[Administered, str], Any]) -> Handler:
         async def handler(request: web.Request) -> web.Response:
             c = cluster(request)
             try:

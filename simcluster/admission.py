@@ -139,8 +139,15 @@ def prepare_update(
             f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta['uid']}",
             reason="Conflict",
         )
-    for key in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
-                "deletionGracePeriodSeconds", "generation"):  # fmt: skip
+    for key in (
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ):
         if key in old_meta:
             meta[key] = old_meta[key]
         else:

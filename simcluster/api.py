@@ -103,6 +103,11 @@ class ApiServer:
     def __post_init__(self) -> None:
         self.requests = deque(maxlen=self.request_log_size)
 
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the newest request recorded (0 before the first)."""
+        return self._seq
+
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_route("*", "/{tail:.*}", self.handle)
@@ -466,8 +471,12 @@ class ApiServer:
             await response.prepare(request)
             if initial:
                 # watch-list: the current state, then a bookmark that says it is complete
-                end = {"metadata": {"resourceVersion": str(self.store.rv),
-                                    "annotations": {"k8s.io/initial-events-end": "true"}}}  # fmt: skip
+                end = {
+                    "metadata": {
+                        "resourceVersion": str(self.store.rv),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    }
+                }
                 watcher.queue.put_nowait(("BOOKMARK", end, None))
             await self._pump(request, response, watcher, timeout, bookmarks, table)
         except (ConnectionResetError, asyncio.CancelledError):

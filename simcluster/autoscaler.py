@@ -214,8 +214,14 @@ class Autoscaler(Controller):
         if node is None:
             return
         new = clone(node)
-        set_condition(new["status"], "Ready", "True", "KubeletReady",
-                      "kubelet is posting ready status", self.store.now())  # fmt: skip
+        set_condition(
+            new["status"],
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+            self.store.now(),
+        )
         for cond in new["status"]["conditions"]:
             if cond["type"] == "Ready":
                 cond["lastHeartbeatTime"] = cond["lastTransitionTime"]

@@ -64,11 +64,15 @@ def _token(args: argparse.Namespace) -> int:
         return 1
     token, expiry = mint_token(key, args.user, args.ttl)
     stamp = dt.datetime.fromtimestamp(expiry, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    print(json.dumps({
-        "apiVersion": "client.authentication.k8s.io/v1beta1",
-        "kind": "ExecCredential",
-        "status": {"token": token, "expirationTimestamp": stamp},
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "kind": "ExecCredential",
+                "status": {"token": token, "expirationTimestamp": stamp},
+            }
+        )
+    )
     return 0
 
 

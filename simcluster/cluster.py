@@ -23,10 +23,13 @@ from .faults import ApiFaults
 from .kubelet import Kubelet
 from .logs import PodLogs
 from .nodes import AddressPool
-from .process import GATEWAY, LoopbackRuntime, ProcessRuntime, can_use_namespaces
 from .pvc import VolumeBinder
 from .resources import Registry
-from .runtime import Runtime, SimulatedRuntime
+from .runtimes.base import Runtime
+from .runtimes.local import GATEWAY
+from .runtimes.loopback import LoopbackRuntime
+from .runtimes.process import ProcessRuntime, can_use_namespaces
+from .runtimes.simulated import SimulatedRuntime
 from .scheduler import NodeUsage, Scheduler
 from .serviceproxy import ServiceProxy, default_load_balancer_cidr
 from .store import Store, clone
@@ -175,8 +178,11 @@ class SimCluster:
             if ready:
                 cond.update(status="True", reason="KubeletReady", message="kubelet is posting ready status")
             else:
-                cond.update(status="Unknown", reason="NodeStatusUnknown",
-                            message="Kubelet stopped posting node status.")  # fmt: skip
+                cond.update(
+                    status="Unknown",
+                    reason="NodeStatusUnknown",
+                    message="Kubelet stopped posting node status.",
+                )
             cond["lastTransitionTime"] = now
         if not ready:
             taints.append({"key": _UNREACHABLE, "effect": "NoSchedule", "timeAdded": now})

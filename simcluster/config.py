@@ -121,8 +121,19 @@ def _int(value: Any, where: str) -> int:
 
 def _node_group(raw: Any, where: str) -> NodeGroup:
     data = _mapping(raw, where)
-    known = {"name", "count", "elastic", "min", "max", "capacity", "labels", "taints", "gpu",
-             "instanceType", "zone"}  # fmt: skip
+    known = {
+        "name",
+        "count",
+        "elastic",
+        "min",
+        "max",
+        "capacity",
+        "labels",
+        "taints",
+        "gpu",
+        "instanceType",
+        "zone",
+    }
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
@@ -164,9 +175,22 @@ def _node_group(raw: Any, where: str) -> NodeGroup:
 
 def _cluster(raw: Any, where: str) -> ClusterSpec:
     data = _mapping(raw, where)
-    known = {"name", "role", "nodeGroups", "namespaces", "customResources", "timings", "execTokenTTL",
-             "users", "history", "podCIDR", "nodeCIDR", "loadBalancerCIDR", "storageClasses",
-             "runtime"}  # fmt: skip
+    known = {
+        "name",
+        "role",
+        "nodeGroups",
+        "namespaces",
+        "customResources",
+        "timings",
+        "execTokenTTL",
+        "users",
+        "history",
+        "podCIDR",
+        "nodeCIDR",
+        "loadBalancerCIDR",
+        "storageClasses",
+        "runtime",
+    }
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")

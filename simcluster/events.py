@@ -42,9 +42,11 @@ class EventRecorder:
             ns, name = seen
             try:
                 self.store.update(
-                    self._rt, ns, name,
+                    self._rt,
+                    ns,
+                    name,
                     lambda ev: ev.update(count=int(ev.get("count", 1)) + 1, lastTimestamp=now),
-                )  # fmt: skip
+                )
                 return
             except ApiError:
                 del self._seen[key]  # the event was deleted: write a new one

@@ -55,8 +55,12 @@ class ApiFaults:
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        return {"down": d["down"], "latency": d["latency"], "errorRate": d["error_rate"],
-                "errorCode": d["error_code"]}  # fmt: skip
+        return {
+            "down": d["down"],
+            "latency": d["latency"],
+            "errorRate": d["error_rate"],
+            "errorCode": d["error_code"],
+        }
 
     async def before_request(self, request: web.Request) -> None:
         """The API server's hook: delay, then maybe fail (health endpoints fail too)."""

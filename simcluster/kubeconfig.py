@@ -44,12 +44,22 @@ def build_kubeconfig(env: SimEnvironment, kubeconfig: Path) -> dict[str, Any]:
                 "exec": {
                     "apiVersion": "client.authentication.k8s.io/v1beta1",
                     "command": sys.executable,
-                    "args": ["-m", "spawner.cli", "sim", "token", "--key-file", str(key_file),
-                             "--user", "admin", "--ttl", str(cluster.spec.exec_token_ttl)],
+                    "args": [
+                        "-m",
+                        "spawner.cli",
+                        "sim",
+                        "token",
+                        "--key-file",
+                        str(key_file),
+                        "--user",
+                        "admin",
+                        "--ttl",
+                        str(cluster.spec.exec_token_ttl),
+                    ],
                     "interactiveMode": "Never",
                     "provideClusterInfo": False,
                 }
-            }  # fmt: skip
+            }
         else:
             user = {"token": cluster.token_for("admin")}
         users.append({"name": f"{name}-admin", "user": user})

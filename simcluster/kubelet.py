@@ -14,7 +14,7 @@ from .controller import Controller
 from .errors import ApiError
 from .events import EventRecorder
 from .logs import PodLogs
-from .runtime import ContainerError, Runtime, pod_key
+from .runtimes.base import ContainerError, Runtime, pod_key
 from .scheduler import is_terminal, set_condition
 from .store import Store, WatchEvent, clone
 
@@ -210,10 +210,14 @@ class Kubelet(Controller):
                 pod, "Normal", "Pulling", f'Pulling image "{c["image"]}"', host=node, field_path=fp
             )
             self.events.record(
-                pod, "Normal", "Pulled",
+                pod,
+                "Normal",
+                "Pulled",
                 f'Successfully pulled image "{c["image"]}" in 412ms (412ms including waiting). '
-                "Image size: 1 bytes.", host=node, field_path=fp,
-            )  # fmt: skip
+                "Image size: 1 bytes.",
+                host=node,
+                field_path=fp,
+            )
         try:
             ip = await self.runtime.start_pod(pod, lambda: self._pod_ip(node), self._exit_callback(key))
         except ContainerError as err:
@@ -236,8 +240,14 @@ class Kubelet(Controller):
 
         def running(p: dict[str, Any]) -> None:
             status = p.setdefault("status", {})
-            status.update(phase="Running", podIP=ip, podIPs=[{"ip": ip}], hostIP=host_ip,
-                          hostIPs=[{"ip": host_ip}] if host_ip else [], startTime=now)  # fmt: skip
+            status.update(
+                phase="Running",
+                podIP=ip,
+                podIPs=[{"ip": ip}],
+                hostIP=host_ip,
+                hostIPs=[{"ip": host_ip}] if host_ip else [],
+                startTime=now,
+            )
             done = {cs["name"]: cs for cs in status.get("containerStatuses") or []}
             status["containerStatuses"] = [
                 done.get(c["name"]) or _running(c, now) for c in p["spec"]["containers"]
@@ -258,10 +268,17 @@ class Kubelet(Controller):
         def failed(p: dict[str, Any]) -> None:
             status = p.setdefault("status", {})
             status["containerStatuses"] = [
-                {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "started": False,
-                 "restartCount": 0, "state": {"waiting": {"reason": err.reason, "message": err.message}}}
+                {
+                    "name": c["name"],
+                    "image": c["image"],
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {"waiting": {"reason": err.reason, "message": err.message}},
+                }
                 for c in p["spec"]["containers"]
-            ]  # fmt: skip
+            ]
             if never:
                 status["phase"] = "Failed"
 

@@ -26,22 +26,39 @@ Schema = Mapping[int, tuple[str, Field]]
 
 _TIME: Schema = {1: ("seconds", "int"), 2: ("nanos", "int")}  # set by the server: dropped
 _OWNER_REF: Schema = {
-    1: ("kind", "string"), 3: ("name", "string"), 4: ("uid", "string"), 5: ("apiVersion", "string"),
-    6: ("controller", "bool"), 7: ("blockOwnerDeletion", "bool"),
-}  # fmt: skip
+    1: ("kind", "string"),
+    3: ("name", "string"),
+    4: ("uid", "string"),
+    5: ("apiVersion", "string"),
+    6: ("controller", "bool"),
+    7: ("blockOwnerDeletion", "bool"),
+}
 _OBJECT_META: Schema = {
-    1: ("name", "string"), 2: ("generateName", "string"), 3: ("namespace", "string"),
-    4: ("selfLink", "string"), 5: ("uid", "string"), 6: ("resourceVersion", "string"),
-    7: ("generation", "int"), 8: ("creationTimestamp", _TIME), 9: ("deletionTimestamp", _TIME),
-    10: ("deletionGracePeriodSeconds", "int"), 11: ("labels", ("map", "string")),
-    12: ("annotations", ("map", "string")), 13: ("ownerReferences", ("repeated", _OWNER_REF)),
+    1: ("name", "string"),
+    2: ("generateName", "string"),
+    3: ("namespace", "string"),
+    4: ("selfLink", "string"),
+    5: ("uid", "string"),
+    6: ("resourceVersion", "string"),
+    7: ("generation", "int"),
+    8: ("creationTimestamp", _TIME),
+    9: ("deletionTimestamp", _TIME),
+    10: ("deletionGracePeriodSeconds", "int"),
+    11: ("labels", ("map", "string")),
+    12: ("annotations", ("map", "string")),
+    13: ("ownerReferences", ("repeated", _OWNER_REF)),
     14: ("finalizers", ("repeated", "string")),
-}  # fmt: skip
+}
 _LOCAL_REF: Schema = {1: ("name", "string")}
 _OBJECT_REF: Schema = {
-    1: ("kind", "string"), 2: ("namespace", "string"), 3: ("name", "string"), 4: ("uid", "string"),
-    5: ("apiVersion", "string"), 6: ("resourceVersion", "string"), 7: ("fieldPath", "string"),
-}  # fmt: skip
+    1: ("kind", "string"),
+    2: ("namespace", "string"),
+    3: ("name", "string"),
+    4: ("uid", "string"),
+    5: ("apiVersion", "string"),
+    6: ("resourceVersion", "string"),
+    7: ("fieldPath", "string"),
+}
 _KINDS: dict[tuple[str, str], Schema] = {
     ("v1", "Namespace"): {
         1: ("metadata", _OBJECT_META),

@@ -44,9 +44,11 @@ class VolumeBinder(Controller):
                 cls = self.spec.default_storage_class
             if cls not in self.spec.storage_classes:
                 self.events.record(
-                    pvc, "Warning", "ProvisioningFailed",
+                    pvc,
+                    "Warning",
+                    "ProvisioningFailed",
                     f'storageclass.storage.k8s.io "{cls}" not found',
-                )  # fmt: skip
+                )
                 continue
             new = clone(pvc)
             storage = spec["resources"]["requests"]["storage"]
@@ -64,7 +66,9 @@ class VolumeBinder(Controller):
             except ApiError:
                 continue
             self.events.record(
-                stored, "Normal", "ProvisioningSucceeded",
+                stored,
+                "Normal",
+                "ProvisioningSucceeded",
                 f"Successfully provisioned volume pvc-{pvc['metadata']['uid']}",
-            )  # fmt: skip
+            )
         return None

@@ -150,21 +150,41 @@ def custom_resource_from_dict(spec: Mapping[str, Any]) -> ResourceType:
 
 DEFAULT_CUSTOM_RESOURCES: tuple[dict[str, Any], ...] = (
     # Argo Workflows: the CRDs have no status subresource (the controller writes .status directly).
-    {"group": "argoproj.io", "version": "v1alpha1", "plural": "workflows", "kind": "Workflow",
-     "shortNames": ["wf"], "status": False},
-    {"group": "argoproj.io", "version": "v1alpha1", "plural": "workflowtemplates",
-     "kind": "WorkflowTemplate", "shortNames": ["wftmpl"], "status": False},
+    {
+        "group": "argoproj.io",
+        "version": "v1alpha1",
+        "plural": "workflows",
+        "kind": "Workflow",
+        "shortNames": ["wf"],
+        "status": False,
+    },
+    {
+        "group": "argoproj.io",
+        "version": "v1alpha1",
+        "plural": "workflowtemplates",
+        "kind": "WorkflowTemplate",
+        "shortNames": ["wftmpl"],
+        "status": False,
+    },
     # Katib
-    {"group": "kubeflow.org", "version": "v1beta1", "plural": "experiments", "kind": "Experiment",
-     "status": True},
-    {"group": "kubeflow.org", "version": "v1beta1", "plural": "trials", "kind": "Trial",
-     "status": True},
-    {"group": "kubeflow.org", "version": "v1beta1", "plural": "suggestions", "kind": "Suggestion",
-     "status": True},
+    {
+        "group": "kubeflow.org",
+        "version": "v1beta1",
+        "plural": "experiments",
+        "kind": "Experiment",
+        "status": True,
+    },
+    {"group": "kubeflow.org", "version": "v1beta1", "plural": "trials", "kind": "Trial", "status": True},
+    {
+        "group": "kubeflow.org",
+        "version": "v1beta1",
+        "plural": "suggestions",
+        "kind": "Suggestion",
+        "status": True,
+    },
     # Training Operator
-    {"group": "kubeflow.org", "version": "v1", "plural": "pytorchjobs", "kind": "PyTorchJob",
-     "status": True},
-)  # fmt: skip
+    {"group": "kubeflow.org", "version": "v1", "plural": "pytorchjobs", "kind": "PyTorchJob", "status": True},
+)
 
 
 @dataclass

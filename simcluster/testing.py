@@ -99,9 +99,20 @@ class SimProcess:
 
     def start(self) -> SimProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cmd = [*self.wrapper, sys.executable, "-m", "spawner.cli", "sim", "up",
-               "--kubeconfig", str(self.kubeconfig), "--endpoints", str(self.endpoints_file),
-               "--log-level", "INFO"]  # fmt: skip
+        cmd = [
+            *self.wrapper,
+            sys.executable,
+            "-m",
+            "spawner.cli",
+            "sim",
+            "up",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--endpoints",
+            str(self.endpoints_file),
+            "--log-level",
+            "INFO",
+        ]
         if self.config is not None:
             cmd += ["--config", str(self.config)]
         log = self.log_file.open("wb")

@@ -22,23 +22,33 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Callable as CallableTrait
 from traitlets import Dict, Float, Integer, List, Unicode, Union, default
 
-from .clusters import ClusterConfig, ClusterSet
-from .form import options_from_form, render_form
-from .home import home_note, usual_home, with_home
-from .inventory_model import CLUSTER_LABEL
-from .kube import ClusterClient
-from .options import GpuOptions, OptionsError, parse_options
-from .scheduling import Verdict, read_event
+from spawner.core.clusters import ClusterConfig, ClusterSet
+from spawner.core.labels import CLUSTER_LABEL, GPU, PRODUCT_LABEL
+from spawner.kube.client import ClusterClient
+from spawner.spawning.events import Verdict, read_event
+from spawner.spawning.form import options_from_form, render_form
+from spawner.spawning.home import home_note, usual_home, with_home
+from spawner.spawning.options import GpuOptions, OptionsError, parse_options
 
 __all__ = ["HybridSpawner", "SpawnRefused"]
 
 STATE_VERSION = 2  # 1: {"cluster"}; 2 adds "access_url" (the Service address of pod_access: service)
-GPU = "nvidia.com/gpu"
-PRODUCT_LABEL = "nvidia.com/gpu.product"
 # Traits an attempt sets; each attempt starts from the configured values (jupyterhub#3095).
-_ATTEMPT_TRAITS = ("namespace", "node_affinity_required", "node_affinity_preferred", "tolerations",
-                   "extra_resource_limits", "node_selector", "volumes", "volume_mounts", "storage_pvc_ensure",
-                   "storage_capacity", "storage_class", "services_enabled", "extra_labels")  # fmt: skip
+_ATTEMPT_TRAITS = (
+    "namespace",
+    "node_affinity_required",
+    "node_affinity_preferred",
+    "tolerations",
+    "extra_resource_limits",
+    "node_selector",
+    "volumes",
+    "volume_mounts",
+    "storage_pvc_ensure",
+    "storage_capacity",
+    "storage_class",
+    "services_enabled",
+    "extra_labels",
+)
 
 
 try:  # JupyterHub 6: the spawn failure users read, with a reason label for metrics
@@ -237,9 +247,12 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         except SpawnRefused as exc:
             self.log.warning("spawn form without live availability: %s", exc)
         return render_form(
-            capacity, products=self.gpu_products, max_gpus=self.max_gpus,
-            allowed_clusters=self._allowed(), previous=self.user_options or None,
-        )  # fmt: skip
+            capacity,
+            products=self.gpu_products,
+            max_gpus=self.max_gpus,
+            allowed_clusters=self._allowed(),
+            previous=self.user_options or None,
+        )
 
     @default("service_url")
     def _default_service_url(self) -> str:
@@ -286,8 +299,11 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         cluster = self._config(name)
         if cluster.user_namespace_template and name not in self._warned_namespaces:
             self._warned_namespaces.add(name)
-            self.log.warning("cluster %s: user_namespace_template is not used yet; notebooks go to "
-                             "namespace %s", name, cluster.namespace)  # fmt: skip
+            self.log.warning(
+                "cluster %s: user_namespace_template is not used yet; notebooks go to namespace %s",
+                name,
+                cluster.namespace,
+            )
         self.cluster_name = name
         self.api = (await self._client(name)).core()
         self.namespace = cluster.namespace
@@ -310,16 +326,21 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
 
     async def _start_watching_pods(self, replace: bool = False) -> ResourceReflector:
         return await self._start_reflector(
-            kind="pods", reflector_class=_ClusterPodReflector,
-            labels={"component": self.component_label}, omit_namespace=self.enable_user_namespaces,
+            kind="pods",
+            reflector_class=_ClusterPodReflector,
+            labels={"component": self.component_label},
+            omit_namespace=self.enable_user_namespaces,
             replace=replace,
-        )  # fmt: skip
+        )
 
     async def _start_watching_events(self, replace: bool = False) -> ResourceReflector:
         return await self._start_reflector(
-            kind="events", reflector_class=_ClusterEventReflector, fields={"involvedObject.kind": "Pod"},
-            omit_namespace=self.enable_user_namespaces, replace=replace,
-        )  # fmt: skip
+            kind="events",
+            reflector_class=_ClusterEventReflector,
+            fields={"involvedObject.kind": "Pod"},
+            omit_namespace=self.enable_user_namespaces,
+            replace=replace,
+        )
 
     def get_env(self) -> dict[str, str]:
         env: dict[str, str] = super().get_env()
@@ -405,11 +426,14 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
 
     async def _service(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         req = HTTPRequest(
-            url_path_join(self.service_url, path), method=method,
+            url_path_join(self.service_url, path),
+            method=method,
             headers={"Authorization": f"token {self.service_token}", "Content-Type": "application/json"},
-            body=None if body is None else json.dumps(body), request_timeout=self.service_timeout,
-            connect_timeout=self.service_timeout, allow_nonstandard_methods=True,
-        )  # fmt: skip
+            body=None if body is None else json.dumps(body),
+            request_timeout=self.service_timeout,
+            connect_timeout=self.service_timeout,
+            allow_nonstandard_methods=True,
+        )
         try:
             resp = await AsyncHTTPClient().fetch(req, raise_error=False)
         except (OSError, HTTPClientError) as exc:
@@ -422,11 +446,19 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         return resp.code, json.loads(text) if text else None
 
     async def _place(self, opts: GpuOptions) -> list[dict[str, Any]]:
-        code, body = await self._service("POST", "api/placements", {
-            "user": self.user.name, "gpus": opts.gpus, "gpu_product": opts.gpu_product,
-            "cluster": opts.cluster, "allowed_clusters": self._allowed(), "gpu_quota": self._limit(),
-            "gpus_in_use": self._gpus_in_use(),
-        })  # fmt: skip
+        code, body = await self._service(
+            "POST",
+            "api/placements",
+            {
+                "user": self.user.name,
+                "gpus": opts.gpus,
+                "gpu_product": opts.gpu_product,
+                "cluster": opts.cluster,
+                "allowed_clusters": self._allowed(),
+                "gpu_quota": self._limit(),
+                "gpus_in_use": self._gpus_in_use(),
+            },
+        )
         if code == 409:
             raise SpawnRefused(body["message"], reason="capacity")
         if code != 200:
@@ -477,11 +509,21 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         self._apply_home(cluster, base)
         self.services_enabled = bool(base["services_enabled"]) or cluster.pod_access == "service"
         if candidate.get("preferred_node"):
-            self.node_affinity_preferred = [*base["node_affinity_preferred"], {
-                "weight": 100,
-                "preference": {"matchFields": [{"key": "metadata.name", "operator": "In",
-                                                "values": [candidate["preferred_node"]]}]},
-            }]  # fmt: skip
+            self.node_affinity_preferred = [
+                *base["node_affinity_preferred"],
+                {
+                    "weight": 100,
+                    "preference": {
+                        "matchFields": [
+                            {
+                                "key": "metadata.name",
+                                "operator": "In",
+                                "values": [candidate["preferred_node"]],
+                            }
+                        ]
+                    },
+                },
+            ]
         self._applied = self._snapshot()
 
     def _apply_home(self, cluster: ClusterConfig, base: dict[str, Any]) -> None:
@@ -491,9 +533,13 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         containers = (*self.init_containers, *self.extra_containers)
         others = [m for c in containers for m in c.get("volumeMounts") or []]
         self.volumes, self.volume_mounts = with_home(
-            home, base["volumes"], base["volume_mounts"], claim_name="{pvc_name}",  # KubeSpawner expands it
-            mount_path=self.home_mount_path, other_mounts=others,
-        )  # fmt: skip
+            home,
+            base["volumes"],
+            base["volume_mounts"],
+            claim_name="{pvc_name}",  # KubeSpawner expands it
+            mount_path=self.home_mount_path,
+            other_mounts=others,
+        )
         if home.kind == "pvc":
             self.storage_pvc_ensure = True
             self.storage_capacity = home.size
@@ -528,8 +574,13 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                     self.api.read_namespaced_service(name, namespace), self.k8s_api_request_timeout
                 )
             except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as exc:  # a blip: ask again
-                self.log.warning("%s: cannot read service %s/%s (%s)", self.user.name, namespace, name,
-                                 getattr(exc, "status", exc))  # fmt: skip
+                self.log.warning(
+                    "%s: cannot read service %s/%s (%s)",
+                    self.user.name,
+                    namespace,
+                    name,
+                    getattr(exc, "status", exc),
+                )
                 return None
             if cluster.service_type == "NodePort":
                 pod = self.pod_reflector.pods.get(f"{namespace}/{name}") or {}
@@ -564,21 +615,32 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
             try:
                 client = await self._client(cluster.name)
                 await client.call(
-                    client.core().delete_namespaced_pod, self.pod_name, cluster.namespace,
-                    grace_period_seconds=0, _request_timeout=5,
-                )  # fmt: skip
+                    client.core().delete_namespaced_pod,
+                    self.pod_name,
+                    cluster.namespace,
+                    grace_period_seconds=0,
+                    _request_timeout=5,
+                )
             except ApiException as exc:
                 if exc.status != 404:
-                    self.log.warning("%s: cannot check %s for a leftover pod (%s)", self.user.name,
-                                     cluster.name, exc.status)  # fmt: skip
+                    self.log.warning(
+                        "%s: cannot check %s for a leftover pod (%s)",
+                        self.user.name,
+                        cluster.name,
+                        exc.status,
+                    )
                 return
             except Exception as exc:
                 self.log.warning(
                     "%s: cannot check %s for a leftover pod (%s)", self.user.name, cluster.name, exc
                 )
                 return
-            self.log.warning("%s: removed pod %s that an earlier start left in %s", self.user.name,
-                             self.pod_name, cluster.name)  # fmt: skip
+            self.log.warning(
+                "%s: removed pod %s that an earlier start left in %s",
+                self.user.name,
+                self.pod_name,
+                cluster.name,
+            )
 
         await asyncio.gather(*(remove(c) for c in self.cluster_set.configs))
 
@@ -709,8 +771,11 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
                 for event in events[next_event:]:
                     progress += (90 - progress) / 3
                     stamp = event.get("lastTimestamp") or event.get("eventTime")
-                    yield {"progress": int(progress), "raw_event": event,
-                           "message": f"{stamp} [{event['type']}] {event['message']}"}  # fmt: skip
+                    yield {
+                        "progress": int(progress),
+                        "raw_event": event,
+                        "message": f"{stamp} [{event['type']}] {event['message']}",
+                    }
                 next_event = len(events)
             if done:
                 return
@@ -729,8 +794,12 @@ class HybridSpawner(KubeSpawner):  # type: ignore[misc]
         except Exception as exc:
             # a cluster we cannot reach right now still has the server: answering "stopped"
             # would make the hub forget a running notebook
-            self.log.warning("%s: cannot check the server on %s (%s); assuming it runs",
-                             self.user.name, self.cluster_name, exc)  # fmt: skip
+            self.log.warning(
+                "%s: cannot check the server on %s (%s); assuming it runs",
+                self.user.name,
+                self.cluster_name,
+                exc,
+            )
             return None
 
     async def stop(self, now: bool = False) -> None:

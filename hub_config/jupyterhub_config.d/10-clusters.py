@@ -17,8 +17,10 @@ GPU_TAINT = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedul
 # the hub as EKS pods reach it: its public address, through the proxy (no default can be right)
 EKS_HUB_URL = os.environ.get("HYBRIDHUB_EKS_HUB_URL", "")
 if not EKS_HUB_URL:
-    raise ValueError("10-clusters.py: set HYBRIDHUB_EKS_HUB_URL to the hub's URL as EKS pods reach it, "
-                     "e.g. https://hub.example.org")  # fmt: skip
+    raise ValueError(
+        "10-clusters.py: set HYBRIDHUB_EKS_HUB_URL to the hub's URL as EKS pods reach it, "
+        "e.g. https://hub.example.org"
+    )
 
 c.ClusterSet.clusters = [
     {
@@ -54,13 +56,27 @@ c.ClusterSet.clusters = [
         "home_storage": {"kind": "pvc", "size": "10Gi", "storage_class": "gp3"},
         "pools": [
             # p4de.24xlarge node group, scaled from zero by cluster-autoscaler or Karpenter
-            {"name": "a100", "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-a100"}, "elastic": True,
-             "max_nodes": 2, "gpus_per_node": 8, "gpu_product": "NVIDIA-A100-SXM4-80GB",
-             "provisioning_deadline": 900, "tolerations": [GPU_TAINT]},
+            {
+                "name": "a100",
+                "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-a100"},
+                "elastic": True,
+                "max_nodes": 2,
+                "gpus_per_node": 8,
+                "gpu_product": "NVIDIA-A100-SXM4-80GB",
+                "provisioning_deadline": 900,
+                "tolerations": [GPU_TAINT],
+            },
             # g6e.12xlarge node group
-            {"name": "l40s", "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-l40s"}, "elastic": True,
-             "max_nodes": 4, "gpus_per_node": 4, "gpu_product": "NVIDIA-L40S",
-             "provisioning_deadline": 600, "tolerations": [GPU_TAINT]},
+            {
+                "name": "l40s",
+                "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-l40s"},
+                "elastic": True,
+                "max_nodes": 4,
+                "gpus_per_node": 4,
+                "gpu_product": "NVIDIA-L40S",
+                "provisioning_deadline": 600,
+                "tolerations": [GPU_TAINT],
+            },
         ],
     },
-]  # fmt: skip
+]

@@ -34,8 +34,10 @@ SERVICE_ENVIRONMENT = {
 
 HUB_TOKEN = os.environ.get("HYBRIDHUB_HUB_TOKEN", "")
 if not HUB_TOKEN:
-    raise ValueError("30-service.py: set HYBRIDHUB_HUB_TOKEN (from a Secret): HybridSpawner's token for "
-                     "the hybridhub service's placement API")  # fmt: skip
+    raise ValueError(
+        "30-service.py: set HYBRIDHUB_HUB_TOKEN (from a Secret): HybridSpawner's token for "
+        "the hybridhub service's placement API"
+    )
 
 c.JupyterHub.custom_scopes.update(
     {
@@ -52,11 +54,16 @@ c.JupyterHub.services.append(
         "display": False,  # an API, no page to link from the hub's menu
         # JupyterHub passes JUPYTERHUB_SERVICE_URL = url; the service must listen on the pod's address
         # for the proxy pod to reach it, not on the Service name
-        "command": ["hybridhub", "service", "--config", CLUSTERS_FILE,
-                    f"--HybridHubService.bind_url=http://0.0.0.0:{SERVICE_PORT}"],
+        "command": [
+            "hybridhub",
+            "service",
+            "--config",
+            CLUSTERS_FILE,
+            f"--HybridHubService.bind_url=http://0.0.0.0:{SERVICE_PORT}",
+        ],
         "environment": SERVICE_ENVIRONMENT,
     }
-)  # fmt: skip
+)
 # the service's own token (JUPYTERHUB_API_TOKEN): its leftover-pod sweep asks which servers run or start
 c.JupyterHub.load_roles.append(
     {

@@ -27,12 +27,24 @@ c.ClusterSet.clusters = [
         "home_storage": {"kind": "pvc", "size": "10Gi"},
         "pools": [
             # the on-prem servers, as EKS labels hybrid nodes; fixed: the nodes say what GPUs they have
-            {"name": "onprem", "role": "onprem",
-             "node_selector": {"eks.amazonaws.com/compute-type": "hybrid"}, "tolerations": [GPU_TAINT]},
+            {
+                "name": "onprem",
+                "role": "onprem",
+                "node_selector": {"eks.amazonaws.com/compute-type": "hybrid"},
+                "tolerations": [GPU_TAINT],
+            },
             # an EC2 GPU node group scaled from zero (cluster-autoscaler or Karpenter)
-            {"name": "cloud", "role": "cloud", "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-a100"},
-             "elastic": True, "max_nodes": 2, "gpus_per_node": 8, "gpu_product": "NVIDIA-A100-SXM4-80GB",
-             "provisioning_deadline": 900, "tolerations": [GPU_TAINT]},
+            {
+                "name": "cloud",
+                "role": "cloud",
+                "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-a100"},
+                "elastic": True,
+                "max_nodes": 2,
+                "gpus_per_node": 8,
+                "gpu_product": "NVIDIA-A100-SXM4-80GB",
+                "provisioning_deadline": 900,
+                "tolerations": [GPU_TAINT],
+            },
         ],
     },
-]  # fmt: skip
+]

@@ -15,9 +15,10 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bool, Enum, Float, Integer, Unicode, default
 from traitlets.config import Application
 
-from ..clusters import ClusterSet
-from ..health import HealthPolicy
-from ..reservations import ReservationBook
+from spawner.core.clusters import ClusterSet
+from spawner.core.health import HealthPolicy
+from spawner.placement.reservations import ReservationBook
+
 from .fleet import ClusterMember, Fleet
 from .handlers import handlers
 from .metrics import Metrics
@@ -144,26 +145,37 @@ class HybridHubService(Application):
 
     async def serve(self, stop: asyncio.Event) -> None:
         policy = HealthPolicy(
-            degraded_latency=self.degraded_latency, down_after_failures=self.down_after_failures,
-            recover_after=self.recover_after, max_watch_age=self.max_watch_age,
-        )  # fmt: skip
+            degraded_latency=self.degraded_latency,
+            down_after_failures=self.down_after_failures,
+            recover_after=self.recover_after,
+            max_watch_age=self.max_watch_age,
+        )
         try:
             configs = self.cluster_set.configs
         except ValueError as exc:
             raise SystemExit(f"hybridhub service: {exc}") from exc
         fleet = Fleet(
-            [ClusterMember(c, policy=policy, probe_interval=self.probe_interval,
-                           probe_timeout=self.probe_timeout, watch_timeout=self.watch_timeout)
-             for c in configs]
-        )  # fmt: skip
+            [
+                ClusterMember(
+                    c,
+                    policy=policy,
+                    probe_interval=self.probe_interval,
+                    probe_timeout=self.probe_timeout,
+                    watch_timeout=self.watch_timeout,
+                )
+                for c in configs
+            ]
+        )
         book = ReservationBook(ttl=self.reservation_ttl)
         metrics = Metrics(fleet.inventories, fleet.health, lambda: len(book))
         sweeper = LeftoverSweeper(
-            fleet, HubServers(self.api_url, self.api_token, timeout=self.probe_timeout),
-            interval=self.leftover_sweep_interval, grace=self.leftover_grace,
+            fleet,
+            HubServers(self.api_url, self.api_token, timeout=self.probe_timeout),
+            interval=self.leftover_sweep_interval,
+            grace=self.leftover_grace,
             request_timeout=self.probe_timeout,
             on_removed=lambda x: metrics.leftovers.labels(x.cluster).inc(),
-        )  # fmt: skip
+        )
         await fleet.start()
         if self.leftover_sweep_interval > 0:
             sweeper.start()
@@ -172,9 +184,11 @@ class HybridHubService(Application):
         try:
             server.listen(url.port or 80, url.hostname or "127.0.0.1")
             self.log.info(
-                "hybridhub service at %s%s for clusters %s", self.bind_url.rstrip("/"), self.service_prefix,
+                "hybridhub service at %s%s for clusters %s",
+                self.bind_url.rstrip("/"),
+                self.service_prefix,
                 ", ".join(c.name for c in configs),
-            )  # fmt: skip
+            )
             await stop.wait()
         finally:
             server.stop()

@@ -8,12 +8,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from ..clusters import ClusterConfig
-from ..health import HealthPolicy, HealthState, Probe, classify, cluster_health, pool_probes
-from ..inventory import ClusterWatcher
-from ..inventory_model import ServerLocation
-from ..kube import ClusterClient
-from ..model import ClusterHealth, ClusterInventory, Health
+from spawner.core.clusters import ClusterConfig
+from spawner.core.health import HealthPolicy, HealthState, Probe, classify, cluster_health, pool_probes
+from spawner.core.model import ClusterHealth, ClusterInventory, Health
+from spawner.inventory.index import ServerLocation
+from spawner.inventory.watcher import ClusterWatcher
+from spawner.kube.client import ClusterClient
 
 __all__ = ["ClusterMember", "Fleet"]
 
@@ -40,9 +40,14 @@ class ClusterMember:
         self.clock = clock
         self.client = ClusterClient(config, request_timeout=probe_timeout)
         self.watcher = ClusterWatcher(
-            config.name, config.role, config.pools, self.client.core, call=self.client.call,
-            watch_timeout=watch_timeout, clock=clock,
-        )  # fmt: skip
+            config.name,
+            config.role,
+            config.pools,
+            self.client.core,
+            call=self.client.call,
+            watch_timeout=watch_timeout,
+            clock=clock,
+        )
         self.state: HealthState | None = None
         self.pool_states: dict[str, HealthState] = {}  # the single-cluster topology's pools
         self._task: asyncio.Task[None] | None = None
@@ -70,10 +75,13 @@ class ClusterMember:
         started = self.clock()
         try:
             await self.client.call(
-                self.client.api_client.call_api, "/readyz", "GET",
-                auth_settings=["BearerToken"], _return_http_data_only=True,
+                self.client.api_client.call_api,
+                "/readyz",
+                "GET",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
                 _request_timeout=self.probe_timeout,
-            )  # fmt: skip
+            )
         except Exception as exc:  # any failure to answer is what a probe measures
             return False, None, _describe(exc)
         return True, self.clock() - started, ""
@@ -85,10 +93,15 @@ class ClusterMember:
         per_pool = len(self.config.roles) > 1  # then Ready nodes count per pool, not for the cluster
         nodes = [] if per_pool else [n for n in snapshot.nodes if n.pool in fixed]
         probe = Probe(
-            api_ok=ok, api_latency=latency, watch_age=self.watcher.age() if self.watcher.synced else None,
-            ready_nodes=sum(1 for n in nodes if n.ready), total_nodes=len(nodes), time=self.clock(),
-            elastic=not fixed, error=error,
-        )  # fmt: skip
+            api_ok=ok,
+            api_latency=latency,
+            watch_age=self.watcher.age() if self.watcher.synced else None,
+            ready_nodes=sum(1 for n in nodes if n.ready),
+            total_nodes=len(nodes),
+            time=self.clock(),
+            elastic=not fixed,
+            error=error,
+        )
         new = classify(self.state, probe, self.policy)
         if self.state is None or new.state != self.state.state:
             log.info(
@@ -100,8 +113,13 @@ class ClusterMember:
                 old = self.pool_states.get(pool)
                 now = self.pool_states[pool] = classify(old, pool_probe, self.policy)
                 if (old.state if old is not None else Health.HEALTHY) != now.state:
-                    log.info("pool %s of cluster %s is %s%s", pool, self.name, now.state.value,
-                             f": {now.reason}" if now.reason else "")  # fmt: skip
+                    log.info(
+                        "pool %s of cluster %s is %s%s",
+                        pool,
+                        self.name,
+                        now.state.value,
+                        f": {now.reason}" if now.reason else "",
+                    )
         return new
 
     async def _probe_loop(self) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 from jupyterhub.services.auth import HubAuthenticated
 from tornado import web
 
-from ..model import NoCapacity, PlacementRequest
-from ..placement import availability, place, reserve, validate_request
+from spawner.core.model import NoCapacity, PlacementRequest
+from spawner.placement.rank import availability, place, reserve, validate_request
+
 from .fleet import Fleet
 from .metrics import Metrics
 
@@ -178,31 +179,50 @@ class PlacementsHandler(ApiHandler):
         book = self.settings["reservations"]
         now = book.clock()
         result = place(
-            request, self.fleet.inventories(), self.fleet.health(), book.active(),
-            policy=self.settings["policy"], now=now,
-        )  # fmt: skip
+            request,
+            self.fleet.inventories(),
+            self.fleet.health(),
+            book.active(),
+            policy=self.settings["policy"],
+            now=now,
+        )
         if isinstance(result, NoCapacity):
             self.metrics.placed(None, "no-capacity", time.perf_counter() - started)
             self.write_json(
-                {"message": result.message,
-                 "available": {c: [{"product": p.product, "total": p.total, "free": p.free} for p in ps]
-                               for c, ps in result.available.items()}},
+                {
+                    "message": result.message,
+                    "available": {
+                        c: [{"product": p.product, "total": p.total, "free": p.free} for p in ps]
+                        for c, ps in result.available.items()
+                    },
+                },
                 status=409,
-            )  # fmt: skip
+            )
             return
         first = result[0]
-        held = book.add(
-            reserve(first, request, now, book.ttl, reservation_id=f"r-{uuid.uuid4().hex[:12]}")
-        ) if request.gpus else None  # fmt: skip
-        self.metrics.placed(first.cluster, "fallback" if _is_fallback(result, self.fleet) else "placed",
-                            time.perf_counter() - started)  # fmt: skip
+        held = (
+            book.add(reserve(first, request, now, book.ttl, reservation_id=f"r-{uuid.uuid4().hex[:12]}"))
+            if request.gpus
+            else None
+        )
+        self.metrics.placed(
+            first.cluster,
+            "fallback" if _is_fallback(result, self.fleet) else "placed",
+            time.perf_counter() - started,
+        )
         candidates = []
         for i, c in enumerate(result):
             candidates.append(
-                {"cluster": c.cluster, "pool": c.pool, "elastic": c.elastic, "nodes": list(c.nodes),
-                 "preferred_node": c.preferred_node, "reason": c.reason,
-                 "reservation": held.id if held is not None and i == 0 else None}
-            )  # fmt: skip
+                {
+                    "cluster": c.cluster,
+                    "pool": c.pool,
+                    "elastic": c.elastic,
+                    "nodes": list(c.nodes),
+                    "preferred_node": c.preferred_node,
+                    "reason": c.reason,
+                    "reservation": held.id if held is not None and i == 0 else None,
+                }
+            )
         self.write_json({"candidates": candidates})
 
 
@@ -264,9 +284,17 @@ class ServerHandler(ApiHandler):
         running = [f for f in found if f[1].phase == "Running"] or found
         cluster, loc = running[0]
         self.write_json(
-            {"user": loc.user, "server": loc.server, "cluster": cluster, "namespace": loc.namespace,
-             "pod": loc.pod, "ip": loc.ip, "phase": loc.phase, "node": loc.node}
-        )  # fmt: skip
+            {
+                "user": loc.user,
+                "server": loc.server,
+                "cluster": cluster,
+                "namespace": loc.namespace,
+                "pod": loc.pod,
+                "ip": loc.ip,
+                "phase": loc.phase,
+                "node": loc.node,
+            }
+        )
 
 
 class MetricsHandler(ApiHandler):

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..model import ClusterHealth, ClusterInventory, Health
+from spawner.core.model import ClusterHealth, ClusterInventory, Health
 
 __all__ = ["Metrics"]
 
@@ -26,10 +26,12 @@ class _FleetCollector:
         self.inventories, self.health, self.reservations = inventories, health, reservations
 
     def collect(self) -> Iterator[Any]:
-        total = GaugeMetricFamily("hybridhub_gpus_total", "GPUs on Ready, schedulable nodes",
-                                  labels=["cluster", "product"])  # fmt: skip
-        free = GaugeMetricFamily("hybridhub_gpus_free", "GPUs not requested by any running pod",
-                                 labels=["cluster", "product"])  # fmt: skip
+        total = GaugeMetricFamily(
+            "hybridhub_gpus_total", "GPUs on Ready, schedulable nodes", labels=["cluster", "product"]
+        )
+        free = GaugeMetricFamily(
+            "hybridhub_gpus_free", "GPUs not requested by any running pod", labels=["cluster", "product"]
+        )
         for inv in self.inventories():
             sums: dict[str, list[int]] = {}
             for node in inv.nodes:
@@ -42,8 +44,9 @@ class _FleetCollector:
                 free.add_metric([inv.cluster, product], f_)
         yield total
         yield free
-        health = GaugeMetricFamily("hybridhub_cluster_health", "1 for the cluster's current state",
-                                   labels=["cluster", "state"])  # fmt: skip
+        health = GaugeMetricFamily(
+            "hybridhub_cluster_health", "1 for the cluster's current state", labels=["cluster", "state"]
+        )
         for name, h in sorted(self.health().items()):
             for state in Health:
                 health.add_metric([name, state.value], 1.0 if h.state == state else 0.0)
@@ -69,18 +72,22 @@ class Metrics:
         self.placements = Counter(
             "hybridhub_placements",
             "Placement answers by first cluster and outcome (placed, fallback, no-capacity)",
-            ["cluster", "outcome"], registry=self.registry,
-        )  # fmt: skip
+            ["cluster", "outcome"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "hybridhub_placement_seconds", "Time to compute a placement",
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1), registry=self.registry,
-        )  # fmt: skip
+            "hybridhub_placement_seconds",
+            "Time to compute a placement",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1),
+            registry=self.registry,
+        )
 
         self.leftovers = Counter(
             "hybridhub_leftover_pods_removed",
             "Notebook pods removed: the hub neither runs nor starts their server (a hub died mid-start)",
-            ["cluster"], registry=self.registry,
-        )  # fmt: skip
+            ["cluster"],
+            registry=self.registry,
+        )
 
     def placed(self, cluster: str | None, outcome: str, seconds: float) -> None:
         self.placements.labels(cluster or "", outcome).inc()

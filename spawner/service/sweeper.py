@@ -26,7 +26,8 @@ from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
 from kubernetes_asyncio.client.exceptions import ApiException
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from ..inventory_model import ServerLocation
+from spawner.inventory.index import ServerLocation
+
 from .fleet import Fleet
 
 __all__ = ["HubServers", "Leftover", "LeftoverSweeper", "find_leftovers"]
@@ -72,9 +73,11 @@ class HubServers:
 
     async def active(self, user: str) -> frozenset[str] | None:
         req = HTTPRequest(
-            f"{self.api_url}/users/{quote(user, safe='')}", headers={"Authorization": f"token {self.token}"},
-            request_timeout=self.timeout, connect_timeout=self.timeout,
-        )  # fmt: skip
+            f"{self.api_url}/users/{quote(user, safe='')}",
+            headers={"Authorization": f"token {self.token}"},
+            request_timeout=self.timeout,
+            connect_timeout=self.timeout,
+        )
         try:
             resp = await AsyncHTTPClient().fetch(req, raise_error=False)
         except (OSError, HTTPClientError) as exc:
@@ -144,8 +147,12 @@ class LeftoverSweeper:
         now = self.clock()
         # only the hub's own namespace (HybridSpawner puts every pod there): another hub's pods, in
         # its own namespace, are not ours to judge
-        pods = [(name, loc) for name, m in self.fleet.members.items() for loc in m.watcher.all_servers()
-                if loc.cluster_label and loc.uid and loc.namespace == m.config.namespace]  # fmt: skip
+        pods = [
+            (name, loc)
+            for name, m in self.fleet.members.items()
+            for loc in m.watcher.all_servers()
+            if loc.cluster_label and loc.uid and loc.namespace == m.config.namespace
+        ]
         alive = {loc.uid for _, loc in pods}
         self._first_seen = {uid: t for uid, t in self._first_seen.items() if uid in alive}
         for _, loc in pods:
@@ -176,21 +183,34 @@ class LeftoverSweeper:
         body = V1DeleteOptions(preconditions=V1Preconditions(uid=x.uid))
         try:
             await client.call(
-                client.core().delete_namespaced_pod, x.pod, x.namespace, body=body,
+                client.core().delete_namespaced_pod,
+                x.pod,
+                x.namespace,
+                body=body,
                 _request_timeout=self.request_timeout,
-            )  # fmt: skip
+            )
         except ApiException as exc:
             if exc.status not in (404, 409):  # gone already, or a new pod of that name: fine
-                log.warning("leftover sweep: cannot delete pod %s/%s in %s (%s)", x.namespace, x.pod,
-                            x.cluster, exc.status)  # fmt: skip
+                log.warning(
+                    "leftover sweep: cannot delete pod %s/%s in %s (%s)",
+                    x.namespace,
+                    x.pod,
+                    x.cluster,
+                    exc.status,
+                )
             return False
         except Exception as exc:
-            log.warning("leftover sweep: cannot delete pod %s/%s in %s (%s)", x.namespace, x.pod,
-                        x.cluster, exc)  # fmt: skip
+            log.warning(
+                "leftover sweep: cannot delete pod %s/%s in %s (%s)", x.namespace, x.pod, x.cluster, exc
+            )
             return False
         log.warning(
             "removed leftover pod %s/%s in %s: the hub neither runs nor starts %s's server %r",
-            x.namespace, x.pod, x.cluster, x.user, x.server,
-        )  # fmt: skip
+            x.namespace,
+            x.pod,
+            x.cluster,
+            x.user,
+            x.server,
+        )
         self.on_removed(x)
         return True

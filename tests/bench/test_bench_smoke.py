@@ -14,9 +14,25 @@ SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "simcluster_api.py"
 
 @pytest.mark.timeout(120)
 def test_simcluster_api_benchmark_completes(tmp_path: Path) -> None:
-    args = ["--quick", "--nodes", "20", "--pods", "300", "--namespaces", "3", "--list-reps", "1",
-            "--watch-events", "10", "--idle-seconds", "0.5", "--timeout", "90",
-            "--json", str(tmp_path / "figures.json")]  # fmt: skip
+    args = [
+        "--quick",
+        "--nodes",
+        "20",
+        "--pods",
+        "300",
+        "--namespaces",
+        "3",
+        "--list-reps",
+        "1",
+        "--watch-events",
+        "10",
+        "--idle-seconds",
+        "0.5",
+        "--timeout",
+        "90",
+        "--json",
+        str(tmp_path / "figures.json"),
+    ]
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, str(SCRIPT), *args],

@@ -137,9 +137,13 @@ class HubProcess:
         log = self.log_file.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(self.workdir / "jupyterhub_config.py")],
-            cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
         log.close()
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -199,9 +203,11 @@ class HubProcess:
     def api(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            self.api_url + path, data=data, method=method,
+            self.api_url + path,
+            data=data,
+            method=method,
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
             return json.loads(raw) if raw else None
@@ -237,9 +243,11 @@ class HubProcess:
         req_body = options or {}
         data = json.dumps(req_body).encode()
         req = urllib.request.Request(
-            f"{self.api_url}/users/{name}/server", data=data, method="POST",
+            f"{self.api_url}/users/{name}/server",
+            data=data,
+            method="POST",
             headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             return int(resp.status)
 

@@ -42,18 +42,40 @@ def clusters_value(
     gateway = sim.endpoints["clusters"]["onprem"]["pod_gateway"]
     onprem_home, eks_home = homes
     return [
-        {"name": "onprem", "role": "onprem", "kubeconfig": str(sim.kubeconfig), "context": "onprem",
-         "namespace": "jupyterhub", "hub_connect_url": f"http://{gateway}:{hub_port}",
-         "home_storage": onprem_home,
-         "pools": [{"name": "gpu", "node_selector": {"nvidia.com/gpu.present": "true"}}]},
-        {"name": "eks", "role": "cloud", "kubeconfig": str(sim.kubeconfig), "context": "eks",
-         "namespace": "jupyterhub", "hub_connect_url": f"http://{gateway}:{hub_port}",
-         "home_storage": eks_home, **(eks_access or {}),
-         "pools": [{"name": "system", "node_selector": {"eks.amazonaws.com/nodegroup": "system"}},
-                   {"name": "gpu-l40s", "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-l40s"},
-                    "elastic": True, "max_nodes": 4, "gpus_per_node": 4, "gpu_product": "NVIDIA-L40S",
-                    "provisioning_deadline": 60, "tolerations": [TOLERATE_GPU]}]},
-    ]  # fmt: skip
+        {
+            "name": "onprem",
+            "role": "onprem",
+            "kubeconfig": str(sim.kubeconfig),
+            "context": "onprem",
+            "namespace": "jupyterhub",
+            "hub_connect_url": f"http://{gateway}:{hub_port}",
+            "home_storage": onprem_home,
+            "pools": [{"name": "gpu", "node_selector": {"nvidia.com/gpu.present": "true"}}],
+        },
+        {
+            "name": "eks",
+            "role": "cloud",
+            "kubeconfig": str(sim.kubeconfig),
+            "context": "eks",
+            "namespace": "jupyterhub",
+            "hub_connect_url": f"http://{gateway}:{hub_port}",
+            "home_storage": eks_home,
+            **(eks_access or {}),
+            "pools": [
+                {"name": "system", "node_selector": {"eks.amazonaws.com/nodegroup": "system"}},
+                {
+                    "name": "gpu-l40s",
+                    "node_selector": {"eks.amazonaws.com/nodegroup": "gpu-l40s"},
+                    "elastic": True,
+                    "max_nodes": 4,
+                    "gpus_per_node": 4,
+                    "gpu_product": "NVIDIA-L40S",
+                    "provisioning_deadline": 60,
+                    "tolerations": [TOLERATE_GPU],
+                },
+            ],
+        },
+    ]
 
 
 def wire(hub: HubProcess, sim: SimProcess, work: Path, *, spawner: bool, **clusters_kw: Any) -> HybridWiring:

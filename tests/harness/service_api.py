@@ -16,9 +16,11 @@ __all__ = ["call", "user_token", "wait_for_service"]
 def call(hub: HubProcess, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
-        f"{hub.public_url}/services/hybridhub/{path}", data=data, method=method,
+        f"{hub.public_url}/services/hybridhub/{path}",
+        data=data,
+        method=method,
         headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw = resp.read()

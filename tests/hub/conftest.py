@@ -86,7 +86,10 @@ def hybrid_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> It
     A pre_spawn_hook adds a scratch volume and a label, as deployments' hooks do: every attempt of
     every spawn must keep them."""
     yield from run_service_hub(
-        hsim, tmp_path_factory.mktemp("hybrid"), spawner=True, extra_config=PRE_SPAWN_HOOK,
+        hsim,
+        tmp_path_factory.mktemp("hybrid"),
+        spawner=True,
+        extra_config=PRE_SPAWN_HOOK,
         homes=({"kind": "pvc", "size": "1Gi"}, {"kind": "pvc", "size": "1Gi", "storage_class": "gp3"}),
         eks_access={"pod_access": "service", "service_type": "LoadBalancer"},
-    )  # fmt: skip
+    )

@@ -89,8 +89,12 @@ def onprem_l40s(hub: HubProcess) -> dict[str, Any]:
     assert status == 200, body
     onprem = next(c for c in body["clusters"] if c["name"] == "onprem")
     product = next(p for p in onprem["products"] if p["product"] == L40S)
-    return {"total": product["total"], "free": product["free"], "health": onprem["health"],
-            "nodes": {n["name"]: n["free"] for n in onprem["nodes"] if n["product"] == L40S}}  # fmt: skip
+    return {
+        "total": product["total"],
+        "free": product["free"],
+        "health": onprem["health"],
+        "nodes": {n["name"]: n["free"] for n in onprem["nodes"] if n["product"] == L40S},
+    }
 
 
 def wait_quiet_fleet(hub: HubProcess, sim: SimProcess) -> dict[str, Any]:
@@ -152,8 +156,9 @@ def preferred_node(pod: dict[str, Any]) -> str:
 
 
 def metric(hub: HubProcess, name: str, **labels: str) -> float:
-    req = urllib.request.Request(f"http://127.0.0.1:{hub.hub_port}/hub/metrics",
-                                 headers={"Authorization": f"token {hub.token}"})  # fmt: skip
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{hub.hub_port}/hub/metrics", headers={"Authorization": f"token {hub.token}"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         text = resp.read().decode()
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
@@ -164,8 +169,11 @@ def metric(hub: HubProcess, name: str, **labels: str) -> float:
 
 
 def placements(hub: HubProcess) -> dict[tuple[str, str], float]:
-    return {(c, r): metric(hub, "hybridhub_spawn_placements_total", cluster=c, reason=r)
-            for c in CONTEXTS for r in ("on-prem", "burst", "retry")}  # fmt: skip
+    return {
+        (c, r): metric(hub, "hybridhub_spawn_placements_total", cluster=c, reason=r)
+        for c in CONTEXTS
+        for r in ("on-prem", "burst", "retry")
+    }
 
 
 def fallbacks(hub: HubProcess) -> float:
@@ -191,8 +199,11 @@ def check_twenty_placed(hub: HubProcess, sim: SimProcess, users: list[str]) -> N
     assert sorted(eks_nodes.values()) == [4, 4, 4], eks_nodes
     pool = elastic_nodes(sim)
     assert len(pool) == 3, f"the elastic pool has {pool}"
-    where = {p["metadata"]["name"].removeprefix("jupyter-"): c for c, ps in (("onprem", onprem), ("eks", eks))
-             for p in ps}  # fmt: skip
+    where = {
+        p["metadata"]["name"].removeprefix("jupyter-"): c
+        for c, ps in (("onprem", onprem), ("eks", eks))
+        for p in ps
+    }
     assert all(cluster_of(hub, u) == where[u] for u in users)
     assert {p["status"]["phase"] for p in onprem + eks} == {"Running"}
 
@@ -257,14 +268,20 @@ def test_concurrent_spawns_under_api_latency_are_not_serialised(
         twenty = spawn_all(load_hub, users, ONE_L40S)
         check_twenty_placed(load_hub, hsim, users)
         create = ("POST", f"/api/v1/namespaces/{NAMESPACE}/pods")
-        creates = [r["time"] for c, a in admins.items() for r in a.requests(since[c])
-                   if (r["method"], r["path"]) == create]  # fmt: skip
+        creates = [
+            r["time"]
+            for c, a in admins.items()
+            for r in a.requests(since[c])
+            if (r["method"], r["path"]) == create
+        ]
         assert len(creates) == 20, creates
         created = max(creates) - began
         serialised = 20 * 2 * latency
-        print(f"\n{latency * 1000:.0f} ms API latency: 1 spawn on-prem {on_prem:.2f}s, 1 burst to eks "
-              f"{burst:.2f}s, 20 concurrent {twenty:.2f}s ({twenty / burst:.1f}x the burst); all 20 pods "
-              f"created {created:.2f}s after the requests (serialised: >= {serialised:.0f}s)")  # fmt: skip
+        print(
+            f"\n{latency * 1000:.0f} ms API latency: 1 spawn on-prem {on_prem:.2f}s, 1 burst to eks "
+            f"{burst:.2f}s, 20 concurrent {twenty:.2f}s ({twenty / burst:.1f}x the burst); all 20 pods "
+            f"created {created:.2f}s after the requests (serialised: >= {serialised:.0f}s)"
+        )
         assert created < serialised / 2, f"the 20 pods were created over {created:.2f}s"
     finally:
         for admin in admins.values():
@@ -274,11 +291,23 @@ def test_concurrent_spawns_under_api_latency_are_not_serialised(
 
 def tenant_pod(name: str, node: str, gpus: int) -> dict[str, Any]:
     """Another tenant's pod bound straight to ``node`` (as a DaemonSet's or a static pod is)."""
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
-            "spec": {"nodeName": node,
-                     "tolerations": [{"operator": "Exists"}],
-                     "containers": [{"name": "c", "image": "x", "command": ["sleep", "600"],
-                                     "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": node,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "x",
+                    "command": ["sleep", "600"],
+                    "resources": {"limits": {"nvidia.com/gpu": gpus}},
+                }
+            ],
+        },
+    }
 
 
 def create_pods(sim: SimProcess, context: str, manifests: list[dict[str, Any]]) -> list[int]:
@@ -287,9 +316,12 @@ def create_pods(sim: SimProcess, context: str, manifests: list[dict[str, Any]]) 
     token, tls = sim.token(context), sim.ssl_context()
 
     def post(manifest: dict[str, Any]) -> int:
-        req = urllib.request.Request(url, data=json.dumps(manifest).encode(), method="POST",
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json"})  # fmt: skip
+        req = urllib.request.Request(
+            url,
+            data=json.dumps(manifest).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30, context=tls) as resp:
             return int(resp.status)
 
@@ -314,8 +346,12 @@ def test_gpus_taken_between_placement_and_scheduling_move_the_server_to_eks_at_o
     wait_quiet_fleet(load_hub, hsim)
     latency, user = 0.6, "racer"
     admin = hsim.admin("onprem")
-    nodes = sorted(n.removeprefix("node/") for n in hsim.kubectl(
-        "get", "nodes", "-l", f"nvidia.com/gpu.product={L40S}", "-o", "name").stdout.split())  # fmt: skip
+    nodes = sorted(
+        n.removeprefix("node/")
+        for n in hsim.kubectl(
+            "get", "nodes", "-l", f"nvidia.com/gpu.product={L40S}", "-o", "name"
+        ).stdout.split()
+    )
     assert len(nodes) == 2, nodes
     tenants = [tenant_pod(f"grab-{node}", node, 4) for node in nodes]
     load_hub.create_user(user)
@@ -328,8 +364,11 @@ def test_gpus_taken_between_placement_and_scheduling_move_the_server_to_eks_at_o
             spawn = pool.submit(load_hub.start_server, user, ONE_L40S)
 
             def first_request() -> dict[str, Any] | None:
-                mine = (r for r in admin.requests(since)
-                        if user in r["path"] or any(user in v for v in r["query"].values()))  # fmt: skip
+                mine = (
+                    r
+                    for r in admin.requests(since)
+                    if user in r["path"] or any(user in v for v in r["query"].values())
+                )
                 return next(mine, None)
 
             anchor = wait_for(f"{user}'s spawn reaching on-prem", first_request, 10, every=0.01)
@@ -358,8 +397,17 @@ def test_gpus_taken_between_placement_and_scheduling_move_the_server_to_eks_at_o
         assert all(p["metadata"]["name"] != f"jupyter-{user}" for p in pods(hsim, "onprem"))
     finally:
         admin.clear_faults()
-        hsim.kubectl("delete", "pod", *(t["metadata"]["name"] for t in tenants), "-n", "default",
-                     "--grace-period=0", "--force", "--ignore-not-found", "--wait=false")  # fmt: skip
+        hsim.kubectl(
+            "delete",
+            "pod",
+            *(t["metadata"]["name"] for t in tenants),
+            "-n",
+            "default",
+            "--grace-period=0",
+            "--force",
+            "--ignore-not-found",
+            "--wait=false",
+        )
         stop_all(load_hub, hsim, [user])
 
 
@@ -402,8 +450,10 @@ def test_a_spawn_lists_nothing_beyond_the_shared_watchers(load_hub: HubProcess, 
                 relist = next((j for j, w in enumerate(rest) if signature(w) == signature(r)), None)
                 if relist is None or not rest[relist]["watch"]:
                     own.append((c, r["path"], r["query"]))
-        print(f"\none spawn ({took:.2f}s): {len(lists)} watcher relists {lists}; own LISTs {own}; "
-              f"other calls {dict(calls)}")  # fmt: skip
+        print(
+            f"\none spawn ({took:.2f}s): {len(lists)} watcher relists {lists}; own LISTs {own}; "
+            f"other calls {dict(calls)}"
+        )
         assert own == [], f"the spawn listed {own}"
         assert cluster_of(load_hub, "quiet") == "onprem"
     finally:

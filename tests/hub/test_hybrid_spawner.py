@@ -31,18 +31,31 @@ def state_of(hub: HubProcess, user: str) -> dict[str, Any]:
 
 
 def hub_metrics(hub: HubProcess) -> str:
-    req = urllib.request.Request(f"http://127.0.0.1:{hub.hub_port}/hub/metrics",
-                                 headers={"Authorization": f"token {hub.token}"})  # fmt: skip
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{hub.hub_port}/hub/metrics", headers={"Authorization": f"token {hub.token}"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.read().decode()
 
 
 def tenant(sim: SimProcess, name: str, gpus: int, product: str) -> None:
     """Another tenant's (non-notebook) pod on-prem taking GPUs of one product."""
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
-           "spec": {"nodeSelector": {"nvidia.com/gpu.product": product},
-                    "containers": [{"name": "c", "image": "x", "command": ["sleep", "600"],
-                                    "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}}  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeSelector": {"nvidia.com/gpu.product": product},
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "x",
+                    "command": ["sleep", "600"],
+                    "resources": {"limits": {"nvidia.com/gpu": gpus}},
+                }
+            ],
+        },
+    }
     sim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(pod))
     sim.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "-n", "default", "--timeout=30s")
 
@@ -79,8 +92,11 @@ def test_a_gpu_server_lands_on_prem_on_the_best_fit_node(hybrid_hub: HubProcess,
         assert names.count("scratch") == 1 and names.count("hybridhub-home") == 1, names
         terms = again["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
         assert len(terms["nodeSelectorTerms"]) == 1, terms
-        claims = {v["persistentVolumeClaim"]["claimName"] for v in again["spec"]["volumes"]
-                  if "persistentVolumeClaim" in v}  # fmt: skip
+        claims = {
+            v["persistentVolumeClaim"]["claimName"]
+            for v in again["spec"]["volumes"]
+            if "persistentVolumeClaim" in v
+        }
         assert claims == {"claim-ann"}
     finally:
         hybrid_hub.stop_server("ann")
@@ -106,8 +122,10 @@ def test_with_on_prem_out_of_the_product_the_server_runs_on_eks(
         assert why.startswith(
             "onprem has no node with 4 free NVIDIA-L40S (8 in total, 0 free): starting on eks"
         )
-        assert why.endswith("; your onprem home is not mounted on eks; you get eks's own home there "
-                            "(a 1Gi volume (gp3)), separate from the one on onprem")  # fmt: skip
+        assert why.endswith(
+            "; your onprem home is not mounted on eks; you get eks's own home there "
+            "(a 1Gi volume (gp3)), separate from the one on onprem"
+        )
         assert "eks is adding a node to pool gpu-l40s; this takes a few minutes" in messages
         assert any("Pulling image" in m for m in messages), messages  # image pulls are progress
         # eks's own home: a gp3 claim there, mounted at the home path; the pre_spawn_hook's scratch
@@ -124,8 +142,11 @@ def test_with_on_prem_out_of_the_product_the_server_runs_on_eks(
         )
         assert pvc["spec"]["storageClassName"] == "gp3" and pvc["status"]["phase"] == "Bound"
         # the hub reaches the server through its LoadBalancer Service (no pod IP from outside the VPC)
-        svc = json.loads(hsim.kubectl("get", "service", "-n", "jupyterhub", "jupyter-ben", "-o", "json",
-                                      context="eks").stdout)  # fmt: skip
+        svc = json.loads(
+            hsim.kubectl(
+                "get", "service", "-n", "jupyterhub", "jupyter-ben", "-o", "json", context="eks"
+            ).stdout
+        )
         assert svc["spec"]["type"] == "LoadBalancer"
         address = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
         assert f"Adding user ben to proxy /user/ben/ => http://{address}:8888" in hybrid_hub.log_text()

@@ -15,8 +15,12 @@ from tests.hub.conftest import run_service_hub
 
 @pytest.fixture(scope="module")
 def nodeport_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    yield from run_service_hub(hsim, tmp_path_factory.mktemp("nodeport"), spawner=True,
-                           eks_access={"pod_access": "service", "service_type": "NodePort"})  # fmt: skip
+    yield from run_service_hub(
+        hsim,
+        tmp_path_factory.mktemp("nodeport"),
+        spawner=True,
+        eks_access={"pod_access": "service", "service_type": "NodePort"},
+    )
 
 
 def test_a_server_on_eks_is_reached_through_its_node_port(nodeport_hub: HubProcess, hsim: SimProcess) -> None:
@@ -37,5 +41,9 @@ def test_a_server_on_eks_is_reached_through_its_node_port(nodeport_hub: HubProce
         assert nodeport_hub.proxy_get("/user/nia/api")[0] == 200
     finally:
         nodeport_hub.stop_server("nia")
-    assert hsim.kubectl("get", "service", "-n", "jupyterhub", "jupyter-nia", context="eks",
-                        check=False).returncode != 0  # the Service went with its pod  # fmt: skip
+    assert (
+        hsim.kubectl(
+            "get", "service", "-n", "jupyterhub", "jupyter-nia", context="eks", check=False
+        ).returncode
+        != 0
+    )  # the Service went with its pod

@@ -32,10 +32,22 @@ def test_capacity_shows_gpus_per_cluster_product_and_node(service_hub: HubProces
     assert eks_l40s is not None and eks_l40s["new_node_gpus"] == 4  # a pool at zero can still grow
     before = products["NVIDIA-L40S"]["free"]
     # another tenant's pod (not a notebook) takes 3 L40S GPUs
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tenant", "namespace": "default"},
-           "spec": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L40S"},
-                    "containers": [{"name": "c", "image": "x", "command": ["sleep", "600"],
-                                    "resources": {"limits": {"nvidia.com/gpu": 3}}}]}}  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "tenant", "namespace": "default"},
+        "spec": {
+            "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L40S"},
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "x",
+                    "command": ["sleep", "600"],
+                    "resources": {"limits": {"nvidia.com/gpu": 3}},
+                }
+            ],
+        },
+    }
     hsim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(pod))
     try:
         deadline = time.monotonic() + 10
@@ -80,8 +92,13 @@ def test_concurrent_placements_reserve_distinct_gpus(service_hub: HubProcess) ->
     """16 A100s free on-prem: 20 one-GPU placements put exactly 16 first choices on-prem."""
 
     def ask(i: int) -> dict[str, Any]:
-        status, body = call(service_hub, "POST", "api/placements", hub_token,
-                            {"user": f"u{i}", "gpus": 1, "gpu_product": "NVIDIA-A100-SXM4-80GB"})  # fmt: skip
+        status, body = call(
+            service_hub,
+            "POST",
+            "api/placements",
+            hub_token,
+            {"user": f"u{i}", "gpus": 1, "gpu_product": "NVIDIA-A100-SXM4-80GB"},
+        )
         assert status in (200, 409), body
         return body  # type: ignore[no-any-return]
 
@@ -152,8 +169,13 @@ def test_service_survives_a_cluster_outage(service_hub: HubProcess, hsim: SimPro
                 break
             assert time.monotonic() < deadline, f"onprem never went down: {state}"
             time.sleep(0.3)
-        status, answer = call(service_hub, "POST", "api/placements", hub_token,
-                              {"user": "hank", "gpus": 1, "gpu_product": "NVIDIA-L40S"})  # fmt: skip
+        status, answer = call(
+            service_hub,
+            "POST",
+            "api/placements",
+            hub_token,
+            {"user": "hank", "gpus": 1, "gpu_product": "NVIDIA-L40S"},
+        )
         assert status == 200 and answer["candidates"][0]["cluster"] == "eks", answer
         assert "onprem is down" in answer["candidates"][0]["reason"]
         call(

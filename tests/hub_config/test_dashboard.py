@@ -18,7 +18,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 import spawner.hybrid
-from spawner.model import ClusterHealth, ClusterInventory, Health, NodeCapacity, Pool, Role
+from spawner.core.model import ClusterHealth, ClusterInventory, Health, NodeCapacity, Pool, Role
 from spawner.service.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,11 +54,39 @@ SERIES = {
 COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 
 FUNCTIONS = {
-    "sum", "max", "min", "avg", "count", "topk", "bottomk", "quantile", "stddev", "group",
-    "rate", "irate", "increase", "delta", "idelta", "deriv", "histogram_quantile", "label_values",
-    "abs", "clamp_min", "clamp_max", "round", "vector", "scalar", "absent", "changes", "resets",
-    "avg_over_time", "max_over_time", "min_over_time", "sum_over_time", "last_over_time",
-}  # fmt: skip
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "topk",
+    "bottomk",
+    "quantile",
+    "stddev",
+    "group",
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "deriv",
+    "histogram_quantile",
+    "label_values",
+    "abs",
+    "clamp_min",
+    "clamp_max",
+    "round",
+    "vector",
+    "scalar",
+    "absent",
+    "changes",
+    "resets",
+    "avg_over_time",
+    "max_over_time",
+    "min_over_time",
+    "sum_over_time",
+    "last_over_time",
+}
 GROUPING = ("by", "without", "on", "ignoring", "group_left", "group_right")
 OPERATORS = {"and", "or", "unless", "bool", "offset"}
 BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__range", "__range_s", "__interval_ms"}
@@ -84,9 +112,20 @@ def _module_metrics(module: Any) -> dict[str, MetricWrapperBase]:
 
 def service_series() -> Known:
     """The service's exposition, rendered from a real Metrics object with one node, cluster and answer."""
-    node = NodeCapacity(name="n1", pool="gpu", ready=True, schedulable=True, gpu_product="NVIDIA-L40S",
-                        gpu_memory_mib=46068, gpus_allocatable=4, gpus_requested=1, cpu_allocatable=32.0,
-                        cpu_requested=1.0, memory_allocatable=2**37, memory_requested=2**30)  # fmt: skip
+    node = NodeCapacity(
+        name="n1",
+        pool="gpu",
+        ready=True,
+        schedulable=True,
+        gpu_product="NVIDIA-L40S",
+        gpu_memory_mib=46068,
+        gpus_allocatable=4,
+        gpus_requested=1,
+        cpu_allocatable=32.0,
+        cpu_requested=1.0,
+        memory_allocatable=2**37,
+        memory_requested=2**30,
+    )
     inventory = ClusterInventory("onprem", Role.ONPREM, (Pool("gpu"),), (node,), synced=True)
     metrics = Metrics(
         lambda: [inventory], lambda: {"onprem": ClusterHealth("onprem", Health.HEALTHY)}, lambda: 1

@@ -21,9 +21,9 @@ from traitlets.config import Config, LazyConfigValue
 from traitlets.config.loader import PyFileConfigLoader
 
 from spawner.cli import SUBCOMMANDS
-from spawner.clusters import ClusterSet
+from spawner.core.clusters import ClusterSet
+from spawner.core.model import Role
 from spawner.hybrid import HybridSpawner
-from spawner.model import Role
 from spawner.service.app import HybridHubService
 from spawner.service.handlers import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
 

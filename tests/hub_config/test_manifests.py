@@ -1,9 +1,9 @@
 """hub_config/manifests/: the companion Kubernetes objects of each cluster parse, and their RBAC gives the
 hub's and the service's identity what the code calls, and nothing more.
 
-The tables below come from reading the code (KubeSpawner 7.0's spawner.py and reflector.py,
-spawner/hybrid.py, spawner/inventory.py, spawner/service/); ``test_the_tables_cover_the_code`` scans
-those sources for Kubernetes CoreV1Api calls, so a new call fails here until the table (and the
+The tables below come from reading the code: KubeSpawner 7.0's spawner.py and reflector.py,
+spawner/hybrid.py and the packages spawning, kube, inventory and service. ``test_the_tables_cover_the_code``
+scans those sources for Kubernetes CoreV1Api calls, so a new call fails here until the table (and the
 manifests) have it.
 """
 
@@ -68,13 +68,13 @@ SPAWNER_SOURCES = [
     Path(kubespawner.__file__).parent / "spawner.py",
     Path(kubespawner.__file__).parent / "reflector.py",
     ROOT / "spawner" / "hybrid.py",
-    ROOT / "spawner" / "home.py",
-    ROOT / "spawner" / "kube.py",
+    *sorted((ROOT / "spawner" / "spawning").rglob("*.py")),
+    *sorted((ROOT / "spawner" / "kube").rglob("*.py")),
 ]
 SERVICE_SOURCES = [
-    ROOT / "spawner" / "inventory.py",
-    ROOT / "spawner" / "kube.py",
-    *sorted((ROOT / "spawner" / "service").glob("*.py")),
+    *sorted((ROOT / "spawner" / "inventory").rglob("*.py")),
+    *sorted((ROOT / "spawner" / "kube").rglob("*.py")),
+    *sorted((ROOT / "spawner" / "service").rglob("*.py")),
 ]
 
 # who the hub and the service are in each cluster
@@ -150,7 +150,7 @@ class Grants:
                 assert not rule.get("resourceNames"), "no rule here is limited to names"
                 needs = {
                     (g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
-                }  # fmt: skip
+                }
                 if binding["kind"] == "ClusterRoleBinding":
                     self.cluster |= needs
                 else:

@@ -42,12 +42,14 @@ def cluster(**overrides: Any) -> dict[str, Any]:
         (cluster(nodeGroups=[{"name": "g", "capacity": {"cpu": "1"}}]), "nodeGroups[0].capacity.memory"),
         (cluster(nodeGroups=[{"name": "g", "elastic": True, "capacity": CPU}]), "elastic pool needs max"),
         (cluster(nodeGroups=[{"name": "g", "count": 1, "capacity": CPU}] * 2), "duplicate names"),
-        (cluster(podCIDR="10.0.0.0/24", nodeGroups=[{"name": "g", "count": 2, "capacity": CPU}]),
-         "has room for 1 nodes"),
+        (
+            cluster(podCIDR="10.0.0.0/24", nodeGroups=[{"name": "g", "count": 2, "capacity": CPU}]),
+            "has room for 1 nodes",
+        ),
         (cluster(podCIDR="not-a-net"), "clusters[0].podCIDR"),
         (cluster(timings={"warp": 1}), "clusters[0].timings"),
     ],
-)  # fmt: skip
+)
 def test_mistakes_are_named(data: dict[str, Any], where: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_cluster_file(data)

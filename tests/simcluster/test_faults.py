@@ -74,8 +74,9 @@ def test_latency_delays_every_request(faulty: SimProcess) -> None:
     assert time.monotonic() - started >= 0.4
 
 
-@pytest.mark.parametrize(("code", "reason"), [(503, "ServiceUnavailable"), (500, "InternalError"),
-                                              (429, "TooManyRequests")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("code", "reason"), [(503, "ServiceUnavailable"), (500, "InternalError"), (429, "TooManyRequests")]
+)
 def test_error_rate(faulty: SimProcess, code: int, reason: str) -> None:
     faulty.admin("onprem").set_faults(errorRate=1.0, errorCode=code)
     status, body, headers = get(faulty, "/api/v1/pods")
@@ -86,8 +87,9 @@ def test_error_rate(faulty: SimProcess, code: int, reason: str) -> None:
     assert get(faulty, "/api/v1/pods")[0] == 200
 
 
-@pytest.mark.parametrize("bad", [{"errorRate": 2}, {"errorCode": 404}, {"latency": -1}, {"down": "yes"},
-                                 {"flood": True}])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad", [{"errorRate": 2}, {"errorCode": 404}, {"latency": -1}, {"down": "yes"}, {"flood": True}]
+)
 def test_bad_fault_requests_are_refused(faulty: SimProcess, bad: dict[str, Any]) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         faulty.admin("onprem").set_faults(**bad)
@@ -108,10 +110,17 @@ def test_node_not_ready_is_avoided_then_back(faulty: SimProcess) -> None:
     admin = faulty.admin("onprem")
     admin.node_not_ready("l40s-1")
     assert node_status(faulty, "l40s-1") == "NotReady"
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "l40s-pod"},
-           "spec": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L40S"},
-                    "containers": [{"name": "c", "image": "busybox:1",
-                                    "resources": {"limits": {"nvidia.com/gpu": 4}}}]}}  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "l40s-pod"},
+        "spec": {
+            "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-L40S"},
+            "containers": [
+                {"name": "c", "image": "busybox:1", "resources": {"limits": {"nvidia.com/gpu": 4}}}
+            ],
+        },
+    }
     faulty.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(pod))
     faulty.kubectl("wait", "--for=condition=Ready", "pod/l40s-pod", "--timeout=20s")
     node = faulty.kubectl("get", "pod", "l40s-pod", "-o", "jsonpath={.spec.nodeName}").stdout
@@ -123,8 +132,12 @@ def test_node_not_ready_is_avoided_then_back(faulty: SimProcess) -> None:
 
 def test_node_removed_takes_its_pods(faulty: SimProcess) -> None:
     containers = [{"name": "c", "image": "busybox:1"}]
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "doomed"},
-           "spec": {"nodeName": "dgx-a100-2", "containers": containers}}  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "doomed"},
+        "spec": {"nodeName": "dgx-a100-2", "containers": containers},
+    }
     faulty.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(pod))
     faulty.kubectl("wait", "--for=condition=Ready", "pod/doomed", "--timeout=20s")
     faulty.admin("onprem").remove_node("dgx-a100-2")

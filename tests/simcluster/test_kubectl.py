@@ -84,8 +84,17 @@ def jsonpath(sim: SimProcess, namespace: str, target: str, path: str, context: s
 
 
 def events(sim: SimProcess, namespace: str, name: str, context: str = "onprem") -> list[dict[str, Any]]:
-    out = sim.kubectl("-n", namespace, "get", "events", "--field-selector", f"involvedObject.name={name}",
-                      "-o", "json", context=context)  # fmt: skip
+    out = sim.kubectl(
+        "-n",
+        namespace,
+        "get",
+        "events",
+        "--field-selector",
+        f"involvedObject.name={name}",
+        "-o",
+        "json",
+        context=context,
+    )
     return list(json.loads(out.stdout)["items"])
 
 
@@ -113,8 +122,11 @@ def normalise_describe(text: str, namespace: str, pod_ip: str) -> str:
     """``kubectl describe pod`` with stable timestamps, IDs, IP and namespace; its Events table re-laid."""
     assert len(namespace) == len(NAMESPACE_TOKEN)
     text = text.replace(namespace, NAMESPACE_TOKEN)
-    text = re.sub(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}",
-                  "Mon, 01 Jan 2024 00:00:00 +0000", text)  # fmt: skip
+    text = re.sub(
+        r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}",
+        "Mon, 01 Jan 2024 00:00:00 +0000",
+        text,
+    )
     text = re.sub(r"(containerd://)[0-9a-f]{64}", r"\1<container-id>", text)
     text = re.sub(r"(@sha256:)[0-9a-f]{64}", r"\1<digest>", text)
     text = re.sub(re.escape(pod_ip) + r"(?!\d)", "<pod-ip>", text)
@@ -198,8 +210,17 @@ def test_get_nodes_golden(sim: SimProcess, golden_dir: Path) -> None:
     out = sim.kubectl("get", "nodes", "-L", "nvidia.com/gpu.product").stdout
     check_golden(golden_dir, "kubectl_get_nodes_gpu_product.txt", normalise_table(out, age))
     # eks through the exec credential plugin; its elastic GPU nodes come and go, the system ones stay
-    out = sim.kubectl("get", "nodes", "-l", "eks.amazonaws.com/nodegroup=system", "-o", "wide",
-                      "-L", "nvidia.com/gpu.product", context="eks").stdout  # fmt: skip
+    out = sim.kubectl(
+        "get",
+        "nodes",
+        "-l",
+        "eks.amazonaws.com/nodegroup=system",
+        "-o",
+        "wide",
+        "-L",
+        "nvidia.com/gpu.product",
+        context="eks",
+    ).stdout
     check_golden(golden_dir, "kubectl_get_nodes_eks_system_wide.txt", normalise_table(out, age))
 
 
@@ -382,9 +403,19 @@ def test_eks_scale_up_for_l40s_pod(sim: SimProcess, namespace: str) -> None:
     manifest = pod("burst", namespace, limits={"nvidia.com/gpu": 4}, tolerations=[toleration])
     manifest["spec"]["nodeSelector"] = {"nvidia.com/gpu.product": "NVIDIA-L40S"}
     if before:  # an idle node left by an earlier test would take the pod: keep to new nodes
-        manifest["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchFields": [
-                {"key": "metadata.name", "operator": "NotIn", "values": sorted(before)}]}]}}}  # fmt: skip
+        manifest["spec"]["affinity"] = {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchFields": [
+                                {"key": "metadata.name", "operator": "NotIn", "values": sorted(before)}
+                            ]
+                        }
+                    ]
+                }
+            }
+        }
     apply(sim, manifest, context="eks")
     try:
         wait(sim, namespace, "pod/burst", "condition=Ready", timeout=30, context="eks")

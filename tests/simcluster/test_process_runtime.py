@@ -50,15 +50,24 @@ def psim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
 
 
 def apply(sim: SimProcess, *objects: dict[str, Any]) -> None:
-    sim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                       "items": list(objects)}))  # fmt: skip
+    sim.kubectl(
+        "apply",
+        "--validate=false",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}),
+    )
 
 
 def pod(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
     container = {"name": "main", "image": "ignored:1", "command": command}
     container.update(spec.pop("container", {}))
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
-            "spec": {"containers": [container], **spec}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"containers": [container], **spec},
+    }
 
 
 def jsonpath(sim: SimProcess, name: str, path: str) -> str:
@@ -94,16 +103,26 @@ def test_pods_answer_on_their_own_ips_on_the_same_port(psim: SimProcess) -> None
 
 def test_a_pvc_outlives_its_pod(psim: SimProcess) -> None:
     storage = {"requests": {"storage": "1Gi"}}
-    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "home"},
-             "spec": {"accessModes": ["ReadWriteOnce"], "resources": storage}}  # fmt: skip
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "home"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": storage},
+    }
     volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]
     mounts = {"volumeMounts": [{"name": "home", "mountPath": "/home/jovyan"}]}
-    writer = pod("writer", ["sh", "-c", "echo notebook-state > /home/jovyan/saved.txt"],
-                 restartPolicy="Never", volumes=volumes, container=mounts)  # fmt: skip
+    writer = pod(
+        "writer",
+        ["sh", "-c", "echo notebook-state > /home/jovyan/saved.txt"],
+        restartPolicy="Never",
+        volumes=volumes,
+        container=mounts,
+    )
     apply(psim, claim, writer)
     wait_phase(psim, "writer", "Succeeded")
-    reader = pod("reader", ["cat", "/home/jovyan/saved.txt"], restartPolicy="Never", volumes=volumes,
-                 container=mounts)  # fmt: skip
+    reader = pod(
+        "reader", ["cat", "/home/jovyan/saved.txt"], restartPolicy="Never", volumes=volumes, container=mounts
+    )
     apply(psim, reader)
     wait_phase(psim, "reader", "Succeeded")
     assert psim.kubectl("logs", "reader").stdout == "notebook-state\n"
@@ -112,25 +131,39 @@ def test_a_pvc_outlives_its_pod(psim: SimProcess) -> None:
 
 
 def test_secrets_configmaps_env_and_empty_dir(psim: SimProcess) -> None:
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
-              "stringData": {"token": "s3cret"}}  # fmt: skip
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "creds"},
+        "stringData": {"token": "s3cret"},
+    }
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"mode": "fast"}}
-    script = ("cat /etc/creds/token; echo; cat /etc/cfg/mode; echo; echo $MODE $POD_NAME $MY_IP; "
-              "touch /scratch/x && echo scratch-ok")  # fmt: skip
+    script = (
+        "cat /etc/creds/token; echo; cat /etc/cfg/mode; echo; echo $MODE $POD_NAME $MY_IP; "
+        "touch /scratch/x && echo scratch-ok"
+    )
     spec = pod(
-        "mounts", ["sh", "-c", script], restartPolicy="Never",
-        volumes=[{"name": "creds", "secret": {"secretName": "creds"}},
-                 {"name": "cfg", "configMap": {"name": "cfg"}},
-                 {"name": "scratch", "emptyDir": {}}],
+        "mounts",
+        ["sh", "-c", script],
+        restartPolicy="Never",
+        volumes=[
+            {"name": "creds", "secret": {"secretName": "creds"}},
+            {"name": "cfg", "configMap": {"name": "cfg"}},
+            {"name": "scratch", "emptyDir": {}},
+        ],
         container={
-            "volumeMounts": [{"name": "creds", "mountPath": "/etc/creds", "readOnly": True},
-                             {"name": "cfg", "mountPath": "/etc/cfg"},
-                             {"name": "scratch", "mountPath": "/scratch"}],
-            "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
-                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                    {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+            "volumeMounts": [
+                {"name": "creds", "mountPath": "/etc/creds", "readOnly": True},
+                {"name": "cfg", "mountPath": "/etc/cfg"},
+                {"name": "scratch", "mountPath": "/scratch"},
+            ],
+            "env": [
+                {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            ],
         },
-    )  # fmt: skip
+    )
     apply(psim, secret, config, spec)
     wait_phase(psim, "mounts", "Succeeded")
     lines = psim.kubectl("logs", "mounts").stdout.splitlines()
@@ -142,13 +175,24 @@ def test_secrets_configmaps_env_and_empty_dir(psim: SimProcess) -> None:
 
 def test_hosts_file_resolves_services_to_their_pods(psim: SimProcess) -> None:
     backend = pod("backend", HTTP)
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "backend-svc"},
-               "spec": {"selector": {"app": "backend"}, "ports": [{"port": 8888}]}}  # fmt: skip
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "backend-svc"},
+        "spec": {"selector": {"app": "backend"}, "ports": [{"port": 8888}]},
+    }
     apply(psim, backend, service)
     psim.kubectl("wait", "--for=condition=Ready", "pod/backend", "--timeout=30s")
-    client = pod("client", ["sh", "-c", "getent hosts backend-svc; python3 -c \"import urllib.request as u; "
-                            "print(u.urlopen('http://backend-svc:8888/').status)\""],
-                 restartPolicy="Never")  # fmt: skip
+    client = pod(
+        "client",
+        [
+            "sh",
+            "-c",
+            'getent hosts backend-svc; python3 -c "import urllib.request as u; '
+            "print(u.urlopen('http://backend-svc:8888/').status)\"",
+        ],
+        restartPolicy="Never",
+    )
     apply(psim, client)
     wait_phase(psim, "client", "Succeeded")
     log = psim.kubectl("logs", "client").stdout
@@ -159,8 +203,14 @@ def test_hosts_file_resolves_services_to_their_pods(psim: SimProcess) -> None:
 
 
 def test_logs_follow_and_exit_codes(psim: SimProcess) -> None:
-    apply(psim, pod("counter", ["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.3; done; exit 3"],
-                    restartPolicy="Never"))  # fmt: skip
+    apply(
+        psim,
+        pod(
+            "counter",
+            ["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.3; done; exit 3"],
+            restartPolicy="Never",
+        ),
+    )
     psim.kubectl("wait", "--for=jsonpath={.status.phase}=Running", "pod/counter", "--timeout=30s")
     followed = psim.kubectl("logs", "-f", "counter", timeout=30).stdout
     assert followed.splitlines()[-3:] == ["line 1", "line 2", "line 3"]
@@ -180,8 +230,14 @@ def test_restart_policy_always_restarts(psim: SimProcess) -> None:
 
 
 def test_deletion_kills_what_ignores_sigterm_after_the_grace_period(psim: SimProcess) -> None:
-    apply(psim, pod("stubborn", ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"],
-                    terminationGracePeriodSeconds=1))  # fmt: skip
+    apply(
+        psim,
+        pod(
+            "stubborn",
+            ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"],
+            terminationGracePeriodSeconds=1,
+        ),
+    )
     psim.kubectl("wait", "--for=condition=Ready", "pod/stubborn", "--timeout=30s")
     started = time.monotonic()
     psim.kubectl("delete", "pod", "stubborn", "--timeout=30s")

@@ -45,13 +45,20 @@ def pod(
 ) -> dict[str, Any]:
     ports = extra.pop("ports", [{"name": "http", "containerPort": 8888}])
     return {
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"},
-                     "creationTimestamp": extra.pop("created", "2024-01-01T00:00:00Z")},
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "labels": {"app": "web"},
+            "creationTimestamp": extra.pop("created", "2024-01-01T00:00:00Z"),
+        },
         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x", "ports": ports}]},
-        "status": {"phase": "Running", "podIP": ip,
-                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
         **extra,
-    }  # fmt: skip
+    }
 
 
 SERVICE = {"metadata": {"name": "web", "namespace": "default"}, "spec": {"selector": {"app": "web"}}}
@@ -401,22 +408,40 @@ ECHO = (
     "    with c:\n"
     "        c.sendall(os.environ['POD_NAME'].encode() + b':' + c.recv(100))\n"
 )
-ENV = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-       {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]  # fmt: skip
+ENV = [
+    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+]
 ROOT = os.geteuid() == 0 and shutil.which("unshare") is not None
 
 
 def echo_pod(name: str) -> dict[str, Any]:
-    container = {"name": "echo", "image": "ignored:1", "command": ["python3", "-c", ECHO], "env": ENV,
-                 "ports": [{"name": "echo", "containerPort": 9000}]}  # fmt: skip
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "echo"}},
-            "spec": {"containers": [container]}}  # fmt: skip
+    container = {
+        "name": "echo",
+        "image": "ignored:1",
+        "command": ["python3", "-c", ECHO],
+        "env": ENV,
+        "ports": [{"name": "echo", "containerPort": 9000}],
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "echo"}},
+        "spec": {"containers": [container]},
+    }
 
 
 def service(name: str, type_: str, selector: str = "echo") -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-            "spec": {"type": type_, "selector": {"app": selector},
-                     "ports": [{"port": 8000, "targetPort": "echo"}]}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "type": type_,
+            "selector": {"app": selector},
+            "ports": [{"port": 8000, "targetPort": "echo"}],
+        },
+    }
 
 
 def talk(ip: str, port: int, text: str = "hi", wait: float = 10.0) -> str:
@@ -442,8 +467,16 @@ class Sim:
     lb: str  # the first three octets of its loadBalancerCIDR
 
 
-@pytest.fixture(scope="module", params=["process-loopback", pytest.param("process", marks=pytest.mark.skipif(
-    not ROOT, reason="the process runtime needs root and util-linux"))])  # fmt: skip
+@pytest.fixture(
+    scope="module",
+    params=[
+        "process-loopback",
+        pytest.param(
+            "process",
+            marks=pytest.mark.skipif(not ROOT, reason="the process runtime needs root and util-linux"),
+        ),
+    ],
+)
 def sim(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     tmp = tmp_path_factory.mktemp(request.param)
     lb = fresh_net()

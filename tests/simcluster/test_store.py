@@ -53,8 +53,11 @@ def test_create_sets_server_metadata(store: Store) -> None:
     assert "generation" not in meta
     node = store.create(store.registry.core("nodes"), None, {"metadata": {"name": "n1", "namespace": "x"}})
     assert "namespace" not in node["metadata"]
-    exp = store.create(store.registry.get("kubeflow.org", "v1beta1", "experiments"), "ns",
-                       {"metadata": {"name": "e"}, "spec": {}, "status": {"x": 1}})  # fmt: skip
+    exp = store.create(
+        store.registry.get("kubeflow.org", "v1beta1", "experiments"),
+        "ns",
+        {"metadata": {"name": "e"}, "spec": {}, "status": {"x": 1}},
+    )
     assert exp["metadata"]["generation"] == 1 and "status" not in exp
 
 
@@ -72,10 +75,14 @@ def test_resource_versions_increase_across_types(store: Store) -> None:
         ("ns", pod("Bad_Name"), 422, "lowercase RFC 1123 subdomain"),
         ("ns", {"metadata": {"name": "x"}, "spec": {}}, 422, "spec.containers: Required value"),
         ("ns", {**pod(), "kind": "Service"}, 400, "does not match the expected kind"),
-        ("ns", {"metadata": {"name": "x", "namespace": "other"}, "spec": pod()["spec"]}, 400,
-         "does not match the namespace"),
+        (
+            "ns",
+            {"metadata": {"name": "x", "namespace": "other"}, "spec": pod()["spec"]},
+            400,
+            "does not match the namespace",
+        ),
     ],
-)  # fmt: skip
+)
 def test_create_rejects(store: Store, namespace: str, body: dict[str, Any], code: int, text: str) -> None:
     with pytest.raises(ApiError) as err:
         store.create(store.registry.core("pods"), namespace, body)
@@ -213,8 +220,11 @@ def test_owner_references_are_garbage_collected(store: Store) -> None:
     pods, svcs = store.registry.core("pods"), store.registry.core("services")
     owner = store.create(pods, "ns", pod("owner"))
     ref = {"apiVersion": "v1", "kind": "Pod", "name": "owner", "uid": owner["metadata"]["uid"]}
-    store.create(svcs, "ns", {"metadata": {"name": "owned", "ownerReferences": [ref]},
-                             "spec": {"ports": [{"port": 80}]}})  # fmt: skip
+    store.create(
+        svcs,
+        "ns",
+        {"metadata": {"name": "owned", "ownerReferences": [ref]}, "spec": {"ports": [{"port": 80}]}},
+    )
     store.delete(pods, "ns", "owner")
     assert store.find(svcs, "ns", "owned") is None
 
@@ -229,8 +239,11 @@ def test_namespace_deletion_takes_its_objects(store: Store) -> None:
 
 
 def test_service_gets_cluster_ip_and_node_ports(store: Store) -> None:
-    svc = store.create(store.registry.core("services"), "ns", {
-        "metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [{"port": 8888}]}})  # fmt: skip
+    svc = store.create(
+        store.registry.core("services"),
+        "ns",
+        {"metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [{"port": 8888}]}},
+    )
     assert svc["spec"]["clusterIP"].startswith("10.96.")
     port = svc["spec"]["ports"][0]
     assert 30000 <= port["nodePort"] <= 32767 and port["targetPort"] == 8888

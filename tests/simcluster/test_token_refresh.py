@@ -108,8 +108,19 @@ def test_clients_across_token_expiries(short_lived: SimProcess) -> None:
     assert "work" in async_list()
 
     # one long-running kubectl: its reflector lists and watches, and must relist after a 410
-    cmd = ["kubectl", "--kubeconfig", str(sim.kubeconfig), "--context", "cloud", "-n", "work",
-           "wait", "--for=delete", "pod/sleeper", "--timeout=40s"]  # fmt: skip
+    cmd = [
+        "kubectl",
+        "--kubeconfig",
+        str(sim.kubeconfig),
+        "--context",
+        "cloud",
+        "-n",
+        "work",
+        "wait",
+        "--for=delete",
+        "pod/sleeper",
+        "--timeout=40s",
+    ]
     env = {**os.environ, "HOME": str(sim.workdir), "KUBECACHEDIR": str(sim.workdir / "kube-cache")}
     waiter = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:

@@ -1,0 +1,1 @@
+"""The runtimes that run a pod's containers for the kubelet: simulated, process, process-loopback."""

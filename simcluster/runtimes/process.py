@@ -1,0 +1,379 @@
+"""The ``process`` runtime: each pod's containers run as local processes in the pod's own namespaces.
+
+A pod sandbox is ``unshare --net --mount --uts --pid --fork --kill-child``: a pause process that is
+PID 1 of the pod's PID namespace and holds its anonymous network and mount namespaces. Killing it
+kills every process of the pod and frees the namespaces; simcluster dying kills it too
+(PR_SET_PDEATHSIG), so a crashed run leaks nothing into the next. The pod is joined to the host by
+a veth pair: the pod's ``eth0`` carries its pod IP (/32), the host end carries the link-local
+gateway 169.254.1.1 and a /32 route to the pod, so the host reaches pods at their pod IPs and pods
+reach the host (a hub, an API server) at 169.254.1.1. Volumes are bind mounts in the pod's mount
+namespace: a PVC is a directory that outlives the pod, Secret and ConfigMap volumes are files,
+emptyDir is a temporary directory. A per-pod /etc/hosts stands in for DNS.
+
+The container image is ignored: the command must exist on this machine (PATH is simcluster's, with
+its Python's bin directory first). Needs root; without it, :class:`LoopbackRuntime` is the
+documented fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+import signal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..hosts import hosts_file
+from ..logs import PodLogs
+from ..store import Store
+from .base import ContainerError, ExitCallback, pod_key
+from .local import GATEWAY, ContainerProcess, LocalRuntime, PodProcesses, die_with_parent, send_signal
+
+__all__ = ["COMMAND_TIMEOUT", "ProcessRuntime", "can_use_namespaces"]
+
+log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT = 15.0  # seconds for each ip/nsenter/mount helper command
+
+
+async def _run(*cmd: str, input: bytes | None = None, limit: float = COMMAND_TIMEOUT) -> str:
+    """Run a helper command; raise RuntimeError with its stderr when it fails."""
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(input), limit)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RuntimeError(f"{cmd[0]} timed out after {limit}s") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}...: {err.decode(errors='replace').strip()}")
+    return out.decode(errors="replace")
+
+
+def can_use_namespaces() -> tuple[bool, str]:
+    """Whether this process may create pod sandboxes, and why not."""
+    if os.geteuid() != 0:
+        return False, "the process runtime needs root (network and mount namespaces, veth pairs)"
+    missing = [tool for tool in ("unshare", "nsenter", "ip", "mount") if shutil.which(tool) is None]
+    if missing:
+        return False, f"the process runtime needs {', '.join(missing)} (util-linux, iproute2)"
+    return True, ""
+
+
+def _set_forwarding(value: str) -> str:
+    """Set net.ipv4.ip_forward; returns the value it had (a /proc write, instant)."""
+    path = Path("/proc/sys/net/ipv4/ip_forward")
+    old = path.read_text().strip()
+    if old != value:
+        with contextlib.suppress(OSError):
+            path.write_text(value + "\n")
+    return old
+
+
+def _apply_fs_group(path: Path, pod: Mapping[str, Any]) -> None:
+    """securityContext.fsGroup: the volume belongs to that group, group-writable (setgid dirs)."""
+    group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
+    if group is None:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, -1, int(group))
+        os.chmod(root, os.stat(root).st_mode | 0o2070)
+        for name in files:
+            os.chown(os.path.join(root, name), -1, int(group))
+        del dirs[:0]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+class ProcessRuntime(LocalRuntime):
+    """Pods in their own network, mount, UTS and PID namespaces (root)."""
+
+    def __init__(self, logs: PodLogs, store: Store, state_dir: Path) -> None:
+        super().__init__(logs, store, state_dir)
+        self._dir_users: dict[Path, int] = {}  # host directories we created for mount points
+        self._forwarding: str | None = None
+
+    def _enable_forwarding(self) -> None:
+        """Pod-to-pod traffic crosses the host: IPv4 forwarding on, restored on close."""
+        if self._forwarding is None:
+            self._forwarding = _set_forwarding("1")
+
+    # ---------------------------------------------------------------- sandbox
+
+    async def start_pod(
+        self, pod: Mapping[str, Any], allocate_ip: Callable[[], str], on_exit: ExitCallback
+    ) -> str:
+        key, meta = pod_key(pod), pod["metadata"]
+        self._enable_forwarding()
+        state = PodProcesses(key, meta["uid"], "", self.state_dir / "pods" / meta["uid"])
+        self.pods[key] = state
+        try:
+            state.dir.mkdir(parents=True, exist_ok=True)
+            await self._sandbox(state, pod)
+            await self._network(state, allocate_ip)
+            await self._mounts(state, pod)
+            for container in pod["spec"]["containers"]:
+                await self._start_container(state, pod, container, on_exit)
+        except ContainerError:
+            await self.stop_pod_key(key, 0.0)
+            raise
+        except (RuntimeError, OSError) as exc:
+            await self.stop_pod_key(key, 0.0)
+            raise ContainerError(
+                "", f"failed to create pod sandbox: {exc}", reason="CreatePodSandboxError"
+            ) from exc
+        return state.ip
+
+    async def _sandbox(self, state: PodProcesses, pod: Mapping[str, Any]) -> None:
+        state.sandbox = await asyncio.create_subprocess_exec(
+            "unshare",
+            "--net",
+            "--mount",
+            "--uts",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "--",
+            "sleep",
+            "infinity",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
+        )
+        for _ in range(200):  # the forked pause process appears within milliseconds
+            kids = _children(state.sandbox.pid)
+            if kids:
+                state.pid1 = kids[0]
+                break
+            if state.sandbox.returncode is not None:
+                break
+            await asyncio.sleep(0.01)
+        if not state.pid1:
+            err = b""
+            if state.sandbox.stderr is not None and state.sandbox.returncode is not None:
+                err = await state.sandbox.stderr.read()
+            raise RuntimeError(f"unshare did not start a pod sandbox: {err.decode(errors='replace').strip()}")
+        hostname = (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
+        await _run("nsenter", "-t", str(state.pid1), "-u", "hostname", hostname)
+
+    async def _network(self, state: PodProcesses, allocate_ip: Callable[[], str]) -> None:
+        digest = hashlib.sha1(f"{os.getpid()}/{state.uid}".encode()).hexdigest()[:10]
+        state.veth = f"hh{digest}"
+        await _run(
+            "ip", "link", "add", state.veth, "type", "veth", "peer", "name", "eth0", "netns", str(state.pid1)
+        )
+        await _run("ip", "link", "set", state.veth, "up")
+        await _run("ip", "addr", "add", f"{GATEWAY}/32", "dev", state.veth, "scope", "link")
+        for _ in range(64):  # another simcluster on this machine may route the same pod IP
+            ip = allocate_ip()
+            try:
+                await _run("ip", "route", "add", f"{ip}/32", "dev", state.veth)
+            except RuntimeError as exc:
+                if "File exists" in str(exc):
+                    continue
+                raise
+            state.ip = ip
+            break
+        else:
+            raise RuntimeError("no free pod IP: every candidate is routed elsewhere")
+        batch = (
+            f"link set lo up\nlink set eth0 up\naddr add {state.ip}/32 dev eth0\n"
+            f"route add {GATEWAY} dev eth0 scope link\nroute add default via {GATEWAY} dev eth0\n"
+        )
+        await _run("nsenter", "-t", str(state.pid1), "-n", "ip", "-batch", "-", input=batch.encode())
+
+    # ---------------------------------------------------------------- volumes
+
+    def _volume_source(self, state: PodProcesses, pod: Mapping[str, Any], volume: Mapping[str, Any]) -> Path:
+        name, ns = volume["name"], pod["metadata"]["namespace"]
+        if "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            pvc = self.store.find(self.store.registry.core("persistentvolumeclaims"), ns, claim)
+            if pvc is None:
+                raise ContainerError("", f'persistentvolumeclaim "{claim}" not found', reason="FailedMount")
+            claim_dir = self.state_dir / "volumes" / f"pvc-{pvc['metadata']['uid']}"
+            claim_dir.mkdir(parents=True, exist_ok=True)
+            _apply_fs_group(claim_dir, pod)
+            return claim_dir
+        if "hostPath" in volume:
+            return Path(volume["hostPath"]["path"])
+        path = state.dir / "volumes" / str(name)
+        path.mkdir(parents=True, exist_ok=True)
+        if "emptyDir" in volume:
+            path.chmod(0o777)  # as the kubelet makes it: any user of the pod may write
+        for kind, key in (("secrets", "secret"), ("configmaps", "configMap")):
+            if key not in volume:
+                continue
+            ref = volume[key]
+            ref_name = ref.get("secretName") if kind == "secrets" else ref.get("name")
+            data = self._lookup(ns, kind, {"name": ref_name, "optional": ref.get("optional")})
+            if data is None:
+                raise ContainerError("", f'{kind[:-1]} "{ref_name}" not found', reason="FailedMount")
+            items = ref.get("items") or [{"key": k, "path": k} for k in data]
+            mode = int(ref.get("defaultMode", 0o644))
+            for item in items:
+                if item["key"] not in data:
+                    continue
+                target = path / item["path"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(data[item["key"]])
+                target.chmod(int(item.get("mode", mode)))
+        _apply_fs_group(path, pod)
+        return path
+
+    def _ensure_mount_point(self, target: Path, is_file: bool) -> None:
+        """Create a missing mount point on the host (it stays empty there) and remember to remove it."""
+        missing = []
+        probe = target if not is_file else target.parent
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
+        for path in reversed(missing):
+            path.mkdir(exist_ok=True)
+            self._dir_users[path] = self._dir_users.get(path, 0) + 1
+        if is_file and not target.exists():
+            target.touch()
+            self._dir_users[target] = self._dir_users.get(target, 0) + 1
+
+    async def _mounts(self, state: PodProcesses, pod: Mapping[str, Any]) -> None:
+        volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        sources: dict[str, Path] = {}
+        script = ["set -e"]
+        mounted: set[str] = set()
+        hosts = state.dir / "hosts"
+        self.write_hosts(pod, state)
+        script.append(f"mount --bind {shlex.quote(str(hosts))} /etc/hosts")
+        for container in [*(pod["spec"].get("initContainers") or []), *pod["spec"]["containers"]]:
+            for mount in container.get("volumeMounts") or []:
+                target = str(mount["mountPath"])
+                if target in mounted:  # one mount namespace per pod: the first container's wins
+                    continue
+                if mount["name"] not in volumes:
+                    raise ContainerError(
+                        container["name"], f"volume {mount['name']} not found", reason="FailedMount"
+                    )
+                if mount["name"] not in sources:
+                    sources[mount["name"]] = self._volume_source(state, pod, volumes[mount["name"]])
+                source = sources[mount["name"]]
+                if mount.get("subPath"):
+                    source = source / mount["subPath"]
+                    if not source.exists():
+                        source.mkdir(parents=True)
+                self._ensure_mount_point(Path(target), is_file=source.is_file())
+                state.created_dirs.append(Path(target))
+                script.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}")
+                if mount.get("readOnly"):
+                    script.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
+                mounted.add(target)
+        await _run("nsenter", "-t", str(state.pid1), "-m", "sh", "-c", "\n".join(script))
+
+    def write_hosts(self, pod: Mapping[str, Any], state: PodProcesses | None = None) -> None:
+        """(Re)write a pod's /etc/hosts in place, so the bind mount sees the new names."""
+        state = state or self.pods.get(pod_key(pod))
+        if state is None or not state.ip:
+            return
+        pods = self.store.list(self.store.registry.core("pods"))
+        services = self.store.list(self.store.registry.core("services"))
+        text = hosts_file(pod, state.ip, pods, services)
+        path = state.dir / "hosts"
+        with path.open("w") as fh:  # in place: a rename would detach the bind mount
+            fh.write(text)
+
+    def refresh_hosts(self) -> None:
+        pods = self.store.registry.core("pods")
+        for key, state in list(self.pods.items()):
+            pod = self.store.find(pods, *key)
+            if pod is not None and not state.stopping:
+                with contextlib.suppress(OSError):
+                    self.write_hosts(pod, state)
+
+    # ---------------------------------------------------------------- containers
+
+    async def _start_container(
+        self, state: PodProcesses, pod: Mapping[str, Any], container: Mapping[str, Any], on_exit: ExitCallback
+    ) -> None:
+        env = self.environment(pod, container, state.ip)
+        argv = self.argv(container, env)
+        cmd = ["nsenter", "-t", str(state.pid1), "-n", "-m", "-u", "-p"]
+        if container.get("workingDir"):
+            cmd.append(f"--wdns={container['workingDir']}")
+        cmd += [
+            "--",
+            *self._credentials(pod, container),
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in env.items()),
+            *argv,
+        ]
+        await self._launch(state, container["name"], cmd, on_exit)
+
+    def _main_pids(self, c: ContainerProcess) -> list[int]:
+        # nsenter forks into the PID namespace: the container's main process is its child
+        return _children(c.proc.pid) or [c.proc.pid]
+
+    async def stop_pod_key(self, key: tuple[str, str], grace: float) -> None:
+        state = self.pods.get(key)
+        if state is None:
+            return
+        await self._reap(state, grace)
+        if state.pid1:
+            send_signal(state.pid1, signal.SIGKILL)  # the whole PID namespace goes with it
+        await self._finish(state)
+        if state.sandbox is not None:
+            if state.sandbox.returncode is None:
+                send_signal(state.sandbox.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.sandbox.wait(), timeout=5)
+        if state.ip and state.veth:  # the veth died with the namespace; the route with it
+            with contextlib.suppress(RuntimeError):
+                await _run("ip", "link", "del", state.veth)
+        for path in reversed(state.created_dirs):
+            self._release_mount_point(path)
+        shutil.rmtree(state.dir, ignore_errors=True)
+        self.pods.pop(key, None)
+
+    def _release_mount_point(self, target: Path) -> None:
+        for path in sorted(
+            (p for p in self._dir_users if p == target or target.is_relative_to(p)), reverse=True
+        ):
+            self._dir_users[path] -= 1
+            if self._dir_users[path] > 0:
+                continue
+            del self._dir_users[path]
+            with contextlib.suppress(OSError):
+                if path.is_dir():
+                    path.rmdir()  # only if empty: the host never saw what was mounted there
+                else:
+                    path.unlink()
+
+    def forget_volume(self, pvc_uid: str) -> None:
+        """A claim was deleted: its directory goes too (reclaimPolicy Delete)."""
+        shutil.rmtree(self.state_dir / "volumes" / f"pvc-{pvc_uid}", ignore_errors=True)
+
+    async def close(self) -> None:
+        await super().close()
+        if self._forwarding is not None and self._forwarding != "1":
+            _set_forwarding(self._forwarding)
+        self._forwarding = None

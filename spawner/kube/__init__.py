@@ -1,0 +1,1 @@
+"""The one Kubernetes client per cluster the hub side uses, with credentials that renew themselves."""

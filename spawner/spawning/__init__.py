@@ -1,0 +1,2 @@
+"""HybridSpawner's parts: user options and the spawn form, what an attempt's pod looks like, home
+storage per cluster, what a pod's events mean, and how the hub talks to the hybridhub service."""
