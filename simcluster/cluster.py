@@ -64,13 +64,11 @@ def make_runtime(
     return LoopbackRuntime(logs, store, directory, octet=100 + index)
 
 
-def _bound_port(site: web.TCPSite) -> int:
-    """The port a site listens on (it was asked for port 0)."""
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    if not sockets:
+def _bound_port(runner: web.AppRunner) -> int:
+    """The port the runner's one site listens on (it was asked for port 0)."""
+    if not runner.addresses:
         raise RuntimeError("the site is not listening")
-    return int(sockets[0].getsockname()[1])
+    return int(runner.addresses[0][1])
 
 
 class SimCluster:
@@ -139,7 +137,7 @@ class SimCluster:
         await self._runner.setup()
         self._host = host
         self._site = await self._listen(port)
-        self._port = _bound_port(self._site)
+        self._port = _bound_port(self._runner)
         self.url = f"https://{host}:{self._port}"
         log.info("cluster %s serves %s", self.spec.name, self.url)
         return self.url
@@ -239,7 +237,7 @@ class SimEnvironment:
             await self._admin_runner.setup()
             site = web.TCPSite(self._admin_runner, self.host, 0, ssl_context=self.certs.server_context())
             await site.start()
-            self.admin_url = f"https://{self.host}:{_bound_port(site)}"
+            self.admin_url = f"https://{self.host}:{_bound_port(self._admin_runner)}"
         except BaseException:
             await self.stop()
             raise
