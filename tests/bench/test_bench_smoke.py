@@ -1,4 +1,4 @@
-"""The simcluster API benchmark runs end to end in its smallest form (figures are not checked)."""
+"""The benchmarks run end to end in their smallest form (figures are not checked)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,31 @@ def test_simcluster_api_benchmark_completes(tmp_path: Path) -> None:
         assert f"\n{row}" in out, out
     assert (tmp_path / "figures.json").exists()
     print(f"benchmark smoke run took {elapsed:.1f}s")
+
+
+INVENTORY = SCRIPT.parent / "inventory.py"
+
+
+@pytest.mark.timeout(60)
+def test_inventory_benchmark_completes(tmp_path: Path) -> None:
+    """bench/inventory.py (the NodeIndex upkeep figures) in its smallest form: about 1 s."""
+    args = ["--nodes", "40", "--pods", "600", "--events", "50", "--batches", "5", "--relists", "1"]
+    result = subprocess.run(
+        [sys.executable, str(INVENTORY), *args, "--json", str(tmp_path / "figures.json")],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=INVENTORY.parent.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "command:  .venv/bin/python bench/inventory.py --nodes 40" in out, out
+    for row in (
+        "relist + first snapshot",
+        "pod event (a node's requests)",
+        "10 pod events + snapshot",
+        "node event (Ready flips)",
+        "snapshot, nothing changed",
+    ):
+        assert f"\n{row}" in out, out
+    assert (tmp_path / "figures.json").exists()
