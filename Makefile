@@ -11,7 +11,7 @@ HUB6_VENV  := .venv-hub6
 HUB6_TESTS := tests/simcluster/test_kubespawner.py tests/hub/test_hybrid_spawner.py
 HUB6_STAMP := $(HUB6_VENV)/.installed-$(shell (cat pyproject.toml; echo '$(HUB6_PINS)') | sha1sum | cut -c1-12)
 
-.PHONY: demo test check lint typecheck pytest pytest-hub6 system-deps bench clean
+.PHONY: demo test check lint typecheck extras pytest pytest-hub6 system-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ demo: $(STAMP) system-deps
 	$(BIN)/hybridhub sim up --kubeconfig .sim/kubeconfig --endpoints .sim/endpoints.json
 
 ## The whole test suite: lint, types, tests.
-test: $(STAMP) system-deps $(NODE_STAMP) lint typecheck pytest pytest-hub6
+test: $(STAMP) system-deps $(NODE_STAMP) lint typecheck extras pytest pytest-hub6
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -54,6 +54,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## Each side imported in a venv holding only its extra (.venv-extras/SIDE, built with uv, reused while
+## pyproject.toml is unchanged), and each side's imports compared with what its extra declares.
+extras: $(STAMP)
+	$(BIN)/python tests/packaging/check_extras.py
 
 pytest: $(STAMP) system-deps $(NODE_STAMP)
 	$(BIN)/python -m pytest
@@ -66,4 +71,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/simcluster_api.py
 
 clean:
-	rm -rf $(VENV) $(HUB6_VENV) node_modules .sim .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(HUB6_VENV) .venv-extras node_modules .sim .pytest_cache .mypy_cache .ruff_cache
