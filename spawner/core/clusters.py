@@ -47,6 +47,10 @@ _USER_FIELDS = _TEMPLATE_FIELDS - {
     "safe_servername",
     "escaped_servername",
 }
+# Kubernetes' label syntax: a node selector, a toleration or a GPU product that breaks it makes every
+# pod of that pool a 422, or matches no node at all
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect"})
 _EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
@@ -150,6 +154,31 @@ def _string_map(value: Any, where: str) -> dict[str, str]:
     return dict(data)
 
 
+def _label_key(key: str, where: str) -> str:
+    prefix, slash, name = key.rpartition("/")
+    if (
+        len(name) > 63
+        or not _LABEL_NAME.match(name)
+        or (slash and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)))
+    ):
+        raise ValueError(f"{where}: {key!r} is not a label key (e.g. 'nvidia.com/gpu.product')")
+    return key
+
+
+def _label_value(value: str, where: str) -> str:
+    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+        raise ValueError(f"{where}: {value!r} is not a label value (letters, digits, '-', '_', '.'; <= 63)")
+    return value
+
+
+def _selector(value: Any, where: str) -> dict[str, str]:
+    selector = _string_map(value, where)
+    for key, item in selector.items():
+        _label_key(key, where)
+        _label_value(item, f"{where}.{key}")
+    return selector
+
+
 def _int(value: Any, where: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{where}: expected an integer >= {minimum}, got {value!r}")
@@ -196,6 +225,9 @@ def _tolerations(value: Any, where: str) -> tuple[Mapping[str, str], ...]:
             _choice(toleration["effect"], f"{here}.effect", _EFFECTS)
         if operator == "Equal" and not toleration.get("key"):
             raise ValueError(f"{here}.key: required with operator Equal")
+        if toleration.get("key"):
+            _label_key(toleration["key"], f"{here}.key")
+        _label_value(toleration.get("value", ""), f"{here}.value")
         if operator == "Exists" and "value" in toleration:
             raise ValueError(f"{here}.value: not allowed with operator Exists")
         result.append(toleration)
@@ -214,15 +246,28 @@ def _pool(raw: Any, where: str) -> Pool:
         if misplaced:
             raise ValueError(f"{where}.{misplaced[0]}: only for elastic pools (a fixed pool's nodes say it)")
     deadline = data.get("provisioning_deadline", Pool.provisioning_deadline)
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not deadline > 0:
+    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not 0 < deadline < float("inf"):
         raise ValueError(f"{where}.provisioning_deadline: expected seconds > 0, got {deadline!r}")
+    if elastic and "max_nodes" not in data:
+        raise ValueError(
+            f"{where}.max_nodes: required for an elastic pool (without it no node is ever added)"
+        )
+    gpus_per_node = _int(data.get("gpus_per_node", 0), f"{where}.gpus_per_node")
+    gpu_product = _opt_str(data, "gpu_product", where)
+    if gpu_product is not None:
+        _label_value(gpu_product, f"{where}.gpu_product")
+        if not gpus_per_node:
+            raise ValueError(
+                f"{where}.gpus_per_node: required (1 or more) with gpu_product: "
+                "without it no GPU spawn ever uses the pool"
+            )
     return Pool(
         name=_name(data["name"], f"{where}.name"),
-        node_selector=_string_map(data.get("node_selector", {}), f"{where}.node_selector"),
+        node_selector=_selector(data.get("node_selector", {}), f"{where}.node_selector"),
         elastic=elastic,
-        gpus_per_node=_int(data.get("gpus_per_node", 0), f"{where}.gpus_per_node"),
-        gpu_product=_opt_str(data, "gpu_product", where),
-        max_nodes=_int(data["max_nodes"], f"{where}.max_nodes", 1) if elastic and "max_nodes" in data else 0,
+        gpus_per_node=gpus_per_node,
+        gpu_product=gpu_product,
+        max_nodes=_int(data["max_nodes"], f"{where}.max_nodes", 1) if elastic else 0,
         tolerations=_tolerations(data.get("tolerations", []), f"{where}.tolerations"),
         provisioning_deadline=float(deadline),
         role=_role(data["role"], f"{where}.role") if "role" in data else None,
@@ -244,7 +289,12 @@ def _home_storage(raw: Any, where: str) -> HomeStorage:
         size = data["size"]
         if not _positive_quantity(size):
             raise ValueError(f"{where}.size: expected a quantity such as '10Gi', got {size!r}")
-        return HomeStorage(kind="pvc", size=size, storage_class=_opt_str(data, "storage_class", where))
+        storage_class = _opt_str(data, "storage_class", where)
+        if storage_class is not None and (
+            len(storage_class) > 253 or not _DNS_SUBDOMAIN.match(storage_class)
+        ):
+            raise ValueError(f"{where}.storage_class: {storage_class!r} is not a StorageClass name")
+        return HomeStorage(kind="pvc", size=size, storage_class=storage_class)
     if kind == "nfs":
         _keys(data, where, {"kind", "nfs_server", "nfs_path"}, set())
         path = _str(data["nfs_path"], f"{where}.nfs_path")

@@ -19,6 +19,8 @@ class ReservationBook:
     """
 
     def __init__(self, ttl: float = 180.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if not ttl > 0:
+            raise ValueError(f"reservations need a ttl of more than 0 seconds, not {ttl}")
         self.ttl = ttl
         self.clock = clock
         self._by_id: dict[str, Reservation] = {}
@@ -30,6 +32,9 @@ class ReservationBook:
         return tuple(self._by_id.values())
 
     def add(self, reservation: Reservation) -> Reservation:
+        """Hold a reservation. A live one of the same id is an error: replacing it would free its GPUs."""
+        if self.get(reservation.id) is not None:
+            raise ValueError(f"reservation {reservation.id} is already held")
         self._by_id[reservation.id] = reservation
         return reservation
 
@@ -41,11 +46,14 @@ class ReservationBook:
         return found
 
     def extend(self, rid: str, seconds: float | None = None) -> Reservation | None:
-        """Keep a reservation while its pod is still being scheduled (elastic pools take minutes)."""
+        """Hold a live reservation ``seconds`` (default: the ttl) from now; None if it expired or is gone."""
+        seconds = self.ttl if seconds is None else seconds
+        if not seconds > 0:
+            raise ValueError(f"a reservation is extended by more than 0 seconds, not {seconds}")
         found = self.get(rid)
         if found is None:
             return None
-        renewed = replace(found, expires=self.clock() + (self.ttl if seconds is None else seconds))
+        renewed = replace(found, expires=self.clock() + seconds)
         self._by_id[rid] = renewed
         return renewed
 

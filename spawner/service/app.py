@@ -12,19 +12,47 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubAuth
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Enum, Float, Integer, Unicode, default
+from traitlets import Bool, Enum, Float, Integer, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
 from spawner.core.clusters import ClusterSet
 from spawner.core.health import HealthPolicy
 from spawner.placement.reservations import ReservationBook
 
-from .fleet import ClusterMember, Fleet
-from .handlers import handlers
+from .api import handlers
+from .capacity import CapacitySource, fleet_capacity
+from .fleet import ClusterMember, Fleet, FleetView
 from .metrics import Metrics
 from .sweeper import HubServers, LeftoverSweeper
 
 __all__ = ["HybridHubService", "main"]
+
+
+# The smallest value each number may take, and what goes wrong below it.
+_MINIMUM: dict[str, tuple[float, bool, str]] = {  # name -> (bound, bound allowed, why)
+    "probe_interval": (0.5, True, "must be at least 0.5 seconds (shorter probes /readyz back to back)"),
+    "probe_timeout": (0.0, False, "must be more than 0 seconds (every request would time out)"),
+    "watch_timeout": (1, True, "must be at least 1 second"),
+    "reservation_ttl": (1.0, True, "must be at least 1 second (a reservation must outlive its answer)"),
+    "degraded_latency": (0.0, False, "must be more than 0 seconds (every cluster would be DEGRADED)"),
+    "down_after_failures": (1, True, "must be 1 or more"),
+    "recover_after": (1, True, "must be 1 or more"),
+    "max_watch_age": (0.0, False, "must be more than 0 seconds (every cluster would be DEGRADED)"),
+    "leftover_sweep_interval": (1.0, True, "must be 0 (off) or at least 1 second"),
+    "leftover_grace": (0.0, True, "must be 0 or more seconds"),
+}
+
+
+def _number_problem(name: str, value: float) -> str | None:
+    """What is wrong with a numeric setting, or None."""
+    bound, inclusive, why = _MINIMUM[name]
+    if name == "leftover_sweep_interval" and value == 0:
+        return None  # the sweep is off
+    if value != value or value in (float("inf"), float("-inf")):  # NaN or infinite
+        return "must be a finite number"
+    if value < bound or (value == bound and not inclusive):
+        return why
+    return None
 
 
 class HybridHubService(Application):
@@ -56,17 +84,32 @@ class HybridHubService(Application):
         config=True, help="This service's hub API token (JUPYTERHUB_API_TOKEN). Never logged."
     )
     probe_interval = Float(
-        5.0, config=True, help="Seconds between health probes (GET /readyz) of each cluster's API."
+        5.0,
+        config=True,
+        help="""Seconds between health probes (GET /readyz) of each cluster's API, e.g. 5. At least 0.5:
+        shorter intervals probe back to back.""",
     )
-    probe_timeout = Float(3.0, config=True, help="Seconds a health probe or API request may take.")
+    probe_timeout = Float(
+        3.0,
+        config=True,
+        help="""Seconds a health probe, a cluster API request or a hub API request may take, e.g. 3.
+        More than 0.""",
+    )
     watch_timeout = Integer(
-        300, config=True, help="Seconds one node/pod watch stays open before it is resumed (timeoutSeconds)."
+        300,
+        config=True,
+        help="""Seconds one node/pod watch stays open before it is resumed (the watch's timeoutSeconds),
+        e.g. 300. At least 1.""",
     )
     reservation_ttl = Float(
         180.0,
         config=True,
-        help="""Seconds GPUs stay reserved for a spawn in flight, unless the hub extends or releases
-        the reservation first. Long enough for an on-prem pod to be scheduled; elastic pools extend.""",
+        help="""Seconds the GPUs of a placement's first candidate stay reserved, from the placement
+        answer until HybridSpawner releases them (when that attempt ends, started or failed) or they
+        expire, e.g. 180. Nothing extends a reservation yet: HybridSpawner does not call
+        ``POST api/placements/{id}/extend``, and only the first candidate is reserved, so an attempt
+        that waits longer (an elastic pool bringing a node takes minutes) holds its GPUs only this
+        long. At least 1.""",
     )
     placement_policy = Enum(
         ["best-fit", "spread"],
@@ -79,14 +122,23 @@ class HybridHubService(Application):
         True, config=True, help="Whether GET metrics needs a token with the read:metrics scope."
     )
     degraded_latency = Float(
-        1.0, config=True, help="Seconds: a slower /readyz answer makes a cluster DEGRADED."
+        1.0,
+        config=True,
+        help="Seconds: a slower /readyz answer makes a cluster DEGRADED, e.g. 1. More than 0.",
     )
     down_after_failures = Integer(
-        3, config=True, help="Unanswered probes in a row before a cluster is DOWN (no new placements there)."
+        3,
+        config=True,
+        help="Unanswered probes in a row before a cluster is DOWN (no new placements there). At least 1.",
     )
-    recover_after = Integer(2, config=True, help="Good probes in a row before a cluster counts as recovered.")
+    recover_after = Integer(
+        2, config=True, help="Good probes in a row before a cluster counts as recovered. At least 1."
+    )
     max_watch_age = Float(
-        120.0, config=True, help="Seconds without a watch event or bookmark before a cluster is DEGRADED."
+        120.0,
+        config=True,
+        help="""Seconds without a watch event or bookmark before a cluster is DEGRADED, e.g. 120.
+        More than 0.""",
     )
 
     leftover_sweep_interval = Float(
@@ -94,13 +146,65 @@ class HybridHubService(Application):
         config=True,
         help="""Seconds between sweeps for leftover notebook pods: pods HybridSpawner made (in any
         cluster) for a server the hub neither runs nor is starting, as a hub that died mid-start
-        leaves them. 0 turns the sweep off. The service's hub token needs the ``read:servers`` scope.""",
+        leaves them, e.g. 30. 0 turns the sweep off; otherwise at least 1. The service's hub token
+        needs the ``read:servers`` scope.""",
     )
     leftover_grace = Float(
         60.0,
         config=True,
-        help="""Seconds a notebook pod must have been seen before the sweep may remove it.""",
+        help="""Seconds a notebook pod must have been seen before the sweep may remove it, e.g. 60.
+        0 or more.""",
     )
+
+    @validate("service_prefix")
+    def _check_prefix(self, proposal: dict[str, Any]) -> str:
+        value: str = proposal["value"]
+        if not value.startswith("/"):
+            raise TraitError(f"HybridHubService.service_prefix: must start with '/', got {value!r}")
+        return value
+
+    @validate("bind_url")
+    def _check_bind_url(self, proposal: dict[str, Any]) -> str:
+        value: str = proposal["value"]
+        url = urlparse(value)
+        try:
+            url.port  # noqa: B018 (parsing the port is the check)
+        except ValueError as exc:
+            raise TraitError(f"HybridHubService.bind_url: {exc} in {value!r}") from exc
+        if url.scheme != "http" or not url.hostname:
+            raise TraitError(
+                f"HybridHubService.bind_url: expected http://HOST:PORT (the service serves plain HTTP), "
+                f"got {value!r}"
+            )
+        return value
+
+    @validate("api_url")
+    def _check_api_url(self, proposal: dict[str, Any]) -> str:
+        value: str = proposal["value"]
+        url = urlparse(value)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise TraitError(f"HybridHubService.api_url: expected the hub's http(s) API URL, got {value!r}")
+        return value
+
+    @validate(
+        "probe_interval",
+        "probe_timeout",
+        "watch_timeout",
+        "reservation_ttl",
+        "degraded_latency",
+        "down_after_failures",
+        "recover_after",
+        "max_watch_age",
+        "leftover_sweep_interval",
+        "leftover_grace",
+    )
+    def _check_number(self, proposal: dict[str, Any]) -> float:
+        name = proposal["trait"].name
+        value: float = proposal["value"]
+        problem = _number_problem(name, value)
+        if problem:
+            raise TraitError(f"HybridHubService.{name}: {problem}, got {value!r}")
+        return value
 
     @default("service_prefix")
     def _default_prefix(self) -> str:
@@ -129,17 +233,31 @@ class HybridHubService(Application):
                 or path != "hybridhub_service_config.py"
             ):
                 raise SystemExit(f"hybridhub service: config file {path} not found")
-        self.cluster_set = ClusterSet(parent=self)
+        try:
+            # defaults read from JupyterHub's environment are checked like configured values
+            for name in ("service_prefix", "bind_url", "api_url"):
+                setattr(self, name, getattr(self, name))
+            self.cluster_set = ClusterSet(parent=self)
+        except TraitError as exc:
+            raise SystemExit(f"hybridhub service: {exc}") from exc
 
-    def make_app(self, fleet: Fleet, book: ReservationBook, metrics: Metrics) -> web.Application:
-        hub_auth = HubAuth(api_url=self.api_url, api_token=self.api_token, cache_max_age=60)
+    def make_app(
+        self,
+        fleet: FleetView,
+        book: ReservationBook,
+        metrics: Metrics,
+        capacity: CapacitySource,
+        hub_auth: HubAuth | None = None,
+    ) -> web.Application:
+        """The tornado application of the API; ``hub_auth`` checks callers' tokens with the hub."""
         settings: dict[str, Any] = {
             "fleet": fleet,
             "reservations": book,
+            "capacity": capacity,
             "metrics": metrics,
             "policy": self.placement_policy,
             "authenticate_metrics": self.authenticate_metrics,
-            "hub_auth": hub_auth,
+            "hub_auth": hub_auth or HubAuth(api_url=self.api_url, api_token=self.api_token, cache_max_age=60),
         }
         return web.Application(handlers(self.service_prefix), **settings)
 
@@ -167,7 +285,8 @@ class HybridHubService(Application):
             ]
         )
         book = ReservationBook(ttl=self.reservation_ttl)
-        metrics = Metrics(fleet.inventories, fleet.health, lambda: len(book))
+        capacity = fleet_capacity(fleet, book)
+        metrics = Metrics(capacity, fleet.health, lambda: len(book))
         sweeper = LeftoverSweeper(
             fleet,
             HubServers(self.api_url, self.api_token, timeout=self.probe_timeout),
@@ -180,7 +299,7 @@ class HybridHubService(Application):
         if self.leftover_sweep_interval > 0:
             sweeper.start()
         url = urlparse(self.bind_url)
-        server = HTTPServer(self.make_app(fleet, book, metrics), xheaders=True)
+        server = HTTPServer(self.make_app(fleet, book, metrics, capacity), xheaders=True)
         try:
             server.listen(url.port or 80, url.hostname or "127.0.0.1")
             self.log.info(

@@ -7,6 +7,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
 
 from spawner.core.clusters import ClusterConfig
 from spawner.core.health import HealthPolicy, HealthState, Probe, classify, cluster_health, pool_probes
@@ -15,9 +18,19 @@ from spawner.inventory.index import ServerLocation
 from spawner.inventory.watcher import ClusterWatcher
 from spawner.kube.client import ClusterClient
 
-__all__ = ["ClusterMember", "Fleet"]
+__all__ = ["ClusterMember", "Fleet", "FleetView"]
 
 log = logging.getLogger(__name__)
+
+
+class FleetView(Protocol):
+    """What the API handlers read of the fleet: snapshots, never the watchers or clients."""
+
+    def inventories(self) -> list[ClusterInventory]: ...
+
+    def health(self) -> dict[str, ClusterHealth]: ...
+
+    def servers(self, user: str) -> list[tuple[str, ServerLocation]]: ...
 
 
 class ClusterMember:
@@ -167,6 +180,31 @@ class Fleet:
 
     def servers(self, user: str) -> list[tuple[str, ServerLocation]]:
         return [(name, s) for name, m in self.members.items() for s in m.watcher.servers(user)]
+
+    def notebook_pods(self) -> list[tuple[str, ServerLocation]]:
+        """Every notebook pod in the hub's namespace of each cluster, as (cluster, location)."""
+        return [
+            (name, loc)
+            for name, m in self.members.items()
+            for loc in m.watcher.all_servers()
+            if loc.namespace == m.config.namespace
+        ]
+
+    async def delete_pod(
+        self, cluster: str, namespace: str, pod: str, uid: str, *, request_timeout: float
+    ) -> None:
+        """Delete a pod only if it is still the one with this UID (Kubernetes answers 409 otherwise).
+
+        Raises the client's ``ApiException`` (404 gone, 409 another pod of that name) or a network error.
+        """
+        client = self.members[cluster].client
+        await client.call(
+            client.core().delete_namespaced_pod,
+            pod,
+            namespace,
+            body=V1DeleteOptions(preconditions=V1Preconditions(uid=uid)),
+            _request_timeout=request_timeout,
+        )
 
 
 def _describe(exc: BaseException) -> str:

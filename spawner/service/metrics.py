@@ -9,39 +9,39 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from spawner.core.model import ClusterHealth, ClusterInventory, Health
+from spawner.core.model import ClusterHealth, Health
+
+from .capacity import CapacitySource
 
 __all__ = ["Metrics"]
 
 
 class _FleetCollector:
-    """Gauges computed at scrape time from the current inventory and health (never stale)."""
+    """Gauges computed at scrape time from the current capacity and health (never stale)."""
 
     def __init__(
         self,
-        inventories: Callable[[], list[ClusterInventory]],
+        capacity: CapacitySource,
         health: Callable[[], dict[str, ClusterHealth]],
         reservations: Callable[[], int],
     ) -> None:
-        self.inventories, self.health, self.reservations = inventories, health, reservations
+        self.capacity, self.health, self.reservations = capacity, health, reservations
 
     def collect(self) -> Iterator[Any]:
         total = GaugeMetricFamily(
-            "hybridhub_gpus_total", "GPUs on Ready, schedulable nodes", labels=["cluster", "product"]
+            "hybridhub_gpus_total",
+            "GPUs on Ready, schedulable nodes of the clusters' pools",
+            labels=["cluster", "product"],
         )
         free = GaugeMetricFamily(
-            "hybridhub_gpus_free", "GPUs not requested by any running pod", labels=["cluster", "product"]
+            "hybridhub_gpus_free",
+            "GPUs neither requested by a running pod nor reserved for a spawn in flight (as api/capacity)",
+            labels=["cluster", "product"],
         )
-        for inv in self.inventories():
-            sums: dict[str, list[int]] = {}
-            for node in inv.nodes:
-                if node.gpus_allocatable and node.usable:
-                    t = sums.setdefault(node.gpu_product or "unknown", [0, 0])
-                    t[0] += node.gpus_allocatable
-                    t[1] += node.gpus_free
-            for product, (t_, f_) in sorted(sums.items()):
-                total.add_metric([inv.cluster, product], t_)
-                free.add_metric([inv.cluster, product], f_)
+        for cluster, products in sorted(self.capacity().items()):
+            for p in products:
+                total.add_metric([cluster, p.product], p.total)
+                free.add_metric([cluster, p.product], p.free)
         yield total
         yield free
         health = GaugeMetricFamily(
@@ -57,18 +57,22 @@ class _FleetCollector:
 
 
 class Metrics:
-    """A registry of our own (never the process-wide default one)."""
+    """A registry of our own (never the process-wide default one).
+
+    ``capacity`` is the service's one capacity source (``spawner.service.capacity``), the same one
+    ``GET api/capacity`` reads, so the GPU gauges and the API never disagree.
+    """
 
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(
         self,
-        inventories: Callable[[], list[ClusterInventory]],
+        capacity: CapacitySource,
         health: Callable[[], dict[str, ClusterHealth]],
         reservations: Callable[[], int],
     ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_FleetCollector(inventories, health, reservations))
+        self.registry.register(_FleetCollector(capacity, health, reservations))
         self.placements = Counter(
             "hybridhub_placements",
             "Placement answers by first cluster and outcome (placed, fallback, no-capacity)",

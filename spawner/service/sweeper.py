@@ -20,17 +20,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import quote
 
-from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
 from kubernetes_asyncio.client.exceptions import ApiException
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from spawner.inventory.index import ServerLocation
 
-from .fleet import Fleet
-
-__all__ = ["HubServers", "Leftover", "LeftoverSweeper", "find_leftovers"]
+__all__ = ["HubServers", "Leftover", "LeftoverSweeper", "NotebookPods", "ServerAnswers", "find_leftovers"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +61,38 @@ def find_leftovers(
     return sorted(found, key=lambda x: (x.cluster, x.namespace, x.pod))
 
 
+class NotebookPods(Protocol):
+    """The pods the sweep judges and how it deletes one (the service's Fleet)."""
+
+    def notebook_pods(self) -> list[tuple[str, ServerLocation]]: ...
+
+    async def delete_pod(
+        self, cluster: str, namespace: str, pod: str, uid: str, *, request_timeout: float
+    ) -> None: ...
+
+
+class ServerAnswers(Protocol):
+    """The hub's word on a user's running or pending servers; None when it cannot be known."""
+
+    async def active(self, user: str) -> frozenset[str] | None: ...
+
+
+def servers_in(body: bytes) -> frozenset[str] | None:
+    """The server names in the hub's user model (GET /users/{name}); None unless it plainly has them.
+
+    Anything else (not JSON, not an object, no ``servers`` because the token lacks read:servers, a
+    ``servers`` that is not an object) is an answer the sweep cannot act on, never "no servers".
+    """
+    try:
+        model: Any = json.loads(body or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    servers = model.get("servers") if isinstance(model, dict) else None
+    if not isinstance(servers, dict):
+        return None
+    return frozenset(servers)
+
+
 class HubServers:
     """Asks the hub's REST API which servers of a user are running or pending (scope read:servers)."""
 
@@ -91,11 +121,14 @@ class HubServers:
         if resp.code != 200:
             log.warning("leftover sweep: the hub answered %s for user %s", resp.code, user)
             return None
-        model = json.loads(resp.body or b"{}")
-        if "servers" not in model:  # a token without read:servers: knowing nothing, delete nothing
-            log.warning("leftover sweep: the hub's user model has no servers; grant the service read:servers")
-            return None
-        return frozenset(model["servers"] or {})
+        servers = servers_in(resp.body)
+        if servers is None:
+            log.warning(
+                "leftover sweep: the hub's answer for user %s names no servers; "
+                "grant the service read:servers",
+                user,
+            )
+        return servers
 
 
 class LeftoverSweeper:
@@ -103,8 +136,8 @@ class LeftoverSweeper:
 
     def __init__(
         self,
-        fleet: Fleet,
-        hub: HubServers,
+        fleet: NotebookPods,
+        hub: ServerAnswers,
         *,
         interval: float,
         grace: float,
@@ -145,14 +178,9 @@ class LeftoverSweeper:
     def _due(self) -> list[tuple[str, ServerLocation]]:
         """Notebook pods seen for at least ``grace`` seconds (read before the hub is asked)."""
         now = self.clock()
-        # only the hub's own namespace (HybridSpawner puts every pod there): another hub's pods, in
-        # its own namespace, are not ours to judge
-        pods = [
-            (name, loc)
-            for name, m in self.fleet.members.items()
-            for loc in m.watcher.all_servers()
-            if loc.cluster_label and loc.uid and loc.namespace == m.config.namespace
-        ]
+        # notebook_pods() gives only the hub's own namespace (HybridSpawner puts every pod there):
+        # another hub's pods, in its own namespace, are not ours to judge
+        pods = [(name, loc) for name, loc in self.fleet.notebook_pods() if loc.cluster_label and loc.uid]
         alive = {loc.uid for _, loc in pods}
         self._first_seen = {uid: t for uid, t in self._first_seen.items() if uid in alive}
         for _, loc in pods:
@@ -179,15 +207,9 @@ class LeftoverSweeper:
         return removed
 
     async def _delete(self, x: Leftover) -> bool:
-        client = self.fleet.members[x.cluster].client
-        body = V1DeleteOptions(preconditions=V1Preconditions(uid=x.uid))
         try:
-            await client.call(
-                client.core().delete_namespaced_pod,
-                x.pod,
-                x.namespace,
-                body=body,
-                _request_timeout=self.request_timeout,
+            await self.fleet.delete_pod(
+                x.cluster, x.namespace, x.pod, x.uid, request_timeout=self.request_timeout
             )
         except ApiException as exc:
             if exc.status not in (404, 409):  # gone already, or a new pod of that name: fine

@@ -78,6 +78,12 @@ def with_pool(cluster: dict[str, Any], index: int, **overrides: Any) -> dict[str
     return result
 
 
+def pool_without(cluster: dict[str, Any], index: int, key: str) -> dict[str, Any]:
+    result = copy.deepcopy(cluster)
+    del result["pools"][index][key]
+    return result
+
+
 def without(cluster: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in cluster.items() if k != key}
 
@@ -135,6 +141,12 @@ GOOD = [
     pytest.param([with_pool(eks(), 0, elastic=True, max_nodes=1)], id="elastic-cpu-pool"),
     pytest.param([with_pool(onprem(), 0, tolerations=[{"key": "a", "value": "b"}])], id="toleration-equal"),
     pytest.param([onprem(), eks(), hybrid_nodes()], id="three"),
+    pytest.param(
+        [with_pool(onprem(), 0, node_selector={"node.kubernetes.io/instance-type": "p4d.24xlarge", "x": ""})],
+        id="selector-prefixed-key-and-empty-value",
+    ),
+    pytest.param([with_pool(eks(), 0, gpu_product="Tesla-T4_16GB.v1")], id="product-label-syntax"),
+    pytest.param([with_pool(onprem(), 0, tolerations=[{"operator": "Exists"}])], id="tolerate-everything"),
 ]
 
 
@@ -263,6 +275,62 @@ BAD = [
         "tolerations[0].value: not allowed with operator Exists",
         id="tol-exists-value",
     ),
+    # what would make every pod of a pool a 422, or match no node, or leave a pool unused forever
+    pytest.param(
+        [pool_without(eks(), 0, "max_nodes")],
+        "clusters[0].pools[0].max_nodes: required for an elastic pool",
+        id="elastic-no-max",
+    ),
+    pytest.param(
+        [pool_without(eks(), 0, "gpus_per_node")],
+        "clusters[0].pools[0].gpus_per_node: required (1 or more) with gpu_product",
+        id="product-no-gpus",
+    ),
+    pytest.param(
+        [with_pool(onprem(), 0, node_selector={"gpu type": "a100"})],
+        "clusters[0].pools[0].node_selector: 'gpu type' is not a label key",
+        id="selector-key",
+    ),
+    pytest.param(
+        [with_pool(onprem(), 0, node_selector={"Nvidia.com/gpu": "a100"})],
+        "node_selector: 'Nvidia.com/gpu' is not a label key",
+        id="selector-prefix",
+    ),
+    pytest.param(
+        [with_pool(onprem(), 0, node_selector={"gpu": "A100 80GB"})],
+        "clusters[0].pools[0].node_selector.gpu: 'A100 80GB' is not a label value",
+        id="selector-value-syntax",
+    ),
+    pytest.param(
+        [with_pool(onprem(), 0, node_selector={"gpu": "a" * 64})],
+        "node_selector.gpu: 'aaaa",
+        id="selector-value-long",
+    ),
+    pytest.param(
+        [with_pool(eks(), 0, gpu_product="NVIDIA A100")],
+        "clusters[0].pools[0].gpu_product: 'NVIDIA A100' is not a label value",
+        id="product-syntax",
+    ),
+    pytest.param(
+        [with_pool(onprem(), 0, tolerations=[{"key": "nvidia.com/gpu!", "operator": "Exists"}])],
+        "pools[0].tolerations[0].key: 'nvidia.com/gpu!' is not a label key",
+        id="tol-key-syntax",
+    ),
+    pytest.param(
+        [with_pool(onprem(), 0, tolerations=[{"key": "gpu", "value": "yes please"}])],
+        "pools[0].tolerations[0].value: 'yes please' is not a label value",
+        id="tol-value-syntax",
+    ),
+    pytest.param(
+        [with_pool(eks(), 0, provisioning_deadline=float("inf"))],
+        "pools[0].provisioning_deadline: expected seconds > 0",
+        id="dl-inf",
+    ),
+    pytest.param(
+        [eks(home_storage={"kind": "pvc", "size": "1Gi", "storage_class": "GP3"})],
+        "clusters[0].home_storage.storage_class: 'GP3' is not a StorageClass name",
+        id="storage-class",
+    ),
 ]
 
 
@@ -281,11 +349,6 @@ def test_help_has_a_two_cluster_example() -> None:
     namespace: dict[str, Any] = {"c": Config()}
     exec(example.strip().replace("\n    ", "\n"), namespace)  # the example in the help runs and parses
     assert [c.name for c in parse_clusters(namespace["c"].ClusterSet.clusters)] == ["onprem", "eks"]
-
-
-def test_every_setting_has_help() -> None:
-    for name, trait in ClusterSet.class_traits(config=True).items():
-        assert trait.help.strip(), name
 
 
 def test_cluster_set_from_config() -> None:

@@ -5,18 +5,21 @@ cloud pool while the cluster stays HEALTHY, and back when they return."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from simcluster.testing import SimProcess
 from spawner.core.clusters import parse_clusters
 from spawner.core.health import HealthPolicy
+from spawner.core.labels import CLUSTER_LABEL, COMPONENT_LABEL, NOTEBOOK_COMPONENT, USERNAME_KEY
 from spawner.core.model import Candidate, Health, PlacementRequest
 from spawner.placement.rank import place
-from spawner.service.fleet import ClusterMember
+from spawner.service.fleet import ClusterMember, Fleet
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.asyncio(loop_scope="function")]
 
@@ -156,3 +159,50 @@ async def test_hybrid_nodes_cut_off_take_their_pool_down_not_the_cluster(
         await member.probe()
     assert member.health().pool_states["onprem"] is Health.HEALTHY
     assert first(member).pool == "onprem"
+
+
+def notebook_pod(name: str, namespace: str, user: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {COMPONENT_LABEL: NOTEBOOK_COMPONENT, CLUSTER_LABEL: "eks"},
+            "annotations": {USERNAME_KEY: user},
+        },
+        "spec": {"containers": [{"name": "notebook", "image": "jupyter", "command": ["sleep", "600"]}]},
+    }
+
+
+async def test_the_sweep_sees_the_hubs_namespace_and_deletes_by_uid(member: ClusterMember) -> None:
+    """What the leftover sweep reads and calls: notebook pods of the hub's namespace only, and a
+    deletion that Kubernetes refuses (409) when the UID names an earlier pod of that name."""
+    core = member.client.core()
+    for namespace in ("jupyterhub", "other-hub"):
+        with contextlib.suppress(ApiException):  # 409: there from an earlier test
+            await core.create_namespace({"metadata": {"name": namespace}})
+        await core.create_namespaced_pod(namespace, notebook_pod("jupyter-zoe", namespace, "zoe"))
+    fleet = Fleet([member])
+    for _ in range(300):  # the pod watch brings both within a moment
+        if len([s for s in member.watcher.all_servers() if s.user == "zoe"]) == 2:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the watcher never saw both of zoe's pods")
+    (pod,) = [(c, s) for c, s in fleet.notebook_pods() if s.user == "zoe"]
+    cluster, where = pod
+    assert (cluster, where.namespace, where.pod, where.cluster_label) == (
+        "eks",
+        "jupyterhub",
+        "jupyter-zoe",
+        "eks",
+    )
+    with pytest.raises(ApiException) as refused:
+        await fleet.delete_pod("eks", "jupyterhub", "jupyter-zoe", "not-its-uid", request_timeout=5)
+    assert refused.value.status == 409
+    await fleet.delete_pod("eks", "jupyterhub", "jupyter-zoe", where.uid, request_timeout=5)
+    with pytest.raises(ApiException) as missing:
+        await fleet.delete_pod("eks", "jupyterhub", "jupyter-zoe", where.uid, request_timeout=5)
+    assert missing.value.status == 404
+    await core.delete_namespaced_pod("jupyter-zoe", "other-hub")

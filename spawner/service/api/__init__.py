@@ -1,0 +1,27 @@
+"""The service's REST API under /services/hybridhub/: one module per resource, routed here."""
+
+from __future__ import annotations
+
+from tornado import web
+
+from .base import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
+from .capacity import CapacityHandler
+from .metrics import MetricsHandler
+from .placements import ExtendHandler, PlacementsHandler, ReservationHandler
+from .servers import ServerHandler
+
+__all__ = ["SCOPE_CAPACITY", "SCOPE_PLACE", "SCOPE_SERVERS", "handlers"]
+
+
+def handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """The routes under the service's URL prefix (``/services/hybridhub/``)."""
+    p = prefix.rstrip("/")
+    return [
+        (rf"{p}/api/capacity", CapacityHandler),
+        (rf"{p}/api/placements", PlacementsHandler),
+        (rf"{p}/api/placements/(?P<rid>[^/]+)", ReservationHandler),
+        (rf"{p}/api/placements/(?P<rid>[^/]+)/extend", ExtendHandler),
+        (rf"{p}/api/servers/(?P<user>[^/]+)", ServerHandler),
+        (rf"{p}/api/servers/(?P<user>[^/]+)/(?P<name>[^/]*)", ServerHandler),
+        (rf"{p}/metrics", MetricsHandler),
+    ]

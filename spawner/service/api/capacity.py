@@ -1,0 +1,68 @@
+"""GET api/capacity: per cluster its health, and per GPU product and per node what is free."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado import web
+
+from .base import SCOPE_CAPACITY, ApiHandler
+
+__all__ = ["CapacityHandler"]
+
+
+class CapacityHandler(ApiHandler):
+    """Per cluster its health and pools, per GPU product total / free / largest free, and per node."""
+
+    required_scopes = (SCOPE_CAPACITY,)
+
+    @web.authenticated
+    def get(self) -> None:
+        products = self.capacity()
+        health = self.fleet.health()
+        clusters: list[dict[str, Any]] = []
+        for inventory in self.fleet.inventories():
+            h = health.get(inventory.cluster)
+            clusters.append(
+                {
+                    "name": inventory.cluster,
+                    "role": inventory.role.value,
+                    "health": h.state.value if h else "unknown",
+                    "reason": h.reason if h else "",
+                    "synced": inventory.synced,
+                    # per pool: the single-cluster topology has a health of its own per pool
+                    "pools": [
+                        {
+                            "name": pool.name,
+                            "role": (pool.role or inventory.role).value,
+                            "elastic": pool.elastic,
+                            "health": h.pool_states.get(pool.name, h.state).value if h else "unknown",
+                        }
+                        for pool in inventory.pools
+                    ],
+                    "products": [
+                        {
+                            "product": p.product,
+                            "total": p.total,
+                            "free": p.free,
+                            "largest_free": p.largest_free,
+                            "new_node_gpus": p.new_node_gpus,
+                        }
+                        for p in products.get(inventory.cluster, ())
+                    ],
+                    "nodes": [
+                        {
+                            "name": n.name,
+                            "pool": n.pool,
+                            "product": n.gpu_product,
+                            "gpus": n.gpus_allocatable,
+                            "allocated": n.gpus_requested,
+                            "free": n.gpus_free,
+                            "ready": n.ready,
+                            "schedulable": n.schedulable,
+                        }
+                        for n in inventory.nodes
+                    ],
+                }
+            )
+        self.write_json({"clusters": clusters})

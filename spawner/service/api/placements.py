@@ -1,0 +1,147 @@
+"""POST api/placements and api/placements/{id}: where a spawn goes, and the GPUs held for it meanwhile."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from tornado import web
+
+from spawner.core.model import Candidate, ClusterInventory, NoCapacity, PlacementRequest, Role
+from spawner.placement.rank import place, reserve, validate_request
+
+from .base import SCOPE_PLACE, ApiHandler
+
+__all__ = ["MAX_GPUS", "ExtendHandler", "PlacementsHandler", "ReservationHandler", "request_from"]
+
+MAX_GPUS = 64  # a request for more than this is refused before placement looks
+
+
+def request_from(body: dict[str, Any]) -> PlacementRequest:
+    """The placement request in a JSON body (null means the default); ``HTTPError(400)`` naming the first
+    field that is wrong."""
+
+    def typed(key: str, kinds: tuple[type, ...], default: Any) -> Any:
+        value = body.get(key)
+        if value is None:  # absent or null: the default
+            return default
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise web.HTTPError(400, f"{key} must be {' or '.join(k.__name__ for k in kinds)}")
+        return value
+
+    user = typed("user", (str,), None)
+    if not user:
+        raise web.HTTPError(400, "user is required")
+    gpus = typed("gpus", (int,), 0)
+    if not 0 <= gpus <= MAX_GPUS:
+        raise web.HTTPError(400, f"gpus must be between 0 and {MAX_GPUS}")
+    allowed = typed("allowed_clusters", (list,), None)
+    if allowed is not None and not all(isinstance(c, str) for c in allowed):
+        raise web.HTTPError(400, "allowed_clusters must be a list of cluster names")
+    return PlacementRequest(
+        user=user,
+        gpus=gpus,
+        gpu_product=typed("gpu_product", (str,), None),
+        cpu=float(typed("cpu", (int, float), 0.0)),
+        memory=int(typed("memory", (int,), 0)),
+        cluster=typed("cluster", (str,), "auto"),
+        allowed_clusters=tuple(allowed) if allowed is not None else None,
+        gpu_quota=typed("gpu_quota", (int,), None),
+        gpus_in_use=int(typed("gpus_in_use", (int,), 0)),
+    )
+
+
+def is_fallback(first: Candidate, inventories: Sequence[ClusterInventory]) -> bool:
+    """Whether the first choice is a cloud pool while the fleet has on-prem pools to prefer."""
+    roles = {(inv.cluster, pool.name): pool.role or inv.role for inv in inventories for pool in inv.pools}
+    return roles.get((first.cluster, first.pool)) is Role.CLOUD and Role.ONPREM in roles.values()
+
+
+class PlacementsHandler(ApiHandler):
+    """POST api/placements (the hub only): ordered candidates, the first one reserved; or 409 and why not."""
+
+    required_scopes = (SCOPE_PLACE,)
+
+    @web.authenticated
+    def post(self) -> None:
+        request = request_from(self.body())
+        started = time.perf_counter()
+        # no await from here to the reservation: one event-loop step, so concurrent requests see
+        # each other's reservations
+        inventories = self.fleet.inventories()
+        problem = validate_request(request, [inv.cluster for inv in inventories])
+        if problem:
+            raise web.HTTPError(400, problem)
+        now = self.book.clock()
+        result = place(
+            request,
+            inventories,
+            self.fleet.health(),
+            self.book.active(),
+            policy=self.settings["policy"],
+            now=now,
+        )
+        if isinstance(result, NoCapacity):
+            self.metrics.placed(None, "no-capacity", time.perf_counter() - started)
+            self.write_json(
+                {
+                    "message": result.message,
+                    "available": {
+                        c: [{"product": p.product, "total": p.total, "free": p.free} for p in ps]
+                        for c, ps in result.available.items()
+                    },
+                },
+                status=409,
+            )
+            return
+        first = result[0]
+        held = None
+        if request.gpus:
+            rid = f"r-{uuid.uuid4().hex[:12]}"
+            held = self.book.add(reserve(first, request, now, self.book.ttl, reservation_id=rid))
+        outcome = "fallback" if is_fallback(first, inventories) else "placed"
+        self.metrics.placed(first.cluster, outcome, time.perf_counter() - started)
+        self.write_json(
+            {
+                "candidates": [
+                    {
+                        "cluster": c.cluster,
+                        "pool": c.pool,
+                        "elastic": c.elastic,
+                        "nodes": list(c.nodes),
+                        "preferred_node": c.preferred_node,
+                        "reason": c.reason,
+                        "reservation": held.id if held is not None and i == 0 else None,
+                    }
+                    for i, c in enumerate(result)
+                ]
+            }
+        )
+
+
+class ReservationHandler(ApiHandler):
+    """DELETE api/placements/{id} (the hub only): the pod landed or the attempt ended; free its GPUs."""
+
+    required_scopes = (SCOPE_PLACE,)
+
+    @web.authenticated
+    def delete(self, rid: str) -> None:
+        if not self.book.release(rid):
+            raise web.HTTPError(404, f"no reservation {rid}")
+        self.set_status(204)
+        self.finish()
+
+
+class ExtendHandler(ApiHandler):
+    """POST api/placements/{id}/extend (the hub only): hold the GPUs for another ``reservation_ttl``."""
+
+    required_scopes = (SCOPE_PLACE,)
+
+    @web.authenticated
+    def post(self, rid: str) -> None:
+        renewed = self.book.extend(rid)
+        if renewed is None:
+            raise web.HTTPError(404, f"no reservation {rid} (expired or released)")
+        self.write_json({"id": renewed.id, "expires_in": round(renewed.expires - self.book.clock(), 1)})
