@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import cProfile
 import gc
 import importlib
 import json
 import platform
+import pstats
 import random
 import shlex
 import statistics
@@ -192,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the checkout whose NodeIndex is timed (default: this one), e.g. an older commit unpacked",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile", type=Path, help="profile one more relist with cProfile; the stats go to this file"
+    )
     args = parser.parse_args(argv)
     if min(args.nodes, args.relists, args.batches) < 1 or args.pods < 0 or args.events < 0:
         parser.error("--nodes, --relists and --batches must be 1 or more; --pods and --events 0 or more")
@@ -224,10 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     relists = []
     for _ in range(args.relists):
-        nodes, pods = (
-            copy.deepcopy(fleet.nodes),
-            [pod_json(*p) for p in live],
-        )  # fresh, as a LIST decodes them
+        # fresh objects, as a LIST decodes them
+        nodes, pods = copy.deepcopy(fleet.nodes), [pod_json(*p) for p in live]
         gc.collect()
         t0 = clock()
         index.replace_nodes(nodes)
@@ -235,6 +238,14 @@ def main(argv: list[str] | None = None) -> int:
         index.snapshot(synced=True)
         relists.append((clock() - t0) / 1000)
         del nodes, pods  # the watcher keeps no LIST either
+    if args.profile is not None:  # one more relist, untimed, under cProfile
+        nodes, pods = copy.deepcopy(fleet.nodes), [pod_json(*p) for p in live]
+        profiler = cProfile.Profile()
+        profiler.runcall(
+            lambda: (index.replace_nodes(nodes), index.replace_pods(pods), index.snapshot(synced=True))
+        )
+        profiler.dump_stats(args.profile)
+        del nodes, pods
     fits_kept = getattr(index.snapshot(synced=True), "fits", None) is not None
 
     for _ in range(min(500, args.events)):  # warm up
@@ -298,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     row("node event (Ready flips)", flips)
     row("snapshot, nothing changed", unchanged)
     print("-" * 70)
+    if args.profile is not None:
+        print(f"\nprofile of one relist: {args.profile}; the calls that took longest, callees included:")
+        pstats.Stats(str(args.profile), stream=sys.stdout).sort_stats("cumulative").print_stats(12)
     if args.json:
         args.json.write_text(json.dumps({"fits_kept": fits_kept, "rows": rows}, indent=2))
     return 0

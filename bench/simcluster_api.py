@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import platform
+import pstats
 import shlex
 import statistics
 import sys
@@ -681,7 +682,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> Server:
     config = workdir / "clusters.yaml"
     cluster_file(config, args.nodes, args.pod_start)
     t0 = time.perf_counter()
-    sim = SimProcess(workdir / "sim", config, startup_timeout=120)
+    # with --profile the server runs under bench/profiled.py: cProfile, and each collection timed
+    wrapper = None
+    if args.profile is not None:
+        wrapper = [sys.executable, str(REPO / "bench" / "profiled.py"), "--out", str(args.profile), "--"]
+    sim = SimProcess(workdir / "sim", config, startup_timeout=120, wrapper=wrapper)
     await asyncio.to_thread(sim.start)
     try:
         assert sim.proc is not None
@@ -724,6 +729,22 @@ async def run(args: argparse.Namespace, workdir: Path) -> Server:
         await asyncio.to_thread(sim.stop)
 
 
+def print_profile(out: Path) -> None:
+    """The server's garbage collections and where its CPU went, from bench/profiled.py's files."""
+    gc_file, stats_file = out / "gc.json", out / "profile.pstats"
+    if not gc_file.exists() or not stats_file.exists():
+        print(f"no profile in {out}: the server did not exit cleanly")
+        return
+    for generation, g in json.loads(gc_file.read_text()).items():
+        print(
+            f"garbage collections, generation {generation}: {g['collections']:.0f}, "
+            f"{g['seconds']:.2f}s in total, longest {g['longest']:.3f}s"
+        )
+    print(f"server profile: {stats_file}; the functions with the most own time:")
+    stats = pstats.Stats(str(stats_file), stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(12)
+
+
 def print_table(server: Server, args: argparse.Namespace, argv: list[str], total: float) -> None:
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "bench/simcluster_api.py", *argv])
     print()
@@ -754,6 +775,8 @@ def print_table(server: Server, args: argparse.Namespace, argv: list[str], total
         print(f"objects at the end: {objects}")
     print(f"server CPU total {server.summary['total_server_cpu_s']:.1f}s; benchmark wall {total:.1f}s")
     print("srv CPU % = server CPU seconds / phase wall seconds (100 = one core)")
+    if args.profile is not None:
+        print_profile(args.profile)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -777,6 +800,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase-timeout", type=float, default=600, help="bound on each phase (s)")
     parser.add_argument("--timeout", type=float, help="bound on the whole run (s; default 1200; --quick 300)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the server under cProfile and time its garbage collections; the files go to this folder",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {

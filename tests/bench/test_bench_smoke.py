@@ -84,3 +84,23 @@ def test_inventory_benchmark_completes(tmp_path: Path) -> None:
     ):
         assert f"\n{row}" in out, out
     assert (tmp_path / "figures.json").exists()
+
+
+PROFILED = SCRIPT.parent / "profiled.py"
+
+
+@pytest.mark.timeout(60)
+def test_profiled_runs_a_module_and_writes_its_profile(tmp_path: Path) -> None:
+    """bench/profiled.py, the wrapper behind simcluster_api.py --profile, around `hybridhub --help`."""
+    command = [sys.executable, "-m", "spawner.cli", "--help"]
+    result = subprocess.run(
+        [sys.executable, str(PROFILED), "--out", str(tmp_path), "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=PROFILED.parent.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "usage: hybridhub SUBCOMMAND" in result.stdout, result.stdout
+    assert (tmp_path / "profile.pstats").exists()
+    assert (tmp_path / "gc.json").exists()
