@@ -57,6 +57,7 @@ typecheck: $(STAMP)
 
 ## Each side imported in a venv holding only its extra (.venv-extras/SIDE, built with uv, reused while
 ## pyproject.toml is unchanged), and each side's imports compared with what its extra declares.
+## `$(BIN)/python tests/packaging/check_extras.py --lowest` does the same with the lowest versions allowed.
 extras: $(STAMP)
 	$(BIN)/python tests/packaging/check_extras.py
 

@@ -248,10 +248,11 @@ def unreachable_files(files: Iterable[str], modules: Iterable[str]) -> list[str]
     return sorted(missing)
 
 
-def stamp_name(pyproject: bytes, side: Side, python_version: str) -> str:
-    """The stamp file that marks a venv built from this pyproject.toml, side and Python."""
+def stamp_name(pyproject: bytes, side: Side, python_version: str, resolution: str = "highest") -> str:
+    """The stamp file that marks a venv built from this pyproject.toml, side, Python and resolution."""
     digest = hashlib.sha1()
-    for part in (pyproject, side.extra.encode(), python_version.encode(), BUILD_RECIPE.encode()):
+    parts = (pyproject, side.extra, python_version, resolution, BUILD_RECIPE)
+    for part in (p if isinstance(p, bytes) else p.encode() for p in parts):
         digest.update(part + b"\0")
     return f".installed-{digest.hexdigest()[:12]}"
 
@@ -379,19 +380,23 @@ def _run(argv: Sequence[str], timeout: float, **kwargs: Any) -> subprocess.Compl
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
 
 
-def ensure_venv(side: Side, uv: str, pyproject: bytes, rebuild: bool) -> tuple[Path, str]:
-    """The Python of the side's venv, built afresh unless its stamp matches, and how it came to be."""
-    venv = VENVS / side.name
+def ensure_venv(side: Side, uv: str, pyproject: bytes, rebuild: bool, resolution: str) -> tuple[Path, str]:
+    """The Python of the side's venv, built afresh unless its stamp matches, and how it came to be.
+
+    ``resolution`` is uv's: ``highest`` as an image gets today, ``lowest-direct`` for the lower bounds.
+    """
+    venv = VENVS / (side.name if resolution == "highest" else f"{side.name}-{resolution}")
     python = venv / "bin" / "python"
-    stamp = venv / stamp_name(pyproject, side, sys.version)
+    stamp = venv / stamp_name(pyproject, side, sys.version, resolution)
     if stamp.exists() and python.exists() and not rebuild:
         return python, "reused"
     # A venv from an older pyproject.toml may hold packages the extra no longer asks for: start empty.
     shutil.rmtree(venv, ignore_errors=True)
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+    install = ["--python", str(python), "--resolution", resolution, "--editable", f".[{side.extra}]"]
     steps = [
         [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-        [uv, "pip", "install", "--quiet", "--python", str(python), "--editable", f".[{side.extra}]"],
+        [uv, "pip", "install", "--quiet", *install],
     ]
     for argv in steps:
         done = _run(argv, INSTALL_TIMEOUT_S, cwd=REPO, env=env)
@@ -441,6 +446,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", action="append", help="check only this side (repeatable)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the venvs even if up to date")
+    parser.add_argument(
+        "--lowest",
+        action="store_true",
+        help="install the lowest versions the extras allow (venvs of their own), to check the lower bounds",
+    )
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.probe is not None:
@@ -468,7 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             python, how = Path(sys.executable), "project venv"
         else:
             try:
-                python, how = ensure_venv(side, uv, pyproject_bytes, args.rebuild)
+                resolution = "lowest-direct" if args.lowest else "highest"
+                python, how = ensure_venv(side, uv, pyproject_bytes, args.rebuild, resolution)
+                how += ", lowest versions" if args.lowest else ""
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 return Outcome(side, [str(exc)], how="build failed")
         outcome = check(side, python, project, own)

@@ -129,6 +129,7 @@ def test_stamp_changes_with_what_the_venv_is_built_from() -> None:
     assert stamp_name(b"toml2", side, "3.11.7") != base
     assert stamp_name(b"toml", Side(name="hub", extra="sim"), "3.11.7") != base
     assert stamp_name(b"toml", side, "3.12.1") != base
+    assert stamp_name(b"toml", side, "3.11.7", "lowest-direct") != base
 
 
 def test_sides_cover_the_wheel_and_name_real_extras() -> None:
