@@ -11,7 +11,11 @@ __all__ = ["ServerHandler"]
 
 class ServerHandler(ApiHandler):
     """The server's owner may ask, and so may whoever the hub lets read or reach that server: the
-    gateway with the service's own scope, admins, a user the owner shared the server with."""
+    gateway with the service's own scope, admins, a user the owner shared the server with.
+
+    A scope filtered by group (``read:servers!group=lab``) does not count: JupyterHub's check needs
+    the hub's database to know who is in a group, and the service has none.
+    """
 
     required_scopes = (
         SCOPE_SERVERS,
