@@ -190,16 +190,16 @@ def third_party_imports(source: str, filename: str, ignore: Iterable[str]) -> li
                 walk(child)
             return
         if isinstance(node, ast.Try | ast.TryStar) and _catches_import_error(node):
-            for child in [*node.handlers, *node.orelse, *node.finalbody]:
-                walk(child)
+            for part in [*node.handlers, *node.orelse, *node.finalbody]:
+                walk(part)
             return
         if isinstance(node, ast.Import):
             for alias in node.names:
                 add(alias.name, node.lineno)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             add(node.module, node.lineno)
-        for child in ast.iter_child_nodes(node):
-            walk(child)
+        for inner in ast.iter_child_nodes(node):
+            walk(inner)
 
     walk(ast.parse(source, filename))
     return found
