@@ -24,8 +24,8 @@ from spawner.cli import SUBCOMMANDS
 from spawner.core.clusters import ClusterSet
 from spawner.core.model import Role
 from spawner.hybrid import HybridSpawner
+from spawner.service.api import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
 from spawner.service.app import HybridHubService
-from spawner.service.handlers import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_CONFIG = ROOT / "hub_config"
