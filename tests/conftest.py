@@ -10,6 +10,10 @@ import pytest
 
 from simcluster.testing import SimProcess
 
+# tests/environment.py: a missing requirement skips a test here and fails it under CI=true; pytester
+# runs the inner pytest that tests/test_environment.py checks that with
+pytest_plugins = ["tests.environment", "pytester"]
+
 
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:

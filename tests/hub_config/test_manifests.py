@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -299,8 +298,7 @@ def test_kustomization_lists_every_file(cluster: str) -> None:
     assert not [p for p in folder.iterdir() if p.suffix == ".yml"]
 
 
-@pytest.mark.kubectl
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs the kubectl binary")
+@pytest.mark.kubectl  # needs the kubectl binary: skipped here, failed under CI=true (tests/environment.py)
 def test_kustomize_renders_the_same_objects(cluster: str, tmp_path: Path) -> None:
     """`kubectl kustomize` (offline; `kubectl apply --dry-run=client` would need an API server)."""
     env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")}

@@ -17,6 +17,7 @@ from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from simcluster.testing import SimProcess
+from tests.harness.waits import watch_opened
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.timeout(60)]
 
@@ -57,6 +58,16 @@ async def collect(
 
 def saw(typ: str, name: str) -> Callable[[Events], bool]:
     return lambda events: (typ, name) in {(t, n) for t, n, _ in events}
+
+
+async def configmaps_watched(sim: SimProcess, since: int, namespace: str, count: int = 1) -> None:
+    """Until ``count`` watches of the namespace's ConfigMaps have reached the API after request ``since``."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    await asyncio.to_thread(watch_opened, sim.admin("onprem"), since, path, count)
+
+
+async def last_request(sim: SimProcess) -> int:
+    return await asyncio.to_thread(sim.admin("onprem").last_request)
 
 
 @pytest.mark.asyncio
@@ -105,9 +116,10 @@ async def test_list_then_watch_sees_added_modified_deleted(sim: SimProcess, name
     async with core_api(sim) as v1:
         listed = await v1.list_namespaced_config_map(namespace)
         assert listed.items == []
+        since = await last_request(sim)
 
         async def writes() -> None:
-            await asyncio.sleep(0.2)
+            await configmaps_watched(sim, since, namespace)
             await v1.create_namespaced_config_map(namespace, {"metadata": {"name": "cm"}, "data": {"k": "1"}})
             await v1.patch_namespaced_config_map("cm", namespace, {"data": {"k": "2"}})
             await v1.delete_namespaced_config_map("cm", namespace)
@@ -186,6 +198,7 @@ async def test_expired_watch_ends_with_410_and_relist_recovers(sim: SimProcess, 
         await v1.create_namespaced_config_map(namespace, {"metadata": {"name": "before"}})
         old = (await v1.list_namespaced_config_map(namespace)).metadata.resource_version
         seen: Events = []
+        delivered = asyncio.Event()
 
         async def watch_until_error() -> None:
             async with asyncio.timeout(15), watch.Watch() as w:
@@ -193,11 +206,13 @@ async def test_expired_watch_ends_with_410_and_relist_recovers(sim: SimProcess, 
                     v1.list_namespaced_config_map, namespace, resource_version=old, timeout_seconds=10
                 ):
                     seen.append((ev["type"], ev["raw_object"]["metadata"]["name"], ""))
+                    delivered.set()
 
+        since = await last_request(sim)
         task = asyncio.create_task(watch_until_error())
-        await asyncio.sleep(0.3)
+        await configmaps_watched(sim, since, namespace)
         await v1.create_namespaced_config_map(namespace, {"metadata": {"name": "during"}})
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(delivered.wait(), 10)  # expire the watch once it has delivered "during"
         closed = await asyncio.to_thread(sim.admin("onprem").expire_watches)
         assert closed >= 1
         with pytest.raises(ApiException) as err:
@@ -214,9 +229,10 @@ async def test_expired_watch_ends_with_410_and_relist_recovers(sim: SimProcess, 
         # ... while a fresh list + watch works
         relisted = await v1.list_namespaced_config_map(namespace)
         assert sorted(c.metadata.name for c in relisted.items) == ["before", "during"]
+        since = await last_request(sim)
 
         async def write_after() -> None:
-            await asyncio.sleep(0.2)
+            await configmaps_watched(sim, since, namespace)
             await v1.create_namespaced_config_map(namespace, {"metadata": {"name": "after"}})
 
         task2 = asyncio.create_task(write_after())
@@ -237,9 +253,10 @@ async def test_label_selector_watch_sees_objects_enter_and_leave(sim: SimProcess
         rv = (
             await v1.list_namespaced_config_map(namespace, label_selector="sel=yes")
         ).metadata.resource_version
+        since = await last_request(sim)
 
         async def flip() -> None:
-            await asyncio.sleep(0.2)
+            await configmaps_watched(sim, since, namespace)
             await v1.patch_namespaced_config_map("x", namespace, {"metadata": {"labels": {"sel": "yes"}}})
             await v1.patch_namespaced_config_map("x", namespace, {"data": {"k": "v"}})
             await v1.patch_namespaced_config_map("x", namespace, {"metadata": {"labels": {"sel": "no"}}})
@@ -291,9 +308,10 @@ async def test_watch_bookmarks(fast_bookmarks: SimProcess) -> None:
         ns = "bookmarks"
         await v1.create_namespace({"metadata": {"name": ns}})
         rv = (await v1.list_namespaced_config_map(ns)).metadata.resource_version
+        since = await last_request(sim)
 
-        async def write() -> None:
-            await asyncio.sleep(0.2)
+        async def write() -> None:  # once both watches below are there
+            await configmaps_watched(sim, since, ns, count=2)
             await v1.create_namespaced_config_map(ns, {"metadata": {"name": "cm"}})
 
         async def with_bookmarks() -> tuple[list[dict[str, Any]], str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from simcluster.testing import SimProcess
+from tests.harness.waits import watch_opened
 
 pytestmark = [pytest.mark.kubectl, pytest.mark.timeout(60)]
 
@@ -128,13 +128,15 @@ def test_create_list_get_patch_replace_delete(custom: client.CustomObjectsApi, n
     assert body["details"] == {"name": "exp-a", "group": "kubeflow.org", "kind": "experiments"}
 
 
-def test_watch_custom_objects(custom: client.CustomObjectsApi, namespace: str) -> None:
+def test_watch_custom_objects(sim: SimProcess, custom: client.CustomObjectsApi, namespace: str) -> None:
     args = (GROUP, VERSION, namespace, PLURAL)
     custom.create_namespaced_custom_object(*args, experiment("old"))
     rv = custom.list_namespaced_custom_object(*args)["metadata"]["resourceVersion"]
+    admin = sim.admin("onprem")
+    since = admin.last_request()
 
     def writes() -> None:
-        time.sleep(0.2)
+        watch_opened(admin, since, f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}")
         custom.create_namespaced_custom_object(*args, experiment("exp-w"))
         custom.patch_namespaced_custom_object(*args, "exp-w", {"metadata": {"labels": {"x": "1"}}})
         custom.delete_namespaced_custom_object(*args, "exp-w")

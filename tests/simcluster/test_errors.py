@@ -154,6 +154,7 @@ def test_expired_exec_plugin_token_is_401(short_tokens: SimProcess) -> None:
         failure(
             c.get("/api/v1/namespaces", headers={"Authorization": f"Bearer {extended}"}), 401, "Unauthorized"
         )
+        # the token expires at a time on the clock: the test lets that time pass, then asks again
         delay = expiry - time.time() + 0.2
         assert delay < 3
         time.sleep(max(0.0, delay))

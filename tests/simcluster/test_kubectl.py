@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -24,10 +23,7 @@ import pytest
 
 from simcluster.testing import SimProcess
 
-pytestmark = [
-    pytest.mark.kubectl,
-    pytest.mark.skipif(shutil.which("kubectl") is None, reason="needs the kubectl binary"),
-]
+pytestmark = pytest.mark.kubectl  # needs the kubectl binary (tests/environment.py)
 
 REGEN = os.environ.get("HYBRIDHUB_REGEN_GOLDEN") == "1"
 NAMESPACE_TOKEN = "t-xxxxxxxx"  # as long as the fixture's names, so columns keep their widths

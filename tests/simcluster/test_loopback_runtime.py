@@ -9,9 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from simcluster.testing import SimProcess
+from tests.environment import require
 
 CLUSTER_FILE = """
 clusters:
@@ -65,8 +64,7 @@ def test_loopback_runtime_serves_on_the_pod_address(tmp_path: Path) -> None:
 
 def test_process_runtime_without_root_falls_back_and_says_so(tmp_path: Path) -> None:
     if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("setpriv (util-linux) is needed to drop root for this test")
+        require(shutil.which("setpriv"), "setpriv (util-linux) is needed to drop root for this test")
         wrapper = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
         work = Path("/tmp") / f"hybridhub-nonroot-{os.getpid()}"
         for directory in (work, work / "sim"):  # both written by the unprivileged simcluster

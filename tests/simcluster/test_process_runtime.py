@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -14,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from simcluster.runtimes.process import can_use_namespaces
 from simcluster.testing import SimProcess
+from tests.environment import needs
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("unshare") is None,
-    reason="the process runtime needs root and util-linux; the loopback fallback is tested below",
-)
+SANDBOXES, WHY_NOT = can_use_namespaces()
+# the loopback fallback, for machines without, is tested in test_loopback_runtime.py
+pytestmark = needs(SANDBOXES, WHY_NOT)
 
 CLUSTER_FILE = """
 clusters:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import shutil
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,10 +17,12 @@ import pytest_asyncio
 from simcluster.config import ConfigError, NodeGroup, parse_cluster_file
 from simcluster.nodes import make_node
 from simcluster.resources import Registry
+from simcluster.runtimes.process import can_use_namespaces
 from simcluster.selectors import FieldSelector, LabelSelector
 from simcluster.serviceproxy import ServiceProxy, default_load_balancer_cidr, endpoints, target_port
 from simcluster.store import Store
 from simcluster.testing import SimProcess
+from tests.environment import needs
 
 # 127.0.0.0/8 is local on Linux; a random /24 per test keeps parallel runs (and the simclusters of
 # other tests, which use 127.100+ for pods and 127.210.x for load balancers) apart.
@@ -412,7 +412,7 @@ ENV = [
     {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
 ]
-ROOT = os.geteuid() == 0 and shutil.which("unshare") is not None
+SANDBOXES, WHY_NOT = can_use_namespaces()  # the process runtime's variant needs them
 
 
 def echo_pod(name: str) -> dict[str, Any]:
@@ -473,7 +473,7 @@ class Sim:
         "process-loopback",
         pytest.param(
             "process",
-            marks=pytest.mark.skipif(not ROOT, reason="the process runtime needs root and util-linux"),
+            marks=needs(SANDBOXES, WHY_NOT),
         ),
     ],
 )

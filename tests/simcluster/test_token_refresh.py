@@ -128,7 +128,8 @@ def test_clients_across_token_expiries(short_lived: SimProcess) -> None:
         assert first["status"] == 200 and first["user"] == "admin"
         last = first
         for _ in range(2):
-            # every token minted before `last` has expired TTL seconds after it
+            # every token minted before `last` has expired TTL seconds after it: expiry is a time on
+            # the clock, so the test lets that time pass (nothing in the API marks it)
             time.sleep(max(0.0, last["time"] + TTL + 0.3 - time.time()))
             assert time.time() > sync_expiry
             # a fresh kubectl runs the plugin again
