@@ -1,7 +1,7 @@
 """hub_config/grafana/: the dashboard parses, and every PromQL expression names metrics that exist.
 
 "Exist" means: the hybridhub service exposes them (a real ``Metrics`` object, rendered and parsed),
-HybridSpawner defines them in the hub's registry (``spawner.hybrid``), or they are JupyterHub's own
+HybridSpawner defines them in the hub's registry (``spawner.spawning.metrics``), or they are JupyterHub's own
 and listed in ``JUPYTERHUB_METRICS`` below, checked against ``jupyterhub.metrics``.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
-import spawner.hybrid
+import spawner.spawning.metrics
 from spawner.core.model import ClusterHealth, ClusterInventory, Health, NodeCapacity, Pool, Role
 from spawner.service.metrics import Metrics
 
@@ -147,8 +147,8 @@ def service_series() -> Known:
 
 def hub_series() -> Known:
     """HybridSpawner's metrics in the hub's registry (JupyterHub serves them at /hub/metrics)."""
-    metrics = _module_metrics(spawner.hybrid)
-    assert metrics, "spawner.hybrid defines no metrics"
+    metrics = _module_metrics(spawner.spawning.metrics)
+    assert metrics, "spawner.spawning.metrics defines no metrics"
     return {name: known for m in metrics.values() for name, known in _series_of(m).items()}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from spawner.hybrid import gave_up
+from spawner.spawning.multicluster import gave_up
 
 
 async def reflector(*, loaded: str, task: str, stopping: bool = False) -> Any:

@@ -1,0 +1,164 @@
+"""Following a spawn attempt: its pod's events, its Service's address, its server's answer, its progress."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from jupyterhub.utils import exponential_backoff
+from kubernetes_asyncio.client.exceptions import ApiException
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from spawner.core.clusters import ClusterConfig
+from spawner.core.model import Pool
+from spawner.spawning.events import Verdict, read_event
+
+__all__ = ["NoRoom", "fail_fast", "progress", "service_address", "until_answering"]
+
+Say = Callable[[str], None]  # tells the user (the spawn's progress) and the log
+
+
+class NoRoom(Exception):
+    """This candidate cannot take the pod after all: the spawn goes on to the next one."""
+
+
+async def fail_fast(
+    events: Callable[[], Sequence[Mapping[str, Any]]],
+    cluster: ClusterConfig,
+    pool: Pool,
+    *,
+    elastic: bool,
+    deadline: float,
+    say: Say,
+    interval: float = 0.25,
+) -> None:
+    """Read the pod's ``events`` every ``interval`` seconds until one says the pool has no room, or
+    an elastic pool brought no node in ``deadline`` seconds; raise ``NoRoom`` then. Runs until
+    cancelled otherwise (the attempt's start won)."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + deadline
+    seen = 0
+    while True:
+        await asyncio.sleep(interval)
+        current = events()
+        for event in current[seen:]:
+            message = event.get("message") or ""
+            verdict = read_event(event.get("reason") or "", message, elastic=elastic)
+            if verdict is Verdict.NO_ROOM:
+                raise NoRoom(f"{cluster.name} had no room after all ({message.split('. preemption')[0]})")
+            if verdict is Verdict.CANNOT_GROW:
+                raise NoRoom(f"{cluster.name} pool {pool.name} cannot grow ({message})")
+            if verdict is Verdict.SCALING_UP:
+                say(f"{cluster.name} is adding a node to pool {pool.name}; this takes a few minutes")
+        seen = len(current)
+        if elastic and loop.time() > give_up_at:
+            raise NoRoom(f"{cluster.name} pool {pool.name} brought no node in time")
+
+
+async def service_address(
+    api: Any,
+    cluster: ClusterConfig,
+    *,
+    name: str,
+    namespace: str,
+    port: int,
+    host_ip: Callable[[], str | None],
+    within: float,
+    request_timeout: float,
+    say: Say,
+    log: logging.Logger | logging.LoggerAdapter[Any],
+) -> str:
+    """The server's URL through its per-user Service: the load balancer's address, or its node's
+    port (``host_ip``: the node address of the pod). ``NoRoom`` when the cluster gives none
+    ``within`` seconds; a failed read of the Service is asked again, with each read bounded by
+    ``request_timeout`` seconds."""
+    said = False
+
+    async def address() -> str | None:
+        nonlocal said
+        try:
+            svc = await asyncio.wait_for(api.read_namespaced_service(name, namespace), request_timeout)
+        except (ApiException, TimeoutError, OSError, aiohttp.ClientError) as exc:  # a blip: ask again
+            log.warning("cannot read service %s/%s (%s)", namespace, name, getattr(exc, "status", exc))
+            return None
+        if cluster.service_type == "NodePort":
+            host = host_ip()
+            node_port = next((p.node_port for p in svc.spec.ports or [] if p.port == port), None)
+            return f"http://{host}:{node_port}" if host and node_port else None
+        ingress = svc.status.load_balancer.ingress if svc.status and svc.status.load_balancer else None
+        for entry in ingress or []:
+            if entry.ip or entry.hostname:
+                return f"http://{entry.ip or entry.hostname}:{port}"
+        if not said:
+            said = True
+            say(f"waiting for {cluster.name} to give the server a load-balancer address")
+        return None
+
+    try:
+        url: str = await exponential_backoff(
+            address, f"no address for service {namespace}/{name}", timeout=within
+        )
+    except TimeoutError as exc:
+        raise NoRoom(f"{cluster.name} gave the server's Service no address in {within:.0f} s") from exc
+    return url
+
+
+async def until_answering(
+    target: str, *, interval: float, within: float, log: logging.Logger | logging.LoggerAdapter[Any]
+) -> None:
+    """Return once ``target`` answers HTTP with anything but a 5xx, or after ``within`` seconds
+    (JupyterHub's own wait decides then), asking every ``interval`` seconds; 0 asks nothing."""
+    if interval <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    client = AsyncHTTPClient()
+    while loop.time() < deadline:
+        req = HTTPRequest(target, connect_timeout=1.0, request_timeout=2.0, follow_redirects=False)
+        try:
+            resp = await client.fetch(req, raise_error=False)
+        except (OSError, HTTPClientError):
+            resp = None
+        log.debug("%s answered %s", target, resp.code if resp else "nothing")
+        if resp is not None and resp.code < 500:
+            return
+        await asyncio.sleep(interval)
+
+
+async def progress(
+    messages: Callable[[], Sequence[str]],
+    cluster: Callable[[], str | None],
+    events: Callable[[], Sequence[Mapping[str, Any]] | None],
+    done: Callable[[], bool],
+    *,
+    interval: float = 0.5,
+) -> AsyncIterator[dict[str, Any]]:
+    """What the spawn page shows: the spawn's own ``messages`` (where and why) as they come, then the
+    ``events`` of the pod in the ``cluster`` it is being tried in (None: not watched yet), until
+    ``done``. Progress climbs towards 90 %; JupyterHub shows 100 % when the server is up."""
+    sent, next_event, percent, watched = 0, 0, 0.0, None
+    while True:
+        finished = done()
+        while sent < len(messages()):
+            percent += (90 - percent) / 3
+            yield {"progress": int(percent), "message": messages()[sent]}
+            sent += 1
+        current = events() if cluster() is not None else None
+        if current is not None:
+            if watched != cluster():
+                watched, next_event = cluster(), 0  # a new attempt: its pod's events from the start
+            for event in current[next_event:]:
+                percent += (90 - percent) / 3
+                stamp = event.get("lastTimestamp") or event.get("eventTime")
+                yield {
+                    "progress": int(percent),
+                    "raw_event": event,
+                    "message": f"{stamp} [{event['type']}] {event['message']}",
+                }
+            next_event = len(current)
+        if finished:
+            return
+        await asyncio.sleep(interval)

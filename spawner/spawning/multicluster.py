@@ -1,0 +1,247 @@
+"""KubeSpawner across clusters: the server's cluster, its client and watches there, its state, its polls.
+
+KubeSpawner 7 has no public seams for this. The KubeSpawner internals it overrides or touches
+(``reflectors``, ``_start_reflector``, ``_get_reflector_key``, ``_start_watching_pods``,
+``_start_watching_events``, ``_get_pod_url``, ``_pvc_exists``, ``_start_future``) and those of
+KubeSpawner's ``ResourceReflector`` (``api``, ``parent``, ``_stopping``, ``first_load_future``,
+``watch_task``) are all in this module, so a KubeSpawner upgrade is checked here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, ClassVar
+
+from jupyterhub.utils import url_path_join
+from kubernetes_asyncio.config import ConfigException
+from kubespawner import KubeSpawner
+from kubespawner.reflector import ResourceReflector
+from kubespawner.spawner import EventReflector, PodReflector
+from traitlets import Dict, Unicode
+
+from spawner.core.clusters import ClusterConfig, ClusterSet
+from spawner.kube.client import ClusterClient
+
+__all__ = ["ClusterEventReflector", "ClusterPodReflector", "MultiClusterSpawner", "gave_up"]
+
+STATE_VERSION = 2  # 1: {"cluster"}; 2 adds "access_url" (the Service address of pod_access: service)
+
+
+class ClusterPodReflector(PodReflector):  # type: ignore[misc]
+    """KubeSpawner's pod watch, on the spawner's chosen cluster rather than the global default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.api = self.parent.api
+
+
+class ClusterEventReflector(EventReflector):  # type: ignore[misc]
+    """KubeSpawner's event watch, on the spawner's chosen cluster rather than the global default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.api = self.parent.api
+
+
+def gave_up(reflector: Any) -> bool:
+    """Whether a KubeSpawner reflector is dead: its watch stopped on its own (KubeSpawner's gives up
+    after about a minute of errors, an on-prem outage say) or its first LIST failed. One still
+    starting, or stopped on purpose, is not."""
+    if reflector._stopping or not reflector.first_load_future.done():
+        return False
+    if reflector.first_load_future.exception() is not None:
+        return True
+    task = reflector.watch_task
+    return task is None or task.done()
+
+
+class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
+    """A KubeSpawner whose server may be in any cluster of ``ClusterSet.clusters``: each call goes to
+    the server's cluster, and that cluster's outage never makes the hub forget the server."""
+
+    reflectors: ClassVar[dict[Any, ResourceReflector]] = {}  # keyed by (cluster, kind, namespace)
+    _clients: ClassVar[dict[tuple[int, str], ClusterClient]] = {}
+    _warned_namespaces: ClassVar[set[str]] = set()
+
+    service_annotations = Dict(
+        Unicode(),
+        config=True,
+        help="""Annotations on the per-user Service of clusters with ``pod_access: service``, e.g. for
+        an internal AWS Network Load Balancer (AWS Load Balancer Controller):
+        ``{"service.beta.kubernetes.io/aws-load-balancer-type": "external",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip"}``.""",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # KubeSpawner.__init__ ends by loading the process-wide default kubeconfig, which a hub
+        # whose clusters all come from ClusterSet need not have; everything else is set by then.
+        with contextlib.suppress(ConfigException):
+            super().__init__(*args, **kwargs)
+        self.cluster_set = ClusterSet(parent=self)
+        self.cluster_name: str | None = None  # where the server is, or is being tried
+        self.api: Any = None  # that cluster's CoreV1Api (never the process-wide default)
+        self.access_url: str | None = None  # the server's URL through its Service (pod_access: service)
+
+    def cluster_config(self, name: str) -> ClusterConfig:
+        return self.cluster_set.get(name)
+
+    async def cluster_client(self, name: str) -> ClusterClient:
+        """The client of cluster ``name``: one per cluster and event loop, shared by all spawners."""
+        key = (id(asyncio.get_running_loop()), name)
+        client = self._clients.get(key)
+        if client is None:
+            client = ClusterClient(self.cluster_config(name), parent=self)
+            await client.start()
+            self._clients[key] = client
+        return client
+
+    async def use_cluster(self, name: str) -> ClusterConfig:
+        """Point the spawner (its API, namespace and watches) at cluster ``name``."""
+        cluster = self.cluster_config(name)
+        if cluster.user_namespace_template and name not in self._warned_namespaces:
+            self._warned_namespaces.add(name)
+            self.log.warning(
+                "cluster %s: user_namespace_template is not used yet; notebooks go to namespace %s",
+                name,
+                cluster.namespace,
+            )
+        self.cluster_name = name
+        self.api = (await self.cluster_client(name)).core()
+        self.namespace = cluster.namespace
+        return cluster
+
+    def forget_claim(self) -> None:
+        """The home claim may not exist in the cluster about to be used: KubeSpawner 7.1 skips the
+        claim's create once it has seen it, in whatever cluster that was."""
+        self._pvc_exists = False
+
+    def start_done(self) -> bool:
+        """Whether KubeSpawner's start, begun by ``start()``, has ended."""
+        return self._start_future is not None and bool(self._start_future.done())
+
+    def pod_host_ip(self) -> str | None:
+        """The address of the node the server's pod runs on, from the pod watch (None: not yet)."""
+        pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}") or {}
+        host: str | None = (pod.get("status") or {}).get("hostIP")
+        return host
+
+    # ------------------------------------------------------------------ KubeSpawner's watches
+
+    async def _start_reflector(
+        self, kind: str, reflector_class: type[ResourceReflector], replace: bool = False, **kwargs: Any
+    ) -> ResourceReflector:
+        # KubeSpawner reuses a reflector that gave up for good; start that one again instead
+        previous = self.__class__.reflectors.get(self._get_reflector_key(kind))
+        if previous is not None and not replace and gave_up(previous):
+            self.log.warning(
+                "the %s watch on cluster %s had given up; starting it again", kind, self.cluster_name
+            )
+            replace = True
+        return await super()._start_reflector(kind, reflector_class, replace=replace, **kwargs)
+
+    def _get_reflector_key(self, kind: str) -> tuple[Any, ...]:
+        return (self.cluster_name, kind, None if self.enable_user_namespaces else self.namespace)
+
+    async def _start_watching_pods(self, replace: bool = False) -> ResourceReflector:
+        return await self._start_reflector(
+            kind="pods",
+            reflector_class=ClusterPodReflector,
+            labels={"component": self.component_label},
+            omit_namespace=self.enable_user_namespaces,
+            replace=replace,
+        )
+
+    async def _start_watching_events(self, replace: bool = False) -> ResourceReflector:
+        return await self._start_reflector(
+            kind="events",
+            reflector_class=ClusterEventReflector,
+            fields={"involvedObject.kind": "Pod"},
+            omit_namespace=self.enable_user_namespaces,
+            replace=replace,
+        )
+
+    # ------------------------------------------------------------------ what the pod and Service get
+
+    def get_env(self) -> dict[str, str]:
+        env: dict[str, str] = super().get_env()
+        if self.cluster_name is None:
+            return env
+        # pods reach the hub at their own cluster's address for it
+        connect = self.cluster_config(self.cluster_name).hub_connect_url.rstrip("/")
+        api = connect + url_path_join(self.hub.base_url, "api")
+        for key in ("JUPYTERHUB_API_URL", "JUPYTERHUB_ACTIVITY_URL"):
+            if key in env:
+                env[key] = env[key].replace(self.hub.api_url.rstrip("/"), api, 1)
+        env["HYBRIDHUB_CLUSTER"] = self.cluster_name
+        return env
+
+    def get_service_manifest(self, owner_reference: Any, *args: Any, **kwargs: Any) -> Any:
+        """The per-user Service of a ``pod_access: service`` cluster: a LoadBalancer or a NodePort.
+        (KubeSpawner 7.1 passes the port as well.)"""
+        service = super().get_service_manifest(owner_reference, *args, **kwargs)
+        cluster = self.cluster_config(self.cluster_name) if self.cluster_name else None
+        if cluster is not None and cluster.pod_access == "service" and cluster.service_type:
+            service.spec.type = cluster.service_type
+            annotations = service.metadata.annotations or {}
+            service.metadata.annotations = {**annotations, **self.service_annotations}
+        return service
+
+    def _get_pod_url(self, pod: dict[str, Any]) -> str:
+        # KubeSpawner's poll compares this with the server's URL and "corrects" a difference: through
+        # a Service, the address is the load balancer's or the node port's, not the cluster DNS name
+        cluster = self.cluster_config(self.cluster_name) if self.cluster_name else None
+        if self.access_url and cluster is not None and cluster.pod_access == "service":
+            return self.access_url
+        return str(super()._get_pod_url(pod))
+
+    # ------------------------------------------------------------------ state
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = super().get_state()
+        if self.cluster_name:
+            state["hybridhub"] = {"version": STATE_VERSION, "cluster": self.cluster_name}
+            if self.access_url:
+                state["hybridhub"]["access_url"] = self.access_url
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        hybrid = state.get("hybridhub") or {}
+        if hybrid.get("cluster"):  # versions 1 and 2; older states had no cluster: nothing to restore
+            self.cluster_name = hybrid["cluster"]
+        self.access_url = hybrid.get("access_url") or None
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.cluster_name = None
+        self.access_url = None
+
+    # ------------------------------------------------------------------ poll, stop
+
+    async def poll(self) -> int | None:
+        if self.cluster_name is None:
+            return 0 if self.pod_name is None else 1
+        try:
+            await self.use_cluster(self.cluster_name)
+            # a watch that gave up during an outage is started again once the cluster answers
+            await asyncio.wait_for(self._start_watching_pods(), timeout=self.k8s_api_request_timeout * 3)
+            return await asyncio.wait_for(super().poll(), timeout=self.k8s_api_request_timeout * 3)
+        except Exception as exc:
+            # a cluster we cannot reach right now still has the server: answering "stopped"
+            # would make the hub forget a running notebook
+            self.log.warning(
+                "%s: cannot check the server on %s (%s); assuming it runs",
+                self.user.name,
+                self.cluster_name,
+                exc,
+            )
+            return None
+
+    async def stop(self, now: bool = False) -> None:
+        if self.cluster_name is not None:
+            await self.use_cluster(self.cluster_name)
+            with contextlib.suppress(Exception):  # KubeSpawner's stop says what is wrong, if anything
+                await asyncio.wait_for(self._start_watching_pods(), timeout=self.k8s_api_request_timeout * 3)
+        await super().stop(now=now)

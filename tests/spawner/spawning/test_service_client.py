@@ -1,0 +1,175 @@
+"""The hub's calls to the hybridhub service, against a real HTTP server in-process: answers, refusals,
+a service that hangs or is gone, and what users read each time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from tornado import httpserver, netutil, web
+
+from spawner.spawning.attempt import Candidate
+from spawner.spawning.compat import SpawnRefused
+from spawner.spawning.service_client import ServiceClient
+
+TOKEN = "hub-service-token"
+
+
+class Service:
+    """What the stand-in service answers next, and what it was asked."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.body: Any = {}
+        self.raw: bytes | None = None  # sent as it is instead of ``body``
+        self.hang = asyncio.Event()  # a hung service: answers only once this is set
+        self.hung = False
+        self.requests: list[tuple[str, str, str, Any]] = []
+
+
+class Handler(web.RequestHandler):
+    def initialize(self, service: Service) -> None:
+        self.service = service
+
+    async def answer(self) -> None:
+        s = self.service
+        body = json.loads(self.request.body) if self.request.body else None
+        s.requests.append(
+            (self.request.method or "", self.request.path, self.request.headers["Authorization"], body)
+        )
+        if s.hung:
+            await s.hang.wait()
+        self.set_status(s.status)
+        if s.raw is not None:
+            self.finish(s.raw)
+        elif s.body is not None:
+            self.finish(json.dumps(s.body))
+
+    get = post = delete = answer
+
+
+@pytest_asyncio.fixture
+async def service() -> AsyncIterator[tuple[Service, ServiceClient]]:
+    state = Service()
+    app = web.Application([(r"/services/hybridhub/.*", Handler, {"service": state})])
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    server = httpserver.HTTPServer(app)
+    server.add_sockets(sockets)
+    port = sockets[0].getsockname()[1]
+    yield state, ServiceClient(f"http://127.0.0.1:{port}/services/hybridhub/", TOKEN, timeout=2.0)
+    state.hang.set()
+    server.stop()
+    await server.close_all_connections()
+
+
+CANDIDATE = {
+    "cluster": "onprem",
+    "pool": "l40s",
+    "elastic": False,
+    "nodes": ["l40s-0"],
+    "preferred_node": "l40s-0",
+    "reason": "l40s-0 on onprem has 4 free NVIDIA-L40S (best fit)",
+    "reservation": "r-1",
+}
+REQUEST = {"user": "ann", "gpus": 1, "gpu_product": None, "cluster": "auto"}
+
+
+@pytest.mark.asyncio
+async def test_place_sends_the_request_with_the_token_and_reads_the_candidates(
+    service: tuple[Service, ServiceClient],
+) -> None:
+    state, client = service
+    state.body = {"candidates": [CANDIDATE, {**CANDIDATE, "cluster": "eks", "reservation": None}]}
+    got = await client.place(REQUEST)
+    assert [c.cluster for c in got] == ["onprem", "eks"] and got[0] == Candidate.from_json(CANDIDATE)
+    assert state.requests == [("POST", "/services/hybridhub/api/placements", f"token {TOKEN}", REQUEST)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("status", "body", "raw", "message", "reason"),
+    [
+        (
+            409,
+            {"message": "No cluster has 9 free NVIDIA-L40S"},
+            None,
+            "No cluster has 9 free NVIDIA-L40S",
+            "capacity",
+        ),
+        (
+            403,
+            {"message": "missing scope custom:hybridhub:place"},
+            None,
+            "refused the request: missing scope",
+            "hybridhub",
+        ),
+        (502, None, b"", "refused the request: HTTP 502", "hybridhub"),
+        (502, None, b"<html>Bad Gateway</html>", "not JSON (HTTP 502)", "hybridhub"),
+        (200, {"candidates": "none"}, None, "without candidates", "hybridhub"),
+        (
+            200,
+            {"candidates": [{"cluster": "onprem"}]},
+            None,
+            "malformed candidate: candidate pool",
+            "hybridhub",
+        ),
+    ],
+)
+async def test_place_refusals_are_sentences(
+    service: tuple[Service, ServiceClient],
+    status: int,
+    body: Any,
+    raw: bytes | None,
+    message: str,
+    reason: str,
+) -> None:
+    state, client = service
+    state.status, state.body, state.raw = status, body, raw
+    with pytest.raises(SpawnRefused) as err:
+        await client.place(REQUEST)
+    assert message in err.value.jupyterhub_message
+    assert err.value.reason == reason
+
+
+@pytest.mark.asyncio
+async def test_a_hung_service_is_given_up_on_after_the_timeout(
+    service: tuple[Service, ServiceClient],
+) -> None:
+    state, client = service
+    state.hung = True
+    fast = ServiceClient(client.url, client.token, timeout=0.2)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(SpawnRefused, match="did not answer in time"):
+        await fast.place(REQUEST)
+    assert asyncio.get_running_loop().time() - started < 2.0
+
+
+@pytest.mark.asyncio
+async def test_a_service_that_is_gone_is_unreachable() -> None:
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    port = sockets[0].getsockname()[1]
+    sockets[0].close()  # nothing listens there now
+    with pytest.raises(SpawnRefused, match="unreachable"):
+        await ServiceClient(f"http://127.0.0.1:{port}/", TOKEN, timeout=2.0).capacity()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("status", "expected"), [(200, {"clusters": []}), (503, None)])
+async def test_capacity(service: tuple[Service, ServiceClient], status: int, expected: Any) -> None:
+    state, client = service
+    state.status, state.body = status, {"clusters": []}
+    assert await client.capacity() == expected
+    assert state.requests[0][:2] == ("GET", "/services/hybridhub/api/capacity")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [204, 404, 500])
+async def test_release_never_fails_the_spawn(service: tuple[Service, ServiceClient], status: int) -> None:
+    state, client = service
+    state.status, state.body = status, None
+    await client.release("r-1")
+    assert state.requests == [("DELETE", "/services/hybridhub/api/placements/r-1", f"token {TOKEN}", None)]
