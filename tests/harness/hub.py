@@ -38,7 +38,6 @@ CHP = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
 # What the single-user pods run (the image is ignored by simcluster; the command must exist here).
 SINGLEUSER = {
     "real": ["jupyterhub-singleuser"],
-    "mocksu": [sys.executable, "-m", "jupyterhub.tests.mocksu"],
     "echosu": [sys.executable, "-S", str(Path(__file__).with_name("echosu.py"))],  # stdlib only: light
 }
 
@@ -198,6 +197,10 @@ class HubProcess:
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
 
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the hub's log (its services write there too): what a failed wait shows."""
+        return self.log_text()[-chars:]
+
     # ------------------------------------------------------------------ REST
 
     def api(self, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
@@ -295,6 +298,29 @@ class HubProcess:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name}'s server not ready in {timeout}s:\n{self.log_text()[-4000:]}")
             time.sleep(0.25)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def servers(self) -> dict[str, dict[str, Any]]:
+        """Every user's servers that run or are starting or stopping, by user (one API call)."""
+        users = self.api("GET", "/users")
+        return {u["name"]: u["servers"] for u in users if u.get("servers")}
+
+    def stop_all_servers(self, timeout: float = 60.0) -> list[str]:
+        """Stop every server of every user; the names of the users who had one."""
+        had = self.servers()
+        for user, servers in had.items():
+            for name in servers:
+                with contextlib.suppress(urllib.error.HTTPError):  # already stopping
+                    self.api("DELETE", f"/users/{user}/servers/{name}" if name else f"/users/{user}/server")
+        deadline = time.monotonic() + timeout
+        while left := self.servers():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"servers did not stop in {timeout}s: {left}\n{self.log_tail()}")
+            time.sleep(0.25)
+        return sorted(had)
 
     def stop_server(self, name: str, timeout: float = 60.0) -> None:
         self.api("DELETE", f"/users/{name}/server")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 from tests.harness.hub import HubProcess
+from tests.harness.waits import wait_for
 
-__all__ = ["call", "user_token", "wait_for_service"]
+__all__ = ["call", "cluster_health", "user_token", "wait_for_service"]
 
 
 def call(hub: HubProcess, method: str, path: str, token: str, body: Any = None) -> tuple[int, Any]:
@@ -35,16 +35,30 @@ def call(hub: HubProcess, method: str, path: str, token: str, body: Any = None) 
 
 
 def wait_for_service(hub: HubProcess, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = call(hub, "GET", "api/capacity", hub.wiring.hub_token)
-        if status in (200, 403) and isinstance(body, dict):
-            synced = status == 403 or all(c["synced"] for c in body["clusters"])
-            if synced:
-                return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the service did not come up: {status} {body}\n{hub.log_text()[-3000:]}")
-        time.sleep(0.3)
+    """Until the service answers and has synced every cluster's inventory (403: it answers, to a
+    token without the capacity scope)."""
+
+    def synced(answer: tuple[int, Any]) -> bool:
+        status, body = answer
+        if status == 403:
+            return True
+        return status == 200 and isinstance(body, dict) and all(c["synced"] for c in body["clusters"])
+
+    wait_for(
+        "the service to answer with every cluster synced",
+        lambda: call(hub, "GET", "api/capacity", hub.wiring.hub_token),
+        timeout,
+        until=synced,
+        every=0.3,
+        explain=hub.log_tail,
+    )
+
+
+def cluster_health(hub: HubProcess, cluster: str) -> str:
+    """What the service says of ``cluster`` now: healthy, degraded or down."""
+    status, body = call(hub, "GET", "api/capacity", hub.wiring.hub_token)
+    assert status == 200, body
+    return str(next(c["health"] for c in body["clusters"] if c["name"] == cluster))
 
 
 def user_token(hub: HubProcess, name: str) -> str:

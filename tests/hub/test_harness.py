@@ -7,6 +7,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from simcluster.testing import SimProcess
+from tests.harness.cleanup import leave_clean, pod_count
 from tests.harness.hub import HubProcess
 
 
@@ -44,11 +45,31 @@ def test_a_server_runs_where_its_pod_is(hub: HubProcess, hsim: SimProcess) -> No
     hub.stop_server("alice")
 
 
-def test_mocksu_servers_for_load(mocksu_hub: HubProcess, hsim: SimProcess) -> None:
-    mocksu_hub.create_user("bob")
-    mocksu_hub.start_server("bob")
-    mocksu_hub.wait_ready("bob")
-    status, body = mocksu_hub.proxy_get("/user/bob/some/path")
-    assert (status, body) == (200, b"/user/bob/some/path")  # mocksu echoes the path
-    assert hsim.kubectl("get", "pod", "-n", "mocksu", "jupyter-bob", "-o", "name").stdout.strip()
-    mocksu_hub.stop_server("bob")
+def test_what_a_test_leaves_behind_is_undone(
+    hub: HubProcess, hsim: SimProcess, pods_at_start: dict[str, int]
+) -> None:
+    """tests/hub/conftest.py undoes this after every hub test: a latency fault, a killed hub, a
+    running server, a stray pod."""
+    hub.create_user("lee")
+    hub.start_server("lee")
+    hub.wait_ready("lee")
+    stray = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "stray", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "x", "command": ["sleep", "600"]}]},
+    }
+    hsim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(stray), context="eks")
+    hsim.admin("eks").set_faults(latency=0.05)
+    hub.kill()
+    undone = leave_clean(hsim, [hub], pods_at_start, ["default", "jupyterhub"])
+    assert undone == [
+        "faults on eks",
+        f"hub {hub.workdir.name} started again",
+        "servers of ['lee'] stopped",
+        "pods ['pod/stray'] in eks/default deleted",
+    ]
+    assert hub.running and hub.servers() == {}
+    assert pod_count(hsim) == pods_at_start
+    assert not hsim.admin("eks").faults()["latency"]
+    assert leave_clean(hsim, [hub], pods_at_start, ["default", "jupyterhub"]) == []  # nothing left

@@ -7,22 +7,23 @@ import re
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from simcluster.testing import SimProcess
 from tests.harness.hub import HubProcess
 from tests.harness.hybrid import wire
+from tests.harness.metrics import hub_metrics, value
 from tests.harness.service_api import call, user_token, wait_for_service
+from tests.harness.waits import wait_for
 
 L40S = "NVIDIA-L40S"
 ONE_L40S = {"gpus": 1, "gpu_product": L40S}
 NAMESPACE = "jupyterhub"
 CONTEXTS = ("onprem", "eks")
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +51,6 @@ def load_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iter
 # ---------------------------------------------------------------------- helpers
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, every: float = 0.2) -> T:
-    """Poll ``check`` until it returns something other than None/False, for at most ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout}s (last: {value!r})")
-        time.sleep(every)
-
-
 def pods(sim: SimProcess, context: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
     out = sim.kubectl("get", "pods", "-n", namespace, "-o", "json", context=context)
     return list(json.loads(out.stdout)["items"])
@@ -70,13 +59,10 @@ def pods(sim: SimProcess, context: str, namespace: str = NAMESPACE) -> list[dict
 def wait_no_pods(sim: SimProcess, timeout: float = 60.0) -> None:
     for context in CONTEXTS:
 
-        def gone(c: str = context) -> bool:
-            return not pods(sim, c)
+        def names(c: str = context) -> list[str]:
+            return [p["metadata"]["name"] for p in pods(sim, c)]
 
-        try:
-            wait_for(f"no pod left in {context}", gone, timeout, every=0.5)
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}: {[p['metadata']['name'] for p in pods(sim, context)]}") from None
+        wait_for(f"no pod left in {context}", names, timeout, until=lambda left: not left, every=0.5)
 
 
 _OBSERVERS: dict[int, str] = {}
@@ -155,29 +141,17 @@ def preferred_node(pod: dict[str, Any]) -> str:
     return str(prefs[-1]["preference"]["matchFields"][0]["values"][0])
 
 
-def metric(hub: HubProcess, name: str, **labels: str) -> float:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{hub.hub_port}/hub/metrics", headers={"Authorization": f"token {hub.token}"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        text = resp.read().decode()
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{{want}}} "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def placements(hub: HubProcess) -> dict[tuple[str, str], float]:
+    text = hub_metrics(hub)
     return {
-        (c, r): metric(hub, "hybridhub_spawn_placements_total", cluster=c, reason=r)
+        (c, r): value(text, "hybridhub_spawn_placements_total", cluster=c, reason=r)
         for c in CONTEXTS
         for r in ("on-prem", "burst", "retry")
     }
 
 
 def fallbacks(hub: HubProcess) -> float:
-    return sum(metric(hub, "hybridhub_spawn_fallbacks_total", cluster=c) for c in CONTEXTS)
+    return value(hub_metrics(hub), "hybridhub_spawn_fallbacks_total")
 
 
 def delta(after: dict[Any, float], before: dict[Any, float]) -> dict[Any, float]:
@@ -235,10 +209,14 @@ def test_concurrent_spawns_under_api_latency_are_not_serialised(
     """With 200 ms on every API call of both clusters, 20 concurrent spawns overlap: reservations, not
     a lock held across API calls, keep them apart.
 
-    Asserted: all 20 pods (8 on-prem, 12 on eks) are created within half the time their API calls
-    alone would take if spawns were serialised (20 spawns x 2 calls on the way to the pod, leftover
-    cleanup and create, x 200 ms = 8 s), and none fails. Printed, not asserted (the project keeps
-    wall-time targets in benchmarks: this machine is shared and noisy): the twenty's wall time against
+    Asserted: none fails, and the spawns' API calls overlap. Each spawn makes two calls on the way
+    to its pod, the leftover cleanup (which names the pod) and the create, each answered 200 ms
+    after it arrives. Spawns serialised by a lock would send the next spawn's first call only after
+    the previous create was answered: when the first create arrives, one spawn would have called.
+    Here most of the twenty must have, however slow the shared machine is. Printed, not asserted
+    (the project keeps wall-time targets in benchmarks: this machine is shared and noisy): when the
+    last pod was created against 8 s (20 spawns x 2 calls x 200 ms, serialised), and the twenty's
+    wall time against
     one spawn of the slowest kind among them, a burst to eks's cold elastic pool (12 of the twenty
     burst, and the pool must add nodes first), and against one on-prem spawn. bench/spawns.py
     --gpu-mix measures the same ratio; its figures are in bench/README.md. The pods run the stdlib
@@ -268,21 +246,20 @@ def test_concurrent_spawns_under_api_latency_are_not_serialised(
         twenty = spawn_all(load_hub, users, ONE_L40S)
         check_twenty_placed(load_hub, hsim, users)
         create = ("POST", f"/api/v1/namespaces/{NAMESPACE}/pods")
-        creates = [
-            r["time"]
-            for c, a in admins.items()
-            for r in a.requests(since[c])
-            if (r["method"], r["path"]) == create
-        ]
+        log = [r for c, a in admins.items() for r in a.requests(since[c])]
+        creates = [r["time"] for r in log if (r["method"], r["path"]) == create]
         assert len(creates) == 20, creates
+        first_create = min(creates)
+        called = {u for u in users for r in log if f"jupyter-{u}" in r["path"] and r["time"] < first_create}
         created = max(creates) - began
         serialised = 20 * 2 * latency
         print(
             f"\n{latency * 1000:.0f} ms API latency: 1 spawn on-prem {on_prem:.2f}s, 1 burst to eks "
             f"{burst:.2f}s, 20 concurrent {twenty:.2f}s ({twenty / burst:.1f}x the burst); all 20 pods "
-            f"created {created:.2f}s after the requests (serialised: >= {serialised:.0f}s)"
+            f"created {created:.2f}s after the requests (serialised: >= {serialised:.0f}s); "
+            f"{len(called)} spawns had called before the first create"
         )
-        assert created < serialised / 2, f"the 20 pods were created over {created:.2f}s"
+        assert len(called) >= 10, f"only {sorted(called)} had called the API before the first pod's create"
     finally:
         for admin in admins.values():
             admin.clear_faults()
@@ -372,6 +349,9 @@ def test_gpus_taken_between_placement_and_scheduling_move_the_server_to_eks_at_o
                 return next(mine, None)
 
             anchor = wait_for(f"{user}'s spawn reaching on-prem", first_request, 10, every=0.01)
+            # The race itself (see the docstring): the tenants' creates must arrive half a latency
+            # after the spawn's first request, between placement and the notebook pod's create.
+            # That is a moment to reach, not a condition to wait for.
             time.sleep(max(0.0, anchor["time"] + latency / 2 - time.time()))
             assert create_pods(hsim, "onprem", tenants) == [201, 201]
             assert spawn.result(timeout=60) in (201, 202)
@@ -432,29 +412,41 @@ def test_a_spawn_lists_nothing_beyond_the_shared_watchers(load_hub: HubProcess, 
     took = spawn_all(load_hub, ["quiet"], ONE_L40S)
     try:
         until = {c: a.last_request() for c, a in admins.items()}
-        time.sleep(1.0)  # a watcher's relist at the very end: let its WATCH follow
-        lists: list[tuple[str, ...]] = []
-        own: list[tuple[str, str, dict[str, str]]] = []
-        calls: Counter[tuple[str, str, str]] = Counter()
-        for c, a in admins.items():
-            log = a.requests(since[c])
-            for i, r in enumerate(log):
-                if r["seq"] > until[c]:
-                    break
-                if not r["watch"] and r["path"] != "/readyz":  # the service's health probes
-                    calls[(c, r["method"], re.sub(r"jupyter-\w+", "jupyter-USER", r["path"]))] += 1
-                if r["method"] != "GET" or r["watch"] or not WATCHED.match(r["path"]):
-                    continue
-                lists.append((c, *signature(r)))
-                rest = log[i + 1 :]
-                relist = next((j for j, w in enumerate(rest) if signature(w) == signature(r)), None)
-                if relist is None or not rest[relist]["watch"]:
-                    own.append((c, r["path"], r["query"]))
+
+        def survey() -> tuple[list[tuple[str, ...]], list[tuple[str, str, dict[str, str]]], Counter[Any]]:
+            """The spawn's LISTs of pods, events and nodes; those no WATCH of the same selection
+            follows (yet); and its other calls."""
+            lists: list[tuple[str, ...]] = []
+            own: list[tuple[str, str, dict[str, str]]] = []
+            calls: Counter[tuple[str, str, str]] = Counter()
+            for c, a in admins.items():
+                log = a.requests(since[c])
+                for i, r in enumerate(log):
+                    if r["seq"] > until[c]:
+                        break
+                    if not r["watch"] and r["path"] != "/readyz":  # the service's health probes
+                        calls[(c, r["method"], re.sub(r"jupyter-\w+", "jupyter-USER", r["path"]))] += 1
+                    if r["method"] != "GET" or r["watch"] or not WATCHED.match(r["path"]):
+                        continue
+                    lists.append((c, *signature(r)))
+                    rest = log[i + 1 :]
+                    relist = next((j for j, w in enumerate(rest) if signature(w) == signature(r)), None)
+                    if relist is None or not rest[relist]["watch"]:
+                        own.append((c, r["path"], r["query"]))
+            return lists, own, calls
+
+        # A watcher that relisted at the very end of the spawn sends its WATCH a moment later: wait
+        # for every LIST to be followed by one. A LIST of the spawn's own never is: the wait fails.
+        lists, own, calls = wait_for(
+            "every LIST during the spawn to be a watcher's (a WATCH follows; the spawn lists nothing)",
+            survey,
+            5,
+            until=lambda found: not found[1],
+        )
         print(
             f"\none spawn ({took:.2f}s): {len(lists)} watcher relists {lists}; own LISTs {own}; "
             f"other calls {dict(calls)}"
         )
-        assert own == [], f"the spawn listed {own}"
         assert cluster_of(load_hub, "quiet") == "onprem"
     finally:
         stop_all(load_hub, hsim, ["quiet"])

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from simcluster.testing import SimProcess
 from tests.harness.hub import HubProcess
-from tests.harness.service_api import call
+from tests.harness.service_api import cluster_health
+from tests.harness.waits import wait_for
 from tests.hub.conftest import run_service_hub
 
 pytestmark = pytest.mark.timeout(300)
@@ -28,10 +29,8 @@ def onprem_pod(sim: SimProcess, user: str) -> dict[str, object] | None:
     return json.loads(out.stdout) if out.returncode == 0 else None
 
 
-def onprem_health(hub: HubProcess, token: str) -> str:
-    status, body = call(hub, "GET", "api/capacity", token)
-    assert status == 200, body
-    return str(next(c["health"] for c in body["clusters"] if c["name"] == "onprem"))
+def logged(hub: HubProcess, text: str) -> Callable[[], bool]:
+    return lambda: text in hub.log_text()
 
 
 def test_watches_that_gave_up_in_a_long_outage_are_started_again(
@@ -43,18 +42,27 @@ def test_watches_that_gave_up_in_a_long_outage_are_started_again(
     admin = hsim.admin("onprem")
     admin.set_faults(down=True)
     try:
-        deadline = time.monotonic() + 150
-        while "Watching resources never recovered, giving up" not in outage_hub.log_text():
-            assert time.monotonic() < deadline, outage_hub.log_text()[-3000:]
-            time.sleep(1)
+        # KubeSpawner's watches back off from 0.2 s, doubling, and give up past 30 s: about a minute
+        gave_up = "Watching resources never recovered, giving up"
+        wait_for(
+            f"the hub's log to say {gave_up!r}",
+            logged(outage_hub, gave_up),
+            150,
+            every=1,
+            explain=outage_hub.log_tail,
+        )
         assert outage_hub.user("oda")["servers"][""]["ready"]  # not forgotten, and the hub is up
     finally:
         admin.clear_faults()
     # back: the next poll (every 2 s) starts the pod watch again
-    deadline = time.monotonic() + 30
-    while "watch on cluster onprem had given up; starting it again" not in outage_hub.log_text():
-        assert time.monotonic() < deadline, outage_hub.log_text()[-3000:]
-        time.sleep(0.5)
+    again = "watch on cluster onprem had given up; starting it again"
+    wait_for(
+        f"the hub's log to say {again!r}",
+        logged(outage_hub, again),
+        30,
+        every=0.5,
+        explain=outage_hub.log_tail,
+    )
     # a stop waits for the pod to leave the watch's cache: with a dead watch it would wait out
     # start_timeout and then fail
     started = time.monotonic()
@@ -62,11 +70,14 @@ def test_watches_that_gave_up_in_a_long_outage_are_started_again(
     assert time.monotonic() - started < 15
     assert onprem_pod(hsim, "oda") is None
     # a start pinned to on-prem is refused until the service counts on-prem as up again
-    token = outage_hub.wiring.hub_token
-    deadline = time.monotonic() + 30
-    while onprem_health(outage_hub, token) == "down":
-        assert time.monotonic() < deadline, "on-prem never came back in the service's eyes"
-        time.sleep(0.5)
+    wait_for(
+        "the service to count on-prem as up again",
+        lambda: cluster_health(outage_hub, "onprem"),
+        30,
+        until=lambda state: state != "down",
+        every=0.5,
+        explain=outage_hub.log_tail,
+    )
     outage_hub.start_server("oda", {"gpus": 0, "cluster": "onprem"})
     outage_hub.wait_ready("oda", timeout=60)
     outage_hub.stop_server("oda")
