@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -46,29 +47,49 @@ def tallies(index: FitIndex, pool: str = "p") -> dict[str | None, GpuTally]:
 # --------------------------------------------------------------------------- preferences
 
 
+Preference = tuple[Callable[..., float], tuple[Any, ...]]
+
+
+def gpu_pref(free_gpus: int, free_cpu: float, sign: float) -> Preference:
+    return gpu_preference, (free_gpus, free_cpu, sign)
+
+
+def cpu_pref(free_gpus: int, free_cpu: float, has_gpus: bool, sign: float) -> Preference:
+    return cpu_preference, (free_gpus, free_cpu, has_gpus, sign)
+
+
 @pytest.mark.parametrize(
     ("smaller", "larger"),
     [
         # requests with GPUs, best fit: fewer free GPUs first, then less free CPU
-        (gpu_preference(1, 60.0, 1.0), gpu_preference(2, 1.0, 1.0)),
-        (gpu_preference(2, 1.0, 1.0), gpu_preference(2, 1.5, 1.0)),
-        (gpu_preference(0, 0.001, 1.0), gpu_preference(0, 0.002, 1.0)),  # to 0.001 CPU
+        (gpu_pref(1, 60.0, 1.0), gpu_pref(2, 1.0, 1.0)),
+        (gpu_pref(2, 1.0, 1.0), gpu_pref(2, 1.5, 1.0)),
+        (gpu_pref(0, 0.001, 1.0), gpu_pref(0, 0.002, 1.0)),  # to 0.001 CPU
         # spread: more free GPUs first, then more free CPU
-        (gpu_preference(2, 1.0, -1.0), gpu_preference(1, 60.0, -1.0)),
-        (gpu_preference(2, 1.5, -1.0), gpu_preference(2, 1.0, -1.0)),
+        (gpu_pref(2, 1.0, -1.0), gpu_pref(1, 60.0, -1.0)),
+        (gpu_pref(2, 1.5, -1.0), gpu_pref(2, 1.0, -1.0)),
         # CPU-only requests: any node without GPUs before any node with GPUs
-        (cpu_preference(0, 999_999.0, False, 1.0), cpu_preference(0, 0.0, True, 1.0)),
-        (cpu_preference(0, 0.0, False, -1.0), cpu_preference(0, 999_999.0, True, -1.0)),
+        (cpu_pref(0, 999_999.0, False, 1.0), cpu_pref(0, 0.0, True, 1.0)),
+        (cpu_pref(0, 0.0, False, -1.0), cpu_pref(0, 999_999.0, True, -1.0)),
         # ... and of nodes with GPUs, the fewest free GPUs first, whatever the policy
-        (cpu_preference(1, 60.0, True, 1.0), cpu_preference(2, 1.0, True, 1.0)),
-        (cpu_preference(1, 1.0, True, -1.0), cpu_preference(2, 60.0, True, -1.0)),
-        (cpu_preference(1, 60.0, True, -1.0), cpu_preference(1, 1.0, True, -1.0)),
-        (cpu_preference(0, 4.0, False, 1.0), cpu_preference(0, 8.0, False, 1.0)),
-        (cpu_preference(0, 8.0, False, -1.0), cpu_preference(0, 4.0, False, -1.0)),
+        (cpu_pref(1, 60.0, True, 1.0), cpu_pref(2, 1.0, True, 1.0)),
+        (cpu_pref(1, 1.0, True, -1.0), cpu_pref(2, 60.0, True, -1.0)),
+        (cpu_pref(1, 60.0, True, -1.0), cpu_pref(1, 1.0, True, -1.0)),
+        (cpu_pref(0, 4.0, False, 1.0), cpu_pref(0, 8.0, False, 1.0)),
+        (cpu_pref(0, 8.0, False, -1.0), cpu_pref(0, 4.0, False, -1.0)),
+        # still in order to 0.001 CPU at the limits the preference is made for (< 1e4 GPUs, < 1e6 CPUs)
+        (gpu_pref(9999, 999_999.998, 1.0), gpu_pref(9999, 999_999.999, 1.0)),
+        (gpu_pref(9999, 999_999.999, -1.0), gpu_pref(9999, 999_999.998, -1.0)),
+        (gpu_pref(9998, 999_999.999, 1.0), gpu_pref(9999, 0.0, 1.0)),
+        (cpu_pref(9999, 999_999.998, True, 1.0), cpu_pref(9999, 999_999.999, True, 1.0)),
+        (cpu_pref(9998, 999_999.999, True, 1.0), cpu_pref(9999, 0.0, True, 1.0)),
+        (cpu_pref(0, 999_999.999, False, 1.0), cpu_pref(0, 0.0, True, 1.0)),
     ],
 )
-def test_preferences(smaller: float, larger: float) -> None:
-    assert smaller < larger
+def test_preferences(smaller: Preference, larger: Preference) -> None:
+    # computed here rather than in the table, which is built once at import: mutation testing swaps the
+    # code after that
+    assert smaller[0](*smaller[1]) < larger[0](*larger[1])
 
 
 # --------------------------------------------------------------------------- orders and tallies

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import subprocess
 import sys
@@ -27,7 +28,13 @@ from spawner.core.model import (
     Reservation,
     Role,
 )
-from spawner.placement.fit_index import FitIndexBuilder, build_fit_index, cpu_preference, gpu_preference
+from spawner.placement.fit_index import (
+    FitIndex,
+    FitIndexBuilder,
+    build_fit_index,
+    cpu_preference,
+    gpu_preference,
+)
 from spawner.placement.rank import availability, place, reserve, validate_request
 
 A100 = "NVIDIA-A100-SXM4-80GB"
@@ -166,6 +173,7 @@ MIXED = (node("n8"), node("n2", used=6), node("n5", used=3), node("n0", used=8))
             "best-fit",
             ["exact"],
         ),
+        ((node("exact"),), req(1, None, memory=512 * GiB), "best-fit", ["exact"]),  # any product
         ((node("float", cpu=0.3, cpu_used=0.2),), req(1, cpu=0.1), "best-fit", ["float"]),
         ((node("over", used=9),), req(1), "best-fit", []),  # more requested than allocatable
         ((node("over", cpu_used=65),), req(1), "best-fit", []),
@@ -199,12 +207,20 @@ def test_fixed_pool_node_order(
         ((cpu_node("c1", "gpu", cpu_used=2), cpu_node("c2", "gpu", cpu_used=12)), "spread", ["c1", "c2"]),
         # a cordoned node takes nothing, a full one neither
         ((cpu_node("c1", "gpu", schedulable=False), cpu_node("c2", "gpu", cpu_used=16)), "best-fit", []),
+        # a node with more GPUs requested than it has (it shrank) takes no server at all
+        ((node("over", used=9), node("ok")), "best-fit", ["ok"]),
+        # the memory asked for, exactly
+        (
+            (cpu_node("c1", "gpu", mem_used=56 * GiB), cpu_node("c2", "gpu", mem_used=57 * GiB)),
+            "best-fit",
+            ["c1"],
+        ),
     ],
 )
 def test_cpu_only_requests_spare_gpu_nodes(
     nodes: tuple[NodeCapacity, ...], policy: str, expected: list[str]
 ) -> None:
-    result = place(req(0, None, cpu=1), [onprem(*nodes)], {}, policy=policy)
+    result = place(req(0, None, cpu=1, memory=8 * GiB), [onprem(*nodes)], {}, policy=policy)
     if not expected:
         assert isinstance(result, NoCapacity)
         return
@@ -295,6 +311,14 @@ def test_several_clusters_of_each_role_keep_their_listed_order() -> None:
 # --------------------------------------------------------------------------- elastic pools
 
 
+_WAITING = itertools.count()
+
+
+def waiting(gpus: int, pool: str = "gpu-l40s") -> Reservation:
+    """A live reservation of an elastic pool's next node on eks."""
+    return Reservation(f"w{next(_WAITING)}", "eks", None, pool, gpus, 0.0, 0, 100.0)
+
+
 @pytest.mark.parametrize(
     ("nodes", "request_", "reservations", "expected"),
     [
@@ -336,6 +360,19 @@ def test_several_clusters_of_each_role_keep_their_listed_order() -> None:
             ),
             [("gpu-l40s", True, ())],
         ),
+        # ... a 1-GPU request too
+        (
+            (node("l1", "gpu-l40s", product=L40S, used=8),),
+            req(1, L40S),
+            (Reservation("r", "eks", None, "gpu-l40s", 3, 0.0, 0, 100.0),),
+            [("gpu-l40s", True, ())],
+        ),
+        # ... up to the last GPU of a new node (2 + 2 fill one 4-GPU node: one starting, one more allowed)
+        ((), req(4, L40S), (waiting(2), waiting(2)), [("gpu-l40s", True, ())]),
+        # ... packed largest first (3, 2, 1 on 4-GPU nodes: 3 + 1 and 2, so 2 GPUs left on the second)
+        ((), req(2, L40S), (waiting(1), waiting(2), waiting(3)), [("gpu-l40s", True, ())]),
+        # ... and what a node on its way has left is what its reservations leave (2 + 1 of 4: 1 left)
+        ((node("l1", "gpu-l40s", product=L40S, used=8),), req(2, L40S), (waiting(2), waiting(1)), []),
         # any product: every GPU pool that matches, smallest new node first
         ((), req(1, None), (), [("gpu-l40s", True, ()), ("gpu-a100", True, ())]),
         # a CPU-only server never starts a GPU node
@@ -361,6 +398,30 @@ def test_elastic_pools(
     assert got == expected
     for c in [] if isinstance(result, NoCapacity) else result:
         assert c.preferred_node == (c.nodes[0] if c.nodes else None)
+
+
+@pytest.mark.parametrize(
+    ("reservations", "message"),
+    [
+        (0, None),
+        (1, None),
+        (
+            2,
+            "No cluster can start a CPU-only server now: "
+            "eks pool cpu is at its maximum of 2 nodes (2 starting)",
+        ),
+    ],
+)
+def test_each_waiting_reservation_of_a_cpu_pool_starts_a_node(reservations: int, message: str | None) -> None:
+    """Without GPUs per node nothing says how many servers share a node: each counts as one."""
+    inv = eks(pools=(elastic("cpu", None, 0, 2),))
+    result = place(req(0, None), [inv], {}, [waiting(0, "cpu") for _ in range(reservations)], now=10.0)
+    if message is None:
+        assert isinstance(result, list)
+        assert [(c.pool, c.elastic) for c in result] == [("cpu", True)]
+    else:
+        assert isinstance(result, NoCapacity)
+        assert result.message == message
 
 
 def test_elastic_smallest_node_first_for_best_fit() -> None:
@@ -477,6 +538,99 @@ def test_all_pools_down_in_one_cluster() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("inventory", "request_", "expected"),
+    [
+        # a full pool listed after the one that fits needs no mention
+        (
+            onprem(node("o1"), node("m1", "more", used=8), pools=(Pool("gpu"), Pool("more"))),
+            req(1),
+            [("gpu", False, "o1 on onprem has 8 free NVIDIA-A100-SXM4-80GB (best fit)")],
+        ),
+        # a full fixed pool listed after an elastic one still comes first naturally: say why not
+        (
+            onprem(node("o1", used=8), pools=(elastic("burst", A100, 8, 4), Pool("gpu"))),
+            req(1),
+            [
+                (
+                    "burst",
+                    True,
+                    "pool gpu of onprem has no free NVIDIA-A100-SXM4-80GB (8 in total, 0 free): "
+                    f"starting on onprem, pool burst {NEW}",
+                )
+            ],
+        ),
+        # an elastic pool listed first, at its maximum
+        (
+            eks(
+                node("l1", "a", product=L40S, used=8),
+                pools=(elastic("a", L40S, 8, 1), elastic("b", L40S, 8, 2)),
+            ),
+            req(1, L40S),
+            [("b", True, f"eks pool a is at its maximum of 1 node: starting on eks, pool b {NEW}")],
+        ),
+        # a fixed pool's figures whatever the order of the nodes
+        (
+            replace(HYBRID, nodes=(node("ip-1", "eks-gpu", used=8), node("dgx-1", "onprem-gpu", used=8))),
+            req(1),
+            [
+                (
+                    "eks-gpu",
+                    True,
+                    "pool onprem-gpu of hybrid has no free NVIDIA-A100-SXM4-80GB (8 in total, 0 free): "
+                    f"starting on hybrid, pool eks-gpu {NEW}",
+                )
+            ],
+        ),
+        # existing nodes of an elastic pool before a new node of another
+        (
+            eks(
+                node("l1", "b", product=L40S, used=4),
+                pools=(elastic("a", L40S, 8, 2), elastic("b", L40S, 8, 2)),
+            ),
+            req(1, L40S),
+            [
+                ("b", False, "l1 on eks has 4 free NVIDIA-L40S (best fit)"),
+                ("a", True, f"starting on eks, pool a {NEW}"),
+            ],
+        ),
+        # CPU-only: a GPU pool without CPU room is no excuse to give
+        (
+            onprem(node("g", cpu_used=64), cpu_node("c1")),
+            req(0, None, cpu=1),
+            [("cpu", False, "c1 on onprem has 16 CPUs and 64 GiB memory free (no GPUs requested)")],
+        ),
+        # CPU-only: an existing CPU node before a new one
+        (
+            onprem(cpu_node("c1"), pools=(Pool("cpu"), elastic("burst", None, 0, 5))),
+            req(0, None, cpu=1),
+            [
+                ("cpu", False, "c1 on onprem has 16 CPUs and 64 GiB memory free (no GPUs requested)"),
+                ("burst", True, f"starting on onprem, pool burst {NEW}"),
+            ],
+        ),
+        # CPU-only: a new CPU node before a node with a single GPU
+        (
+            onprem(node("g1", gpus=1), pools=(Pool("gpu"), elastic("cpu", None, 0, 5))),
+            req(0, None, cpu=1),
+            [
+                ("cpu", True, f"starting on onprem, pool cpu {NEW}"),
+                (
+                    "gpu",
+                    False,
+                    "g1 on onprem has 64 CPUs and 512 GiB memory free "
+                    "(no GPUs requested, but no node without GPUs has room)",
+                ),
+            ],
+        ),
+    ],
+)
+def test_pool_order_and_notes_in_one_cluster(
+    inventory: ClusterInventory, request_: PlacementRequest, expected: list[tuple[str, bool, str]]
+) -> None:
+    assert [(c.pool, c.elastic, c.reason) for c in candidates(request_, [inventory])] == expected
+
+
 # --------------------------------------------------------------------------- reasons
 
 ONPREM_A100 = onprem(
@@ -575,6 +729,16 @@ L40S_FULL = onprem(node("l40s-1", product=L40S, used=8))
             ],
         ),
         (
+            req(1, None, cpu=80),
+            [onprem(node("a", used=7)), eks(pools=(elastic("gpu-l40s"),))],
+            {},
+            "best-fit",
+            [
+                "onprem has no node with 1 free GPU and 80 CPUs free (8 in total, 1 free): "
+                f"starting on eks, pool gpu-l40s {NEW}"
+            ],
+        ),
+        (
             req(1, H100),
             [ONPREM_A100, eks(pools=(elastic("h100", H100, 8, 1),))],
             {},
@@ -587,6 +751,17 @@ L40S_FULL = onprem(node("l40s-1", product=L40S, used=8))
             {},
             "best-fit",
             [f"onprem has no Ready node with NVIDIA-L40S: starting on eks, pool gpu-l40s {NEW}"],
+        ),
+        # every excuse, in order
+        (
+            req(1, L40S),
+            [L40S_FULL, eks()],
+            {"eks": ClusterHealth("eks", G, "slow")},
+            "best-fit",
+            [
+                "onprem has no free NVIDIA-L40S (8 in total, 0 free); eks is degraded (slow): "
+                f"starting on eks, pool gpu-l40s {NEW}"
+            ],
         ),
         # on-prem down or degraded: say so
         (
@@ -654,8 +829,73 @@ def test_reasons(
     assert got == reasons
 
 
+@pytest.mark.parametrize(
+    ("request_", "inv", "held", "reason"),
+    [
+        # what the node has free, less what live reservations on it hold
+        (
+            req(1),
+            onprem(node("a", used=2, cpu_used=8, mem_used=GiB)),
+            Reservation("r", "onprem", "a", "gpu", 2, 4.0, GiB, 100.0),
+            "a on onprem has 4 free NVIDIA-A100-SXM4-80GB (best fit)",
+        ),
+        (
+            req(0, None, cpu=1),
+            onprem(cpu_node("c", cpu_used=2.5, mem_used=8 * GiB)),
+            Reservation("r", "onprem", "c", "cpu", 0, 4.0, 16 * GiB, 100.0),
+            "c on onprem has 9.5 CPUs and 40 GiB memory free (no GPUs requested)",
+        ),
+        # the memory asked for is exactly what a reservation leaves
+        (
+            req(1, memory=12 * GiB),
+            onprem(node("a")),
+            Reservation("r", "onprem", "a", "gpu", 0, 0.0, 500 * GiB, 100.0),
+            "a on onprem has 8 free NVIDIA-A100-SXM4-80GB (best fit)",
+        ),
+        (
+            req(0, None, memory=12 * GiB),
+            onprem(cpu_node("c", mem_used=GiB)),
+            Reservation("r", "onprem", "c", "cpu", 0, 0.0, 51 * GiB, 100.0),
+            "c on onprem has 16 CPUs and 12 GiB memory free (no GPUs requested)",
+        ),
+    ],
+)
+def test_reasons_count_reservations(
+    request_: PlacementRequest, inv: ClusterInventory, held: Reservation, reason: str
+) -> None:
+    assert [c.reason for c in candidates(request_, [inv], None, [held])] == [reason]
+
+
+MiB = 2**20
+
+
+@pytest.mark.parametrize(
+    ("cpu", "cpu_used", "mem", "words"),
+    [
+        (16.0, 0.0, 1536 * MiB, "16 CPUs and 1.5 GiB memory"),
+        (16.0, 0.0, GiB, "16 CPUs and 1 GiB memory"),
+        (16.0, 0.0, GiB - MiB, "16 CPUs and 1023 MiB memory"),
+        (16.0, 0.0, 512 * MiB, "16 CPUs and 512 MiB memory"),
+        (16.0, 0.0, MiB, "16 CPUs and 1 MiB memory"),
+        (16.0, 0.0, MiB - 1, "16 CPUs and 1048575 bytes memory"),
+        (16.0, 0.0, 0, "16 CPUs and 0 bytes memory"),
+        (1.0, 0.0, 3 * 2**40, "1 CPU and 3 TiB memory"),
+        (1.5, 0.0, GiB, "1.5 CPUs and 1 GiB memory"),
+        (0.25, 0.0, GiB, "0.25 CPUs and 1 GiB memory"),
+        # float arithmetic: 0.3 - 0.2 is 0.09999999999999998; the reason says what was meant
+        (0.3, 0.2, GiB, "0.1 CPUs and 1 GiB memory"),
+    ],
+)
+def test_free_resources_in_words(cpu: float, cpu_used: float, mem: int, words: str) -> None:
+    inv = onprem(node("c", "cpu", gpus=0, cpu=cpu, cpu_used=cpu_used, mem=mem))
+    (c,) = candidates(req(0, None), [inv])
+    assert c.reason == f"c on onprem has {words} free (no GPUs requested)"
+
+
 # --------------------------------------------------------------------------- no capacity
 
+CPU_AND_BURST = (Pool("cpu"), elastic("burst", None, 0, 1))
+GPU_AND_BURST = (Pool("gpu"), Pool("cpu"), elastic("burst", A100, 8, 1))
 EKS_A100_FULL = eks(
     node("ip-1", "gpu-a100", used=8),
     node("ip-2", "gpu-a100", used=8),
@@ -784,6 +1024,102 @@ ONPREM_16 = onprem(node("dgx-1", used=6), node("dgx-2", used=7))  # 16 A100, 3 f
             "No cluster can start 4 × NVIDIA-L40S now: "
             "onprem has 8 (none free); eks pool gpu-l40s has 2 GPUs per node",
         ),
+        # as many GPUs as a node has: the nodes are busy, not too small
+        (
+            req(8),
+            [
+                onprem(node("a", used=8)),
+                eks(node("ip-1", "gpu-a100", used=8), pools=(elastic("gpu-a100", A100, 8, 1),)),
+            ],
+            {},
+            "No cluster can start 8 × NVIDIA-A100-SXM4-80GB now: "
+            "onprem has 8 (none free); eks pool gpu-a100 is at its maximum of 1 node",
+        ),
+        # nodes with a single GPU
+        (
+            req(1),
+            [onprem(node("a", gpus=1, used=1), node("b", gpus=1, used=1))],
+            {},
+            "No cluster can start 1 × NVIDIA-A100-SXM4-80GB now: onprem has 2 (none free)",
+        ),
+        # the GPUs of every node not Ready, of the product asked for only
+        (
+            req(1),
+            [onprem(node("x", ready=False), node("y", ready=False))],
+            {},
+            "No cluster can start 1 × NVIDIA-A100-SXM4-80GB now: "
+            "onprem has none Ready (16 on nodes not Ready)",
+        ),
+        (
+            req(1),
+            [
+                onprem(
+                    node("x", ready=False), node("h", product=H100, ready=False), cpu_node("c", ready=False)
+                )
+            ],
+            {},
+            "No cluster can start 1 × NVIDIA-A100-SXM4-80GB now: "
+            "onprem has none Ready (8 on nodes not Ready)",
+        ),
+        # a free GPU, but not with the CPUs asked for
+        (
+            req(1, cpu=80),
+            [onprem(node("a", used=7))],
+            {},
+            "No cluster can start 1 × NVIDIA-A100-SXM4-80GB with 80 CPUs now: "
+            "onprem has 8 (1 free), but no node with the GPUs free has 80 CPUs free",
+        ),
+        # no memory free anywhere
+        (
+            req(0, None, cpu=32),
+            [onprem(cpu_node("c1", mem_used=64 * GiB))],
+            {},
+            "No cluster can start a CPU-only server with 32 CPUs now: "
+            "onprem has no node with 32 CPUs free (at most 16 CPUs and 0 bytes memory free on one node)",
+        ),
+        # a cluster whose elastic pool is at its maximum: its fixed pools are named when they have
+        # something of the kind asked for (a Ready node; GPUs of the product), first
+        (
+            req(0, None, cpu=32),
+            [onprem(cpu_node("c1"), cpu_node("b1", "burst", cpu_used=16), pools=CPU_AND_BURST)],
+            {},
+            "No cluster can start a CPU-only server with 32 CPUs now: "
+            "onprem has no node with 32 CPUs free (at most 16 CPUs and 64 GiB memory free on one node); "
+            "onprem pool burst is at its maximum of 1 node",
+        ),
+        (
+            req(0, None, cpu=1),
+            [onprem(cpu_node("c1", ready=False), cpu_node("b1", "burst", cpu_used=16), pools=CPU_AND_BURST)],
+            {},
+            "No cluster can start a CPU-only server with 1 CPU now: "
+            "onprem pool burst is at its maximum of 1 node",
+        ),
+        (
+            req(1),
+            [onprem(node("g1", used=8), node("b1", "burst", used=8), pools=GPU_AND_BURST)],
+            {},
+            "No cluster can start 1 × NVIDIA-A100-SXM4-80GB now: "
+            "onprem has 8 (none free); onprem pool burst is at its maximum of 1 node",
+        ),
+        (
+            req(1),
+            [onprem(cpu_node("c1"), node("b1", "burst", used=8), pools=GPU_AND_BURST)],
+            {},
+            "No cluster can start 1 × NVIDIA-A100-SXM4-80GB now: "
+            "onprem pool burst is at its maximum of 1 node",
+        ),
+        # a CPU pool is no place for a request with GPUs, of any product
+        (
+            req(1, None),
+            [
+                eks(
+                    node("l1", "gpu-l40s", product=L40S, used=8),
+                    pools=(elastic("gpu-l40s", L40S, 8, 1), elastic("cpu", None, 0, 10)),
+                )
+            ],
+            {},
+            "No cluster can start 1 GPU now: eks pool gpu-l40s is at its maximum of 1 node",
+        ),
     ],
 )
 def test_no_capacity_messages(
@@ -810,6 +1146,34 @@ def test_no_capacity_lists_what_is_available() -> None:
         "onprem": (ProductAvailability(A100, 16, 3, largest_free=2),),
         "eks": (ProductAvailability(A100, 16, 0),),
     }
+    # reservations deducted
+    held = [Reservation("r", "onprem", "dgx-2", "gpu", 1, 0.0, 0, 100.0)]
+    assert no_capacity(req(4), [ONPREM_16], None, held).available == {
+        "onprem": (ProductAvailability(A100, 16, 2, largest_free=2),)
+    }
+
+
+@pytest.mark.parametrize(
+    ("request_", "listed"),
+    [
+        (req(2, gpu_quota=1), ["onprem", "eks"]),
+        (req(1, cpu=-1), ["onprem", "eks"]),
+        (req(1, cluster="gcp"), ["onprem", "eks"]),
+        # only the clusters the user may use
+        (req(1, cluster="eks", allowed_clusters=("onprem",)), ["onprem"]),
+    ],
+)
+def test_a_refused_request_still_lists_what_is_available(
+    request_: PlacementRequest, listed: list[str]
+) -> None:
+    """The user reads what there is even when the request itself is refused (reservations deducted)."""
+    held = [Reservation("r", "onprem", "dgx-2", "gpu", 1, 0.0, 0, 100.0)]
+    available = {
+        "onprem": (ProductAvailability(A100, 16, 2, largest_free=2),),
+        "eks": (ProductAvailability(A100, 16, 0),),
+    }
+    result = no_capacity(request_, [ONPREM_16, EKS_A100_FULL], None, held)
+    assert result.available == {cluster: available[cluster] for cluster in listed}
 
 
 @pytest.mark.parametrize(
@@ -851,6 +1215,24 @@ def test_quota_boundary(request_: PlacementRequest, fits: bool) -> None:
     assert isinstance(place(request_, [ONPREM_16], {}), list) is fits
 
 
+@pytest.mark.parametrize(
+    ("request_", "clusters", "message"),
+    [
+        (req(1, cluster="gcp"), [], "There is no cluster named 'gcp' (clusters: none)"),
+        (
+            req(1, cluster="gcp", allowed_clusters=("onprem", "eks")),
+            ["onprem", "eks", "gcp"],
+            "You may not use cluster 'gcp'; yours: onprem, eks",
+        ),
+        (req(1, cluster="eks", allowed_clusters=("onprem", "eks")), ["onprem", "eks", "gcp"], None),
+    ],
+)
+def test_validate_request_names_the_clusters(
+    request_: PlacementRequest, clusters: list[str], message: str | None
+) -> None:
+    assert validate_request(request_, clusters) == message
+
+
 def test_validate_request_without_clusters() -> None:
     assert validate_request(req(1), []) == "There is no cluster to start servers on"
     assert validate_request(req(1), ["onprem"]) is None
@@ -858,7 +1240,7 @@ def test_validate_request_without_clusters() -> None:
 
 
 def test_unknown_policy_is_a_programming_error() -> None:
-    with pytest.raises(ValueError, match="unknown placement policy 'worst-fit'"):
+    with pytest.raises(ValueError, match=r"unknown placement policy 'worst-fit' \(known: best-fit, spread\)"):
         place(req(1), [ONPREM_16], {}, policy="worst-fit")
 
 
@@ -872,6 +1254,9 @@ def test_reservations_reduce_free_resources() -> None:
     # expired at ``now``: ignored; without ``now`` every reservation given counts
     assert candidates(req(2), [inv], None, held, now=100.0)[0].nodes == ("a", "b")
     assert candidates(req(2), [inv], None, held, now=99.0)[0].nodes == ("b",)
+    # an expired reservation listed first does not hide the live ones after it
+    expired = Reservation("r0", "onprem", "b", "gpu", 4, 0.0, 0, 5.0)
+    assert candidates(req(2), [inv], None, [expired, *held], now=10.0)[0].nodes == ("b",)
     # another cluster's reservation on a node of the same name does not count
     other = [replace(held[0], cluster="eks")]
     assert candidates(req(2), [inv], None, other)[0].nodes == ("a", "b")
@@ -914,15 +1299,24 @@ def test_reserve(candidate: Candidate, node: str | None, expected_id: str) -> No
 
 
 @pytest.mark.parametrize(
-    ("candidate", "ttl"),
+    ("candidate", "ttl", "message"),
     [
-        (Candidate("onprem", "gpu", False, ("a",), "a", ""), 0.0),
-        (Candidate("onprem", "gpu", False, (), None, ""), 10.0),
+        (
+            Candidate("onprem", "gpu", False, ("a",), "a", ""),
+            0.0,
+            "a reservation needs a positive ttl, not 0.0",
+        ),
+        (
+            Candidate("onprem", "gpu", False, (), None, ""),
+            10.0,
+            "candidate onprem/gpu names no node to reserve",
+        ),
     ],
 )
-def test_reserve_rejects(candidate: Candidate, ttl: float) -> None:
-    with pytest.raises(ValueError):
+def test_reserve_rejects(candidate: Candidate, ttl: float, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
         reserve(candidate, req(1), now=0.0, ttl=ttl)
+    assert str(caught.value) == message
 
 
 # --------------------------------------------------------------------------- the inventory's FitIndex
@@ -936,6 +1330,20 @@ def test_an_index_of_other_nodes_is_not_used() -> None:
     assert stale.fits is indexed.fits
     assert candidates(req(2), [stale])[0].nodes == ("c",)
     assert availability([stale])["onprem"] == (ProductAvailability(A100, 8, 8, largest_free=8),)
+
+
+def test_the_inventorys_own_index_is_read_not_rebuilt() -> None:
+    """An index whose ``nodes`` are the inventory's is trusted as is (the service keeps it up to date,
+    and rebuilding it per placement is what it saves). Here it still counts node a as it was."""
+    inv = onprem(node("a", used=6))
+    earlier = build_fit_index((node("a", used=2),))
+    handed = replace(inv, fits=FitIndex(inv.nodes, earlier.pools))
+    assert [c.reason for c in candidates(req(1), [handed])] == [
+        "a on onprem has 6 free NVIDIA-A100-SXM4-80GB (best fit)"
+    ]
+    assert [c.reason for c in candidates(req(1), [inv])] == [
+        "a on onprem has 2 free NVIDIA-A100-SXM4-80GB (best fit)"
+    ]
 
 
 def _feasible(
@@ -1082,6 +1490,64 @@ def test_listed_nodes_match_a_node_by_node_check(policy: str, incremental: bool)
             [eks(pools=(elastic("gpu-l40s", L40S, 8, 1),))],
             (Reservation("r", "eks", None, "gpu-l40s", 1, 0.0, 0, 1.0),),
             {"eks": (ProductAvailability(L40S, 0, 0),)},
+        ),
+        (
+            [eks(pools=(elastic("one", L40S, 1, 3),))],
+            (),
+            {"eks": (ProductAvailability(L40S, 0, 0, new_node_gpus=1),)},
+        ),
+        # a new node's GPUs are the elastic pool's, not those of the biggest node of the product
+        (
+            [onprem(node("a"), pools=(Pool("gpu"), elastic("burst", A100, 4, 3)))],
+            (),
+            {"onprem": (ProductAvailability(A100, 8, 8, largest_free=8, new_node_gpus=4),)},
+        ),
+        # pools of one product add up; the most free on one node is the most of any pool
+        (
+            [onprem(node("a"), node("b", "more", used=6), pools=(Pool("gpu"), Pool("more")))],
+            (),
+            {"onprem": (ProductAvailability(A100, 16, 10, largest_free=8),)},
+        ),
+        # reservations: on a node with one GPU ...
+        (
+            [onprem(node("a", gpus=1), node("b", gpus=1))],
+            (Reservation("r", "onprem", "a", "gpu", 1, 0.0, 0, 1.0),),
+            {"onprem": (ProductAvailability(A100, 2, 1, largest_free=1),)},
+        ),
+        # ... on nodes of two products, in any order
+        (
+            [onprem(node("l", product=L40S, used=4), node("a", used=4))],
+            (
+                Reservation("r1", "onprem", "l", "gpu", 1, 0.0, 0, 1.0),
+                Reservation("r2", "onprem", "a", "gpu", 2, 0.0, 0, 1.0),
+            ),
+            {
+                "onprem": (
+                    ProductAvailability(A100, 8, 2, largest_free=2),
+                    ProductAvailability(L40S, 8, 3, largest_free=3),
+                )
+            },
+        ),
+        # ... on a node with nothing free (the pod landed): nothing more to deduct
+        (
+            [onprem(node("a", used=8), node("b", used=4))],
+            (Reservation("r", "onprem", "a", "gpu", 1, 0.0, 0, 1.0),),
+            {"onprem": (ProductAvailability(A100, 16, 4, largest_free=4),)},
+        ),
+        # ... on one of two nodes with as much free: the other one is the most free
+        (
+            [onprem(node("a", used=4), node("b", used=4))],
+            (Reservation("r1", "onprem", "a", "gpu", 4, 0.0, 0, 1.0),),
+            {"onprem": (ProductAvailability(A100, 16, 4, largest_free=4),)},
+        ),
+        # ... on both: none is
+        (
+            [onprem(node("a", used=4), node("b", used=4))],
+            (
+                Reservation("r1", "onprem", "a", "gpu", 4, 0.0, 0, 1.0),
+                Reservation("r2", "onprem", "b", "gpu", 4, 0.0, 0, 1.0),
+            ),
+            {"onprem": (ProductAvailability(A100, 16, 0, largest_free=0),)},
         ),
     ],
 )
