@@ -245,8 +245,10 @@ def _pool(raw: Any, where: str) -> Pool:
         misplaced = sorted(elastic_only & set(data))
         if misplaced:
             raise ValueError(f"{where}.{misplaced[0]}: only for elastic pools (a fixed pool's nodes say it)")
-    deadline = data.get("provisioning_deadline", Pool.provisioning_deadline)
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or not 0 < deadline < float("inf"):
+    deadline = data.get("provisioning_deadline")
+    if deadline is not None and (
+        isinstance(deadline, bool) or not isinstance(deadline, int | float) or not 0 < deadline < float("inf")
+    ):
         raise ValueError(f"{where}.provisioning_deadline: expected seconds > 0, got {deadline!r}")
     if elastic and "max_nodes" not in data:
         raise ValueError(
@@ -269,7 +271,7 @@ def _pool(raw: Any, where: str) -> Pool:
         gpu_product=gpu_product,
         max_nodes=_int(data["max_nodes"], f"{where}.max_nodes", 1) if elastic else 0,
         tolerations=_tolerations(data.get("tolerations", []), f"{where}.tolerations"),
-        provisioning_deadline=float(deadline),
+        provisioning_deadline=None if deadline is None else float(deadline),
         role=_role(data["role"], f"{where}.role") if "role" in data else None,
     )
 
@@ -450,8 +452,9 @@ class ClusterSet(Configurable):
           required when there are several pools), ``tolerations`` (``key``, ``operator``, ``value``,
           ``effect``), and for ``elastic: true`` pools (cluster-autoscaler, Karpenter) ``max_nodes``,
           ``gpus_per_node``, ``gpu_product`` and ``provisioning_deadline`` (seconds a new node may
-          take, default 600). A pool's ``role`` defaults to the cluster's; set it for the
-          single-cluster topology (EKS Hybrid Nodes: one cluster, an ``onprem`` and a ``cloud`` pool).
+          take; default ``HybridSpawner.elastic_deadline``). A pool's ``role`` defaults to the
+          cluster's; set it for the single-cluster topology (EKS Hybrid Nodes: one cluster, an
+          ``onprem`` and a ``cloud`` pool).
 
         Unknown keys are errors, and errors name the place
         (``clusters[1].pools[0].node_selector: expected a mapping``). Example, an on-prem cluster the

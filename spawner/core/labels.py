@@ -31,6 +31,6 @@ SERVERNAME_KEY = "hub.jupyter.org/servername"
 COMPONENT_LABEL = "component"
 NOTEBOOK_COMPONENT = "singleuser-server"
 
-# Set by HybridSpawner on the pods, Services and claims it makes. The leftover sweep looks only at
-# objects that carry it.
+# Set by HybridSpawner on the pods and Services it makes. The leftover sweep looks only at pods that
+# carry it. Home claims do not carry it, on purpose: they outlive servers, so no sweep should reach them.
 CLUSTER_LABEL = "hybridhub.io/cluster"

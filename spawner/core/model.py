@@ -48,7 +48,8 @@ class Pool:
     gpu_product: str | None = None
     max_nodes: int = 0
     tolerations: tuple[Mapping[str, str], ...] = ()
-    provisioning_deadline: float = 600.0  # seconds an elastic pool may take to bring a node
+    # seconds an elastic pool may take to bring a node; None: HybridSpawner.elastic_deadline decides
+    provisioning_deadline: float | None = None
     # onprem or cloud nodes; None: the cluster's role. Set per pool in the single-cluster topology
     # (on-prem and cloud node pools in one cluster, as with EKS Hybrid Nodes).
     role: Role | None = None

@@ -406,6 +406,7 @@ class ServerLocation:
     node: str | None
     uid: str = ""
     cluster_label: str = ""  # HybridSpawner's hybridhub.io/cluster label: "" on pods it did not make
+    terminating: bool = False  # deleted already, waiting out its grace period
 
 
 def server_location(pod: Json) -> ServerLocation | None:
@@ -433,6 +434,7 @@ def server_location(pod: Json) -> ServerLocation | None:
         node=(pod.get("spec") or {}).get("nodeName") or None,
         uid=meta.get("uid") or "",
         cluster_label=labels.get(CLUSTER_LABEL) or "",
+        terminating=bool(meta.get("deletionTimestamp")),
     )
 
 

@@ -180,7 +180,13 @@ class LeftoverSweeper:
         now = self.clock()
         # notebook_pods() gives only the hub's own namespace (HybridSpawner puts every pod there):
         # another hub's pods, in its own namespace, are not ours to judge
-        pods = [(name, loc) for name, loc in self.fleet.notebook_pods() if loc.cluster_label and loc.uid]
+        # a pod being deleted (by the hub, or by an earlier sweep) is on its way out already: deleting
+        # it again would count it twice
+        pods = [
+            (name, loc)
+            for name, loc in self.fleet.notebook_pods()
+            if loc.cluster_label and loc.uid and not loc.terminating
+        ]
         alive = {loc.uid for _, loc in pods}
         self._first_seen = {uid: t for uid, t in self._first_seen.items() if uid in alive}
         for _, loc in pods:

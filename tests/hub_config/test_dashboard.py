@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import spawner.spawning.metrics
 from spawner.core.model import ClusterHealth, ClusterInventory, Health, NodeCapacity, Pool, Role
+from spawner.placement.rank import availability
 from spawner.service.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +129,9 @@ def service_series() -> Known:
     )
     inventory = ClusterInventory("onprem", Role.ONPREM, (Pool("gpu"),), (node,), synced=True)
     metrics = Metrics(
-        lambda: [inventory], lambda: {"onprem": ClusterHealth("onprem", Health.HEALTHY)}, lambda: 1
+        lambda: availability([inventory]),
+        lambda: {"onprem": ClusterHealth("onprem", Health.HEALTHY)},
+        lambda: 1,
     )
     metrics.placed("onprem", "placed", 0.001)
     metrics.leftovers.labels("onprem").inc()

@@ -161,7 +161,12 @@ def test_the_hub_uses_hybrid_spawner(config: Config) -> None:
     assert spawner.automount_service_account_token is False
     assert spawner.cluster_set.configs == ClusterSet(config=config).configs
     # the last candidate may wait for an elastic pool's node: start_timeout leaves room for that
-    deadline = max(p.provisioning_deadline for c in spawner.cluster_set.configs for p in c.pools if p.elastic)
+    deadline = max(
+        p.provisioning_deadline or spawner.elastic_deadline
+        for c in spawner.cluster_set.configs
+        for p in c.pools
+        if p.elastic
+    )
     assert spawner.start_timeout > deadline
     # its placement token is the hybridhub-hub service's, from the environment (HybridSpawner's default)
     assert spawner.service_token == services(config)["hybridhub-hub"]["api_token"]

@@ -33,7 +33,7 @@ Need = tuple[str, str, str]  # (apiGroup, resource, verb)
 # HybridSpawner (KubeSpawner underneath) in the notebook namespace.
 SPAWNER_NEEDS: dict[Need, str] = {
     ("", "pods", "create"): "KubeSpawner._make_create_pod_request",
-    ("", "pods", "delete"): "KubeSpawner._make_delete_pod_request (stop), HybridSpawner._remove_leftovers",
+    ("", "pods", "delete"): "KubeSpawner._make_delete_pod_request (stop), leftovers.remove_leftovers",
     ("", "pods", "list"): "KubeSpawner's PodReflector (list_namespaced_pod)",
     ("", "pods", "watch"): "KubeSpawner's PodReflector",
     ("", "events", "list"): "KubeSpawner's EventReflector (list_namespaced_event)",
@@ -42,7 +42,7 @@ SPAWNER_NEEDS: dict[Need, str] = {
     ("", "persistentvolumeclaims", "get"): "KubeSpawner._make_create_pvc_request on 403, _check_pvc_exists",
     ("", "persistentvolumeclaims", "delete"): "KubeSpawner.delete_forever (delete_pvc)",
     ("", "services", "create"): "KubeSpawner._make_create_resource_request('service') (pod_access: service)",
-    ("", "services", "get"): "KubeSpawner._ensure_not_exists('service'), HybridSpawner._service_address",
+    ("", "services", "get"): "KubeSpawner._ensure_not_exists('service'), spawning.follow.service_address",
     ("", "services", "delete"): "KubeSpawner._ensure_not_exists('service')",
     ("", "secrets", "create"): "KubeSpawner._make_create_resource_request('secret') (internal_ssl)",
     ("", "secrets", "get"): "KubeSpawner._ensure_not_exists('secret')",

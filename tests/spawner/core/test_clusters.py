@@ -122,6 +122,12 @@ def test_two_clusters() -> None:
         cloud.pool("nope")
 
 
+def test_an_elastic_pool_without_a_deadline_leaves_it_to_the_spawner() -> None:
+    """None, so that HybridSpawner.elastic_deadline applies (a fixed 600 here made that setting dead)."""
+    (cloud,) = parse_clusters([pool_without(eks(), 0, "provisioning_deadline")])
+    assert cloud.pools[0].elastic and cloud.pools[0].provisioning_deadline is None
+
+
 def test_single_cluster_topology() -> None:
     (cluster,) = parse_clusters([hybrid_nodes()])
     assert cluster.roles == {Role.ONPREM, Role.CLOUD}

@@ -553,6 +553,13 @@ def test_server_location(labels: Json, annotations: Json | None, expected: tuple
         )
 
 
+def test_a_pod_with_a_deletion_timestamp_is_terminating() -> None:
+    body = pod("jupyter-x", "a", labels={**NB, U: "alice"})
+    assert server_location(body).terminating is False  # type: ignore[union-attr]
+    body["metadata"]["deletionTimestamp"] = "2026-12-03T15:00:00Z"
+    assert server_location(body).terminating is True  # type: ignore[union-attr]
+
+
 def test_server_index() -> None:
     index = ServerIndex()
     alice = {**NB, "hub.jupyter.org/username": "alice"}

@@ -291,3 +291,13 @@ async def test_pods_without_our_label_or_a_uid_are_not_even_asked_about() -> Non
     hub = Answers({"ann": frozenset(), "bob": frozenset()})
     assert await sweeper(pods, hub, Clock(), [], grace=0).sweep() == []
     assert hub.asked == []
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_pod_being_deleted_is_neither_asked_about_nor_deleted_again() -> None:
+    """Kubernetes answers a DELETE of a terminating pod with 200 again: a second sweep during its grace
+    period would delete it twice and count it twice."""
+    pods, removed = Pods(replace(loc("ann", uid="a"), terminating=True)), []
+    hub = Answers({"ann": frozenset()})
+    assert await sweeper(pods, hub, Clock(), removed, grace=0).sweep() == []
+    assert hub.asked == [] and pods.deleted == [] and removed == []
