@@ -12,7 +12,7 @@ from aiohttp import web
 from .api import ApiServer
 from .config import ClusterSpec
 from .errors import ApiError
-from .faults import ApiFaults
+from .faults import ApiFaults, FaultUnsupported
 from .store import Store
 
 __all__ = ["Administered", "make_admin_app"]
@@ -30,6 +30,10 @@ class Administered(Protocol):
     faults: ApiFaults
 
     async def set_down(self, down: bool) -> None: ...
+
+    def check_hung(self, parts: frozenset[str]) -> None: ...
+
+    async def set_hung(self, parts: frozenset[str]) -> None: ...
 
     def set_node_ready(self, name: str, ready: bool) -> dict[str, Any]: ...
 
@@ -83,25 +87,35 @@ def make_admin_app(clusters: Mapping[str, Administered], token: str) -> web.Appl
         return _json(cluster(request).faults.as_dict())
 
     async def set_faults(request: web.Request) -> web.Response:
-        """Body: any of {"down": bool, "latency": seconds, "errorRate": 0..1, "errorCode": 429|500|503}."""
+        """Body: any of {"down": bool, "hung": bool, "hungParts": [part, ...], "latency": seconds,
+        "errorRate": 0..1, "errorCode": 429|500|503}; what it leaves out stays as it is."""
         c = cluster(request)
         try:
             changes = orjson.loads(await request.read() or b"{}")
             if not isinstance(changes, dict):
                 raise ValueError("the body must be a JSON object")
-            down = changes.get("down", c.faults.down)
-            c.faults.update({k: v for k, v in changes.items() if k != "down"})
-            if not isinstance(down, bool):
-                raise ValueError("down must be true or false")
+            wanted = c.faults.changed(changes)
+            c.check_hung(wanted.hung)
         except ValueError as exc:
             return _json({"message": str(exc)}, 400)
-        await c.set_down(down)
+        except FaultUnsupported as exc:
+            return _json({"message": str(exc)}, 409)
+        try:
+            await c.set_hung(wanted.hung)
+        except RuntimeError as exc:  # a tool (nft) failed
+            return _json({"message": f"the hung fault could not be applied: {exc}"}, 500)
+        await c.set_down(wanted.down)
+        c.faults.set(wanted)
         return _json(c.faults.as_dict())
 
     async def clear_faults(request: web.Request) -> web.Response:
         c = cluster(request)
-        c.faults.clear()
+        try:
+            await c.set_hung(frozenset())
+        except RuntimeError as exc:
+            return _json({"message": f"the hung fault could not be cleared: {exc}"}, 500)
         await c.set_down(False)
+        c.faults.clear()
         return _json(c.faults.as_dict())
 
     def node_action(action: Callable[[Administered, str], Any]) -> Handler:

@@ -19,16 +19,19 @@ from .auth import Authenticator
 from .autoscaler import Autoscaler, create_node
 from .config import ClusterSpec
 from .controller import Controller
-from .faults import ApiFaults
+from .faults import ApiFaults, FaultUnsupported
+from .gate import GatedListener
 from .kubelet import Kubelet
+from .link import Link
 from .logs import PodLogs
 from .nodes import AddressPool
 from .pvc import VolumeBinder
 from .resources import Registry
 from .runtimes.base import Runtime
+from .runtimes.blackhole import PodBlackhole, nft_available
 from .runtimes.local import GATEWAY
 from .runtimes.loopback import LoopbackRuntime
-from .runtimes.process import ProcessRuntime, can_use_namespaces
+from .runtimes.process import ProcessRuntime, can_use_namespaces, veth_prefix
 from .runtimes.simulated import SimulatedRuntime
 from .scheduler import NodeUsage, Scheduler
 from .serviceproxy import ServiceProxy, default_load_balancer_cidr
@@ -54,7 +57,7 @@ def make_runtime(
     if spec.runtime == "process":
         ok, why = can_use_namespaces()
         if ok:
-            return ProcessRuntime(logs, store, directory)
+            return ProcessRuntime(logs, store, directory, veth_prefix(index))
         log.warning(
             "cluster %s: %s; running pods in the process-loopback fallback instead: each pod gets a "
             "127.x.y.z address (in $POD_IP) its command must bind, and no volumes are mounted",
@@ -64,7 +67,7 @@ def make_runtime(
     return LoopbackRuntime(logs, store, directory, octet=100 + index)
 
 
-def _bound_port(runner: web.AppRunner) -> int:
+def _admin_port(runner: web.AppRunner) -> int:
     """The port the runner's one site listens on (it was asked for port 0)."""
     if not runner.addresses:
         raise RuntimeError("the site is not listening")
@@ -101,6 +104,11 @@ class SimCluster:
             before_request=self.faults.before_request,
         )
         self.runtime = make_runtime(spec, self.logs, self.store, state_dir, index)
+        # the site link, part by part: the API, the Services' addresses (in this process), the pods
+        self.api_link, self.services_link = Link(), Link()
+        self.pod_blackhole: PodBlackhole | None = None
+        if isinstance(self.runtime, ProcessRuntime):
+            self.pod_blackhole = PodBlackhole(self.runtime.veth_prefix, index)
         self.addresses = AddressPool(spec)
         self.usage = NodeUsage()
         self.controllers: list[Controller] = [
@@ -108,10 +116,14 @@ class SimCluster:
             Kubelet(self.store, self.logs, spec.timings, self.runtime),
             Autoscaler(self.store, spec, self.addresses, self.usage),
             VolumeBinder(self.store, spec),
-            ServiceProxy(self.store, spec.load_balancer_cidr or default_load_balancer_cidr(index)),
+            ServiceProxy(
+                self.store,
+                spec.load_balancer_cidr or default_load_balancer_cidr(index),
+                link=self.services_link,
+            ),
         ]
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._listener: GatedListener | None = None
         self._host, self._port = "127.0.0.1", 0
         self.url = ""
 
@@ -131,38 +143,64 @@ class SimCluster:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._seed()
+        if self.pod_blackhole is not None and nft_available()[0]:
+            await self.pod_blackhole.remove_stale()
         for controller in self.controllers:
             controller.start()
         self._runner = web.AppRunner(self.api.make_app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         self._host = host
-        self._site = await self._listen(port)
-        self._port = _bound_port(self._runner)
+        if self._runner.server is None:
+            raise RuntimeError("the API runner has no server")
+        self._listener = GatedListener(self._runner.server, self.certs.server_context(), self.api_link)
+        self._port = self._listener.open(host, port)
         self.url = f"https://{host}:{self._port}"
         log.info("cluster %s serves %s", self.spec.name, self.url)
         return self.url
 
-    async def _listen(self, port: int) -> web.TCPSite:
-        if self._runner is None:
-            raise RuntimeError("the cluster is not started")
-        site = web.TCPSite(self._runner, self._host, port, ssl_context=self.certs.server_context())
-        await site.start()
-        return site
-
     async def set_down(self, down: bool) -> None:
         """Down: the API port refuses connections and open connections (watches too) break."""
-        if down and self._site is not None:
-            await self._site.stop()
-            self._site = None
-            server = self._runner.server if self._runner else None
-            for handler in list(getattr(server, "connections", [])):
-                handler.force_close()
-                if handler.transport is not None:
-                    handler.transport.abort()
+        if self._listener is None:
+            raise RuntimeError("the cluster is not started")
+        if down and self._listener.listening:
+            self._listener.close()
+            self._listener.abort_all()
             self.store.close_watches()
-        elif not down and self._site is None and self._runner is not None:
-            self._site = await self._listen(self._port)
+        elif not down and not self._listener.listening:
+            self._listener.open(self._host, self._port)
         self.faults.down = down
+
+    def check_hung(self, parts: frozenset[str]) -> None:
+        """Raise FaultUnsupported when this cluster cannot hang ``parts``."""
+        if "pods" not in parts or self.runtime.name == "simulated":
+            return  # simulated pods run nothing that traffic could reach
+        rest = 'Send {"hung": true, "hungParts": ["api", "services"]} to hang only the API and the Services.'
+        if self.pod_blackhole is None:
+            raise FaultUnsupported(
+                f"cluster {self.spec.name} runs its pods with the {self.runtime.name} runtime, on this "
+                "machine's loopback addresses: hanging pod addresses needs the process runtime (root). "
+                + rest
+            )
+        ok, why = nft_available()
+        if not ok:
+            raise FaultUnsupported(f"cluster {self.spec.name}: {why}. {rest}")
+
+    async def set_hung(self, parts: frozenset[str]) -> None:
+        """Drop what crosses between this machine and ``parts`` of the cluster, as a dead site link does."""
+        self.check_hung(parts)
+        if self.pod_blackhole is not None:
+            if "pods" in parts:
+                await self.pod_blackhole.hang()
+            else:
+                await self.pod_blackhole.restore()
+        for part, link in (("api", self.api_link), ("services", self.services_link)):
+            if part in parts:
+                link.hang()
+            else:
+                link.restore()
+        if parts != self.faults.hung:
+            log.info("cluster %s: hung %s", self.spec.name, ", ".join(sorted(parts)) or "nothing any more")
+        self.faults.hung = parts
 
     def set_node_ready(self, name: str, ready: bool) -> dict[str, Any]:
         """NotReady as the node lifecycle controller records it (kubelet silent; unreachable taint)."""
@@ -199,8 +237,18 @@ class SimCluster:
 
     async def stop(self) -> None:
         self.store.close_watches()
+        # what the link holds goes out now, so every connection closes
+        self.api_link.shutdown()
+        self.services_link.shutdown()
+        if self.pod_blackhole is not None:
+            try:
+                await self.pod_blackhole.restore()
+            except RuntimeError as exc:
+                log.error("cluster %s: the pods' nftables table stays: %s", self.spec.name, exc)
         for controller in self.controllers:
             await controller.stop()
+        if self._listener is not None:
+            await self._listener.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -237,7 +285,7 @@ class SimEnvironment:
             await self._admin_runner.setup()
             site = web.TCPSite(self._admin_runner, self.host, 0, ssl_context=self.certs.server_context())
             await site.start()
-            self.admin_url = f"https://{self.host}:{_bound_port(self._admin_runner)}"
+            self.admin_url = f"https://{self.host}:{_admin_port(self._admin_runner)}"
         except BaseException:
             await self.stop()
             raise

@@ -14,6 +14,7 @@ from .controller import Controller
 from .errors import ApiError
 from .events import EventRecorder
 from .hosts import backing_pods
+from .link import Link
 from .selectors import label_selector_from_dict
 from .store import Store, WatchEvent
 from .tcpproxy import CONNECT_TIMEOUT, Addr, TcpForwarder, bind_error
@@ -128,15 +129,23 @@ class ServiceProxy(Controller):
     Every ``spec.ports[].port`` of a LoadBalancer Service is served at its ingress IP, and every
     ``nodePort`` at each Ready node's InternalIP that is an address of this host. A connection goes
     to a Ready pod of the Service (round robin, or by client IP with ``sessionAffinity: ClientIP``)
-    at its target port, and is reset when there is none.
+    at its target port, and is reset when there is none. While ``link`` hangs, these addresses
+    hang too (they are the cluster's, across the site link).
     """
 
     name = "service-proxy"
 
-    def __init__(self, store: Store, cidr: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        store: Store,
+        cidr: str,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        link: Link | None = None,
+    ) -> None:
         super().__init__(store)
         self.pool = IngressPool(cidr)
-        self.forwarder = TcpForwarder(self.pick, connect_timeout=connect_timeout)
+        self.forwarder = TcpForwarder(self.pick, connect_timeout=connect_timeout, link=link)
         self.events = EventRecorder(store, "service-controller")
         self._services = store.registry.core("services")
         self._pods = store.registry.core("pods")

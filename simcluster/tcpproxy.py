@@ -1,4 +1,8 @@
-"""Listening TCP sockets that splice each accepted connection to a target picked per connection."""
+"""Listening TCP sockets that splice each accepted connection to a target picked per connection.
+
+The listeners and their clients are on opposite sides of a site link (:mod:`simcluster.link`):
+while it hangs, new connections hang in their SYNs and open ones carry nothing either way.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ import struct
 from collections.abc import Callable, Hashable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, TypeVar
+
+from .link import Link, Plug, Valve
 
 __all__ = ["CONNECT_TIMEOUT", "Addr", "TcpForwarder", "bind_error"]
 
@@ -48,7 +55,9 @@ def _reset(sock: socket.socket) -> None:
 class _Listener(Generic[K]):
     sock: socket.socket
     key: K
+    plug: Plug
     conns: set[asyncio.Task[None]] = field(default_factory=set)
+    accepting: bool = False
     resume: asyncio.TimerHandle | None = None
 
 
@@ -57,16 +66,23 @@ class TcpForwarder(Generic[K]):
 
     A connection whose key picks no target, or whose target does not answer within
     ``connect_timeout``, is reset. Closing a listener (or ``stop``) breaks its open connections.
-    Opening and closing are synchronous, so a closed address refuses connections at once.
+    Opening and closing are synchronous, so a closed address refuses connections at once. While
+    ``link`` hangs, the listeners are plugged and what the connections carry is held.
     """
 
     def __init__(
-        self, pick: Callable[[K, str], Addr | None], *, connect_timeout: float = CONNECT_TIMEOUT
+        self,
+        pick: Callable[[K, str], Addr | None],
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        link: Link | None = None,
     ) -> None:
         self.pick = pick
         self.connect_timeout = connect_timeout
+        self.link = link or Link()
         self._listeners: dict[Addr, _Listener[K]] = {}
         self._tasks: dict[asyncio.Task[None], _Listener[K]] = {}  # connections, with their listener
+        self.link.subscribe(self._on_link)
 
     def serving(self) -> dict[Addr, K]:
         """The addresses listened on, with their keys."""
@@ -85,9 +101,12 @@ class TcpForwarder(Generic[K]):
         except OSError as exc:
             sock.close()
             return exc
-        listener = _Listener(sock, key)
+        listener = _Listener(sock, key, Plug(sock, _BACKLOG))
         self._listeners[addr] = listener
-        asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, listener)
+        if self.link.hung:
+            listener.plug.insert()
+        else:
+            self._start_accepting(listener)
         log.info("%s: serving %s:%d", key, *addr)
         return None
 
@@ -96,10 +115,8 @@ class TcpForwarder(Generic[K]):
         listener = self._listeners.pop(addr, None)
         if listener is None:
             return
-        if listener.resume is not None:
-            listener.resume.cancel()
-        else:
-            asyncio.get_running_loop().remove_reader(listener.sock.fileno())
+        self._stop_accepting(listener)
+        listener.plug.remove()
         listener.sock.close()
         for task in listener.conns:
             task.cancel()
@@ -107,12 +124,36 @@ class TcpForwarder(Generic[K]):
 
     async def stop(self) -> None:
         """Close every listener and wait for their connections to end."""
+        self.link.unsubscribe(self._on_link)
         for addr in list(self._listeners):
             self.close(addr)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _on_link(self, hung: bool) -> None:
+        for listener in self._listeners.values():
+            if hung:
+                self._stop_accepting(listener)
+                self._accept(listener)  # what the kernel accepted before the link hung is served
+                listener.plug.insert()
+            else:
+                listener.plug.remove()
+                self._start_accepting(listener)
+
+    def _start_accepting(self, listener: _Listener[K]) -> None:
+        if not listener.accepting:
+            asyncio.get_running_loop().add_reader(listener.sock.fileno(), self._accept, listener)
+            listener.accepting = True
+
+    def _stop_accepting(self, listener: _Listener[K]) -> None:
+        if listener.resume is not None:
+            listener.resume.cancel()
+            listener.resume = None
+        if listener.accepting:
+            asyncio.get_running_loop().remove_reader(listener.sock.fileno())
+            listener.accepting = False
 
     def _accept(self, listener: _Listener[K]) -> None:
         loop = asyncio.get_running_loop()
@@ -125,9 +166,12 @@ class TcpForwarder(Generic[K]):
                 if exc.errno not in _OUT_OF_RESOURCES:
                     continue  # e.g. the client gave up before we accepted
                 log.warning("%s: cannot accept (%s); pausing for %.0fs", listener.key, exc, _PAUSE)
-                loop.remove_reader(listener.sock.fileno())
+                self._stop_accepting(listener)
                 listener.resume = loop.call_later(_PAUSE, self._resume, listener)
                 return
+            if listener.plug.is_plug(peer[:2]):
+                conn.close()
+                continue
             conn.setblocking(False)
             task = loop.create_task(self._serve(listener.key, conn, str(peer[0])))
             listener.conns.add(task)
@@ -136,7 +180,8 @@ class TcpForwarder(Generic[K]):
 
     def _resume(self, listener: _Listener[K]) -> None:
         listener.resume = None
-        asyncio.get_running_loop().add_reader(listener.sock.fileno(), self._accept, listener)
+        if not self.link.hung:
+            self._start_accepting(listener)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         listener = self._tasks.pop(task, None)
@@ -173,7 +218,7 @@ class TcpForwarder(Generic[K]):
             up_writer.transport.abort()
             _reset(conn)
             raise
-        await _splice(reader, writer, up_reader, up_writer)
+        await _splice(reader, writer, up_reader, up_writer, self.link)
 
 
 async def _splice(
@@ -181,30 +226,65 @@ async def _splice(
     a_writer: asyncio.StreamWriter,
     b_reader: asyncio.StreamReader,
     b_writer: asyncio.StreamWriter,
+    link: Link,
 ) -> None:
-    """Copy both ways until both sides have closed; a reset on one side aborts the other."""
+    """Copy both ways until both sides have closed; a reset on one side aborts the other.
+
+    ``a`` is across ``link`` from ``b``: while it hangs, what either side sends (data, the end of
+    its stream, a reset) is held, and the connection ends only once both ends have gone through.
+    """
+    loop = asyncio.get_running_loop()
+    ends = (loop.create_future(), loop.create_future())
+    valves: list[Valve] = []
+
+    def abort() -> None:
+        a_writer.transport.abort()
+        b_writer.transport.abort()
+        for end in ends:
+            if not end.done():
+                end.set_result(None)
+
     try:
         async with asyncio.TaskGroup() as group:
-            group.create_task(_pipe(a_reader, b_writer, a_writer))
-            group.create_task(_pipe(b_reader, a_writer, b_writer))
+            group.create_task(_pipe(a_reader, b_writer, link, valves, ends[0], abort))
+            group.create_task(_pipe(b_reader, a_writer, link, valves, ends[1], abort))
+        await asyncio.gather(*ends)
     except BaseException:
         a_writer.transport.abort()
         b_writer.transport.abort()
         raise
+    finally:
+        for valve in valves:
+            valve.close()
     a_writer.close()
     b_writer.close()
 
 
 async def _pipe(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, src_writer: asyncio.StreamWriter
+    src: asyncio.StreamReader,
+    dst: asyncio.StreamWriter,
+    link: Link,
+    valves: list[Valve],
+    end: asyncio.Future[None],
+    abort: Callable[[], None],
 ) -> None:
-    """Copy ``src`` to ``dst``; pass on the end of the stream as a half-close."""
+    """Copy ``src`` to ``dst`` through a valve of ``link``; pass on the end of the stream as a half-close."""
+    room = asyncio.Event()
+    room.set()
+    valve = link.valve(on_full=lambda full: room.clear() if full else room.set(), on_dead=abort)
+    valves.append(valve)
     try:
         while data := await src.read(_CHUNK):
-            dst.write(data)
+            valve.send(len(data), partial(dst.write, data))
+            await room.wait()
             await dst.drain()
-        if dst.can_write_eof() and not dst.is_closing():
-            dst.write_eof()
+        valve.send(0, partial(_half_close, dst, end))
     except OSError:  # a reset: the other direction ends too
-        src_writer.transport.abort()
-        dst.transport.abort()
+        valve.send(0, abort)
+
+
+def _half_close(dst: asyncio.StreamWriter, end: asyncio.Future[None]) -> None:
+    if dst.can_write_eof() and not dst.is_closing():
+        dst.write_eof()
+    if not end.done():
+        end.set_result(None)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import shlex
@@ -35,14 +34,14 @@ from ..store import Store
 from .base import ContainerError, ExitCallback, pod_key
 from .local import GATEWAY, ContainerProcess, LocalRuntime, PodProcesses, die_with_parent, send_signal
 
-__all__ = ["COMMAND_TIMEOUT", "ProcessRuntime", "can_use_namespaces"]
+__all__ = ["COMMAND_TIMEOUT", "ProcessRuntime", "can_use_namespaces", "run_tool", "veth_prefix"]
 
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT = 15.0  # seconds for each ip/nsenter/mount helper command
 
 
-async def _run(*cmd: str, input: bytes | None = None, limit: float = COMMAND_TIMEOUT) -> str:
+async def run_tool(*cmd: str, input: bytes | None = None, limit: float = COMMAND_TIMEOUT) -> str:
     """Run a helper command; raise RuntimeError with its stderr when it fails."""
     proc = await asyncio.create_subprocess_exec(
         *cmd,
@@ -59,6 +58,18 @@ async def _run(*cmd: str, input: bytes | None = None, limit: float = COMMAND_TIM
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])}...: {err.decode(errors='replace').strip()}")
     return out.decode(errors="replace")
+
+
+def veth_prefix(index: int) -> str:
+    """What the host-side veth names of the pods of cluster ``index`` in this process start with.
+
+    ``h``, the process ID and the cluster's index, in hex: unique among running simclusters, and one
+    nftables wildcard (``h0012ab03*``) matches every pod of the cluster, those still to come too.
+    A pod's counter completes the name to the 15 characters Linux allows.
+    """
+    if not 0 <= index <= 0xFF:
+        raise ValueError(f"the process runtime runs at most 256 clusters, not cluster number {index + 1}")
+    return f"h{os.getpid():06x}{index:02x}"
 
 
 def can_use_namespaces() -> tuple[bool, str]:
@@ -105,8 +116,10 @@ def _children(pid: int) -> list[int]:
 class ProcessRuntime(LocalRuntime):
     """Pods in their own network, mount, UTS and PID namespaces (root)."""
 
-    def __init__(self, logs: PodLogs, store: Store, state_dir: Path) -> None:
+    def __init__(self, logs: PodLogs, store: Store, state_dir: Path, veth_prefix: str) -> None:
         super().__init__(logs, store, state_dir)
+        self.veth_prefix = veth_prefix  # every pod's host-side veth name starts with it
+        self._veths = 0  # veths made so far: the last part of the next name
         self._dir_users: dict[Path, int] = {}  # host directories we created for mount points
         self._forwarding: str | None = None
 
@@ -176,20 +189,20 @@ class ProcessRuntime(LocalRuntime):
                 err = await state.sandbox.stderr.read()
             raise RuntimeError(f"unshare did not start a pod sandbox: {err.decode(errors='replace').strip()}")
         hostname = (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
-        await _run("nsenter", "-t", str(state.pid1), "-u", "hostname", hostname)
+        await run_tool("nsenter", "-t", str(state.pid1), "-u", "hostname", hostname)
 
     async def _network(self, state: PodProcesses, allocate_ip: Callable[[], str]) -> None:
-        digest = hashlib.sha1(f"{os.getpid()}/{state.uid}".encode()).hexdigest()[:10]
-        state.veth = f"hh{digest}"
-        await _run(
+        self._veths += 1
+        state.veth = f"{self.veth_prefix}{self._veths % 0x1000000:06x}"
+        await run_tool(
             "ip", "link", "add", state.veth, "type", "veth", "peer", "name", "eth0", "netns", str(state.pid1)
         )
-        await _run("ip", "link", "set", state.veth, "up")
-        await _run("ip", "addr", "add", f"{GATEWAY}/32", "dev", state.veth, "scope", "link")
+        await run_tool("ip", "link", "set", state.veth, "up")
+        await run_tool("ip", "addr", "add", f"{GATEWAY}/32", "dev", state.veth, "scope", "link")
         for _ in range(64):  # another simcluster on this machine may route the same pod IP
             ip = allocate_ip()
             try:
-                await _run("ip", "route", "add", f"{ip}/32", "dev", state.veth)
+                await run_tool("ip", "route", "add", f"{ip}/32", "dev", state.veth)
             except RuntimeError as exc:
                 if "File exists" in str(exc):
                     continue
@@ -202,7 +215,7 @@ class ProcessRuntime(LocalRuntime):
             f"link set lo up\nlink set eth0 up\naddr add {state.ip}/32 dev eth0\n"
             f"route add {GATEWAY} dev eth0 scope link\nroute add default via {GATEWAY} dev eth0\n"
         )
-        await _run("nsenter", "-t", str(state.pid1), "-n", "ip", "-batch", "-", input=batch.encode())
+        await run_tool("nsenter", "-t", str(state.pid1), "-n", "ip", "-batch", "-", input=batch.encode())
 
     # ---------------------------------------------------------------- volumes
 
@@ -287,7 +300,7 @@ class ProcessRuntime(LocalRuntime):
                 if mount.get("readOnly"):
                     script.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
                 mounted.add(target)
-        await _run("nsenter", "-t", str(state.pid1), "-m", "sh", "-c", "\n".join(script))
+        await run_tool("nsenter", "-t", str(state.pid1), "-m", "sh", "-c", "\n".join(script))
 
     def write_hosts(self, pod: Mapping[str, Any], state: PodProcesses | None = None) -> None:
         """(Re)write a pod's /etc/hosts in place, so the bind mount sees the new names."""
@@ -348,7 +361,7 @@ class ProcessRuntime(LocalRuntime):
                 await asyncio.wait_for(state.sandbox.wait(), timeout=5)
         if state.ip and state.veth:  # the veth died with the namespace; the route with it
             with contextlib.suppress(RuntimeError):
-                await _run("ip", "link", "del", state.veth)
+                await run_tool("ip", "link", "del", state.veth)
         for path in reversed(state.created_dirs):
             self._release_mount_point(path)
         shutil.rmtree(state.dir, ignore_errors=True)

@@ -88,7 +88,20 @@ def test_error_rate(faulty: SimProcess, code: int, reason: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"errorRate": 2}, {"errorCode": 404}, {"latency": -1}, {"down": "yes"}, {"flood": True}]
+    "bad",
+    [
+        {"errorRate": 2},
+        {"errorCode": 404},
+        {"latency": -1},
+        {"down": "yes"},
+        {"flood": True},
+        {"hung": "yes"},
+        {"hung": True, "hungParts": ["api", "disks"]},
+        {"hung": True, "hungParts": []},
+        {"hung": False, "hungParts": ["api"]},
+        {"hungParts": "api"},
+        {"down": True, "hung": True},
+    ],
 )
 def test_bad_fault_requests_are_refused(faulty: SimProcess, bad: dict[str, Any]) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -96,6 +109,8 @@ def test_bad_fault_requests_are_refused(faulty: SimProcess, bad: dict[str, Any])
     assert err.value.code == 400
     assert faulty.admin("onprem").faults() == {
         "down": False,
+        "hung": False,
+        "hungParts": [],
         "latency": 0.0,
         "errorRate": 0.0,
         "errorCode": 503,
