@@ -78,7 +78,10 @@ class GatedConnection(asyncio.Protocol):
         if self.up.dead:
             self._tell_lost(exc)
         else:
-            self.up.send(0, partial(self._tell_lost, exc))
+            # one loop turn later, as transports do: a request held with the client's close behind it
+            # starts being handled first, as it would when the retransmissions came in
+            tell = partial(asyncio.get_running_loop().call_soon, self._tell_lost, exc)
+            self.up.send(0, tell)
 
     def pause_writing(self) -> None:
         self._set_writing_paused("real", True)
@@ -113,7 +116,7 @@ class GatedConnection(asyncio.Protocol):
             self.real.close()
 
     def abort(self) -> None:
-        """Reset the connection now, link or not (the cluster goes down or stops)."""
+        """Close the connection now, link or not (the cluster goes down or stops)."""
         if self.real is not None and not self.lost:
             self.real.abort()
 

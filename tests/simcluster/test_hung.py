@@ -406,6 +406,27 @@ async def test_requests_time_out_while_the_api_hangs_and_succeed_at_once_after(c
 
 
 @pytest.mark.asyncio
+async def test_a_create_that_timed_out_during_the_hang_happens_when_the_link_returns(
+    cleared: SimProcess,
+) -> None:
+    name = f"late-{os.getpid()}"
+    async with core_api(cleared) as v1:
+        await v1.list_namespace()
+        await admin_call(cleared, "set_faults", hung=True, hungParts=["api"])
+        await times_out(lambda: v1.create_namespace({"metadata": {"name": name}}, _request_timeout=1), 1)
+        await admin_call(cleared, "clear_faults")
+        # the client closed its connection, but its kernel still retransmits the request: 3 s after
+        # it was sent, 2 s after the link is back
+        for _ in range(50):
+            names = [ns.metadata.name for ns in (await v1.list_namespace()).items]
+            if name in names:
+                break
+            await asyncio.sleep(0.1)
+        assert name in names
+        await v1.delete_namespace(name)
+
+
+@pytest.mark.asyncio
 async def test_a_watch_open_before_the_hang_stays_open_and_silent_then_carries_on(
     cleared: SimProcess,
 ) -> None:
