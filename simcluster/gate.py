@@ -80,8 +80,7 @@ class GatedConnection(asyncio.Protocol):
         else:
             # one loop turn later, as transports do: a request held with the client's close behind it
             # starts being handled first, as it would when the retransmissions came in
-            tell = partial(asyncio.get_running_loop().call_soon, self._tell_lost, exc)
-            self.up.send(0, tell)
+            self.up.send(0, partial(self._tell_lost_soon, exc))
 
     def pause_writing(self) -> None:
         self._set_writing_paused("real", True)
@@ -98,6 +97,9 @@ class GatedConnection(asyncio.Protocol):
     def _deliver_eof(self) -> None:
         if not self.told_lost:
             self.inner.eof_received()
+
+    def _tell_lost_soon(self, exc: Exception | None) -> None:
+        asyncio.get_running_loop().call_soon(self._tell_lost, exc)
 
     def _tell_lost(self, exc: Exception | None) -> None:
         if self.told_lost:
