@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -156,11 +157,18 @@ async def test_a_valve_stops_its_sender_when_full_and_gives_up_like_tcp() -> Non
 
 
 class Echo(asyncio.Protocol):
-    """Answers each chunk with itself; remembers how the connection ended."""
+    """Answers each chunk with itself; remembers when it was asked to stop writing, and how it ended."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.lost: list[BaseException | None] = []
+        self.flow: list[str] = []
+
+    def pause_writing(self) -> None:
+        self.flow.append("pause")
+
+    def resume_writing(self) -> None:
+        self.flow.append("resume")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -174,9 +182,19 @@ class Echo(asyncio.Protocol):
         self.lost.append(exc)
 
 
+@dataclass
+class Gated:
+    """An echo server behind a GatedListener."""
+
+    link: Link
+    listener: GatedListener
+    connect: Callable[..., Any]  # connect(within=2.0): a TLS connection's (reader, writer)
+    echoes: list[Echo]  # the server's protocols, one per connection
+
+
 @pytest_asyncio.fixture
-async def gated() -> AsyncIterator[tuple[Link, Callable[..., Any], list[Echo]]]:
-    """An echo server behind a GatedListener on a fast-giving-up link: (link, connect, server protocols)."""
+async def gated() -> AsyncIterator[Gated]:
+    """An echo server behind a GatedListener on a link whose senders give up fast."""
     certs = make_serving_certs(["127.0.0.1"])
     link, echoes = Link(FAST), list[Echo]()
 
@@ -192,16 +210,16 @@ async def gated() -> AsyncIterator[tuple[Link, Callable[..., Any], list[Echo]]]:
         return asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=ctx), within)
 
     try:
-        yield link, connect, echoes
+        yield Gated(link, listener, connect, echoes)
     finally:
         await listener.stop()
 
 
 @pytest.mark.asyncio
 async def test_the_gate_holds_both_ways_and_plugs_new_connections(
-    gated: tuple[Link, Callable[..., Any], list[Echo]],
+    gated: Gated,
 ) -> None:
-    link, connect, echoes = gated
+    link, connect, echoes = gated.link, gated.connect, gated.echoes
     reader, writer = await connect()
     writer.write(b"one")
     assert await asyncio.wait_for(reader.read(3), 2) == b"one"
@@ -222,10 +240,47 @@ async def test_the_gate_holds_both_ways_and_plugs_new_connections(
 
 
 @pytest.mark.asyncio
-async def test_when_the_client_gives_up_both_ends_are_reset(
-    gated: tuple[Link, Callable[..., Any], list[Echo]],
+async def test_full_valves_stop_their_senders_and_everything_arrives_intact(
+    gated: Gated,
 ) -> None:
-    link, connect, echoes = gated
+    link, connect, echoes = gated.link, gated.connect, gated.echoes
+    reader, writer = await connect()
+    writer.write(b"x")
+    assert await asyncio.wait_for(reader.readexactly(1), 2) == b"x"
+    big = os.urandom(HOLD_LIMIT + 1_000_000)
+    assert echoes[0].transport is not None
+    link.hang()
+    echoes[0].transport.write(big)  # more than a valve holds: the server is asked to wait
+    assert echoes[0].flow == ["pause"]
+    link.restore()
+    assert await asyncio.wait_for(reader.readexactly(len(big)), 10) == big
+    for _ in range(100):
+        if echoes[0].flow == ["pause", "resume"]:
+            break
+        await asyncio.sleep(0.01)
+    assert echoes[0].flow == ["pause", "resume"]
+    # the client's upload: a valve's worth is held, then the server stops reading, and the rest
+    # waits in the kernels' buffers and in the client
+    upload = big * 3
+    link.hang()
+    writer.write(upload)
+    (conn,) = gated.listener.connections
+    for _ in range(100):
+        if conn.up.full:
+            break
+        await asyncio.sleep(0.005)
+    assert conn.up.full and conn.real is not None and not conn.real.is_reading()
+    link.restore()
+    assert await asyncio.wait_for(reader.readexactly(len(upload)), 20) == upload  # whole and in order
+    assert conn.real.is_reading()
+    writer.close()
+
+
+@pytest.mark.asyncio
+async def test_when_the_client_gives_up_both_ends_are_reset(
+    gated: Gated,
+) -> None:
+    link, connect, echoes = gated.link, gated.connect, gated.echoes
     reader, writer = await connect()
     link.hang()
     writer.write(b"lost")  # never acknowledged: after FAST.give_up the client's kernel would give up
@@ -237,9 +292,9 @@ async def test_when_the_client_gives_up_both_ends_are_reset(
 
 @pytest.mark.asyncio
 async def test_when_the_server_gives_up_the_client_hears_nothing_until_it_sends_again(
-    gated: tuple[Link, Callable[..., Any], list[Echo]],
+    gated: Gated,
 ) -> None:
-    link, connect, echoes = gated
+    link, connect, echoes = gated.link, gated.connect, gated.echoes
     reader, writer = await connect()
     writer.write(b"hi")
     assert await asyncio.wait_for(reader.read(2), 2) == b"hi"
