@@ -61,7 +61,8 @@ class AdminClient:
         return dict(self._call("GET", "/faults"))
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
-        """down=bool, latency=seconds, errorRate=0..1, errorCode=429|500|503."""
+        """down=bool, hung=bool, hungParts=["api", "services", "pods"], latency=seconds, errorRate=0..1,
+        errorCode=429|500|503 (docs/simcluster.md, "A hung site link")."""
         return dict(self._call("POST", "/faults", faults))
 
     def clear_faults(self) -> dict[str, Any]:
