@@ -26,7 +26,7 @@ $(HUB6_STAMP): pyproject.toml
 NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha1sum | cut -c1-12)
 
 # Debian packages the suite drives for real: kubectl (client only); util-linux and iproute2 for
-# simcluster's process runtime; Node.js + npm for configurable-http-proxy.
+# simcluster's process runtime, nftables for its hung fault; Node.js + npm for configurable-http-proxy.
 system-deps:
 	@missing=""; \
 	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
