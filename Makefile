@@ -11,7 +11,7 @@ HUB6_VENV  := .venv-hub6
 HUB6_TESTS := tests/simcluster/test_kubespawner.py tests/hub/test_hybrid_spawner.py
 HUB6_STAMP := $(HUB6_VENV)/.installed-$(shell (cat pyproject.toml; echo '$(HUB6_PINS)') | sha1sum | cut -c1-12)
 
-.PHONY: demo test check lint typecheck extras pytest pytest-hub6 system-deps bench clean
+.PHONY: mutation demo test check lint typecheck extras pytest pytest-hub6 system-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,12 @@ pytest: $(STAMP) system-deps $(NODE_STAMP)
 ## The `hubcompat` tests (KubeSpawner against simcluster) again with JupyterHub 6 + KubeSpawner 7.1.
 pytest-hub6: $(HUB6_STAMP) system-deps
 	$(HUB6_VENV)/bin/python -m pytest -m hubcompat -p no:cacheprovider $(HUB6_TESTS)
+
+## Mutation testing of placement and the attempt builder (setup.cfg [mutmut]); not part of `test`.
+mutation: $(STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
 
 bench: $(STAMP)
 	$(BIN)/python bench/simcluster_api.py
