@@ -294,6 +294,7 @@ async def test_watch_that_ends_resumes_without_a_list(
     seq = admin.last_request()
     # a change elsewhere moves the resourceVersion; bookmarks carry it to our watches
     cm = await v1.create_namespaced_config_map(ns, {"metadata": {"name": "cm"}, "data": {"k": "v"}})
+    # an interval, not a condition: what is checked is that nothing relists while watches end and resume
     await asyncio.sleep(3 * WATCH_TIMEOUT + 1)
     assert lists_since(admin, seq) == [] and watcher.lists == lists
     for path in ("/api/v1/nodes", "/api/v1/pods"):
@@ -317,7 +318,8 @@ async def test_expired_watches_relist_exactly_once(
     seq = admin.last_request()
     assert admin.expire_watches() >= 2  # ours, at least
     await eventually(lambda: watcher.lists == lists + 2, 10, "a relist of nodes and of pods")
-    await asyncio.sleep(2 * WATCH_TIMEOUT + 1)  # watches go on from the new lists, resuming as usual
+    # an interval, not a condition: the watches go on from the new lists and resume without listing again
+    await asyncio.sleep(2 * WATCH_TIMEOUT + 1)
     assert sorted(lists_since(admin, seq)) == ["/api/v1/nodes", "/api/v1/pods"]
     assert watcher.lists == lists + 2 and watcher.synced and watcher.error is None
     # and it stays correct
@@ -380,7 +382,7 @@ async def test_down_backs_off_never_gives_up_and_recovers(
         lists, failures = w.lists, w.failures
         admin.set_faults(down=True)
         started = time.monotonic()
-        await asyncio.sleep(6)
+        await asyncio.sleep(6)  # an interval: the retries made over it are what is measured
         elapsed = time.monotonic() - started
         failed = w.failures - failures
         print(f"down {elapsed:.1f}s: {failed} failed attempts ({failed / elapsed:.1f}/s, both streams)")
@@ -415,7 +417,7 @@ async def test_server_errors_back_off_at_a_bounded_rate(api: client.ApiClient, a
         admin.set_faults(errorRate=1.0, errorCode=503)
         await eventually(lambda: w.error is not None, 3 * WATCH_TIMEOUT, "a failed resume")
         seq = admin.last_request()
-        await asyncio.sleep(6)
+        await asyncio.sleep(6)  # an interval: the request rate over it is what is measured
         requests = admin.requests(seq)
         rate = len(requests) / 6
         print(f"503s: {len(requests)} requests in 6 s ({rate:.1f}/s, both streams)")
@@ -476,7 +478,8 @@ async def test_not_ready_node_is_not_usable(watcher: ClusterWatcher, admin: Admi
 
 
 @pytest.mark.asyncio
-async def test_stop_leaves_nothing_running(api: client.ApiClient) -> None:
+async def test_stop_leaves_nothing_running(api: client.ApiClient, admin: AdminClient) -> None:
+    seq = admin.last_request()
     w = make_watcher(api)
     w.start()
     with pytest.raises(RuntimeError):
@@ -484,7 +487,8 @@ async def test_stop_leaves_nothing_running(api: client.ApiClient) -> None:
     assert len(inventory_tasks()) == 2
     async with asyncio.timeout(15):
         await w.wait_synced()
-    await asyncio.sleep(0.2)  # inside a watch
+    # stop() must end tasks that are inside their watch requests, not only ones between requests
+    await eventually(lambda: sum(1 for r in admin.requests(seq) if r["watch"]) >= 2, 10, "both watches open")
     await w.stop()
     assert not w.running and inventory_tasks() == []
     assert len(w.snapshot().nodes) == 4  # the last inventory stays readable
