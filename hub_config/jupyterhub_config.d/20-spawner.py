@@ -1,8 +1,9 @@
 """HybridSpawner: what users may ask for (GPU count and product, clusters) and how long a start may take.
 
 The chart's own ``singleuser`` values still configure the pods (image, resources, storage): they
-set ``c.KubeSpawner.*``, which HybridSpawner, a KubeSpawner, inherits. The service URL and the
-placement token come from the hub's environment (HYBRIDHUB_SERVICE_URL, HYBRIDHUB_HUB_TOKEN).
+set ``c.KubeSpawner.*``, which HybridSpawner, a KubeSpawner, inherits. The service's URL is set by
+30-service.py (HYBRIDHUB_SERVICE_*), the placement token comes from the hub's environment
+(HYBRIDHUB_HUB_TOKEN, HybridSpawner's default), and the clusters from 10-clusters.py.
 """
 
 # `c` is the shared config object the loader runs this file with (see ../jupyterhub_config.py)

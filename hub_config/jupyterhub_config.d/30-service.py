@@ -2,23 +2,62 @@
 
 Mirrors the wiring the tests run (tests/harness/hybrid.py): the service answers at
 /services/hybridhub/; HybridSpawner asks it for placements with the token of the ``hybridhub-hub``
-service; users, and their notebook servers' tokens, may read GPU capacity. Tokens come from the hub's
-environment (a Kubernetes Secret, see ../values.yaml), never from this file.
+service; users, and their notebook servers' tokens, may read GPU capacity. The service's addresses
+are settings (HYBRIDHUB_SERVICE_*), and tokens come from the hub's environment (a Kubernetes Secret,
+see ../values.yaml), never from this file.
 """
 
 import os
+from urllib.parse import urlsplit
 
 # `c` is the shared config object the loader runs this file with (see ../jupyterhub_config.py)
 c = c  # noqa: F821
 
 SERVICE = "hybridhub"
-SERVICE_PORT = 10101
-# How the proxy pod (and pods of this cluster) reach the service: the hub's Kubernetes Service, which
-# ../values.yaml extends with this port (hub.service.extraPorts). The hub itself reaches it on
-# 127.0.0.1 (HybridSpawner.service_url's default).
-SERVICE_URL = f"http://hub:{SERVICE_PORT}"
+
+
+def setting(name: str, default: str = "") -> str:
+    """The one place this file reads the environment: unset or empty means the default."""
+    return os.environ.get(name) or default
+
+
+def url_setting(name: str, default: str, *, bind: bool = False) -> str:
+    """An http URL setting, checked here so that a mistake stops the hub with the variable's name
+    rather than the service later; a bind address must also name its port."""
+    value = setting(name, default)
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    schemes = ("http",) if bind else ("http", "https")
+    if parts.scheme not in schemes or not parts.hostname or (bind and port is None):
+        example = "http://0.0.0.0:10101" if bind else "http://hub:10101"
+        raise ValueError(f"30-service.py: {name} must be a URL such as {example}, not {value!r}")
+    return value
+
+
+PORT = setting("HYBRIDHUB_SERVICE_PORT", "10101")
+if not PORT.isdigit() or not 0 < int(PORT) < 65536:
+    raise ValueError(f"30-service.py: HYBRIDHUB_SERVICE_PORT must be a TCP port (1-65535), not {PORT!r}")
+# How the proxy pod reaches the service (JupyterHub's service `url`, which the proxy routes
+# /services/hybridhub/ to): the hub's Kubernetes Service, which ../values.yaml extends with this port
+# (hub.service.extraPorts).
+PROXY_URL = url_setting("HYBRIDHUB_SERVICE_PROXY_URL", f"http://hub:{PORT}")
+# Where the service listens; by default every address of the pod, for the proxy pod to reach it, not
+# the Service name JupyterHub would otherwise pass it.
+BIND_URL = url_setting("HYBRIDHUB_SERVICE_BIND_URL", f"http://0.0.0.0:{PORT}", bind=True)
+# How the hub (HybridSpawner) reaches the service: in the same pod, at the address it listens on, under
+# the hub's base URL, which the chart sets (hub.baseUrl) before this file runs.
+_bind = urlsplit(BIND_URL)
+_host = "127.0.0.1" if _bind.hostname in ("0.0.0.0", "::") else str(_bind.hostname)
+_host = f"[{_host}]" if ":" in _host else _host
+_base = str(c.JupyterHub.get("base_url") or "").strip("/")
+_prefix = f"/{_base}/services/{SERVICE}/" if _base else f"/services/{SERVICE}/"
+c.HybridSpawner.service_url = url_setting("HYBRIDHUB_SERVICE_URL", f"http://{_host}:{_bind.port}{_prefix}")
+
 # the file that sets c.ClusterSet.clusters, as the chart mounts it (hub.extraFiles)
-CLUSTERS_FILE = os.environ.get(
+CLUSTERS_FILE = setting(
     "HYBRIDHUB_CLUSTERS_FILE", "/usr/local/etc/jupyterhub/jupyterhub_config.d/10-clusters.py"
 )
 # A managed service inherits little of the hub's environment (PATH, LANG, ...): hand it what the
@@ -32,7 +71,7 @@ SERVICE_ENVIRONMENT = {
     if (name in _PASSED or name.startswith(("HYBRIDHUB_", "AWS_"))) and name not in _NOT_PASSED
 }
 
-HUB_TOKEN = os.environ.get("HYBRIDHUB_HUB_TOKEN", "")
+HUB_TOKEN = setting("HYBRIDHUB_HUB_TOKEN")
 if not HUB_TOKEN:
     raise ValueError(
         "30-service.py: set HYBRIDHUB_HUB_TOKEN (from a Secret): HybridSpawner's token for "
@@ -50,16 +89,15 @@ c.JupyterHub.custom_scopes.update(
 c.JupyterHub.services.append(
     {
         "name": SERVICE,
-        "url": SERVICE_URL,
+        "url": PROXY_URL,
         "display": False,  # an API, no page to link from the hub's menu
-        # JupyterHub passes JUPYTERHUB_SERVICE_URL = url; the service must listen on the pod's address
-        # for the proxy pod to reach it, not on the Service name
+        # JupyterHub passes JUPYTERHUB_SERVICE_URL = url; the service listens on BIND_URL instead
         "command": [
             "hybridhub",
             "service",
             "--config",
             CLUSTERS_FILE,
-            f"--HybridHubService.bind_url=http://0.0.0.0:{SERVICE_PORT}",
+            f"--HybridHubService.bind_url={BIND_URL}",
         ],
         "environment": SERVICE_ENVIRONMENT,
     }
@@ -105,7 +143,7 @@ c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server",
 
 # Prometheus scraping the service's /services/hybridhub/metrics (and the hub's /hub/metrics), when a
 # token is configured for it
-PROMETHEUS_TOKEN = os.environ.get("HYBRIDHUB_PROMETHEUS_TOKEN", "")
+PROMETHEUS_TOKEN = setting("HYBRIDHUB_PROMETHEUS_TOKEN")
 if PROMETHEUS_TOKEN:
     c.JupyterHub.services.append({"name": "prometheus", "api_token": PROMETHEUS_TOKEN})
     c.JupyterHub.load_roles.append(

@@ -2,19 +2,21 @@
 
 KubeSpawner 7 has no public seams for this. The KubeSpawner internals it overrides or touches
 (``reflectors``, ``_start_reflector``, ``_get_reflector_key``, ``_start_watching_pods``,
-``_start_watching_events``, ``_get_pod_url``, ``_pvc_exists``, ``_start_future``) and those of
-KubeSpawner's ``ResourceReflector`` (``api``, ``parent``, ``_stopping``, ``first_load_future``,
-``watch_task``) are all in this module, so a KubeSpawner upgrade is checked here.
+``_start_watching_events``, ``_get_pod_url``, ``_pvc_exists``, ``_start_future``, and the module
+globals ``load_config`` and ``shared_client`` that ``__init__`` calls) and those of KubeSpawner's
+``ResourceReflector`` (``api``, ``parent``, ``_stopping``, ``first_load_future``, ``watch_task``) are
+all in this module, so a KubeSpawner upgrade is checked here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import kubespawner.spawner
 from jupyterhub.utils import url_path_join
-from kubernetes_asyncio.config import ConfigException
 from kubespawner import KubeSpawner
 from kubespawner.reflector import ResourceReflector
 from kubespawner.spawner import EventReflector, PodReflector
@@ -42,6 +44,26 @@ class ClusterEventReflector(EventReflector):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.api = self.parent.api
+
+
+@contextlib.contextmanager
+def _no_default_client() -> Iterator[None]:
+    """KubeSpawner.__init__ without its last two steps: loading the process-wide default cluster
+    configuration and making a client from it.
+
+    Every cluster of a MultiClusterSpawner comes from ClusterSet, with a client of its own, so that
+    default is never used. Loading it costs a thread and an event loop per spawner, and where the hub
+    has no default kubeconfig it fails each time with a "Config not found" warning, uncached. The
+    swap happens between two statements of one synchronous call, so nothing else runs meanwhile.
+    """
+    module: Any = kubespawner.spawner
+    saved = module.load_config, module.shared_client
+    module.load_config = lambda **kwargs: None
+    module.shared_client = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        module.load_config, module.shared_client = saved
 
 
 def gave_up(reflector: Any) -> bool:
@@ -75,9 +97,7 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # KubeSpawner.__init__ ends by loading the process-wide default kubeconfig, which a hub
-        # whose clusters all come from ClusterSet need not have; everything else is set by then.
-        with contextlib.suppress(ConfigException):
+        with _no_default_client():
             super().__init__(*args, **kwargs)
         self.cluster_set = ClusterSet(parent=self)
         self.cluster_name: str | None = None  # where the server is, or is being tried
