@@ -32,6 +32,7 @@ from .configfiles import (
     ROOT,
     TOPOLOGIES,
     Z2JH_CONFIG_D,
+    chart_environment,
     hub_dir,
     load,
     load_as_chart,
@@ -313,7 +314,7 @@ def test_values_mount_every_config_file(values: dict[str, Any]) -> None:
     assert {p.name for p in (HUB_CONFIG / "single-cluster").glob("*.py")} <= {Path(m).name for m in mounted}
 
 
-def test_values_set_what_the_files_read(values: dict[str, Any], config: Config) -> None:
+def test_values_set_what_the_files_read(values: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     hub_env = values["hub"]["extraEnv"]
     for name in (
         "HYBRIDHUB_EKS_HUB_URL",
@@ -326,11 +327,17 @@ def test_values_set_what_the_files_read(values: dict[str, Any], config: Config) 
     kubeconfig = Path(hub_env["HYBRIDHUB_EKS_KUBECONFIG"])
     mounts = [m["mountPath"] for m in values["hub"]["extraVolumeMounts"]]
     assert str(kubeconfig.parent) in mounts
-    # the service's port: on the hub's Service, admitted to the hub pod, and allowed out of notebook pods
-    port = int(services(config)["hybridhub"]["url"].rsplit(":", 1)[1])
-    assert port in [p["targetPort"] for p in values["hub"]["service"]["extraPorts"]]
+    # The service's port, as the files make it from the chart's environment: the proxy's URL names the
+    # hub Service's port; the service listens on its target port, which the hub pod admits and notebook
+    # pods may reach.
+    use_environment(monkeypatch, chart_environment(values))
+    service = services(load(HUB_CONFIG))["hybridhub"]
+    bind = next(a for a in service["command"] if a.startswith("--HybridHubService.bind_url="))
+    proxy_port, bind_port = (int(url.rsplit(":", 1)[1]) for url in (service["url"], bind))
+    (extra_port,) = (p for p in values["hub"]["service"]["extraPorts"] if p["name"] == "hybridhub")
+    assert (extra_port["port"], extra_port["targetPort"]) == (proxy_port, bind_port)
     ingress = [p["port"] for rule in values["hub"]["networkPolicy"]["ingress"] for p in rule["ports"]]
     egress = [p["port"] for rule in values["singleuser"]["networkPolicy"]["egress"] for p in rule["ports"]]
-    assert port in ingress and port in egress
+    assert bind_port in ingress and bind_port in egress
     # a user-scheduler exists only in the chart's cluster: pods naming it would never start in EKS
     assert values["scheduling"]["userScheduler"]["enabled"] is False

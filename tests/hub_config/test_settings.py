@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from spawner.service.app import HybridHubService
 from .configfiles import (
     CLUSTER_FIELDS,
     HUB_CONFIG,
+    SETTINGS,
     Z2JH_CONFIG_D,
     chart_environment,
     hub_dir,
@@ -377,3 +379,17 @@ def test_the_spawner_loads_no_default_kubeconfig(
     clients.load_config.cache_clear()
     assert [r.getMessage() for r in caplog.records if r.name.startswith("kubernetes_asyncio")] == []
     assert Configuration._default is None  # nor is a default configuration set
+
+
+def test_the_operator_guide_lists_every_setting() -> None:
+    """Each variable the files read is in the guide's settings tables, and the list this module
+    clears between tests has every one the files name."""
+    guide = (HUB_CONFIG.parent / "docs" / "operator-guide.md").read_text()
+    sources = "".join(p.read_text() for p in HUB_CONFIG.rglob("*.py"))
+    named = set(re.findall(r"\b(HYBRIDHUB_[A-Z_]*[A-Z])\b", sources)) - {"HYBRIDHUB_CLUSTER"}
+    assert named <= set(SETTINGS), named - set(SETTINGS)
+    generic = {
+        f"HYBRIDHUB_{c}_{f}": f"HYBRIDHUB_<CLUSTER>_{f}" for c in ("ONPREM", "EKS") for f in CLUSTER_FIELDS
+    }
+    missing = {name for name in SETTINGS if f"`{generic.get(name, name)}`" not in guide}
+    assert not missing
