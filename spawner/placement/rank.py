@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import itemgetter
 
 from spawner.core.model import (
@@ -23,12 +24,15 @@ from spawner.core.model import (
 from spawner.placement.fit_index import Fit, FitIndex, build_fit_index, cpu_preference, gpu_preference
 
 __all__ = [
+    "MAX_NAMED_NODES",
     "NEW_NODE_NOTE",
     "POLICIES",
     "TIMES",
     "UNKNOWN_PRODUCT",
     "availability",
+    "held_for_others",
     "place",
+    "reservable",
     "reserve",
     "validate_request",
 ]
@@ -37,8 +41,12 @@ POLICIES = ("best-fit", "spread")
 UNKNOWN_PRODUCT = "unknown"  # the product of GPUs on a node without a nvidia.com/gpu.product label
 NEW_NODE_NOTE = "a new node is added, which takes a few minutes"
 TIMES = "\u00d7"  # the multiplication sign, as in "2 TIMES NVIDIA-A100-SXM4-80GB"
+# The most node names a candidate carries, in either list: a pod's required affinity names each one,
+# and etcd keeps every pod whole. 16 names are under 1 KB; naming every feasible node of a pool of
+# 5,000 was over 100 KB per pod. Sixteen still leave the scheduler fifteen other nodes when the
+# preferred one was taken by a pod placement did not know of.
+MAX_NAMED_NODES = 16
 _EPS = 1e-9  # CPU requests are floats: 0.3 - 0.2 must still fit 0.1
-_SEVERITY = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.DOWN: 2}
 
 
 # --------------------------------------------------------------------------- validation
@@ -153,6 +161,52 @@ def reserve(
         memory=request.memory,
         expires=now + ttl,
     )
+
+
+def reservable(candidate: Candidate, request: PlacementRequest) -> bool:
+    """Whether starting ``request`` on ``candidate`` holds something that concurrent placements must
+    see: GPUs always; CPUs and memory only on a named node. A new node's size is known in GPUs only,
+    so a CPU-only reservation of one would count as a whole node (see ``_starting``)."""
+    if request.gpus > 0:
+        return True
+    return candidate.preferred_node is not None and (request.cpu > 0 or request.memory > 0)
+
+
+def held_for_others(
+    candidate: Candidate,
+    request: PlacementRequest,
+    inventories: Sequence[ClusterInventory],
+    reservations: Sequence[Reservation],
+    *,
+    now: float | None = None,
+) -> tuple[str, ...]:
+    """The nodes a pod meant for a new node of ``candidate``'s elastic pool must keep off: nodes of
+    that pool where the request fits in what the scheduler sees free, but only by taking what live
+    reservations hold for other spawns. The scheduler knows nothing of reservations, so without this
+    it binds the pod there and the spawn that reserved the node finds it full.
+
+    Empty for a candidate that is not a new node. At most ``MAX_NAMED_NODES``, the emptiest first:
+    those are where the scheduler's default scoring (least allocated) would put the pod. Leave out
+    the reservation of the spawn being placed, as ``place`` does."""
+    if not candidate.elastic:
+        return ()
+    hold = _held(reservations, now).get(candidate.cluster)
+    inv = next((i for i in inventories if i.cluster == candidate.cluster), None)
+    if hold is None or inv is None:
+        return ()
+    gpus, product, memory = request.gpus, request.gpu_product, request.memory
+    cpu = request.cpu - _EPS
+    found = []
+    for n, (g, c, m) in _held_in(_fit_index(inv), hold).get(candidate.pool, ()):
+        if gpus > 0 and (n.gpus_allocatable <= 0 or product not in (None, n.gpu_product)):
+            continue
+        fg = n.gpus_allocatable - n.gpus_requested
+        fc = n.cpu_allocatable - n.cpu_requested
+        fm = n.memory_allocatable - n.memory_requested
+        scheduler_fits = fg >= gpus and fc >= cpu and fm >= memory
+        if scheduler_fits and not (fg - g >= gpus and fc - c >= cpu and fm - m >= memory):
+            found.append((-fg, -fc, n.name))
+    return tuple(name for *_, name in sorted(found)[:MAX_NAMED_NODES])
 
 
 # --------------------------------------------------------------------------- availability
@@ -285,7 +339,9 @@ def place(
     reservation out. ``gpu_product`` is ignored for 0-GPU requests, which never start a GPU node.
 
     ``Candidate.elastic`` is True only for a new node of an elastic pool (``nodes == ()``: wait for
-    the scale-up); existing nodes of an elastic pool are offered like a fixed pool's (fail fast).
+    the scale-up); existing nodes of an elastic pool are offered like a fixed pool's (fail fast), and
+    a pool that can still grow is offered as a new node too, after them. ``nodes`` names the best
+    ``MAX_NAMED_NODES`` that fit at most, best first.
 
     The nodes are read from ``inv.fits`` when it is the index of ``inv.nodes`` (the service's
     snapshots carry the one their NodeIndex keeps); otherwise an index is built for the call. Node
@@ -365,7 +421,9 @@ def _pool_notes(v: _View, c: _Choice, request: PlacementRequest) -> list[str]:
     cluster = v.inv.cluster
     pools = v.inv.pools
     at = c.order[-1]
-    ranked = {x.order[-1]: x.order for x in v.choices}
+    ranked: dict[int, tuple[int, int, int, int, float, int]] = {}
+    for x in v.choices:  # sorted: a pool's first choice is its best (existing nodes before a new one)
+        ranked.setdefault(x.order[-1], x.order)
     notes = []
     for i, p in enumerate(pools):
         if (p.elastic, i) >= (c.pool.elastic, at):
@@ -373,7 +431,9 @@ def _pool_notes(v: _View, c: _Choice, request: PlacementRequest) -> list[str]:
         if v.pool_states[p.name] is Health.DOWN:
             notes.append(f"pool {p.name} of {cluster} is down")
         elif i in ranked:
-            if ranked[i] > c.order and v.pool_states[p.name] is Health.DEGRADED:
+            # only when its health is what put it after this one: in a degraded cluster every pool
+            # is degraded, and the cluster's own note says so already
+            if ranked[i][0] > c.order[0]:
                 notes.append(f"pool {p.name} of {cluster} is degraded")
         elif p.elastic:
             note = _elastic_note(cluster, p, v.hold, request)
@@ -391,10 +451,6 @@ def _available(
     return {inv.cluster: _products(_survey(inv, held.get(inv.cluster, _NOTHING_HELD))) for inv in inventories}
 
 
-def _worst(a: Health, b: Health) -> Health:
-    return a if _SEVERITY[a] >= _SEVERITY[b] else b
-
-
 def _view(
     index: int,
     inv: ClusterInventory,
@@ -405,8 +461,8 @@ def _view(
 ) -> _View:
     state: Health | None = (ch.state if ch is not None else Health.HEALTHY) if inv.synced else None
     pool_health = ch.pool_states if ch is not None else {}
-    base = state or Health.DOWN
-    pool_states = {p.name: _worst(base, pool_health.get(p.name, Health.HEALTHY)) for p in inv.pools}
+    # a pool's own health: the cluster's state applies to all of them through ``state``
+    pool_states = {p.name: pool_health.get(p.name, Health.HEALTHY) for p in inv.pools}
     v = _View(inv, index, state, ch.reason if ch is not None else "", pool_states, hold)
     if v.unavailable:
         return v
@@ -423,8 +479,11 @@ def _view(
             best = found[0]
             rank = int(request.gpus == 0 and best[6].gpus_allocatable > 0)
             order = (degraded, rank, int(pool.elastic), 0, best[0], i)
-            v.choices.append(_Choice(order, pool, tuple(map(_NAME, found)), best[6]))
-        elif pool.elastic and _can_grow(pool, v, request):
+            names = tuple(map(_NAME, found[:MAX_NAMED_NODES]))
+            v.choices.append(_Choice(order, pool, names, best[6]))
+        # A warm elastic pool is offered as a new node too, after its existing nodes: a spawn whose
+        # existing node is taken before its pod is bound then has a place to go while the pool grows.
+        if pool.elastic and _can_grow(pool, v, request):
             v.choices.append(_Choice((degraded, 0, 1, 1, float(pool.gpus_per_node), i), pool, (), None))
     v.choices.sort(key=lambda c: c.order)
     return v
@@ -448,9 +507,10 @@ def _scan(
     hold: _Held,
     spread: bool,
 ) -> tuple[dict[str, list[Fit]], set[str]]:
-    """The feasible nodes per pool, best first (the index's order, with the nodes that reservations
-    hold re-ranked); and the pools that have nodes with the GPUs asked for (Ready or not) but none
-    that fits. The hot loops: keep them lean."""
+    """The best feasible nodes per pool, best first (the index's order, with the nodes that
+    reservations hold re-ranked), at least the first ``MAX_NAMED_NODES`` of them; and the pools that
+    have nodes with the GPUs asked for (Ready or not) but none that fits. The hot loops: keep them
+    lean."""
     gpus, product, memory = request.gpus, request.gpu_product, request.memory
     cpu = request.cpu - _EPS
     held = _held_in(fits, hold) if hold.nodes else {}
@@ -462,13 +522,17 @@ def _scan(
             out[name] = []  # no node of the product
             continue
         order = pf.order(gpus > 0, spread)
-        if gpus == 0:
-            found = [f for f in order if f[3] >= cpu and f[4] >= memory and f[2] >= 0]
-        elif product is None:
-            found = [f for f in order if f[2] >= gpus and f[3] >= cpu and f[4] >= memory]
-        else:
-            found = [f for f in order if f[2] >= gpus and f[5] == product and f[3] >= cpu and f[4] >= memory]
         mine = held.get(name)
+        # Only the best MAX_NAMED_NODES are named. Re-ranking takes each held node out of the index's
+        # order, so as many more as there are held nodes keep the first MAX_NAMED_NODES exact.
+        limit = MAX_NAMED_NODES + len(mine) if mine else MAX_NAMED_NODES
+        if gpus == 0:
+            fit = (f for f in order if f[3] >= cpu and f[4] >= memory and f[2] >= 0)
+        elif product is None:
+            fit = (f for f in order if f[2] >= gpus and f[3] >= cpu and f[4] >= memory)
+        else:
+            fit = (f for f in order if f[2] >= gpus and f[5] == product and f[3] >= cpu and f[4] >= memory)
+        found = list(islice(fit, limit))
         if mine:
             found = _rerank(found, mine, request, -1.0 if spread else 1.0)
         out[name] = found

@@ -35,7 +35,15 @@ from spawner.placement.fit_index import (
     cpu_preference,
     gpu_preference,
 )
-from spawner.placement.rank import availability, place, reserve, validate_request
+from spawner.placement.rank import (
+    MAX_NAMED_NODES,
+    availability,
+    held_for_others,
+    place,
+    reservable,
+    reserve,
+    validate_request,
+)
 
 A100 = "NVIDIA-A100-SXM4-80GB"
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -258,27 +266,29 @@ def test_nodes_of_undeclared_pools_are_ignored() -> None:
 # --------------------------------------------------------------------------- clusters, health, order
 
 BOTH = [eks(node("e1", "gpu-a100")), onprem(node("o1"))]  # eks listed first: on-prem still leads
+# eks's pool is warm (e1) and can grow: offered as its node, then as a new node (EKS2)
+EKS2 = ["eks", "eks"]
 
 
 @pytest.mark.parametrize(
     ("states", "cluster", "allowed", "expected"),
     [
-        ({}, "auto", None, ["onprem", "eks"]),  # no health yet counts as HEALTHY
-        ({"onprem": H, "eks": H}, "auto", None, ["onprem", "eks"]),
+        ({}, "auto", None, ["onprem", *EKS2]),  # no health yet counts as HEALTHY
+        ({"onprem": H, "eks": H}, "auto", None, ["onprem", *EKS2]),
         # a DEGRADED on-prem goes after the cloud when the request is auto ...
-        ({"onprem": G, "eks": H}, "auto", None, ["eks", "onprem"]),
+        ({"onprem": G, "eks": H}, "auto", None, [*EKS2, "onprem"]),
         # ... but stays where a pinned request wants it
         ({"onprem": G, "eks": H}, "onprem", None, ["onprem"]),
-        ({"onprem": H, "eks": G}, "auto", None, ["onprem", "eks"]),
-        ({"onprem": G, "eks": G}, "auto", None, ["onprem", "eks"]),
+        ({"onprem": H, "eks": G}, "auto", None, ["onprem", *EKS2]),
+        ({"onprem": G, "eks": G}, "auto", None, ["onprem", *EKS2]),
         # DOWN clusters take no new servers
-        ({"onprem": D, "eks": H}, "auto", None, ["eks"]),
+        ({"onprem": D, "eks": H}, "auto", None, EKS2),
         ({"onprem": H, "eks": D}, "auto", None, ["onprem"]),
         ({"onprem": G, "eks": D}, "auto", None, ["onprem"]),
         # pinned and allowed clusters
-        ({}, "eks", None, ["eks"]),
-        ({}, "auto", ("eks",), ["eks"]),
-        ({}, "auto", ("eks", "gcp"), ["eks"]),
+        ({}, "eks", None, EKS2),
+        ({}, "auto", ("eks",), EKS2),
+        ({}, "auto", ("eks", "gcp"), EKS2),
         ({}, "onprem", ("onprem", "eks"), ["onprem"]),
     ],
 )
@@ -292,7 +302,7 @@ def test_cluster_order(
 def test_unsynced_inventory_is_treated_as_down() -> None:
     inventories = [onprem(node("o1"), synced=False), eks(node("e1", "gpu-a100"))]
     result = candidates(req(1), inventories)
-    assert [c.cluster for c in result] == ["eks"]
+    assert [(c.cluster, c.elastic) for c in result] == [("eks", False), ("eks", True)]
     assert result[0].reason == (
         "onprem is not synced yet: e1 on eks has 8 free NVIDIA-A100-SXM4-80GB (best fit)"
     )
@@ -305,7 +315,14 @@ def test_several_clusters_of_each_role_keep_their_listed_order() -> None:
         eks(node("e1", "gpu-a100")),
         onprem(node("o1")),
     ]
-    assert [c.cluster for c in candidates(req(1), inventories)] == ["onprem-b", "onprem", "eks-b", "eks"]
+    assert [(c.cluster, c.elastic) for c in candidates(req(1), inventories)] == [
+        ("onprem-b", False),
+        ("onprem", False),
+        ("eks-b", False),
+        ("eks-b", True),
+        ("eks", False),
+        ("eks", True),
+    ]
 
 
 # --------------------------------------------------------------------------- elastic pools
@@ -326,8 +343,28 @@ def waiting(gpus: int, pool: str = "gpu-l40s") -> Reservation:
         ((), req(1, L40S), (), [("gpu-l40s", True, ())]),
         ((), req(4, L40S), (), [("gpu-l40s", True, ())]),
         ((), req(5, L40S), (), []),  # a node of the pool has 4
-        # existing nodes with room come first, as in a fixed pool
-        ((node("l1", "gpu-l40s", product=L40S, used=4),), req(2, L40S), (), [("gpu-l40s", False, ("l1",))]),
+        # existing nodes with room come first, as in a fixed pool; then a new node, while the pool can
+        # grow: a spawn whose node is taken meanwhile still has somewhere to go
+        (
+            (node("l1", "gpu-l40s", product=L40S, used=4),),
+            req(2, L40S),
+            (),
+            [("gpu-l40s", False, ("l1",)), ("gpu-l40s", True, ())],
+        ),
+        # ... not once the pool is at its maximum
+        (
+            (node("l1", "gpu-l40s", product=L40S, used=4), node("l2", "gpu-l40s", product=L40S, used=4)),
+            req(2, L40S),
+            (),
+            [("gpu-l40s", False, ("l1", "l2"))],
+        ),
+        # ... nor when the nodes on their way fill it
+        (
+            (node("l1", "gpu-l40s", product=L40S, used=4),),
+            req(2, L40S),
+            (waiting(4),),
+            [("gpu-l40s", False, ("l1",))],
+        ),
         # a full node: a new one, while the pool is under its maximum
         ((node("l1", "gpu-l40s", product=L40S, used=8),), req(2, L40S), (), [("gpu-l40s", True, ())]),
         (
@@ -538,6 +575,110 @@ def test_all_pools_down_in_one_cluster() -> None:
     )
 
 
+SLOW = ClusterHealth("onprem", G, "slow")
+
+
+@pytest.mark.parametrize(
+    ("inventory", "request_", "state", "expected"),
+    [
+        # A degraded cluster: its pools are not each "degraded" in the reasons. The GPU pool comes
+        # after the CPU pool because it has GPUs, and the cluster's own note says it is degraded.
+        (
+            onprem(node("g1"), cpu_node("c1")),
+            req(0, None, cpu=1),
+            SLOW,
+            [
+                (
+                    "cpu",
+                    "onprem is degraded (slow): c1 on onprem has 16 CPUs and 64 GiB memory free "
+                    "(no GPUs requested)",
+                ),
+                (
+                    "gpu",
+                    "onprem is degraded (slow): g1 on onprem has 64 CPUs and 512 GiB memory free "
+                    "(no GPUs requested, but no node without GPUs has room)",
+                ),
+            ],
+        ),
+        # ... nor when a pool of it is degraded too: in a degraded cluster the fit decides
+        (
+            onprem(node("g1", used=4), node("g2", "gpu2", used=6), pools=(Pool("gpu"), Pool("gpu2"))),
+            req(1),
+            replace(SLOW, pool_states={"gpu": G}),
+            [
+                (
+                    "gpu2",
+                    "onprem is degraded (slow): g2 on onprem has 2 free NVIDIA-A100-SXM4-80GB (best fit)",
+                ),
+                (
+                    "gpu",
+                    "onprem is degraded (slow): g1 on onprem has 4 free NVIDIA-A100-SXM4-80GB (best fit)",
+                ),
+            ],
+        ),
+        # a pool that is down is still named
+        (
+            onprem(node("g1"), cpu_node("c1")),
+            req(0, None, cpu=1),
+            replace(SLOW, pool_states={"gpu": D}),
+            [
+                (
+                    "cpu",
+                    "onprem is degraded (slow); pool gpu of onprem is down: c1 on onprem has 16 CPUs "
+                    "and 64 GiB memory free (no GPUs requested)",
+                ),
+            ],
+        ),
+        # A healthy cluster with a degraded pool: that pool comes last, and the pools it would have
+        # come before say why (its own candidate too)
+        (
+            onprem(node("g1", used=6), node("g2", "gpu2", used=4), pools=(Pool("gpu"), Pool("gpu2"))),
+            req(1),
+            ClusterHealth("onprem", H, pool_states={"gpu": G}),
+            [
+                (
+                    "gpu2",
+                    "pool gpu of onprem is degraded: g2 on onprem has 4 free NVIDIA-A100-SXM4-80GB "
+                    "(best fit)",
+                ),
+                (
+                    "gpu",
+                    "pool gpu of onprem is degraded: g1 on onprem has 2 free NVIDIA-A100-SXM4-80GB "
+                    "(best fit)",
+                ),
+            ],
+        ),
+        # ... and a CPU-only request names it in front of the pool it would have come before
+        (
+            onprem(node("g1"), cpu_node("c1")),
+            req(0, None, cpu=1),
+            ClusterHealth("onprem", H, pool_states={"gpu": G}),
+            [
+                (
+                    "cpu",
+                    "pool gpu of onprem is degraded: c1 on onprem has 16 CPUs and 64 GiB memory free "
+                    "(no GPUs requested)",
+                ),
+                (
+                    "gpu",
+                    "pool gpu of onprem is degraded: g1 on onprem has 64 CPUs and 512 GiB memory free "
+                    "(no GPUs requested, but no node without GPUs has room)",
+                ),
+            ],
+        ),
+    ],
+)
+def test_pool_notes_name_degradation_only_where_it_moved_the_pool(
+    inventory: ClusterInventory,
+    request_: PlacementRequest,
+    state: ClusterHealth,
+    expected: list[tuple[str, str]],
+) -> None:
+    """docs/mutation-testing.md, "Findings": a degraded cluster made each of its pools read as degraded."""
+    result = candidates(request_, [inventory], {"onprem": state})
+    assert [(c.pool, c.reason) for c in result] == expected
+
+
 @pytest.mark.parametrize(
     ("inventory", "request_", "expected"),
     [
@@ -592,6 +733,7 @@ def test_all_pools_down_in_one_cluster() -> None:
             [
                 ("b", False, "l1 on eks has 4 free NVIDIA-L40S (best fit)"),
                 ("a", True, f"starting on eks, pool a {NEW}"),
+                ("b", True, f"starting on eks, pool b {NEW}"),
             ],
         ),
         # CPU-only: a GPU pool without CPU room is no excuse to give
@@ -693,7 +835,8 @@ L40S_FULL = onprem(node("l40s-1", product=L40S, used=8))
             "best-fit",
             [
                 "onprem has no free NVIDIA-L40S (8 in total, 0 free): "
-                "ip-10-0-1-5 on eks has 4 free NVIDIA-L40S (best fit)"
+                "ip-10-0-1-5 on eks has 4 free NVIDIA-L40S (best fit)",
+                f"onprem has no free NVIDIA-L40S (8 in total, 0 free): starting on eks, pool gpu-l40s {NEW}",
             ],
         ),
         (
@@ -1319,6 +1462,229 @@ def test_reserve_rejects(candidate: Candidate, ttl: float, message: str) -> None
     assert str(caught.value) == message
 
 
+# --------------------------------------------------------------------------- warm elastic pools
+
+
+def test_twenty_spawns_meet_a_warm_elastic_pool() -> None:
+    """The issue's case: 5 free on-prem GPUs and two idle 4-GPU nodes left in an elastic pool that may
+    have four. Twenty 1-GPU placements, each reserved before the next: 5 on-prem, 8 on the warm nodes,
+    7 on two new nodes. Each one for a new node keeps off the warm nodes while their GPUs are held, and
+    each one for a warm node has a new node as its next candidate."""
+    warm = (node("ip-1", "gpu-l40s", product=L40S, gpus=4), node("ip-2", "gpu-l40s", product=L40S, gpus=4))
+    inventories = [
+        onprem(node("l40s-1", product=L40S, gpus=4, used=1), node("l40s-2", product=L40S, gpus=4, used=2)),
+        eks(*warm, pools=(elastic("gpu-l40s", L40S, 4, 4),)),
+    ]
+    held: list[Reservation] = []
+    firsts, avoided, seconds = [], [], []
+    for i in range(20):
+        request = PlacementRequest(f"user{i}", 1, L40S)
+        found = candidates(request, inventories, None, held, now=0.0)
+        first = found[0]
+        firsts.append((first.cluster, first.preferred_node))
+        avoided.append(held_for_others(first, request, inventories, held, now=0.0))
+        seconds.append([(c.cluster, c.elastic) for c in found[1:2]])
+        held.append(reserve(first, request, now=0.0, ttl=120.0, reservation_id=f"r{i}"))
+    assert firsts == [
+        *[("onprem", "l40s-2")] * 2,
+        *[("onprem", "l40s-1")] * 3,
+        *[("eks", "ip-1")] * 4,
+        *[("eks", "ip-2")] * 4,
+        *[("eks", None)] * 7,
+    ]
+    # only reservations fill the warm nodes: the scheduler sees them free, so a new-node pod names them
+    assert avoided == [()] * 13 + [("ip-1", "ip-2")] * 7
+    assert seconds[5:13] == [[("eks", True)]] * 8
+    # two warm nodes and two on their way (4 + 3 GPUs): one more fits on the second, then none
+    late = PlacementRequest("late", 1, L40S)
+    (last,) = candidates(late, inventories, None, held, now=0.0)
+    held.append(reserve(last, late, now=0.0, ttl=120.0))
+    assert isinstance(place(late, inventories, {}, held, now=0.0), NoCapacity)
+
+
+def _held_node(name: str, gpus: int, cpu: float = 0.0) -> Reservation:
+    return Reservation(f"h-{name}-{gpus}-{cpu}", "eks", name, "gpu-l40s", gpus, cpu, 0, 100.0)
+
+
+NEW_L40S = Candidate("eks", "gpu-l40s", True, (), None, "")
+
+
+@pytest.mark.parametrize(
+    ("nodes", "held", "request_", "candidate", "expected"),
+    [
+        # nothing held: nothing to keep off
+        ((node("a", "gpu-l40s", product=L40S),), (), req(1, L40S), NEW_L40S, ()),
+        # a node whose free GPUs are all held
+        (
+            (node("a", "gpu-l40s", product=L40S, used=6),),
+            (_held_node("a", 2),),
+            req(1, L40S),
+            NEW_L40S,
+            ("a",),
+        ),
+        # ... part held: what is left still takes the request, so the pod may go there
+        ((node("a", "gpu-l40s", product=L40S, used=6),), (_held_node("a", 1),), req(1, L40S), NEW_L40S, ()),
+        # ... but not a 2-GPU one
+        (
+            (node("a", "gpu-l40s", product=L40S, used=6),),
+            (_held_node("a", 1),),
+            req(2, L40S),
+            NEW_L40S,
+            ("a",),
+        ),
+        # a node the scheduler sees full needs no naming: the pod cannot go there anyway
+        ((node("a", "gpu-l40s", product=L40S, used=8),), (_held_node("a", 1),), req(1, L40S), NEW_L40S, ()),
+        # CPUs held are held too
+        (
+            (node("a", "gpu-l40s", product=L40S, cpu=16.0),),
+            (_held_node("a", 0, 12.0),),
+            req(1, L40S, cpu=8),
+            NEW_L40S,
+            ("a",),
+        ),
+        # nodes of another product, pool or cluster, or that are not Ready, are not this pod's concern
+        ((node("a", "gpu-l40s", used=6),), (_held_node("a", 2),), req(1, L40S), NEW_L40S, ()),
+        ((node("a", "other", product=L40S, used=6),), (_held_node("a", 2),), req(1, L40S), NEW_L40S, ()),
+        (
+            (node("a", "gpu-l40s", product=L40S, used=6, ready=False),),
+            (_held_node("a", 2),),
+            req(1, L40S),
+            NEW_L40S,
+            (),
+        ),
+        (
+            (node("a", "gpu-l40s", product=L40S, used=6),),
+            (replace(_held_node("a", 2), cluster="onprem"),),
+            req(1, L40S),
+            NEW_L40S,
+            (),
+        ),
+        # any product: every GPU node of the pool
+        (
+            (node("a", "gpu-l40s", product=L40S, used=6),),
+            (_held_node("a", 2),),
+            req(1, None),
+            NEW_L40S,
+            ("a",),
+        ),
+        # an expired reservation holds nothing
+        (
+            (node("a", "gpu-l40s", product=L40S, used=6),),
+            (replace(_held_node("a", 2), expires=5.0),),
+            req(1, L40S),
+            NEW_L40S,
+            (),
+        ),
+        # a candidate of existing nodes names its own nodes instead
+        (
+            (node("a", "gpu-l40s", product=L40S, used=6),),
+            (_held_node("a", 2),),
+            req(1, L40S),
+            Candidate("eks", "gpu-l40s", False, ("b",), "b", ""),
+            (),
+        ),
+        # the emptiest first (where the scheduler would put the pod), then by name
+        (
+            (
+                node("c", "gpu-l40s", product=L40S, used=6),
+                node("b", "gpu-l40s", product=L40S, used=4),
+                node("a", "gpu-l40s", product=L40S, used=6, cpu_used=8.0),
+            ),
+            (_held_node("a", 2), _held_node("b", 4), _held_node("c", 2)),
+            req(1, L40S),
+            NEW_L40S,
+            ("b", "c", "a"),
+        ),
+    ],
+)
+def test_held_for_others(
+    nodes: tuple[NodeCapacity, ...],
+    held: tuple[Reservation, ...],
+    request_: PlacementRequest,
+    candidate: Candidate,
+    expected: tuple[str, ...],
+) -> None:
+    inv = eks(*nodes, pools=(elastic("gpu-l40s", L40S, 8, 10),))
+    assert held_for_others(candidate, request_, [onprem(), inv], held, now=10.0) == expected
+
+
+def test_held_for_others_names_a_bounded_number() -> None:
+    nodes = [node(f"n{i:02d}", "gpu-l40s", product=L40S, used=7 - i % 2) for i in range(40)]
+    held = [_held_node(n.name, 8 - n.gpus_requested) for n in nodes]
+    inv = eks(*nodes, pools=(elastic("gpu-l40s", L40S, 8, 100),))
+    named = held_for_others(NEW_L40S, req(1, L40S), [inv], held)
+    # the emptiest first: the 20 nodes with 2 free, by name
+    assert named == tuple(f"n{i:02d}" for i in range(1, 40, 2))[:MAX_NAMED_NODES]
+    assert held_for_others(NEW_L40S, req(1, L40S), [onprem()], held) == ()  # no inventory of eks
+
+
+@pytest.mark.parametrize(
+    ("candidate", "request_", "expected"),
+    [
+        (Candidate("onprem", "gpu", False, ("a",), "a", ""), req(1), True),
+        (Candidate("eks", "gpu-l40s", True, (), None, ""), req(1, L40S), True),
+        # CPU-only: on a named node when it asks for CPUs or memory
+        (Candidate("onprem", "cpu", False, ("c",), "c", ""), req(0, None, cpu=0.5), True),
+        (Candidate("onprem", "cpu", False, ("c",), "c", ""), req(0, None, memory=GiB), True),
+        (Candidate("onprem", "cpu", False, ("c",), "c", ""), req(0, None), False),
+        # ... never on a new node, whose size is known in GPUs only
+        (Candidate("eks", "cpu", True, (), None, ""), req(0, None, cpu=2, memory=GiB), False),
+    ],
+)
+def test_reservable(candidate: Candidate, request_: PlacementRequest, expected: bool) -> None:
+    assert reservable(candidate, request_) is expected
+
+
+# --------------------------------------------------------------------------- how many nodes a pod names
+
+
+@pytest.mark.parametrize("policy", ["best-fit", "spread"])
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_a_candidate_names_a_bounded_number_of_nodes(policy: str, gpus: int) -> None:
+    """Of 5,000 nodes that all fit, a candidate names the best MAX_NAMED_NODES, as a node-by-node
+    check ranks them, reservations included."""
+    rng = random.Random(f"{policy} {gpus}")
+    nodes = [
+        node(f"n{i:04d}", "p0", product=L40S, used=rng.randint(0, 6), cpu_used=rng.choice([0.0, 8.0, 30.0]))
+        for i in range(5000)
+    ]
+    inv = ClusterInventory("onprem", Role.ONPREM, (Pool("p0"),), tuple(nodes), True)
+    best = _feasible(inv, "p0", req(gpus, L40S, cpu=1), [], policy == "spread")
+    # reservations on the best nodes move them down or out
+    held = [
+        Reservation(f"r{i}", "onprem", name, "p0", gpus * 2, 30.0, 0, 10.0)
+        for i, name in enumerate(best[:10])
+    ]
+    for reservations in ([], held):
+        result = candidates(req(gpus, L40S, cpu=1), [inv], None, reservations, policy=policy)
+        expected = _feasible(inv, "p0", req(gpus, L40S, cpu=1), reservations, policy == "spread")
+        assert len(expected) > 1000
+        assert result[0].nodes == tuple(expected[:MAX_NAMED_NODES])
+        assert result[0].preferred_node == expected[0]
+
+
+def test_concurrent_cpu_only_spawns_spread_over_the_nodes() -> None:
+    """Thirty CPU-only servers of 6 CPUs, placed one after the other with their reservations, onto 40
+    nodes with room for two each: each server is named a node its reservation then holds, no node is
+    asked for more than it has, and every name a server gets still had room for it."""
+    inv = onprem(*(cpu_node(f"c{i:02d}", cpu_used=4.0) for i in range(40)))  # 12 CPUs free each
+    held: list[Reservation] = []
+    for i in range(30):
+        request = PlacementRequest(f"user{i}", 0, None, cpu=6.0)
+        first = candidates(request, [inv], None, held, now=0.0)[0]
+        taken = {r.node: 0.0 for r in held}
+        for r in held:
+            taken[r.node] += r.cpu
+        assert len(first.nodes) == MAX_NAMED_NODES
+        assert all(12.0 - taken.get(name, 0.0) >= 6.0 for name in first.nodes), (i, first.nodes)
+        assert reservable(first, request)
+        held.append(reserve(first, request, now=0.0, ttl=60.0, reservation_id=f"r{i}"))
+    per_node = {r.node: 0 for r in held}
+    for r in held:
+        per_node[r.node] += 1
+    assert max(per_node.values()) == 2 and len(per_node) == 15  # best fit: full nodes, two by two
+
+
 # --------------------------------------------------------------------------- the inventory's FitIndex
 
 
@@ -1376,7 +1742,7 @@ def _feasible(
 
 def _random_cluster(rng: random.Random, cluster: str, role: Role, incremental: bool) -> ClusterInventory:
     nodes = []
-    for i in range(rng.randint(0, 30)):
+    for i in range(rng.randint(0, 60)):  # some pools with more than MAX_NAMED_NODES that fit
         gpus = rng.choice([0, 0, 1, 4, 8])
         nodes.append(
             node(
@@ -1426,7 +1792,8 @@ def test_listed_nodes_match_a_node_by_node_check(policy: str, incremental: bool)
             for pool in ("p0", "p1"):
                 expected = _feasible(inv, pool, request, held, policy == "spread")
                 found = got.get((inv.cluster, pool))
-                assert (found.nodes if found else ()) == tuple(expected), (inv.cluster, pool, request)
+                named = tuple(expected[:MAX_NAMED_NODES])
+                assert (found.nodes if found else ()) == named, (inv.cluster, pool, request)
                 if found:
                     assert found.preferred_node == expected[0]
 
