@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from jupyterhub.utils import url_path_join
+from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Callable as CallableTrait
-from traitlets import Float, Integer, List, TraitError, Unicode, Union, default, validate
+from traitlets import Float, Integer, List, TraitError, Unicode, Union, default, observe, validate
 
 from spawner.core.clusters import ClusterConfig
 from spawner.spawning import metrics
@@ -35,11 +36,22 @@ from spawner.spawning.options import GpuOptions, OptionsError, parse_options
 from spawner.spawning.service_client import ServiceClient
 from spawner.spawning.settings import CHECKS
 
-__all__ = ["HybridSpawner", "SpawnRefused"]
+__all__ = ["HybridSpawner", "OptionsRefused", "SpawnRefused"]
+
+
+class OptionsRefused(web.HTTPError):
+    """A 400 for options HybridSpawner refuses: its sentence is the API's message and what the spawn
+    form shows above itself (``jupyterhub_message``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, "%s", message)
+        self.jupyterhub_message = message
 
 
 class HybridSpawner(MultiClusterSpawner):
     """Places each notebook through the hybridhub service: on-prem first, the cloud when needed."""
+
+    user_options: dict[str, Any]  # JupyterHub's trait, typed here for mypy (an annotation adds no attribute)
 
     service_url = Unicode(
         config=True,
@@ -136,11 +148,12 @@ class HybridSpawner(MultiClusterSpawner):
     @default("apply_user_options")
     def _default_apply_user_options(self) -> Any:
         def apply(spawner: HybridSpawner, user_options: dict[str, Any]) -> None:
-            # JupyterHub (5.3+) turns a raised HTTPError into the API's answer: a 400 users read
+            # _run_apply_user_options has checked the options already; checked again here only for a
+            # JupyterHub whose hook runner is not that method. A raised HTTPError is the API's answer.
             try:
                 spawner.gpu_options(user_options)
             except SpawnRefused as exc:
-                raise web.HTTPError(400, exc.jupyterhub_message) from exc
+                raise OptionsRefused(exc.jupyterhub_message) from None
 
         return apply
 
@@ -161,6 +174,7 @@ class HybridSpawner(MultiClusterSpawner):
         self._base = self._configured  # this spawn's: configured values plus what hooks changed
         self._applied: dict[str, Any] = {}  # what the last attempt set
         self._messages: list[str] = []
+        self._saved_options: dict[str, Any] = dict(self.user_options)  # replaced as options change
 
     def _snapshot(self) -> dict[str, Any]:
         return {name: copy.deepcopy(getattr(self, name)) for name in ATTEMPT_TRAITS}
@@ -194,6 +208,39 @@ class HybridSpawner(MultiClusterSpawner):
         self._applied = {}
 
     # ------------------------------------------------------------------ options and the service
+
+    @observe("user_options")
+    def _remember_saved_options(self, change: dict[str, Any]) -> None:
+        # JupyterHub sets a spawn's options here right after saving them as the user's future defaults;
+        # the value they replace is what those defaults were
+        self._saved_options = change["old"]
+
+    async def _run_apply_user_options(self, user_options: dict[str, Any]) -> None:
+        """JupyterHub's step (5.5 and 6) that runs ``apply_user_options``, with the options checked first.
+        JupyterHub logs any error of that hook as an ERROR with a traceback, and by then it has saved the
+        options as the user's future defaults: refused options are logged here as one line, the saved
+        defaults are put back, and the 400 carries the sentence the user reads."""
+        try:
+            self.gpu_options(user_options)
+        except SpawnRefused as exc:
+            self._put_back_saved_options(user_options)
+            self.log.info("%s: spawn refused for its options: %s", self._log_name, exc.jupyterhub_message)
+            raise OptionsRefused(exc.jupyterhub_message) from None
+        await super()._run_apply_user_options(user_options)
+
+    def _put_back_saved_options(self, refused: dict[str, Any]) -> None:
+        """Make the options the spawn form and the next spawn start from those saved before ``refused``."""
+        previous = copy.deepcopy(self._saved_options)
+        if self.user_options == refused:
+            self.user_options = previous
+        orm = self.orm_spawner
+        # the spawner's options follow what JupyterHub saves, except that JupyterHub 6's PATCH saves
+        # options without telling the spawner; refused options equal to those before are left alone
+        if orm is not None and orm.user_options == refused and refused != previous:
+            orm.user_options = previous
+            session = object_session(orm)
+            if session is not None:
+                session.commit()
 
     def _allowed(self) -> list[str] | None:
         value = self.allowed_clusters

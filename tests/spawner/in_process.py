@@ -89,10 +89,12 @@ class StandInUser:
         self.spawners: dict[str, Any] = {}
 
 
-def make_spawner(user: str = "ann", **settings: Any) -> HybridSpawner:
-    """A HybridSpawner with ``CLUSTERS`` and, as ``HybridSpawner`` configuration, ``settings``.
-    Call it with an event loop running: KubeSpawner makes its client in ``__init__`` when the
-    machine has a default kubeconfig."""
+def make_spawner(
+    user: str = "ann", user_options: dict[str, Any] | None = None, **settings: Any
+) -> HybridSpawner:
+    """A HybridSpawner with ``CLUSTERS`` and, as ``HybridSpawner`` configuration, ``settings``;
+    ``user_options`` as JupyterHub passes the saved ones to a new spawner. Call it with an event loop
+    running: KubeSpawner makes its client in ``__init__`` when the machine has a default kubeconfig."""
     config = Config()
     config.ClusterSet.clusters = CLUSTERS
     config.HybridSpawner.image = "quay.io/jupyter/base-notebook:2025-01-06"
@@ -104,4 +106,5 @@ def make_spawner(user: str = "ann", **settings: Any) -> HybridSpawner:
         hub=Hub(base_url="/hub/"),
         api_token="golden-api-token",
         oauth_client_id=f"jupyterhub-user-{user}",
+        user_options=user_options or {},
     )
