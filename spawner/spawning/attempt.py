@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "build_attempt",
     "container_mounts",
     "placement_reason",
+    "required_terms",
     "spawn_base",
 ]
 
@@ -38,6 +39,13 @@ class Candidate:
     elastic: bool = False  # the pool adds nodes on demand, so waiting for one is normal
     reason: str = ""  # the sentence users read about why the server goes here
     reservation: str | None = None  # the service's reservation of the GPUs, released after the attempt
+    # a new node's pod keeps off these: their free GPUs are held for other spawns
+    avoid_nodes: tuple[str, ...] = ()
+    expires_in: float | None = None  # seconds the reservation lasts unless extended
+
+    def tried(self) -> dict[str, Any]:
+        """How a spawn that tried this candidate names it in its next ``POST api/placements``."""
+        return {"cluster": self.cluster, "pool": self.pool, "elastic": self.elastic}
 
     @classmethod
     def from_json(cls, raw: Any) -> Candidate:
@@ -53,9 +61,17 @@ class Candidate:
                 raise ValueError(f"candidate {key}: expected a non-empty string, got {value!r}")
             return value
 
-        nodes = raw.get("nodes") or []
-        if not isinstance(nodes, list) or not all(isinstance(n, str) and n for n in nodes):
-            raise ValueError(f"candidate nodes: expected a list of node names, got {nodes!r}")
+        def names(key: str) -> tuple[str, ...]:
+            value = raw.get(key) or []
+            if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+                raise ValueError(f"candidate {key}: expected a list of node names, got {value!r}")
+            return tuple(value)
+
+        expires_in = raw.get("expires_in")
+        if expires_in is not None and (
+            not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0
+        ):
+            raise ValueError(f"candidate expires_in: expected seconds more than 0, got {expires_in!r}")
         elastic = raw.get("elastic", False)
         if not isinstance(elastic, bool):
             raise ValueError(f"candidate elastic: expected true or false, got {elastic!r}")
@@ -65,11 +81,13 @@ class Candidate:
         return cls(
             cluster=str(text("cluster")),
             pool=str(text("pool")),
-            nodes=tuple(nodes),
+            nodes=names("nodes"),
             preferred_node=text("preferred_node", optional=True),
             elastic=elastic,
             reason=reason,
             reservation=text("reservation", optional=True),
+            avoid_nodes=names("avoid_nodes"),
+            expires_in=None if expires_in is None else float(expires_in),
         )
 
 
@@ -161,8 +179,40 @@ def spawn_base(
     return base
 
 
-def _by_name(nodes: Iterable[str]) -> dict[str, Any]:
-    return {"matchFields": [{"key": "metadata.name", "operator": "In", "values": list(nodes)}]}
+# Labels that pick the nodes of a Karpenter NodePool. Karpenter launches nothing for a pending pod whose
+# node affinity uses matchFields, and it refuses kubernetes.io/hostname in node affinity too, so a new
+# node's pod in such a pool can name no node to keep off. There a spawn that loses its node to it
+# tries again (HybridSpawner places each attempt afresh) instead.
+_KARPENTER_LABELS = ("karpenter.sh/", "karpenter.k8s.aws/")
+
+
+def _name(operator: str, node: str) -> dict[str, Any]:
+    # Kubernetes takes exactly one value in a matchFields requirement
+    return {"key": "metadata.name", "operator": operator, "values": [node]}
+
+
+def required_terms(
+    terms: Sequence[Mapping[str, Any]], nodes: Sequence[str], avoid: Sequence[str]
+) -> tuple[dict[str, Any], ...]:
+    """Required nodeSelectorTerms for a pod that must match one of ``terms`` (the spawn's own; none:
+    any node), run on one of ``nodes`` (none: any) and on none of ``avoid``.
+
+    Terms are ORed and the requirements of a term ANDed, and Kubernetes takes one value per matchFields
+    requirement: so each of the spawn's terms is repeated once per node, with that node's ``In`` and
+    every ``NotIn`` added to it. Appending a term of node names beside the spawn's terms would let
+    the pod match either.
+    """
+    if not nodes and not avoid:
+        return tuple(copy.deepcopy(dict(t)) for t in terms)
+    keep_off = [_name("NotIn", n) for n in avoid]
+    picks = [[_name("In", n)] for n in nodes] or [[]]
+    out = []
+    for term in terms or ({},):
+        for pick in picks:
+            t = copy.deepcopy(dict(term))
+            t["matchFields"] = [*(t.get("matchFields") or ()), *pick, *keep_off]
+            out.append(t)
+    return tuple(out)
 
 
 def build_attempt(
@@ -189,12 +239,13 @@ def build_attempt(
     selector = {**base.node_selector, **pool.node_selector}
     if opts.gpu_product:
         selector[PRODUCT_LABEL] = opts.gpu_product
-    required = base.node_affinity_required
-    if candidate.nodes:
-        required = (*required, _by_name(candidate.nodes))
+    karpenter = any(key.startswith(_KARPENTER_LABELS) for key in pool.node_selector)
+    avoid = candidate.avoid_nodes if candidate.elastic and not karpenter else ()
+    required = required_terms(base.node_affinity_required, candidate.nodes, avoid)
     preferred = base.node_affinity_preferred
     if candidate.preferred_node:
-        preferred = (*preferred, {"weight": 100, "preference": _by_name([candidate.preferred_node])})
+        by_name = {"matchFields": [_name("In", candidate.preferred_node)]}
+        preferred = (*preferred, {"weight": 100, "preference": by_name})
     attempt = replace(
         base,
         namespace=cluster.namespace,

@@ -10,13 +10,25 @@ from typing import Any
 from tornado import web
 
 from spawner.core.model import Candidate, ClusterInventory, NoCapacity, PlacementRequest, Role
-from spawner.placement.rank import place, reserve, validate_request
+from spawner.placement.rank import availability, held_for_others, place, reservable, reserve, validate_request
 
 from .base import SCOPE_PLACE, ApiHandler
 
-__all__ = ["MAX_GPUS", "ExtendHandler", "PlacementsHandler", "ReservationHandler", "request_from"]
+__all__ = [
+    "MAX_GPUS",
+    "MAX_TRIED",
+    "ExtendHandler",
+    "PlacementsHandler",
+    "ReservationHandler",
+    "request_from",
+    "tried_from",
+]
 
 MAX_GPUS = 64  # a request for more than this is refused before placement looks
+MAX_TRIED = 32  # a spawn tries a few candidates (HybridSpawner.max_attempts); more is a broken client
+
+# A candidate as a spawn that tried it names it: cluster, pool, and whether it was a new node.
+Place = tuple[str, str, bool]
 
 
 def request_from(body: dict[str, Any]) -> PlacementRequest:
@@ -53,6 +65,31 @@ def request_from(body: dict[str, Any]) -> PlacementRequest:
     )
 
 
+def tried_from(body: dict[str, Any]) -> set[Place]:
+    """The candidates a spawn already tried (``tried``: a list of ``{"cluster", "pool", "elastic"}``),
+    which placement leaves out; ``HTTPError(400)`` when the list is malformed."""
+    raw = body.get("tried")
+    if raw is None:
+        return set()
+    problem = "tried must be a list of {cluster, pool, elastic} objects"
+    if not isinstance(raw, list) or len(raw) > MAX_TRIED:
+        raise web.HTTPError(400, f"{problem}, at most {MAX_TRIED}")
+    out = set()
+    for item in raw:
+        if not isinstance(item, dict):
+            raise web.HTTPError(400, problem)
+        cluster, pool, elastic = item.get("cluster"), item.get("pool"), item.get("elastic", False)
+        if not (isinstance(cluster, str) and isinstance(pool, str) and isinstance(elastic, bool)):
+            raise web.HTTPError(400, problem)
+        out.add((cluster, pool, elastic))
+    return out
+
+
+def _where(place_: Place) -> str:
+    cluster, pool, elastic = place_
+    return f"{cluster} pool {pool}" + (" (a new node)" if elastic else "")
+
+
 def is_fallback(first: Candidate, inventories: Sequence[ClusterInventory]) -> bool:
     """Whether the first choice is a cloud pool while the fleet has on-prem pools to prefer."""
     roles = {(inv.cluster, pool.name): pool.role or inv.role for inv in inventories for pool in inv.pools}
@@ -60,13 +97,22 @@ def is_fallback(first: Candidate, inventories: Sequence[ClusterInventory]) -> bo
 
 
 class PlacementsHandler(ApiHandler):
-    """POST api/placements (the hub only): ordered candidates, the first one reserved; or 409 and why not."""
+    """POST api/placements (the hub only): ordered candidates, the first one reserved; or 409 and why not.
+
+    A spawn asks once per attempt. Its first request names nothing tried; when an attempt fails, the
+    spawn releases that attempt's reservation and asks again with the candidates it tried in
+    ``tried``. Placement then runs afresh on what is free now, leaves those out, and reserves the
+    first of the rest: each attempt, fallbacks included, holds what it is about to use, and no
+    spawn holds anything for a candidate it may never try (which would keep others off it).
+    """
 
     required_scopes = (SCOPE_PLACE,)
 
     @web.authenticated
     def post(self) -> None:
-        request = request_from(self.body())
+        body = self.body()
+        request = request_from(body)
+        tried = tried_from(body)
         started = time.perf_counter()
         # no await from here to the reservation: one event-loop step, so concurrent requests see
         # each other's reservations
@@ -75,14 +121,20 @@ class PlacementsHandler(ApiHandler):
         if problem:
             raise web.HTTPError(400, problem)
         now = self.book.clock()
+        active = self.book.active()
         result = place(
-            request,
-            inventories,
-            self.fleet.health(),
-            self.book.active(),
-            policy=self.settings["policy"],
-            now=now,
+            request, inventories, self.fleet.health(), active, policy=self.settings["policy"], now=now
         )
+        if not isinstance(result, NoCapacity) and tried:
+            left = [c for c in result if (c.cluster, c.pool, c.elastic) not in tried]
+            if not left:
+                names = ", ".join(sorted(_where(t) for t in tried))
+                result = NoCapacity(
+                    f"Every place with room for this server now was tried already: {names}",
+                    availability(inventories, active, now=now),
+                )
+            else:
+                result = left
         if isinstance(result, NoCapacity):
             self.metrics.placed(None, "no-capacity", time.perf_counter() - started)
             self.write_json(
@@ -98,7 +150,7 @@ class PlacementsHandler(ApiHandler):
             return
         first = result[0]
         held = None
-        if request.gpus:
+        if reservable(first, request):
             rid = f"r-{uuid.uuid4().hex[:12]}"
             held = self.book.add(reserve(first, request, now, self.book.ttl, reservation_id=rid))
         outcome = "fallback" if is_fallback(first, inventories) else "placed"
@@ -112,8 +164,12 @@ class PlacementsHandler(ApiHandler):
                         "elastic": c.elastic,
                         "nodes": list(c.nodes),
                         "preferred_node": c.preferred_node,
+                        # what a pod for a new node must keep off; computed before this placement's
+                        # own reservation, which holds no existing node
+                        "avoid_nodes": list(held_for_others(c, request, inventories, active, now=now)),
                         "reason": c.reason,
                         "reservation": held.id if held is not None and i == 0 else None,
+                        "expires_in": self.book.ttl if held is not None and i == 0 else None,
                     }
                     for i, c in enumerate(result)
                 ]

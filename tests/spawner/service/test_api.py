@@ -7,6 +7,7 @@ and who may call what (401 without a token the hub knows, 403 without the declar
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -222,6 +223,107 @@ async def test_bad_placement_requests_are_400_naming_the_field(
     answer = await api.call("POST", "api/placements", "hub", body)
     assert answer.status == 400, answer.text
     assert answer.json["status"] == 400 and answer.json["message"].startswith(message), answer.json
+    assert api.book.active() == ()
+
+
+async def test_a_placement_answers_how_long_its_reservation_lasts(api: Service) -> None:
+    answer = await api.call("POST", "api/placements", "hub", place_body(1))
+    first = answer.json["candidates"][0]
+    assert (first["expires_in"], first["avoid_nodes"]) == (180.0, [])
+
+
+async def test_a_cpu_only_placement_holds_its_cpus_on_its_node(api: Service) -> None:
+    """Concurrent CPU-only spawns see each other: each is named nodes with room left for it."""
+    answer = await api.call("POST", "api/placements", "hub", {"user": "ann", "gpus": 0, "cpu": 60})
+    assert answer.status == 200, answer.text
+    first = answer.json["candidates"][0]
+    (held,) = api.book.active()
+    assert (held.id, held.node, held.gpus, held.cpu) == (
+        first["reservation"],
+        first["preferred_node"],
+        0,
+        60.0,
+    )
+    again = await api.call("POST", "api/placements", "hub", {"user": "bob", "gpus": 0, "cpu": 60})
+    assert again.json["candidates"][0]["nodes"] == [n for n in ("dgx-2", "dgx-1") if n != held.node]
+
+
+def warm_fleet(api: Service) -> None:
+    """eks's L40S pool is warm: one idle node of 4 GPUs, room for one more node."""
+    eks = ClusterInventory(
+        "eks",
+        Role.CLOUD,
+        (elastic("gpu-l40s", L40S, 4, 2),),
+        (node("ip-1", "gpu-l40s", product=L40S, gpus=4),),
+        True,
+    )
+    api.fleet.inventory[1] = eks
+
+
+async def test_each_attempt_is_placed_afresh_without_what_it_tried(api: Service) -> None:
+    """A spawn's fallback is placed and reserved when it is tried, on what is free then: the warm
+    node's four GPUs go to four spawns; the fifth's first choice is a new node, which keeps off the
+    warm node while its GPUs are held; a spawn whose warm node was taken tries a new node next."""
+    warm_fleet(api)
+    answers = [
+        await api.call("POST", "api/placements", "hub", place_body(1, L40S, user=f"u{i}")) for i in range(5)
+    ]
+    firsts = [a.json["candidates"][0] for a in answers]
+    assert [(c["preferred_node"], c["elastic"], c["avoid_nodes"]) for c in firsts] == [
+        *[("ip-1", False, [])] * 4,
+        (None, True, ["ip-1"]),
+    ]
+    # the warm node's spawns have a new node as their next candidate
+    assert [(c["elastic"], c["reservation"]) for c in answers[0].json["candidates"][1:]] == [(True, None)]
+    # a pod placement did not know of took a GPU of ip-1, so u0's pod found it full: u0 releases its
+    # reservation and asks again, naming what it tried
+    api.fleet.inventory[1] = replace(
+        api.fleet.inventory[1], nodes=(node("ip-1", "gpu-l40s", product=L40S, gpus=4, used=1),)
+    )
+    assert (await api.call("DELETE", f"api/placements/{firsts[0]['reservation']}", "hub")).status == 204
+    tried = [{"cluster": "eks", "pool": "gpu-l40s", "elastic": False}]
+    again = await api.call("POST", "api/placements", "hub", place_body(1, L40S, user="u0", tried=tried))
+    assert again.status == 200, again.text
+    (fallback,) = again.json["candidates"]
+    assert (fallback["cluster"], fallback["elastic"], fallback["avoid_nodes"]) == ("eks", True, ["ip-1"])
+    held = {r.id: r for r in api.book.active()}
+    assert (held[fallback["reservation"]].node, held[fallback["reservation"]].pool) == (None, "gpu-l40s")
+    assert len(held) == 5  # three on ip-1, two for the new node: u0's first one is gone
+    # with the new node tried too, nothing is left: 409, and nothing more is held
+    tried.append({"cluster": "eks", "pool": "gpu-l40s", "elastic": True})
+    assert (await api.call("DELETE", f"api/placements/{fallback['reservation']}", "hub")).status == 204
+    last = await api.call("POST", "api/placements", "hub", place_body(1, L40S, user="u0", tried=tried))
+    assert last.status == 409, last.text
+    assert last.json["message"] == (
+        "Every place with room for this server now was tried already: "
+        "eks pool gpu-l40s, eks pool gpu-l40s (a new node)"
+    )
+    assert len(api.book.active()) == 4
+
+
+async def test_a_tried_candidate_elsewhere_leaves_the_rest_in_order(api: Service) -> None:
+    tried = [{"cluster": "onprem", "pool": "gpu", "elastic": False}]
+    answer = await api.call("POST", "api/placements", "hub", place_body(1, None, tried=tried))
+    assert answer.status == 200, answer.text
+    assert [(c["cluster"], c["elastic"]) for c in answer.json["candidates"]] == [("eks", True)]
+    (held,) = api.book.active()
+    assert (held.cluster, held.node) == ("eks", None)
+
+
+@pytest.mark.parametrize(
+    "tried",
+    [
+        "onprem",
+        [["onprem", "gpu", False]],
+        [{"cluster": "onprem"}],
+        [{"cluster": "onprem", "pool": "gpu", "elastic": "no"}],
+        [{"cluster": "onprem", "pool": "gpu"}] * 33,
+    ],
+)
+async def test_a_malformed_tried_list_is_400(api: Service, tried: Any) -> None:
+    answer = await api.call("POST", "api/placements", "hub", place_body(1, tried=tried))
+    assert answer.status == 400, answer.text
+    assert answer.json["message"].startswith("tried must be a list of {cluster, pool, elastic} objects")
     assert api.book.active() == ()
 
 

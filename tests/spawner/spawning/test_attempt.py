@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +17,7 @@ from spawner.spawning.attempt import (
     build_attempt,
     container_mounts,
     placement_reason,
+    required_terms,
     spawn_base,
 )
 from spawner.spawning.home import HOME_VOLUME
@@ -84,8 +86,34 @@ BASE = PodSettings(
 )
 
 
-def by_name(*nodes: str) -> dict[str, Any]:
-    return {"matchFields": [{"key": "metadata.name", "operator": "In", "values": list(nodes)}]}
+KARPENTER = cluster(
+    "eks-k",
+    role="cloud",
+    pools=[
+        {
+            "name": "gpu-l40s",
+            "elastic": True,
+            "max_nodes": 2,
+            "gpus_per_node": 4,
+            "gpu_product": L40S,
+            "node_selector": {"karpenter.sh/nodepool": "gpu-l40s"},
+            "tolerations": [EKS_TAINT],
+        }
+    ],
+)
+
+
+def name_is(node: str, operator: str = "In") -> dict[str, Any]:
+    return {"key": "metadata.name", "operator": operator, "values": [node]}
+
+
+def by_name(node: str) -> dict[str, Any]:
+    return {"matchFields": [name_is(node)]}
+
+
+def hook_and(*requirements: dict[str, Any]) -> dict[str, Any]:
+    """The hook's term with node requirements added to it (ANDed)."""
+    return {**HOOK_TERM, "matchFields": list(requirements)}
 
 
 def plain(c: ClusterConfig, pool_selector: dict[str, str], pool_toleration: dict[str, str]) -> PodSettings:
@@ -120,10 +148,10 @@ SCRATCH_MOUNT = {"name": "scratch", "mountPath": "/scratch"}
             (),
             replace(
                 ON_L40S,
-                node_affinity_required=(HOOK_TERM, by_name("l40s-0", "l40s-1")),
+                node_affinity_required=(hook_and(name_is("l40s-0")), hook_and(name_is("l40s-1"))),
                 extra_resource_limits={"example.com/fpga": "1", GPU: "2"},
             ),
-            id="fixed pool: required to the nodes that fit, the GPUs as a limit",
+            id="fixed pool: required to the hook's term and one of the nodes that fit, the GPUs as a limit",
         ),
         pytest.param(
             ELASTIC,
@@ -140,7 +168,7 @@ SCRATCH_MOUNT = {"name": "scratch", "mountPath": "/scratch"}
             (),
             replace(
                 ON_L40S,
-                node_affinity_required=(HOOK_TERM, by_name("l40s-1")),
+                node_affinity_required=(hook_and(name_is("l40s-1")),),
                 extra_resource_limits={"example.com/fpga": "1", GPU: "1"},
                 node_selector={"disk": "ssd", "pool": "l40s", PRODUCT_LABEL: L40S},
             ),
@@ -153,11 +181,46 @@ SCRATCH_MOUNT = {"name": "scratch", "mountPath": "/scratch"}
             (),
             replace(
                 ON_L40S,
-                node_affinity_required=(HOOK_TERM, by_name("l40s-0", "l40s-1")),
+                node_affinity_required=(hook_and(name_is("l40s-0")), hook_and(name_is("l40s-1"))),
                 node_affinity_preferred=(HOOK_PREFERENCE, {"weight": 100, "preference": by_name("l40s-1")}),
                 extra_resource_limits={"example.com/fpga": "1", GPU: "1"},
             ),
             id="best-fit node: preferred, beside the hook's preference",
+        ),
+        pytest.param(
+            ELASTIC,
+            Candidate("eks", "gpu-l40s", elastic=True, avoid_nodes=("ip-1", "ip-2")),
+            GpuOptions(gpus=1),
+            (),
+            replace(
+                ON_EKS,
+                node_affinity_required=(hook_and(name_is("ip-1", "NotIn"), name_is("ip-2", "NotIn")),),
+                extra_resource_limits={"example.com/fpga": "1", GPU: "1"},
+            ),
+            id="a new node: off the nodes whose GPUs are held for others",
+        ),
+        pytest.param(
+            KARPENTER,
+            Candidate("eks-k", "gpu-l40s", elastic=True, avoid_nodes=("ip-1",)),
+            GpuOptions(gpus=1),
+            (),
+            replace(
+                plain(KARPENTER, {"karpenter.sh/nodepool": "gpu-l40s"}, EKS_TAINT),
+                extra_resource_limits={"example.com/fpga": "1", GPU: "1"},
+            ),
+            id="a new node of a Karpenter pool: no names (Karpenter would launch nothing for the pod)",
+        ),
+        pytest.param(
+            ONPREM,
+            Candidate("onprem", "l40s", nodes=("l40s-0",), avoid_nodes=("l40s-1",)),
+            GpuOptions(gpus=1),
+            (),
+            replace(
+                ON_L40S,
+                node_affinity_required=(hook_and(name_is("l40s-0")),),
+                extra_resource_limits={"example.com/fpga": "1", GPU: "1"},
+            ),
+            id="existing nodes: their names alone (nodes to keep off are for a new node)",
         ),
         pytest.param(
             ONPREM,
@@ -384,6 +447,41 @@ def test_container_mounts_of_lists_and_dicts() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("terms", "nodes", "avoid", "expected"),
+    [
+        ((), (), (), ()),
+        ((HOOK_TERM,), (), (), (HOOK_TERM,)),
+        ((), ("a",), (), (by_name("a"),)),
+        ((), ("a", "b"), (), (by_name("a"), by_name("b"))),
+        ((), (), ("x", "y"), ({"matchFields": [name_is("x", "NotIn"), name_is("y", "NotIn")]},)),
+        ((HOOK_TERM,), ("a", "b"), (), (hook_and(name_is("a")), hook_and(name_is("b")))),
+        (
+            (HOOK_TERM, {"matchFields": [name_is("z", "NotIn")]}),
+            ("a",),
+            ("x",),
+            (
+                hook_and(name_is("a"), name_is("x", "NotIn")),
+                {"matchFields": [name_is("z", "NotIn"), name_is("a"), name_is("x", "NotIn")]},
+            ),
+        ),
+    ],
+)
+def test_required_terms(
+    terms: tuple[dict[str, Any], ...],
+    nodes: tuple[str, ...],
+    avoid: tuple[str, ...],
+    expected: tuple[dict[str, Any], ...],
+) -> None:
+    before = copy.deepcopy(terms)
+    got = required_terms(terms, nodes, avoid)
+    assert got == expected
+    # Kubernetes refuses a pod with more than one value in a matchFields requirement
+    assert all(len(r["values"]) == 1 for t in got for r in t.get("matchFields", ()))
+    assert terms == before  # the spawn's own terms are copied, never changed
+    assert not any(t is g for t in terms for g in got)
+
+
 # --------------------------------------------------------------------------- the service's candidates
 
 
@@ -401,6 +499,10 @@ def test_a_candidate_from_the_service_answer() -> None:
         "onprem", "l40s", ("l40s-0",), "l40s-0", False, raw["reason"], "r-1"
     )
     assert Candidate.from_json(
+        {"cluster": "eks", "pool": "p", "elastic": True, "avoid_nodes": ["ip-1"], "expires_in": 180}
+    ) == Candidate("eks", "p", elastic=True, avoid_nodes=("ip-1",), expires_in=180.0)
+    assert Candidate("eks", "p", elastic=True).tried() == {"cluster": "eks", "pool": "p", "elastic": True}
+    assert Candidate.from_json(
         {"cluster": "eks", "pool": "p", "elastic": True, "nodes": [], "reservation": None}
     ) == (Candidate("eks", "p", elastic=True))
 
@@ -417,6 +519,11 @@ def test_a_candidate_from_the_service_answer() -> None:
         ({"cluster": "c", "pool": "p", "reason": 3}, "reason"),
         ({"cluster": "c", "pool": "p", "preferred_node": 3}, "preferred_node"),
         ({"cluster": "c", "pool": "p", "reservation": ""}, "reservation"),
+        ({"cluster": "c", "pool": "p", "avoid_nodes": "n1"}, "avoid_nodes"),
+        ({"cluster": "c", "pool": "p", "avoid_nodes": [""]}, "avoid_nodes"),
+        ({"cluster": "c", "pool": "p", "expires_in": "180"}, "expires_in"),
+        ({"cluster": "c", "pool": "p", "expires_in": True}, "expires_in"),
+        ({"cluster": "c", "pool": "p", "expires_in": 0}, "expires_in"),
     ],
 )
 def test_a_malformed_candidate_names_its_field(raw: Any, field: str) -> None:
