@@ -68,8 +68,10 @@ class ClusterClient(LoggingConfigurable):
     in_cluster_token_period = Float(
         60.0,
         config=True,
-        help="""For in-cluster clusters: seconds between re-reads of the service-account token file,
-        which the kubelet rotates (bound tokens last an hour). Example: 60.""",
+        help="""Seconds between re-reads of credentials that say nothing of their expiry: the in-cluster
+        service-account token file, which the kubelet rotates (bound tokens last an hour), and a
+        kubeconfig's ``token`` or ``tokenFile``, which an operator or a sidecar rotates. Exec-plugin
+        credentials are renewed before the expiry they state instead. Example: 60.""",
     )
 
     def __init__(self, cluster: ClusterConfig, **kwargs: Any) -> None:
@@ -220,7 +222,10 @@ class ClusterClient(LoggingConfigurable):
             )
             stamp = getattr(loader, "exec_plugin_expiry", None)  # set only by an exec plugin's token
             expiry = stamp.timestamp() if isinstance(stamp, dt.datetime) else None
-            refresh_at = None
+            # credentials with no expiry (a token, or a token file that something outside rotates, such
+            # as a bound ServiceAccount token) are read again on a schedule, as in-cluster ones are:
+            # KubeSpawner's own requests do not come through call(), so a 401 alone would not renew them
+            refresh_at = started + self.in_cluster_token_period
             if expiry is not None:
                 lifetime = expiry - started
                 if lifetime <= 0:

@@ -9,6 +9,7 @@ renews it before expiry, and loads credentials again after a 401 (once per reque
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -197,6 +198,39 @@ async def test_in_cluster_token_file_is_read_again_after_a_401(
         namespaces = await asyncio.wait_for(cluster.call(cluster.core().list_namespace), 15)
         assert "default" in [n.metadata.name for n in namespaces.items]
         assert cluster.refreshes == 1
+    finally:
+        await cluster.close()
+
+
+@pytest.mark.asyncio
+async def test_a_kubeconfig_token_file_is_read_again_on_a_schedule(sim2: SimProcess, tmp_path: Path) -> None:
+    """KubeSpawner's own requests use core() directly, with no retry after a 401: a rotated token file
+    must reach them without one."""
+    token_file = tmp_path / "token"
+    token_file.write_text("expired-token")
+    config = yaml.safe_load(sim2.kubeconfig.read_text())
+    for user in config["users"]:
+        if user["name"] == "site-admin":
+            user["user"] = {"tokenFile": str(token_file)}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    cluster = ClusterClient(
+        cluster_config("site", kubeconfig), request_timeout=5, in_cluster_token_period=0.5
+    )
+    await cluster.start()
+    try:
+        with pytest.raises(ApiException) as err:
+            await asyncio.wait_for(cluster.core().list_namespace(), 15)
+        assert err.value.status == 401
+        token_file.write_text(static_token(sim2, "site"))  # rotated from outside
+        deadline = time.monotonic() + 10
+        while cluster.refreshes == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)  # polls the condition; the next request after the period re-reads
+            with contextlib.suppress(ApiException):
+                await asyncio.wait_for(cluster.core().list_namespace(), 15)
+        namespaces = await asyncio.wait_for(cluster.core().list_namespace(), 15)
+        assert "default" in [n.metadata.name for n in namespaces.items]
+        assert cluster.refreshes >= 1
     finally:
         await cluster.close()
 
