@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 from jupyterhub import scopes as hub_scopes
@@ -25,6 +26,7 @@ from spawner.core.model import Role
 from spawner.hybrid import HybridSpawner
 from spawner.service.api import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
 from spawner.service.app import HybridHubService
+from tests.environment import needs
 
 from .configfiles import (
     CONFIG_D,
@@ -256,7 +258,7 @@ def test_the_loader_runs_the_files_in_name_order(env: dict[str, str], tmp_path: 
     assert resolved(load(tmp_path).Test, "order", []) == ["a", "b", "c"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is in the dev extra")
+@needs(importlib.util.find_spec("ruff"), "needs ruff (the dev extra, which make test installs)")
 def test_hub_config_is_linted_python() -> None:
     for args in (["check"], ["format", "--check"]):
         result = subprocess.run(
@@ -291,9 +293,8 @@ def with_files(values: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.skipif(not Z2JH.is_dir(), reason=f"needs the chart's values and schema in {Z2JH}")
+@needs(Z2JH.is_dir(), f"needs the chart's values and schema in {Z2JH} (shared/ beside the clone)")
 def test_values_are_valid_for_the_chart(values: dict[str, Any]) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     schema = yaml.safe_load((Z2JH / "values.schema.yaml").read_text())
     jsonschema.Draft7Validator.check_schema(schema)
     validator = jsonschema.Draft7Validator(schema)
