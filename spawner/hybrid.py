@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import copy
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from jupyterhub.utils import url_path_join
@@ -33,7 +33,7 @@ from spawner.spawning.home import home_note, usual_home
 from spawner.spawning.leftovers import remove_leftovers
 from spawner.spawning.multicluster import MultiClusterSpawner
 from spawner.spawning.options import GpuOptions, OptionsError, parse_options
-from spawner.spawning.service_client import ServiceClient
+from spawner.spawning.service_client import ReservationKeeper, ServiceClient
 from spawner.spawning.settings import CHECKS
 
 __all__ = ["HybridSpawner", "OptionsRefused", "SpawnRefused"]
@@ -290,21 +290,32 @@ class HybridSpawner(MultiClusterSpawner):
             total += gpus if isinstance(gpus, int) else 0
         return total
 
-    async def _place(self, opts: GpuOptions) -> list[Candidate]:
-        request = {
+    async def _place(self, opts: GpuOptions, tried: Sequence[Candidate] = ()) -> list[Candidate]:
+        """The service's candidates for this spawn, the first one reserved for it; ``tried``: the
+        candidates earlier attempts of this spawn tried, which it leaves out."""
+        # what the scheduler will count: the guarantee, or the limit when only that is set
+        # (Kubernetes then requests the limit)
+        cpu = self.cpu_guarantee if self.cpu_guarantee is not None else self.cpu_limit
+        memory = self.mem_guarantee if self.mem_guarantee is not None else self.mem_limit
+        request: dict[str, Any] = {
             "user": self.user.name,
             "gpus": opts.gpus,
             "gpu_product": opts.gpu_product,
+            "cpu": float(cpu or 0),
+            "memory": int(memory or 0),
             "cluster": opts.cluster,
             "allowed_clusters": self._allowed(),
             "gpu_quota": self._limit(),
             "gpus_in_use": self._gpus_in_use(),
         }
+        if tried:
+            request["tried"] = [c.tried() for c in tried]
         try:
             with metrics.PLACEMENT_SECONDS.time():
                 return await self._service().place(request)
         except SpawnRefused as exc:
-            metrics.REFUSED.labels(getattr(exc, "reason", "hybridhub")).inc()
+            if not tried:  # refused before any pod was made
+                metrics.REFUSED.labels(getattr(exc, "reason", "hybridhub")).inc()
             raise
 
     # ------------------------------------------------------------------ start
@@ -327,7 +338,26 @@ class HybridSpawner(MultiClusterSpawner):
         finally:
             await cleanup
         failures: list[str] = []
-        for attempt, candidate in enumerate(candidates[: self.max_attempts]):
+        tried: list[Candidate] = []
+        candidate = candidates[0]
+        for attempt in range(self.max_attempts):
+            if attempt:
+                # Placed afresh and reserved now, not taken from the first answer: what is free has
+                # changed since, and only what an attempt is about to use may be held for it.
+                try:
+                    candidate = (await self._place(opts, tried))[0]
+                except SpawnRefused as exc:
+                    if getattr(exc, "reason", None) == "capacity":  # nothing untried has room
+                        message = exc.jupyterhub_message
+                        failures.append(message[:1].lower() + message[1:])
+                        break
+                    # the service cannot be asked now: the first answer's next one, unreserved
+                    named = [c.tried() for c in tried]
+                    rest = [c for c in candidates if c.tried() not in named]
+                    if not rest:
+                        break
+                    self.log.warning("%s: next candidate from the first answer: %s", self.user.name, exc)
+                    candidate = rest[0]
             cluster = await self.use_cluster(candidate.cluster)
             why = candidate.reason if attempt == 0 else f"{failures[-1]}; now: {candidate.reason}"
             note = home_note(usual_home(self.cluster_set.configs), cluster)
@@ -343,6 +373,7 @@ class HybridSpawner(MultiClusterSpawner):
                 raise
             except Exception as exc:
                 failures.append(str(exc) if isinstance(exc, NoRoom) else f"{cluster.name} failed: {exc}")
+                tried.append(candidate)
                 metrics.FALLBACKS.labels(cluster.name).inc()
                 self.log.warning("%s: attempt on %s failed: %s", self.user.name, cluster.name, exc)
                 with contextlib.suppress(Exception):
@@ -358,6 +389,13 @@ class HybridSpawner(MultiClusterSpawner):
     async def _attempt(self, cluster: ClusterConfig, candidate: Candidate) -> str:
         """Start the pod on ``candidate`` while its events are read: the first to end wins."""
         pool = cluster.pool(candidate.pool)
+        keeper = None
+        if candidate.elastic and candidate.reservation:
+            # a node takes minutes, maybe longer than the reservation's ttl: keep it while we wait
+            # (60 s: an answer without expires_in, from a service older than the extension)
+            held_for = candidate.expires_in or 60.0
+            keeper = ReservationKeeper(self._service(), candidate.reservation, held_for, self.log)
+            keeper.start()
         start = asyncio.ensure_future(super()._start())
         watch = asyncio.ensure_future(
             fail_fast(
@@ -380,6 +418,8 @@ class HybridSpawner(MultiClusterSpawner):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+            if keeper is not None:  # the pod is bound, or the attempt is over
+                await keeper.stop()
         if cluster.pod_access == "service":
             url = self.access_url = await service_address(
                 self.api,

@@ -104,12 +104,13 @@ class HybridHubService(Application):
     reservation_ttl = Float(
         180.0,
         config=True,
-        help="""Seconds the GPUs of a placement's first candidate stay reserved, from the placement
-        answer until HybridSpawner releases them (when that attempt ends, started or failed) or they
-        expire, e.g. 180. Nothing extends a reservation yet: HybridSpawner does not call
-        ``POST api/placements/{id}/extend``, and only the first candidate is reserved, so an attempt
-        that waits longer (an elastic pool bringing a node takes minutes) holds its GPUs only this
-        long. At least 1.""",
+        help="""Seconds a placement's reservation lasts, e.g. 180: what the attempt HybridSpawner is
+        about to make uses (GPUs, CPUs, memory) is held from the placement answer until HybridSpawner
+        releases it when that attempt ends, started or failed, or until it expires. Each attempt,
+        fallbacks included, is placed and reserved when it is tried. An attempt that waits for an
+        elastic pool's node extends its reservation by this much (``POST api/placements/{id}/extend``)
+        each time a third of it is left, so this bounds how long a hub that died mid-spawn holds
+        anything, not how long a node may take. At least 1.""",
     )
     placement_policy = Enum(
         ["best-fit", "spread"],

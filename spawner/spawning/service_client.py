@@ -1,9 +1,12 @@
-"""The hub's calls to the hybridhub service: capacity for the form, placements, and their release."""
+"""The hub's calls to the hybridhub service: capacity for the form, placements, their extension and
+release."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +18,7 @@ from tornado.simple_httpclient import HTTPTimeoutError
 from spawner.spawning.attempt import Candidate
 from spawner.spawning.compat import SpawnRefused
 
-__all__ = ["ServiceClient"]
+__all__ = ["ReservationKeeper", "ServiceClient"]
 
 # curl's "operation timed out": JupyterHub makes tornado use curl when pycurl is installed
 _CURL_TIMED_OUT = 28
@@ -71,8 +74,10 @@ class ServiceClient:
         return body if code == 200 else None
 
     async def place(self, request: Mapping[str, Any]) -> list[Candidate]:
-        """The candidates for a server, best first (the first one's GPUs reserved for it). A 409,
-        no room anywhere, is refused with the service's sentence and the reason ``capacity``."""
+        """The candidates for a server, best first (the first one's GPUs reserved for it). A spawn
+        asks again for each later attempt, with the candidates it tried in ``request["tried"]``. A
+        409, no room anywhere (or none left untried), is refused with the service's sentence and the
+        reason ``capacity``."""
         code, body = await self.call("POST", "api/placements", dict(request))
         message = body.get("message") if isinstance(body, Mapping) else None
         if code == 409:
@@ -87,8 +92,75 @@ class ServiceClient:
         except ValueError as exc:
             raise SpawnRefused(f"The GPU placement service gave a malformed candidate: {exc}") from exc
 
+    async def extend(self, reservation: str) -> float | None:
+        """Hold a reservation another ``reservation_ttl``: the seconds it lasts now, or None when the
+        service no longer has it (it expired, or the service restarted)."""
+        code, body = await self.call("POST", f"api/placements/{reservation}/extend")
+        if code == 404:
+            return None
+        seconds = body.get("expires_in") if isinstance(body, Mapping) else None
+        if code != 200 or isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise SpawnRefused(
+                f"The GPU placement service did not extend reservation {reservation} (HTTP {code})."
+            )
+        return float(seconds)
+
     async def release(self, reservation: str) -> None:
         """Hand a reservation's GPUs back. A failure is not the user's problem: the service lets
         reservations expire."""
         with contextlib.suppress(SpawnRefused):
             await self.call("DELETE", f"api/placements/{reservation}")
+
+
+class ReservationKeeper:
+    """Keeps a reservation alive while an attempt waits for an elastic pool's node, which takes
+    minutes: extends it when a third of its time is left, so one lost request costs nothing. An
+    owned task: ``start`` with the attempt, ``stop`` with it.
+
+    A failed extension is tried again at the next third of what is left; a reservation the service
+    no longer has is left alone (the attempt goes on: its pod is already asking for the node)."""
+
+    def __init__(
+        self,
+        client: ServiceClient,
+        reservation: str,
+        expires_in: float,
+        log: logging.Logger | logging.LoggerAdapter[Any],
+        *,
+        min_interval: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.reservation = reservation
+        self.expires_in = expires_in
+        self.log = log
+        self.min_interval = min_interval
+        self.extensions = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        expires = loop.time() + self.expires_in
+        while True:
+            await asyncio.sleep(max((expires - loop.time()) / 3, self.min_interval))
+            try:
+                left = await self.client.extend(self.reservation)
+            except SpawnRefused as exc:
+                self.log.warning("reservation %s not extended, trying again: %s", self.reservation, exc)
+                continue
+            if left is None:
+                self.log.warning("reservation %s expired before the node came", self.reservation)
+                return
+            self.extensions += 1
+            expires = loop.time() + left

@@ -93,8 +93,8 @@ def test_values_from_jupyterhubs_environment_are_checked_too(
         HybridHubService().initialize([])
 
 
-def test_reservation_ttl_help_says_nothing_extends_yet() -> None:
+def test_reservation_ttl_help_says_what_is_reserved_and_extended() -> None:
     help_ = " ".join(HybridHubService.class_traits()["reservation_ttl"].help.split())
-    assert "Nothing extends a reservation yet" in help_
-    assert "only the first candidate is reserved" in help_
-    assert "elastic pools extend" not in help_
+    assert "Each attempt, fallbacks included, is placed and reserved when it is tried" in help_
+    assert "extends its reservation by this much (``POST api/placements/{id}/extend``)" in help_
+    assert "Nothing extends" not in help_ and "only the first candidate" not in help_

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from tornado import httpserver, netutil, web
 
 from spawner.spawning.attempt import Candidate
 from spawner.spawning.compat import SpawnRefused
-from spawner.spawning.service_client import ServiceClient
+from spawner.spawning.service_client import ReservationKeeper, ServiceClient
 
 TOKEN = "hub-service-token"
 
@@ -29,6 +30,7 @@ class Service:
         self.hang = asyncio.Event()  # a hung service: answers only once this is set
         self.hung = False
         self.requests: list[tuple[str, str, str, Any]] = []
+        self.script: list[tuple[int, Any]] = []  # (status, body) of the next answers, before the above
 
 
 class Handler(web.RequestHandler):
@@ -43,11 +45,12 @@ class Handler(web.RequestHandler):
         )
         if s.hung:
             await s.hang.wait()
-        self.set_status(s.status)
+        status, answer = s.script.pop(0) if s.script else (s.status, s.body)
+        self.set_status(status)
         if s.raw is not None:
             self.finish(s.raw)
-        elif s.body is not None:
-            self.finish(json.dumps(s.body))
+        elif answer is not None:
+            self.finish(json.dumps(answer))
 
     get = post = delete = answer
 
@@ -173,3 +176,69 @@ async def test_release_never_fails_the_spawn(service: tuple[Service, ServiceClie
     state.status, state.body = status, None
     await client.release("r-1")
     assert state.requests == [("DELETE", "/services/hybridhub/api/placements/r-1", f"token {TOKEN}", None)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (200, {"id": "r-1", "expires_in": 180.0}, 180.0),
+        (200, {"id": "r-1", "expires_in": 180}, 180.0),
+        (404, {"message": "no reservation r-1 (expired or released)"}, None),
+        (500, None, "did not extend reservation r-1 (HTTP 500)"),
+        (200, {"id": "r-1"}, "did not extend reservation r-1 (HTTP 200)"),
+        (200, {"id": "r-1", "expires_in": True}, "did not extend reservation r-1 (HTTP 200)"),
+    ],
+)
+async def test_extend(service: tuple[Service, ServiceClient], status: int, body: Any, expected: Any) -> None:
+    state, client = service
+    state.status, state.body = status, body
+    if isinstance(expected, str):
+        with pytest.raises(SpawnRefused) as err:
+            await client.extend("r-1")
+        assert expected in err.value.jupyterhub_message
+    else:
+        assert await client.extend("r-1") == expected
+    assert state.requests[0][:2] == ("POST", "/services/hybridhub/api/placements/r-1/extend")
+
+
+async def until(condition: Any, within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.asyncio
+async def test_a_keeper_extends_until_the_reservation_is_gone(service: tuple[Service, ServiceClient]) -> None:
+    """A third of the time left before each extension; a failed one is tried again, a reservation the
+    service no longer has is left alone."""
+    state, client = service
+    state.script = [(502, None), (200, {"id": "r-1", "expires_in": 0.6}), (404, {"message": "gone"})]
+    keeper = ReservationKeeper(client, "r-1", 0.6, logging.getLogger("test"), min_interval=0.01)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    keeper.start()
+    await until(lambda: keeper._task is not None and keeper._task.done())
+    took = loop.time() - began
+    assert [r[1] for r in state.requests] == ["/services/hybridhub/api/placements/r-1/extend"] * 3
+    assert keeper.extensions == 1
+    # 0.2 s (a third of 0.6), then a third of the 0.4 s left, then 0.2 s again: about 0.53 s
+    assert 0.45 < took < 3.0, took
+    await keeper.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_keeper_asks_nothing_more(service: tuple[Service, ServiceClient]) -> None:
+    state, client = service
+    state.body = {"id": "r-1", "expires_in": 0.3}
+    keeper = ReservationKeeper(client, "r-1", 0.3, logging.getLogger("test"), min_interval=0.01)
+    keeper.start()
+    await until(lambda: keeper.extensions >= 2)
+    await keeper.stop()
+    asked = len(state.requests)
+    assert keeper._task is None
+    # the keeper's task is gone: nothing can ask any more (not a wait for silence)
+    await keeper.stop()  # stopping twice is harmless
+    assert len(state.requests) == asked
