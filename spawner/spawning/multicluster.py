@@ -4,14 +4,16 @@ KubeSpawner 7 has no public seams for this. The KubeSpawner internals it overrid
 (``reflectors``, ``_start_reflector``, ``_get_reflector_key``, ``_start_watching_pods``,
 ``_start_watching_events``, ``_get_pod_url``, ``_pvc_exists``, ``_start_future``, and the module
 globals ``load_config`` and ``shared_client`` that ``__init__`` calls) and those of KubeSpawner's
-``ResourceReflector`` (``api``, ``parent``, ``_stopping``, ``first_load_future``, ``watch_task``) are
-all in this module, so a KubeSpawner upgrade is checked here.
+``ResourceReflector`` (``api``, ``parent``, ``_stopping``, ``first_load_future``, ``watch_task``,
+``_list_and_update``, ``timeout_seconds``) are all in this module, so a KubeSpawner upgrade is checked here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -25,12 +27,41 @@ from traitlets import Dict, Unicode
 from spawner.core.clusters import ClusterConfig, ClusterSet
 from spawner.kube.client import ClusterClient
 
-__all__ = ["ClusterEventReflector", "ClusterPodReflector", "MultiClusterSpawner", "gave_up"]
+__all__ = ["ClusterEventReflector", "ClusterPodReflector", "MultiClusterSpawner", "gave_up", "stalled"]
 
 STATE_VERSION = 2  # 1: {"cluster"}; 2 adds "access_url" (the Service address of pod_access: service)
 
 
-class ClusterPodReflector(PodReflector):  # type: ignore[misc]
+# Seconds the check that a cluster answers may take before a stalled watch there is started again.
+# Short: it runs inside a spawn or a poll, and a cluster that takes longer is not back yet.
+PROBE_TIMEOUT = 2.0
+# Seconds between two such checks for one watch: while its cluster stays unreachable, spawns and polls
+# there cost at most one quick request per watch this often, not one each.
+RESTART_EVERY = 2.0
+
+
+class _ListedWatch:
+    """What a reflector needs for ``stalled``, which KubeSpawner's does not keep: when it last began a
+    LIST, and since when its LISTs fail. KubeSpawner's reflector LISTs before every watch."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listed_at = time.monotonic()
+        self.failing_since: float | None = None
+
+    async def _list_and_update(self, resource_version: str | None = None) -> Any:
+        self.listed_at = time.monotonic()
+        try:
+            version = await super()._list_and_update(resource_version)  # type: ignore[misc]
+        except Exception:
+            if self.failing_since is None:
+                self.failing_since = self.listed_at
+            raise
+        self.failing_since = None
+        return version
+
+
+class ClusterPodReflector(_ListedWatch, PodReflector):  # type: ignore[misc]
     """KubeSpawner's pod watch, on the spawner's chosen cluster rather than the global default."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -38,7 +69,7 @@ class ClusterPodReflector(PodReflector):  # type: ignore[misc]
         self.api = self.parent.api
 
 
-class ClusterEventReflector(EventReflector):  # type: ignore[misc]
+class ClusterEventReflector(_ListedWatch, EventReflector):  # type: ignore[misc]
     """KubeSpawner's event watch, on the spawner's chosen cluster rather than the global default."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -78,12 +109,33 @@ def gave_up(reflector: Any) -> bool:
     return task is None or task.done()
 
 
+def stalled(reflector: Any, now: float) -> bool:
+    """Whether a live reflector is not watching now although it will try again by itself: its last
+    LIST failed and it waits out a retry (KubeSpawner's waits up to 25.6 s), or it began no LIST for
+    twice its watch's server-side timeout (a watch or a LIST that hangs, as over a blackholed link).
+    A healthy one LISTs again each time the server ends its watch. One that gave up, is starting or
+    was stopped is not stalled (see ``gave_up``); ``now`` is ``time.monotonic()``."""
+    if reflector._stopping or not reflector.first_load_future.done():
+        return False
+    if reflector.first_load_future.exception() is not None:
+        return False
+    task = reflector.watch_task
+    if task is None or task.done():
+        return False
+    if getattr(reflector, "failing_since", None) is not None:
+        return True
+    listed = getattr(reflector, "listed_at", None)
+    limit = 2 * reflector.timeout_seconds
+    return bool(listed is not None and limit > 0 and now - listed > limit)
+
+
 class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
     """A KubeSpawner whose server may be in any cluster of ``ClusterSet.clusters``: each call goes to
     the server's cluster, and that cluster's outage never makes the hub forget the server."""
 
     reflectors: ClassVar[dict[Any, ResourceReflector]] = {}  # keyed by (cluster, kind, namespace)
     _clients: ClassVar[dict[tuple[int, str], ClusterClient]] = {}
+    _restart_tried: ClassVar[dict[tuple[int, Any], float]] = {}  # by (event loop, reflector key)
     _warned_namespaces: ClassVar[set[str]] = set()
 
     service_annotations = Dict(
@@ -152,14 +204,73 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
     async def _start_reflector(
         self, kind: str, reflector_class: type[ResourceReflector], replace: bool = False, **kwargs: Any
     ) -> ResourceReflector:
+        key = self._get_reflector_key(kind)
+        previous = self.__class__.reflectors.get(key)
+        if previous is None or replace:
+            return await super()._start_reflector(kind, reflector_class, replace=replace, **kwargs)
         # KubeSpawner reuses a reflector that gave up for good; start that one again instead
-        previous = self.__class__.reflectors.get(self._get_reflector_key(kind))
-        if previous is not None and not replace and gave_up(previous):
+        if gave_up(previous):
             self.log.warning(
                 "the %s watch on cluster %s had given up; starting it again", kind, self.cluster_name
             )
-            replace = True
-        return await super()._start_reflector(kind, reflector_class, replace=replace, **kwargs)
+            return await self._replace_reflector(key, previous, kind, reflector_class, **kwargs)
+        # one that waits out a retry would leave this spawn or poll blind until then, up to 25.6 s
+        # after its cluster is back: started again as soon as the cluster answers
+        if (
+            stalled(previous, time.monotonic())
+            and await self._may_restart(key)
+            and self.__class__.reflectors.get(key) is previous  # no one replaced it meanwhile
+        ):
+            self.log.info(
+                "the %s watch on cluster %s was waiting to retry; the cluster answers: starting it again",
+                kind,
+                self.cluster_name,
+            )
+            try:
+                return await self._replace_reflector(key, previous, kind, reflector_class, **kwargs)
+            except Exception as exc:
+                # the old one goes on retrying by itself, as it would have without this
+                self.log.warning(
+                    "the %s watch on cluster %s did not start again: %s", kind, self.cluster_name, exc
+                )
+        return await super()._start_reflector(kind, reflector_class, replace=False, **kwargs)
+
+    async def _replace_reflector(
+        self,
+        key: Any,
+        previous: ResourceReflector,
+        kind: str,
+        reflector_class: type[ResourceReflector],
+        **kwargs: Any,
+    ) -> ResourceReflector:
+        """KubeSpawner's replacement of a reflector, undone when the new one does not start. KubeSpawner
+        puts the new one in place before its first LIST; if that LIST fails, or the caller stops
+        waiting, the old one, which KubeSpawner stops only after, is put back."""
+        try:
+            return await super()._start_reflector(kind, reflector_class, replace=True, **kwargs)
+        except BaseException:
+            current = self.__class__.reflectors.get(key)
+            if current is not previous and (current is None or current.watch_task is None):
+                self.__class__.reflectors[key] = previous
+                if current is not None and current.first_load_future.done():
+                    current.first_load_future.exception()  # raised to the caller: not "never retrieved"
+            raise
+
+    async def _may_restart(self, key: Any) -> bool:
+        """Whether a stalled watch of this spawner's cluster may start again now: its cluster answers a
+        quick request, asked at most once every RESTART_EVERY seconds per watch."""
+        tried = (id(asyncio.get_running_loop()), key)
+        now = time.monotonic()
+        if now - self._restart_tried.get(tried, -math.inf) < RESTART_EVERY:
+            return False
+        self._restart_tried[tried] = now
+        try:
+            client = await self.cluster_client(self.cluster_name)  # type: ignore[arg-type]
+            await client.call(client.core().get_api_resources, _request_timeout=PROBE_TIMEOUT)
+        except Exception as exc:
+            self.log.debug("cluster %s does not answer yet: %s", self.cluster_name, exc)
+            return False
+        return True
 
     def _get_reflector_key(self, kind: str) -> tuple[Any, ...]:
         return (self.cluster_name, kind, None if self.enable_user_namespaces else self.namespace)

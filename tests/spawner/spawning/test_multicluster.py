@@ -1,14 +1,30 @@
-"""Which reflectors HybridSpawner starts again: those that gave up, not those starting or stopped."""
+"""Which reflectors HybridSpawner starts again: those that gave up, and those that wait out a retry
+once their cluster answers; not those starting or stopped."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from jupyterhub.objects import Hub
+from traitlets.config import Config
 
-from spawner.spawning.multicluster import gave_up
+from simcluster.testing import SimProcess
+from spawner.hybrid import HybridSpawner
+from spawner.spawning.multicluster import (
+    RESTART_EVERY,
+    ClusterPodReflector,
+    MultiClusterSpawner,
+    gave_up,
+    stalled,
+)
+from tests.spawner.in_process import StandInUser
 
 
 async def reflector(*, loaded: str, task: str, stopping: bool = False) -> Any:
@@ -47,3 +63,152 @@ async def test_gave_up(loaded: str, task: str, stopping: bool, dead: bool) -> No
             r.watch_task.cancel()
         if loaded == "failed":
             r.first_load_future.exception()  # retrieved
+
+
+NOW = 5000.0
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("loaded", "task", "stopping", "failing", "listed_ago", "expected"),
+    [
+        ("ok", "running", False, False, 1.0, False),  # watching
+        ("ok", "running", False, True, 1.0, True),  # its last LIST failed: it waits out a retry
+        ("ok", "running", False, False, 20.0, False),  # at the limit: twice the watch's 10 s
+        ("ok", "running", False, False, 20.5, True),  # no LIST for longer: a watch or LIST hangs
+        ("ok", "running", True, True, 60.0, False),  # stopped on purpose
+        ("pending", "none", False, True, 60.0, False),  # its first LIST is in flight
+        ("failed", "none", False, True, 60.0, False),  # gave up: gave_up's
+        ("ok", "done", False, True, 60.0, False),  # gave up: gave_up's
+        ("ok", "none", False, True, 60.0, False),
+    ],
+)
+async def test_stalled(
+    loaded: str, task: str, stopping: bool, failing: bool, listed_ago: float, expected: bool
+) -> None:
+    r = await reflector(loaded=loaded, task=task, stopping=stopping)
+    r.timeout_seconds = 10
+    r.failing_since = NOW - 30 if failing else None
+    r.listed_at = NOW - listed_ago
+    try:
+        assert stalled(r, NOW) is expected
+    finally:
+        if r.watch_task is not None:
+            r.watch_task.cancel()
+        if loaded == "failed":
+            r.first_load_future.exception()
+
+
+@pytest.mark.asyncio
+async def test_a_watch_without_a_server_side_timeout_is_never_overdue() -> None:
+    r = await reflector(loaded="ok", task="running")
+    r.timeout_seconds, r.failing_since, r.listed_at = 0, None, NOW - 3600
+    try:
+        assert not stalled(r, NOW)
+    finally:
+        r.watch_task.cancel()
+
+
+# ---------------------------------------------------------------- against simcluster
+
+
+async def until(what: str, check: Callable[[], Any], within: float = 20.0) -> Any:
+    """Until ``check()`` gives a true value; fail naming ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within}s")
+        await asyncio.sleep(0.05)
+    return value
+
+
+@pytest_asyncio.fixture
+async def onprem(sim: SimProcess, namespace: str) -> AsyncIterator[HybridSpawner]:
+    """A spawner pointed at simcluster's on-prem cluster (``namespace``); its watches stopped after."""
+    config = Config()
+    config.ClusterSet.clusters = [
+        {
+            "name": "onprem",
+            "role": "onprem",
+            "kubeconfig": str(sim.kubeconfig),
+            "context": "onprem",
+            "namespace": namespace,
+            "hub_connect_url": "http://169.254.1.1:8081",
+            "home_storage": {"kind": "none"},
+            "pools": [{"name": "cpu"}],
+        }
+    ]
+    spawner = HybridSpawner(config=config, user=StandInUser("rob"), hub=Hub(base_url="/hub/"))
+    await spawner.use_cluster("onprem")
+    yield spawner
+    await asyncio.to_thread(sim.admin("onprem").clear_faults)
+    for key, watch in list(MultiClusterSpawner.reflectors.items()):
+        if namespace in key:
+            await watch.stop()
+            del MultiClusterSpawner.reflectors[key]
+    await (await spawner.cluster_client("onprem")).close()
+    MultiClusterSpawner._clients.clear()
+
+
+def notebook_pod(namespace: str, name: str) -> str:
+    meta = {"name": name, "namespace": namespace, "labels": {"component": "singleuser-server"}}
+    sleeper = [{"name": "notebook", "image": "x", "command": ["sleep", "600"]}]
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": sleeper}})
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(90)
+async def test_a_watch_waiting_out_a_retry_starts_again_once_its_cluster_answers(
+    onprem: HybridSpawner, sim: SimProcess, namespace: str
+) -> None:
+    first = await onprem._start_watching_pods()
+    admin = sim.admin("onprem")
+    await asyncio.to_thread(admin.set_faults, down=True)
+    await until("the pod watch to fail its LIST", lambda: first.failing_since is not None)
+    # down: the watch stays as it is (the check that the cluster answers fails)
+    assert await onprem._start_watching_pods() is first
+    # KubeSpawner's retries come 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, ... 25.6 s apart: once a LIST begins 6 s
+    # after the first failure, and fails, the next is 6.4 s away
+    await until("its retries to be 6.4 s apart", lambda: first.listed_at - first.failing_since > 6, 30)
+    await asyncio.to_thread(admin.clear_faults)
+
+    again = await onprem._start_watching_pods()
+    assert again is not first and first._stopping
+    assert MultiClusterSpawner.reflectors[onprem._get_reflector_key("pods")] is again
+    assert again.failing_since is None and not stalled(again, time.monotonic())
+    pod = notebook_pod(namespace, "nb")
+    await asyncio.to_thread(sim.kubectl, "apply", "--validate=false", "-f", "-", input=pod)
+    await until("the new pod in the watch", lambda: f"{namespace}/nb" in onprem.pod_reflector.pods, 5)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_the_cluster_is_asked_at_most_once_every_few_seconds_per_watch(onprem: HybridSpawner) -> None:
+    pods, events = onprem._get_reflector_key("pods"), onprem._get_reflector_key("events")
+    assert await onprem._may_restart(pods)
+    asked = time.monotonic()
+    assert not await onprem._may_restart(pods)  # asked just now
+    assert await onprem._may_restart(events)  # another watch: asked on its own
+    while not await onprem._may_restart(pods):
+        assert time.monotonic() - asked < RESTART_EVERY + 5
+        await asyncio.sleep(0.1)
+    assert time.monotonic() - asked >= RESTART_EVERY
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_replacement_that_fails_its_first_list_puts_the_old_watch_back(
+    onprem: HybridSpawner, sim: SimProcess
+) -> None:
+    first = await onprem._start_watching_pods()
+    key = onprem._get_reflector_key("pods")
+
+    class Refused(ClusterPodReflector):
+        async def _list_and_update(self, resource_version: str | None = None) -> Any:
+            raise RuntimeError("LIST refused")
+
+    with pytest.raises(RuntimeError, match="LIST refused"):
+        await onprem._replace_reflector(
+            key, first, "pods", Refused, labels={"component": "singleuser-server"}
+        )
+    assert MultiClusterSpawner.reflectors[key] is first and not first._stopping
