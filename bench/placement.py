@@ -8,7 +8,9 @@ products, random usage (most GPU nodes nearly full, as ~30 pods per node leave t
 nodes NotReady and 1 % cordoned, and reservations (some expired) for spawns in flight. Each inventory
 carries the FitIndex (usable nodes per pool, presorted) that the service's NodeIndex keeps up to date;
 the last row times that upkeep for one changed node. Each call is timed alone with
-``time.perf_counter_ns``. See bench/README.md for the figures measured.
+``time.perf_counter_ns``. Last, per kind of request, the most node names a candidate carried and the
+size of the required node affinity a pod for it gets (JSON bytes). See bench/README.md for the
+figures measured.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
 from spawner.core.model import (  # noqa: E402
+    Candidate,
     ClusterHealth,
     ClusterInventory,
     Health,
@@ -41,6 +44,7 @@ from spawner.core.model import (  # noqa: E402
 )
 from spawner.placement.fit_index import FitIndexBuilder, build_fit_index  # noqa: E402
 from spawner.placement.rank import availability, place  # noqa: E402
+from spawner.spawning.attempt import required_terms  # noqa: E402
 
 A100, H100, L40S, A10G = "NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3", "NVIDIA-L40S", "NVIDIA-A10G"
 GiB = 2**30
@@ -157,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     times: dict[str, list[float]] = {label: [] for label, _ in kinds}
     outcome: dict[str, set[str]] = {label: set() for label, _ in kinds}
+    widest: dict[str, Candidate] = {}  # per kind, the candidate that named the most nodes
     clock = time.perf_counter_ns
     for k in plan:
         label, request = kinds[k]
@@ -169,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             if not isinstance(result, list)
             else f"{len(result)} candidate{'s' if len(result) > 1 else ''}, first on {result[0].cluster}"
         )
+        for c in result if isinstance(result, list) else ():
+            if label not in widest or len(c.nodes) > len(widest[label].nodes):
+                widest[label] = c
     avail = []
     for _ in range(200):
         t0 = clock()
@@ -222,6 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nplace() p50 {rows['all requests']['p50_us']:.0f} µs, p99 {rows['all requests']['p99_us']:.0f} µs"
     )
+    print(f"\n{'request':<24}{'names':>7}{'affinity bytes':>16}  (the candidate naming the most nodes)")
+    for label, _ in kinds:
+        c = widest.get(label)
+        if c is not None:
+            size = len(json.dumps(required_terms((), c.nodes, ())))
+            print(f"{label:<24}{len(c.nodes):>7}{size:>16}")
+            rows[label]["names"] = len(c.nodes)
+            rows[label]["affinity_bytes"] = size
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
