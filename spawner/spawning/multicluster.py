@@ -258,7 +258,7 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
 
     async def _may_restart(self, key: Any) -> bool:
         """Whether a stalled watch of this spawner's cluster may start again now: its cluster answers a
-        quick request, asked at most once every RESTART_EVERY seconds per watch."""
+        quick LIST of the spawner's namespace, asked at most once every RESTART_EVERY seconds per watch."""
         tried = (id(asyncio.get_running_loop()), key)
         now = time.monotonic()
         if now - self._restart_tried.get(tried, -math.inf) < RESTART_EVERY:
@@ -266,7 +266,10 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
         self._restart_tried[tried] = now
         try:
             client = await self.cluster_client(self.cluster_name)  # type: ignore[arg-type]
-            await client.call(client.core().get_api_resources, _request_timeout=PROBE_TIMEOUT)
+            # what the watch's own LIST asks, at most one pod of it: answered, that LIST will be too
+            await client.call(
+                client.core().list_namespaced_pod, self.namespace, limit=1, _request_timeout=PROBE_TIMEOUT
+            )
         except Exception as exc:
             self.log.debug("cluster %s does not answer yet: %s", self.cluster_name, exc)
             return False
