@@ -16,6 +16,8 @@ from traitlets import Callable as CallableTrait
 from traitlets import Float, Integer, List, TraitError, Unicode, Union, default, observe, validate
 
 from spawner.core.clusters import ClusterConfig
+from spawner.core.labels import label_value_problem
+from spawner.kube.instance import FALLBACK, default_hub_instance
 from spawner.spawning import metrics
 from spawner.spawning.attempt import (
     ATTEMPT_TRAITS,
@@ -127,7 +129,32 @@ class HybridSpawner(MultiClusterSpawner):
         when the pool does not set its own ``provisioning_deadline``.""",
     )
 
+    hub_instance = Unicode(
+        # the default is _default_hub_instance's; a static one other than "" makes a configured "" a
+        # change of value, which traitlets then checks
+        FALLBACK,
+        config=True,
+        help="""This hub's name among hubs that share a namespace or a cluster: the value of the label
+        ``hybridhub.io/hub`` on every pod HybridSpawner makes. The hybridhub service of this hub
+        (``HybridHubService.hub_instance``, which must be the same) removes leftover pods only with
+        this label, in any namespace, never another hub's. A label value: letters, digits, ``-``,
+        ``_`` and ``.``, at most 63, e.g. ``research-hub``. Default: $HYBRIDHUB_HUB_INSTANCE (which the
+        hub also hands its service), else the namespace the hub pod runs in, else ``jupyterhub``.""",
+    )
+
     # ------------------------------------------------------------------ settings: defaults, checks
+
+    @validate("hub_instance")
+    def _check_hub_instance(self, proposal: dict[str, Any]) -> str:
+        value: str = proposal["value"]
+        problem = label_value_problem(value) if value else "must not be empty"
+        if problem:
+            raise TraitError(f"HybridSpawner.hub_instance {problem}")
+        return value
+
+    @default("hub_instance")
+    def _default_hub_instance(self) -> str:
+        return default_hub_instance()
 
     @validate(*CHECKS)
     def _check_setting(self, proposal: dict[str, Any]) -> Any:
@@ -191,6 +218,7 @@ class HybridSpawner(MultiClusterSpawner):
             home_mount_path=self.home_mount_path,
             pvc_name=self.pvc_name,
             other_mounts=container_mounts(self.init_containers, self.extra_containers),
+            hub_instance=self.hub_instance,
         )
         self.cluster_name = cluster.name
         for name, value in settings.traits().items():

@@ -7,15 +7,19 @@ notebook pod; the ``hybridhub.io`` ones are ours.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "CLUSTER_LABEL",
     "COMPONENT_LABEL",
     "GPU",
+    "HUB_LABEL",
     "MEMORY_LABEL",
     "NOTEBOOK_COMPONENT",
     "PRODUCT_LABEL",
     "SERVERNAME_KEY",
     "USERNAME_KEY",
+    "label_value_problem",
 ]
 
 # The extended resource the NVIDIA device plugin advertises and pods request.
@@ -34,3 +38,24 @@ NOTEBOOK_COMPONENT = "singleuser-server"
 # Set by HybridSpawner on the pods and Services it makes. The leftover sweep looks only at pods that
 # carry it. Home claims do not carry it, on purpose: they outlive servers, so no sweep should reach them.
 CLUSTER_LABEL = "hybridhub.io/cluster"
+
+# Set by HybridSpawner on the pods and Services it makes: the name of the hub that made them
+# (HybridSpawner.hub_instance; its service's HybridHubService.hub_instance is the same). The leftover
+# sweep judges only pods with its own hub's name, in any namespace, so two hubs that share a namespace
+# or a cluster never remove each other's servers. Not on home claims either.
+HUB_LABEL = "hybridhub.io/hub"
+
+# Kubernetes' syntax for a label value: 63 characters at most, alphanumeric at both ends.
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+
+
+def label_value_problem(value: str) -> str | None:
+    """What makes ``value`` no Kubernetes label value, or None."""
+    if len(value) > 63:
+        return f"must be at most 63 characters long, not {len(value)}"
+    if not _LABEL_VALUE.fullmatch(value):
+        return (
+            "must be letters, digits, '-', '_' or '.', beginning and ending with a letter or digit, "
+            f"not {value!r}"
+        )
+    return None

@@ -14,6 +14,7 @@ from spawner.core.labels import (
     CLUSTER_LABEL,
     COMPONENT_LABEL,
     GPU,
+    HUB_LABEL,
     MEMORY_LABEL,
     NOTEBOOK_COMPONENT,
     PRODUCT_LABEL,
@@ -406,6 +407,7 @@ class ServerLocation:
     node: str | None
     uid: str = ""
     cluster_label: str = ""  # HybridSpawner's hybridhub.io/cluster label: "" on pods it did not make
+    hub_label: str = ""  # the hybridhub.io/hub label: the hub that made it ("" on pods from before it)
     terminating: bool = False  # deleted already, waiting out its grace period
 
 
@@ -434,6 +436,7 @@ def server_location(pod: Json) -> ServerLocation | None:
         node=(pod.get("spec") or {}).get("nodeName") or None,
         uid=meta.get("uid") or "",
         cluster_label=labels.get(CLUSTER_LABEL) or "",
+        hub_label=labels.get(HUB_LABEL) or "",
         terminating=bool(meta.get("deletionTimestamp")),
     )
 

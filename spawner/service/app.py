@@ -17,6 +17,8 @@ from traitlets.config import Application
 
 from spawner.core.clusters import ClusterSet
 from spawner.core.health import HealthPolicy
+from spawner.core.labels import HUB_LABEL, label_value_problem
+from spawner.kube.instance import FALLBACK, default_hub_instance
 from spawner.placement.reservations import ReservationBook
 
 from .api import handlers
@@ -156,6 +158,19 @@ class HybridHubService(Application):
         help="""Seconds a notebook pod must have been seen before the sweep may remove it, e.g. 60.
         0 or more.""",
     )
+    hub_instance = Unicode(
+        # the default is _default_hub_instance's; a static one other than "" makes a configured "" a
+        # change of value, which traitlets then checks
+        FALLBACK,
+        config=True,
+        help="""The name of the hub this service serves, as HybridSpawner labels its pods
+        (``hybridhub.io/hub``, ``HybridSpawner.hub_instance``: the same value). The leftover sweep
+        judges only pods with this label, in any namespace of its clusters, so hubs that share a
+        namespace or a cluster never remove each other's servers; pods without the label, from before
+        it, are left alone. A label value, e.g. ``research-hub``. Default: $HYBRIDHUB_HUB_INSTANCE
+        (which the hub hands its managed service), else the namespace the pod runs in, else
+        ``jupyterhub``.""",
+    )
 
     @validate("service_prefix")
     def _check_prefix(self, proposal: dict[str, Any]) -> str:
@@ -207,6 +222,18 @@ class HybridHubService(Application):
             raise TraitError(f"HybridHubService.{name}: {problem}, got {value!r}")
         return value
 
+    @validate("hub_instance")
+    def _check_hub_instance(self, proposal: dict[str, Any]) -> str:
+        value: str = proposal["value"]
+        problem = label_value_problem(value) if value else "must not be empty"
+        if problem:
+            raise TraitError(f"HybridHubService.hub_instance: {problem}")
+        return value
+
+    @default("hub_instance")
+    def _default_hub_instance(self) -> str:
+        return default_hub_instance()
+
     @default("service_prefix")
     def _default_prefix(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hybridhub/")
@@ -236,7 +263,7 @@ class HybridHubService(Application):
                 raise SystemExit(f"hybridhub service: config file {path} not found")
         try:
             # defaults read from JupyterHub's environment are checked like configured values
-            for name in ("service_prefix", "bind_url", "api_url"):
+            for name in ("service_prefix", "bind_url", "api_url", "hub_instance"):
                 setattr(self, name, getattr(self, name))
             self.cluster_set = ClusterSet(parent=self)
         except TraitError as exc:
@@ -291,6 +318,7 @@ class HybridHubService(Application):
         sweeper = LeftoverSweeper(
             fleet,
             HubServers(self.api_url, self.api_token, timeout=self.probe_timeout),
+            hub_instance=self.hub_instance,
             interval=self.leftover_sweep_interval,
             grace=self.leftover_grace,
             request_timeout=self.probe_timeout,
@@ -304,10 +332,12 @@ class HybridHubService(Application):
         try:
             server.listen(url.port or 80, url.hostname or "127.0.0.1")
             self.log.info(
-                "hybridhub service at %s%s for clusters %s",
+                "hybridhub service at %s%s for clusters %s, of hub %s (its pods' %s label)",
                 self.bind_url.rstrip("/"),
                 self.service_prefix,
                 ", ".join(c.name for c in configs),
+                self.hub_instance,
+                HUB_LABEL,
             )
             await stop.wait()
         finally:

@@ -182,13 +182,9 @@ class Fleet:
         return [(name, s) for name, m in self.members.items() for s in m.watcher.servers(user)]
 
     def notebook_pods(self) -> list[tuple[str, ServerLocation]]:
-        """Every notebook pod in the hub's namespace of each cluster, as (cluster, location)."""
-        return [
-            (name, loc)
-            for name, m in self.members.items()
-            for loc in m.watcher.all_servers()
-            if loc.namespace == m.config.namespace
-        ]
+        """Every notebook pod of each cluster, in any namespace, as (cluster, location): the labels
+        tell whose each is (spawner.service.sweeper.whose), not the namespace."""
+        return [(name, loc) for name, m in self.members.items() for loc in m.watcher.all_servers()]
 
     async def delete_pod(
         self, cluster: str, namespace: str, pod: str, uid: str, *, request_timeout: float

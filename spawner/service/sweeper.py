@@ -9,6 +9,14 @@ Safe against races by construction: the pods are read from the inventory *before
 (a server started after the question makes a pod the answer cannot be about), each deletion carries
 the pod's UID as a precondition (a new pod of the same name is never hit), a pod must have been
 seen for ``grace`` seconds first, and a hub answer that cannot be read deletes nothing.
+
+Only this hub's pods are judged: those HybridSpawner labelled with this hub's name
+(``hybridhub.io/hub``), in any namespace of any cluster. Another hub's pods, in a namespace or a
+cluster the hubs share, carry another name; asked about them, this hub would say it runs no such
+server (the same user name may well exist in both hubs) and the sweep would stop another hub's
+running notebook. Pods from before the label are left alone too, and reported once: they may be
+this hub's or another's, and most are running servers anyway. Removing a running server by mistake
+loses work; leaving a true leftover costs only its resources until someone deletes it.
 """
 
 from __future__ import annotations
@@ -26,9 +34,22 @@ from urllib.parse import quote
 from kubernetes_asyncio.client.exceptions import ApiException
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from spawner.core.labels import HUB_LABEL
 from spawner.inventory.index import ServerLocation
 
-__all__ = ["HubServers", "Leftover", "LeftoverSweeper", "NotebookPods", "ServerAnswers", "find_leftovers"]
+__all__ = [
+    "ANOTHER_HUB",
+    "NOT_HYBRIDHUB",
+    "OURS",
+    "UNLABELLED",
+    "HubServers",
+    "Leftover",
+    "LeftoverSweeper",
+    "NotebookPods",
+    "ServerAnswers",
+    "find_leftovers",
+    "whose",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +64,38 @@ class Leftover:
     server: str
 
 
+# Whose a notebook pod is, as the sweep sees it (``whose``).
+OURS = "this hub's"  # HybridSpawner's, labelled with this hub's name: the only pods the sweep judges
+ANOTHER_HUB = "another hub's"  # HybridSpawner's, labelled with another hub's name
+UNLABELLED = "unlabelled"  # HybridSpawner's, from before pods carried the hub's name
+NOT_HYBRIDHUB = "not HybridSpawner's"  # no cluster label: stock KubeSpawner's, or made by hand
+
+
+def whose(loc: ServerLocation, hub_instance: str) -> str:
+    """Whose notebook pod ``loc`` is, for the hub named ``hub_instance``: OURS, ANOTHER_HUB,
+    UNLABELLED or NOT_HYBRIDHUB."""
+    if not loc.cluster_label:
+        return NOT_HYBRIDHUB
+    if not loc.hub_label:
+        return UNLABELLED
+    return OURS if loc.hub_label == hub_instance else ANOTHER_HUB
+
+
 def find_leftovers(
-    pods: Iterable[tuple[str, ServerLocation]], active: Mapping[str, frozenset[str] | None]
+    pods: Iterable[tuple[str, ServerLocation]],
+    active: Mapping[str, frozenset[str] | None],
+    hub_instance: str,
 ) -> list[Leftover]:
     """The pods (cluster, location) whose server is not among the user's active ones.
 
     ``active[user]``: the names of the user's running or pending servers; None or missing: the hub's
     answer is unknown (no such user included), so none of that user's pods is touched.
-    Only pods HybridSpawner made (its cluster label) are candidates.
+    Only pods HybridSpawner made for the hub named ``hub_instance`` are candidates (``whose``).
     """
     found = []
     for cluster, loc in pods:
         servers = active.get(loc.user)
-        if not loc.cluster_label or not loc.uid or servers is None or loc.server in servers:
+        if whose(loc, hub_instance) != OURS or not loc.uid or servers is None or loc.server in servers:
             continue
         found.append(Leftover(cluster, loc.namespace, loc.pod, loc.uid, loc.user, loc.server))
     return sorted(found, key=lambda x: (x.cluster, x.namespace, x.pod))
@@ -139,6 +179,7 @@ class LeftoverSweeper:
         fleet: NotebookPods,
         hub: ServerAnswers,
         *,
+        hub_instance: str,
         interval: float,
         grace: float,
         request_timeout: float = 10.0,
@@ -148,6 +189,7 @@ class LeftoverSweeper:
     ) -> None:
         self.fleet = fleet
         self.hub = hub
+        self.hub_instance = hub_instance  # the hybridhub.io/hub label of this hub's pods
         self.interval = interval
         self.grace = grace
         self.request_timeout = request_timeout
@@ -155,6 +197,7 @@ class LeftoverSweeper:
         self.on_removed = on_removed
         self.clock = clock
         self._first_seen: dict[str, float] = {}  # pod UID -> when a sweep first saw it
+        self._reported: set[str] = set()  # UIDs of unlabelled pods already reported
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -178,20 +221,35 @@ class LeftoverSweeper:
     def _due(self) -> list[tuple[str, ServerLocation]]:
         """Notebook pods seen for at least ``grace`` seconds (read before the hub is asked)."""
         now = self.clock()
-        # notebook_pods() gives only the hub's own namespace (HybridSpawner puts every pod there):
-        # another hub's pods, in its own namespace, are not ours to judge
+        every = self.fleet.notebook_pods()  # any namespace: whose() tells this hub's pods apart
+        self._report_unlabelled([loc for _, loc in every if whose(loc, self.hub_instance) == UNLABELLED])
         # a pod being deleted (by the hub, or by an earlier sweep) is on its way out already: deleting
         # it again would count it twice
         pods = [
             (name, loc)
-            for name, loc in self.fleet.notebook_pods()
-            if loc.cluster_label and loc.uid and not loc.terminating
+            for name, loc in every
+            if whose(loc, self.hub_instance) == OURS and loc.uid and not loc.terminating
         ]
         alive = {loc.uid for _, loc in pods}
         self._first_seen = {uid: t for uid, t in self._first_seen.items() if uid in alive}
         for _, loc in pods:
             self._first_seen.setdefault(loc.uid, now)
         return [(c, loc) for c, loc in pods if now - self._first_seen[loc.uid] >= self.grace]
+
+    def _report_unlabelled(self, unlabelled: list[ServerLocation]) -> None:
+        """Say once per pod that a pod from before the hub label is left alone."""
+        self._reported &= {loc.uid for loc in unlabelled}
+        new = [loc for loc in unlabelled if loc.uid not in self._reported]
+        if not new:
+            return
+        self._reported |= {loc.uid for loc in new}
+        log.info(
+            "leftover sweep: %d notebook pod(s) without the %s label (made before it existed), e.g. %s, "
+            "are left alone whatever their server; delete any that the hub no longer runs by hand",
+            len(new),
+            HUB_LABEL,
+            ", ".join(f"{loc.namespace}/{loc.pod}" for loc in new[:3]),
+        )
 
     async def sweep(self) -> list[Leftover]:
         """One round; the pods it removed."""
@@ -207,7 +265,7 @@ class LeftoverSweeper:
 
         answers = await asyncio.gather(*(ask(u) for u in users))
         removed = []
-        for leftover in find_leftovers(due, dict(zip(users, answers, strict=True))):
+        for leftover in find_leftovers(due, dict(zip(users, answers, strict=True)), self.hub_instance):
             if await self._delete(leftover):
                 removed.append(leftover)
         return removed

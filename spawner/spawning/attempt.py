@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from spawner.core.clusters import ClusterConfig
-from spawner.core.labels import CLUSTER_LABEL, GPU, PRODUCT_LABEL
+from spawner.core.labels import CLUSTER_LABEL, GPU, HUB_LABEL, PRODUCT_LABEL
 from spawner.core.model import Role
 from spawner.spawning.home import with_home
 from spawner.spawning.options import GpuOptions
@@ -224,13 +224,15 @@ def build_attempt(
     home_mount_path: str,
     pvc_name: str,
     other_mounts: Sequence[Mapping[str, Any]] = (),
+    hub_instance: str = "",
 ) -> PodSettings:
     """The settings of an attempt on ``candidate``: the spawn's ``base`` plus the GPUs, the pool's
     selector and tolerations, the candidate's nodes, the cluster's namespace, label, home and access.
 
     ``pvc_name``: the user's claim name as KubeSpawner expanded it; ``other_mounts``: the volume
     mounts of init and extra containers, which keep their volumes when the home replaces the mount
-    at ``home_mount_path``.
+    at ``home_mount_path``; ``hub_instance``: this hub's name for the ``hybridhub.io/hub`` label
+    (empty: no such label).
     """
     pool = cluster.pool(candidate.pool)
     limits = dict(base.extra_resource_limits)
@@ -256,9 +258,14 @@ def build_attempt(
         node_selector=selector,
         # a per-user Service is how the hub reaches a server in a cluster it cannot route pod IPs to
         services_enabled=base.services_enabled or cluster.pod_access == "service",
-        # marks the pods and Services it makes: the service's leftover sweep looks only at these. Not
-        # the home claims, which outlive servers (KubeSpawner labels them with storage_extra_labels)
-        extra_labels={**base.extra_labels, CLUSTER_LABEL: cluster.name},
+        # marks the pods and Services it makes with their cluster and their hub: the service's leftover
+        # sweep looks only at pods of its own hub. Not the home claims, which outlive servers
+        # (KubeSpawner labels them with storage_extra_labels)
+        extra_labels={
+            **base.extra_labels,
+            CLUSTER_LABEL: cluster.name,
+            **({HUB_LABEL: hub_instance} if hub_instance else {}),
+        },
     )
     return _with_home(
         attempt, cluster, mount_path=home_mount_path, pvc_name=pvc_name, other_mounts=other_mounts

@@ -98,6 +98,7 @@ def make_spawner(
     config = Config()
     config.ClusterSet.clusters = CLUSTERS
     config.HybridSpawner.image = "quay.io/jupyter/base-notebook:2025-01-06"
+    config.HybridSpawner.hub_instance = "research-hub"  # not the machine's default: the same everywhere
     for name, value in settings.items():
         config.HybridSpawner[name] = value
     return HybridSpawner(

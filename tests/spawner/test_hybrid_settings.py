@@ -32,6 +32,10 @@ from tests.spawner.in_process import make_spawner
         ("gpu_products", ["NVIDIA-L40S", ""], "not a GPU product name"),
         ("gpu_products", ["NVIDIA L40S"], "not a GPU product name"),
         ("gpu_limit", -1, "0 or more"),
+        ("hub_instance", "", "must not be empty"),
+        ("hub_instance", "research hub", "letters, digits"),
+        ("hub_instance", "-hub", "beginning and ending with a letter or digit"),
+        ("hub_instance", "h" * 64, "at most 63 characters"),
     ],
 )
 async def test_a_setting_that_breaks_spawns_is_refused_at_config_load(
@@ -57,6 +61,9 @@ async def test_a_setting_that_breaks_spawns_is_refused_at_config_load(
         ("gpu_products", []),
         ("gpu_limit", 0),  # CPU-only users
         ("gpu_limit", None),
+        ("hub_instance", "research-hub"),
+        ("hub_instance", "jupyterhub.site_a"),
+        ("hub_instance", "h" * 63),
     ],
 )
 async def test_a_sound_setting_is_taken(name: str, value: Any) -> None:

@@ -553,6 +553,19 @@ def test_server_location(labels: Json, annotations: Json | None, expected: tuple
         )
 
 
+@pytest.mark.parametrize(
+    ("labels", "cluster_label", "hub_label"),
+    [
+        ({"hybridhub.io/cluster": "onprem", "hybridhub.io/hub": "research-hub"}, "onprem", "research-hub"),
+        ({"hybridhub.io/cluster": "onprem"}, "onprem", ""),  # made before the hub label
+        ({}, "", ""),  # not HybridSpawner's
+    ],
+)
+def test_a_notebook_pods_hybridhub_labels(labels: Json, cluster_label: str, hub_label: str) -> None:
+    found = server_location(pod("jupyter-x", "a", labels={**NB, U: "alice", **labels}))
+    assert found is not None and (found.cluster_label, found.hub_label) == (cluster_label, hub_label)
+
+
 def test_a_pod_with_a_deletion_timestamp_is_terminating() -> None:
     body = pod("jupyter-x", "a", labels={**NB, U: "alice"})
     assert server_location(body).terminating is False  # type: ignore[union-attr]

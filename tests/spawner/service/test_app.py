@@ -46,6 +46,9 @@ def loaded(**settings: Any) -> HybridHubService:
         ("bind_url", "10101", "expected http://HOST:PORT"),
         ("bind_url", "http://0.0.0.0:port", "Port could not be cast"),
         ("api_url", "127.0.0.1:8081/hub/api", "expected the hub's http(s) API URL"),
+        ("hub_instance", "", "must not be empty"),
+        ("hub_instance", "my hub", "letters, digits"),
+        ("hub_instance", "x" * 64, "at most 63 characters"),
     ],
 )
 def test_a_setting_that_breaks_the_product_is_refused(name: str, value: Any, message: str) -> None:
@@ -68,6 +71,8 @@ def test_a_setting_that_breaks_the_product_is_refused(name: str, value: Any, mes
         ("service_prefix", "/services/other/"),
         ("bind_url", "http://0.0.0.0:10101"),
         ("api_url", "https://hub.example.org/hub/api"),
+        ("hub_instance", "research-hub"),
+        ("hub_instance", "a"),
     ],
 )
 def test_the_smallest_good_values_are_accepted(name: str, value: Any) -> None:
@@ -98,3 +103,12 @@ def test_reservation_ttl_help_says_what_is_reserved_and_extended() -> None:
     assert "Each attempt, fallbacks included, is placed and reserved when it is tried" in help_
     assert "extends its reservation by this much (``POST api/placements/{id}/extend``)" in help_
     assert "Nothing extends" not in help_ and "only the first candidate" not in help_
+
+
+def test_a_bad_hub_instance_from_the_environment_stops_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYBRIDHUB_HUB_INSTANCE", "site a")
+    with pytest.raises(SystemExit, match=r"HybridHubService\.hub_instance: .*letters, digits"):
+        HybridHubService().initialize([])

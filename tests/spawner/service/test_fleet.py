@@ -16,7 +16,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from simcluster.testing import SimProcess
 from spawner.core.clusters import parse_clusters
 from spawner.core.health import HealthPolicy
-from spawner.core.labels import CLUSTER_LABEL, COMPONENT_LABEL, NOTEBOOK_COMPONENT, USERNAME_KEY
+from spawner.core.labels import CLUSTER_LABEL, COMPONENT_LABEL, HUB_LABEL, NOTEBOOK_COMPONENT, USERNAME_KEY
 from spawner.core.model import Candidate, Health, PlacementRequest
 from spawner.placement.rank import place
 from spawner.service.fleet import ClusterMember, Fleet
@@ -161,28 +161,31 @@ async def test_hybrid_nodes_cut_off_take_their_pool_down_not_the_cluster(
     assert first(member).pool == "onprem"
 
 
-def notebook_pod(name: str, namespace: str, user: str) -> dict[str, object]:
+def notebook_pod(name: str, namespace: str, user: str, hub: str) -> dict[str, object]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {COMPONENT_LABEL: NOTEBOOK_COMPONENT, CLUSTER_LABEL: "eks"},
+            "labels": {COMPONENT_LABEL: NOTEBOOK_COMPONENT, CLUSTER_LABEL: "eks", HUB_LABEL: hub},
             "annotations": {USERNAME_KEY: user},
         },
         "spec": {"containers": [{"name": "notebook", "image": "jupyter", "command": ["sleep", "600"]}]},
     }
 
 
-async def test_the_sweep_sees_the_hubs_namespace_and_deletes_by_uid(member: ClusterMember) -> None:
-    """What the leftover sweep reads and calls: notebook pods of the hub's namespace only, and a
-    deletion that Kubernetes refuses (409) when the UID names an earlier pod of that name."""
+async def test_the_sweep_sees_every_namespace_with_the_hub_labels_and_deletes_by_uid(
+    member: ClusterMember,
+) -> None:
+    """What the leftover sweep reads and calls: notebook pods of every namespace, each with the hub
+    label that tells whose it is, and a deletion that Kubernetes refuses (409) when the UID names an
+    earlier pod of that name."""
     core = member.client.core()
-    for namespace in ("jupyterhub", "other-hub"):
+    for namespace, hub in (("jupyterhub", "research-hub"), ("other-hub", "other-hub")):
         with contextlib.suppress(ApiException):  # 409: there from an earlier test
             await core.create_namespace({"metadata": {"name": namespace}})
-        await core.create_namespaced_pod(namespace, notebook_pod("jupyter-zoe", namespace, "zoe"))
+        await core.create_namespaced_pod(namespace, notebook_pod("jupyter-zoe", namespace, "zoe", hub))
     fleet = Fleet([member])
     for _ in range(300):  # the pod watch brings both within a moment
         if len([s for s in member.watcher.all_servers() if s.user == "zoe"]) == 2:
@@ -190,14 +193,18 @@ async def test_the_sweep_sees_the_hubs_namespace_and_deletes_by_uid(member: Clus
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("the watcher never saw both of zoe's pods")
-    (pod,) = [(c, s) for c, s in fleet.notebook_pods() if s.user == "zoe"]
-    cluster, where = pod
-    assert (cluster, where.namespace, where.pod, where.cluster_label) == (
-        "eks",
-        "jupyterhub",
-        "jupyter-zoe",
-        "eks",
+    seen = sorted(
+        (c, s.namespace, s.pod, s.cluster_label, s.hub_label)
+        for c, s in fleet.notebook_pods()
+        if s.user == "zoe"
     )
+    assert seen == [
+        ("eks", "jupyterhub", "jupyter-zoe", "eks", "research-hub"),
+        ("eks", "other-hub", "jupyter-zoe", "eks", "other-hub"),
+    ]
+    ((_, where),) = [
+        (c, s) for c, s in fleet.notebook_pods() if s.user == "zoe" and s.namespace == "jupyterhub"
+    ]
     with pytest.raises(ApiException) as refused:
         await fleet.delete_pod("eks", "jupyterhub", "jupyter-zoe", "not-its-uid", request_timeout=5)
     assert refused.value.status == 409

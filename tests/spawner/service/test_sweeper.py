@@ -21,13 +21,44 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from spawner.inventory.index import ServerLocation
-from spawner.service.sweeper import HubServers, Leftover, LeftoverSweeper, find_leftovers, servers_in
+from spawner.service.sweeper import (
+    ANOTHER_HUB,
+    NOT_HYBRIDHUB,
+    OURS,
+    UNLABELLED,
+    HubServers,
+    Leftover,
+    LeftoverSweeper,
+    find_leftovers,
+    servers_in,
+    whose,
+)
+
+HUB = "research-hub"  # this hub's name
 
 
-def loc(user: str, server: str = "", *, uid: str = "u1", ours: bool = True) -> ServerLocation:
+def loc(
+    user: str,
+    server: str = "",
+    *,
+    uid: str = "u1",
+    ours: bool = True,
+    hub: str = HUB,
+    namespace: str = "jupyterhub",
+) -> ServerLocation:
+    """A notebook pod; ``ours``: HybridSpawner made it (its cluster label), for the hub named ``hub``."""
     pod = f"jupyter-{user}" + (f"--{server}" if server else "")
     return ServerLocation(
-        user, server, "jupyterhub", pod, "10.0.0.1", "Running", "n1", uid, "onprem" if ours else ""
+        user,
+        server,
+        namespace,
+        pod,
+        "10.0.0.1",
+        "Running",
+        "n1",
+        uid,
+        "onprem" if ours else "",
+        hub_label=hub if ours else "",
     )
 
 
@@ -46,6 +77,13 @@ def gone(user: str, server: str = "", cluster: str = "onprem", uid: str = "u1") 
         ([("onprem", loc("ann"))], {}, []),  # never asked
         ([("onprem", loc("ann", ours=False))], {"ann": frozenset()}, []),  # not HybridSpawner's pod
         ([("onprem", loc("ann", uid=""))], {"ann": frozenset()}, []),  # no UID: cannot delete safely
+        ([("onprem", loc("ann", hub="other-hub"))], {"ann": frozenset()}, []),  # another hub's pod
+        ([("onprem", loc("ann", hub=""))], {"ann": frozenset()}, []),  # from before the hub label
+        (  # this hub's pod in another namespace than the cluster's: judged all the same
+            [("onprem", loc("ann", namespace="elsewhere"))],
+            {"ann": frozenset()},
+            [Leftover("onprem", "elsewhere", "jupyter-ann", "u1", "ann", "")],
+        ),
         (  # a dead hub's start left pods in both clusters
             [("onprem", loc("ann", uid="a")), ("eks", loc("ann", uid="b")), ("eks", loc("bob", uid="c"))],
             {"ann": frozenset(), "bob": frozenset({""})},
@@ -58,7 +96,25 @@ def test_find_leftovers(
     active: dict[str, frozenset[str] | None],
     expected: list[Leftover],
 ) -> None:
-    assert find_leftovers(pods, active) == expected
+    assert find_leftovers(pods, active, HUB) == expected
+
+
+@pytest.mark.parametrize(
+    ("cluster_label", "hub_label", "expected"),
+    [
+        ("onprem", HUB, OURS),
+        ("eks", HUB, OURS),
+        ("onprem", "other-hub", ANOTHER_HUB),
+        ("onprem", HUB.upper(), ANOTHER_HUB),  # label values are case-sensitive
+        ("onprem", HUB + "-2", ANOTHER_HUB),
+        ("onprem", "", UNLABELLED),  # made before HybridSpawner set the hub label
+        ("", HUB, NOT_HYBRIDHUB),  # no cluster label: not HybridSpawner's, whatever else it carries
+        ("", "", NOT_HYBRIDHUB),  # stock KubeSpawner's, or made by hand
+    ],
+)
+def test_whose(cluster_label: str, hub_label: str, expected: str) -> None:
+    pod = replace(loc("ann"), cluster_label=cluster_label, hub_label=hub_label)
+    assert whose(pod, HUB) == expected
 
 
 # ------------------------------------------------------------------------------ the hub's answers
@@ -212,7 +268,9 @@ class Clock:
 
 def sweeper(pods: Pods, hub: Answers, clock: Clock, removed: list[Leftover], **kw: Any) -> LeftoverSweeper:
     kw.setdefault("grace", 60)
-    return LeftoverSweeper(pods, hub, interval=30, on_removed=removed.append, clock=clock, **kw)
+    return LeftoverSweeper(
+        pods, hub, hub_instance=HUB, interval=30, on_removed=removed.append, clock=clock, **kw
+    )
 
 
 @pytest.mark.asyncio(loop_scope="function")
@@ -301,3 +359,38 @@ async def test_a_pod_being_deleted_is_neither_asked_about_nor_deleted_again() ->
     hub = Answers({"ann": frozenset()})
     assert await sweeper(pods, hub, Clock(), removed, grace=0).sweep() == []
     assert hub.asked == [] and pods.deleted == [] and removed == []
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_only_this_hubs_pods_are_asked_about_and_removed_in_any_namespace() -> None:
+    """Two hubs share a namespace and a user name: the other hub's pod of that user lives."""
+    pods = Pods(
+        loc("ann", uid="mine"),
+        replace(loc("ann", hub="other-hub", uid="theirs"), pod="jupyter-ann-other"),
+        replace(loc("bob", namespace="team-b", uid="mine-too"), pod="jupyter-bob"),
+    )
+    hub, removed = Answers({"ann": frozenset(), "bob": frozenset()}), []
+    got = await sweeper(pods, hub, Clock(), removed, grace=0).sweep()
+    assert [x.uid for x in got] == ["mine", "mine-too"] and list(pods.pods) == ["jupyter-ann-other"]
+    assert sorted(hub.asked) == ["ann", "bob"]
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_pods_from_before_the_hub_label_are_left_alone_and_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pods = Pods(loc("ann", hub="", uid="old-a"), replace(loc("bob", hub="", uid="old-b"), pod="jupyter-bob"))
+    hub, clock = Answers({"ann": frozenset(), "bob": frozenset()}), Clock()
+    sweep = sweeper(pods, hub, clock, [], grace=0)
+    with caplog.at_level("INFO", logger="spawner.service.sweeper"):
+        for _ in range(3):
+            assert await sweep.sweep() == []
+            clock.now += 30
+        reports = [r.getMessage() for r in caplog.records if "hybridhub.io/hub" in r.getMessage()]
+        assert len(reports) == 1 and "2 notebook pod(s)" in reports[0], reports
+        assert "jupyterhub/jupyter-ann" in reports[0] and "jupyterhub/jupyter-bob" in reports[0]
+        assert hub.asked == [] and pods.deleted == []
+        pods.pods["jupyter-cid"] = replace(loc("cid", hub="", uid="old-c"), pod="jupyter-cid")  # one more
+        await sweep.sweep()
+        reports = [r.getMessage() for r in caplog.records if "hybridhub.io/hub" in r.getMessage()]
+        assert len(reports) == 2 and "1 notebook pod(s)" in reports[1] and "jupyter-cid" in reports[1]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from spawner.core.clusters import ClusterConfig, parse_clusters
-from spawner.core.labels import CLUSTER_LABEL, GPU, PRODUCT_LABEL
+from spawner.core.labels import CLUSTER_LABEL, GPU, HUB_LABEL, PRODUCT_LABEL
 from spawner.spawning.attempt import (
     ATTEMPT_TRAITS,
     Candidate,
@@ -323,6 +323,31 @@ def test_every_attempt_labels_its_objects_with_the_cluster(c: ClusterConfig) -> 
     )
     assert got.extra_labels == {"team": "ml", CLUSTER_LABEL: c.name}
     assert got.namespace == c.namespace
+
+
+@pytest.mark.parametrize(
+    ("configured", "hub_instance", "expected"),
+    [
+        ({}, "research-hub", {HUB_LABEL: "research-hub"}),
+        ({HUB_LABEL: "other"}, "research-hub", {HUB_LABEL: "research-hub"}),  # ours wins over a hook's
+        ({}, "", {}),  # no name: no label
+        ({HUB_LABEL: "set-by-hand"}, "", {HUB_LABEL: "set-by-hand"}),
+    ],
+)
+def test_every_attempt_labels_its_objects_with_the_hub(
+    configured: dict[str, str], hub_instance: str, expected: dict[str, str]
+) -> None:
+    base = replace(BASE, extra_labels={"team": "ml", **configured})
+    got = build_attempt(
+        base,
+        ONPREM,
+        Candidate("onprem", "l40s"),
+        GpuOptions(),
+        home_mount_path=HOME,
+        pvc_name="x",
+        hub_instance=hub_instance,
+    )
+    assert got.extra_labels == {"team": "ml", CLUSTER_LABEL: "onprem", **expected}
 
 
 def test_the_pools_selector_wins_over_a_configured_one_with_its_key() -> None:
