@@ -198,7 +198,7 @@ def held_for_others(
     cpu = request.cpu - _EPS
     found = []
     for n, (g, c, m) in _held_in(_fit_index(inv), hold).get(candidate.pool, ()):
-        if gpus > 0 and (n.gpus_allocatable <= 0 or product not in (None, n.gpu_product)):
+        if gpus > 0 and product not in (None, n.gpu_product):
             continue
         fg = n.gpus_allocatable - n.gpus_requested
         fc = n.cpu_allocatable - n.cpu_requested

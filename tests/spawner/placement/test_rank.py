@@ -648,6 +648,24 @@ SLOW = ClusterHealth("onprem", G, "slow")
                 ),
             ],
         ),
+        # ... also in front of a pool of GPU nodes that comes first only because the CPU pool is degraded
+        (
+            onprem(node("g1"), cpu_node("c1"), pools=(Pool("cpu"), Pool("gpu"))),
+            req(0, None, cpu=1),
+            ClusterHealth("onprem", H, pool_states={"cpu": G}),
+            [
+                (
+                    "gpu",
+                    "pool cpu of onprem is degraded: g1 on onprem has 64 CPUs and 512 GiB memory free "
+                    "(no GPUs requested, but no node without GPUs has room)",
+                ),
+                (
+                    "cpu",
+                    "pool cpu of onprem is degraded: c1 on onprem has 16 CPUs and 64 GiB memory free "
+                    "(no GPUs requested)",
+                ),
+            ],
+        ),
         # ... and a CPU-only request names it in front of the pool it would have come before
         (
             onprem(node("g1"), cpu_node("c1")),
@@ -1542,6 +1560,59 @@ NEW_L40S = Candidate("eks", "gpu-l40s", True, (), None, "")
             NEW_L40S,
             ("a",),
         ),
+        # ... up to an exact fit, which leaves the node to the pod
+        (
+            (node("a", "gpu-l40s", product=L40S, cpu=16.0),),
+            (_held_node("a", 0, 8.0),),
+            req(1, L40S, cpu=8),
+            NEW_L40S,
+            (),
+        ),
+        # memory held too, and memory the scheduler sees taken (an exact fit of what it sees free counts)
+        (
+            (node("a", "gpu-l40s", product=L40S, mem=64 * GiB),),
+            (replace(_held_node("a", 0), memory=60 * GiB),),
+            req(1, L40S, memory=8 * GiB),
+            NEW_L40S,
+            ("a",),
+        ),
+        (
+            (node("a", "gpu-l40s", product=L40S, mem=64 * GiB, mem_used=48 * GiB),),
+            (replace(_held_node("a", 0), memory=8 * GiB),),
+            req(1, L40S, memory=8 * GiB),
+            NEW_L40S,
+            (),
+        ),
+        (
+            (node("a", "gpu-l40s", product=L40S, used=6, mem=64 * GiB, mem_used=56 * GiB),),
+            (_held_node("a", 2),),
+            req(1, L40S, memory=8 * GiB),
+            NEW_L40S,
+            ("a",),
+        ),
+        (
+            (node("a", "gpu-l40s", product=L40S, used=6, mem=64 * GiB, mem_used=60 * GiB),),
+            (_held_node("a", 2),),
+            req(1, L40S, memory=8 * GiB),
+            NEW_L40S,
+            (),
+        ),
+        # a CPU-only server's new node: nodes without GPUs are what it keeps off
+        (
+            (node("a", "gpu-l40s", gpus=0, cpu=16.0),),
+            (_held_node("a", 0, 12.0),),
+            req(0, None, cpu=8),
+            NEW_L40S,
+            ("a",),
+        ),
+        # a node of another product does not stop the look at the next one
+        (
+            (node("a", "gpu-l40s", used=6), node("b", "gpu-l40s", product=L40S, used=6)),
+            (_held_node("a", 2), _held_node("b", 2)),
+            req(1, L40S),
+            NEW_L40S,
+            ("b",),
+        ),
         # nodes of another product, pool or cluster, or that are not Ready, are not this pod's concern
         ((node("a", "gpu-l40s", used=6),), (_held_node("a", 2),), req(1, L40S), NEW_L40S, ()),
         ((node("a", "other", product=L40S, used=6),), (_held_node("a", 2),), req(1, L40S), NEW_L40S, ()),
@@ -1626,6 +1697,7 @@ def test_held_for_others_names_a_bounded_number() -> None:
         # CPU-only: on a named node when it asks for CPUs or memory
         (Candidate("onprem", "cpu", False, ("c",), "c", ""), req(0, None, cpu=0.5), True),
         (Candidate("onprem", "cpu", False, ("c",), "c", ""), req(0, None, memory=GiB), True),
+        (Candidate("onprem", "cpu", False, ("c",), "c", ""), req(0, None, memory=1), True),
         (Candidate("onprem", "cpu", False, ("c",), "c", ""), req(0, None), False),
         # ... never on a new node, whose size is known in GPUs only
         (Candidate("eks", "cpu", True, (), None, ""), req(0, None, cpu=2, memory=GiB), False),

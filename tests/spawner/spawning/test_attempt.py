@@ -504,7 +504,21 @@ def test_required_terms(
     # Kubernetes refuses a pod with more than one value in a matchFields requirement
     assert all(len(r["values"]) == 1 for t in got for r in t.get("matchFields", ()))
     assert terms == before  # the spawn's own terms are copied, never changed
-    assert not any(t is g for t in terms for g in got)
+    assert not shared(terms, got)
+
+
+def shared(a: Any, b: Any) -> bool:
+    """Whether any list or dict inside ``a`` is also inside ``b`` (the same object)."""
+
+    def containers(x: Any) -> list[Any]:
+        if isinstance(x, dict):
+            return [x, *(c for v in x.values() for c in containers(v))]
+        if isinstance(x, list | tuple):
+            return [*([x] if isinstance(x, list) else []), *(c for v in x for c in containers(v))]
+        return []
+
+    ours = {id(c) for c in containers(a)}
+    return any(id(c) in ours for c in containers(b))
 
 
 # --------------------------------------------------------------------------- the service's candidates
@@ -527,6 +541,7 @@ def test_a_candidate_from_the_service_answer() -> None:
         {"cluster": "eks", "pool": "p", "elastic": True, "avoid_nodes": ["ip-1"], "expires_in": 180}
     ) == Candidate("eks", "p", elastic=True, avoid_nodes=("ip-1",), expires_in=180.0)
     assert Candidate("eks", "p", elastic=True).tried() == {"cluster": "eks", "pool": "p", "elastic": True}
+    assert Candidate.from_json({"cluster": "eks", "pool": "p", "expires_in": 0.5}).expires_in == 0.5
     assert Candidate.from_json(
         {"cluster": "eks", "pool": "p", "elastic": True, "nodes": [], "reservation": None}
     ) == (Candidate("eks", "p", elastic=True))
