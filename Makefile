@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell (cat pyproject.toml; echo '$(MAIN_PINS)') |
 # The second version pair the `hubcompat` tests run against, in a venv of its own.
 HUB6_PINS  := "jupyterhub>=6,<7" "jupyterhub-kubespawner>=7.1,<8"
 HUB6_VENV  := .venv-hub6
-HUB6_TESTS := tests/simcluster/test_kubespawner.py tests/hub/test_hybrid_spawner.py
+HUB6_TESTS := tests/simcluster/test_kubespawner.py tests/hub/test_hybrid_spawner.py tests/hub/test_options.py
 HUB6_STAMP := $(HUB6_VENV)/.installed-$(shell (cat pyproject.toml; echo '$(HUB6_PINS)') | sha1sum | cut -c1-12)
 
 .PHONY: mutation demo test check lint typecheck extras pytest pytest-hub6 system-deps bench clean

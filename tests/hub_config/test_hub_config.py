@@ -293,6 +293,11 @@ def with_files(values: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def test_refused_spawns_cannot_make_the_hub_exit(values: dict[str, Any]) -> None:
+    """JupyterHub counts a refused spawn as a failure and exits after consecutiveFailureLimit of them."""
+    assert values["hub"]["consecutiveFailureLimit"] == 0
+
+
 @needs(Z2JH.is_dir(), f"needs the chart's values and schema in {Z2JH} (shared/ beside the clone)")
 def test_values_are_valid_for_the_chart(values: dict[str, Any]) -> None:
     schema = yaml.safe_load((Z2JH / "values.schema.yaml").read_text())
