@@ -1605,6 +1605,14 @@ NEW_L40S = Candidate("eks", "gpu-l40s", True, (), None, "")
             NEW_L40S,
             ("a",),
         ),
+        # ... the product a CPU-only request names is ignored, as place() ignores it
+        (
+            (node("a", "gpu-l40s", gpus=0, cpu=16.0),),
+            (_held_node("a", 0, 12.0),),
+            req(0, A100, cpu=8),
+            NEW_L40S,
+            ("a",),
+        ),
         # a node of another product does not stop the look at the next one
         (
             (node("a", "gpu-l40s", used=6), node("b", "gpu-l40s", product=L40S, used=6)),
