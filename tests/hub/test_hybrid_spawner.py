@@ -85,7 +85,8 @@ def test_a_gpu_server_lands_on_prem_on_the_best_fit_node(hybrid_hub: HubProcess,
         hybrid_hub.stop_server("ann")
     assert pod_of(hsim, "ann", "onprem") is None
     # a second spawn of the same server starts from the configuration again: one hook volume, one
-    # node-affinity term, the same home claim
+    # node-affinity term per node it names (Kubernetes takes one name per requirement), the same
+    # home claim
     hybrid_hub.start_server("ann", {"gpus": 1, "gpu_product": L40S})
     hybrid_hub.wait_ready("ann")
     try:
@@ -94,7 +95,11 @@ def test_a_gpu_server_lands_on_prem_on_the_best_fit_node(hybrid_hub: HubProcess,
         names = [v["name"] for v in again["spec"]["volumes"]]
         assert names.count("scratch") == 1 and names.count("hybridhub-home") == 1, names
         terms = again["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        assert len(terms["nodeSelectorTerms"]) == 1, terms
+        nodes = [t["matchFields"][0]["values"][0] for t in terms["nodeSelectorTerms"]]
+        one_each = [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [n]}]} for n in nodes
+        ]
+        assert terms["nodeSelectorTerms"] == one_each and len(set(nodes)) == len(nodes), terms
         claims = {
             v["persistentVolumeClaim"]["claimName"]
             for v in again["spec"]["volumes"]
