@@ -8,6 +8,10 @@ endpoint), stamps each probe with its own clock and feeds the previous state bac
 - Leaving DEGRADED needs ``recover_after`` consecutive good probes. Leaving DOWN needs
   ``recover_after`` consecutive answered probes: to HEALTHY if they were all good, else to DEGRADED
   (a slow API is not a dead one).
+- After a probe the API did not answer, a probe is good only once the watches have had news since:
+  a watch that was open across the outage may have gone silent with it, and an inventory it feeds
+  is not current until the watch is resumed. A pool whose nodes are all NotReady while the API
+  answers (``pool_probes``) is no such outage.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from spawner.core.model import ClusterHealth, Health, NodeCapacity, Pool
+
+API = "API"  # the subject of a probe the cluster's API did not answer
 
 __all__ = ["HealthPolicy", "HealthState", "Probe", "classify", "cluster_health", "pool_probes", "problems"]
 
@@ -33,7 +39,7 @@ class Probe:
     time: float
     elastic: bool = False  # an elastic pool: no nodes, or nodes still starting, is normal there
     error: str = ""  # why the API did not answer ("connection refused"), for the reason
-    subject: str = "API"  # what did not answer, for the reason: a pool's "nodes"
+    subject: str = API  # what did not answer, for the reason: a pool's "nodes"
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,8 @@ class HealthState:
     successes: int  # consecutive good probes (answered, nothing wrong)
     since: float  # probe time at which ``state`` began
     answers: int = 0  # consecutive probes the API answered, good or not
+    # probe time of the latest probe the API did not answer; a pool's nodes that did not are not the API
+    api_failed_at: float | None = None
 
 
 def _seconds(x: float) -> str:
@@ -102,9 +110,18 @@ def classify(prev: HealthState | None, probe: Probe, policy: HealthPolicy) -> He
         reason = f"{probe.subject} unreachable for {_plural(failures, 'probe')}" + (
             f" ({probe.error})" if probe.error else ""
         )
-        return _next(prev, Health.DOWN if down else Health.DEGRADED, reason, probe.time, failures, 0, 0)
+        state = Health.DOWN if down else Health.DEGRADED
+        failed_at = probe.time if probe.subject == API else prev.api_failed_at if prev is not None else None
+        return _next(prev, state, reason, probe.time, failures, 0, 0, api_failed_at=failed_at)
 
     found = problems(probe, policy)
+    api_failed_at = prev.api_failed_at if prev is not None else None
+    if (
+        api_failed_at is not None
+        and probe.watch_age is not None
+        and probe.time - probe.watch_age <= api_failed_at
+    ):
+        found.append("inventory not current: no watch news since the API last went unanswered")
     answers = (prev.answers if prev is not None else 0) + 1
     successes = 0 if found else (prev.successes if prev is not None else 0) + 1
     was = prev.state if prev is not None else Health.HEALTHY  # the first probe needs no hysteresis
@@ -118,7 +135,7 @@ def classify(prev: HealthState | None, probe: Probe, policy: HealthPolicy) -> He
         state, reason = Health.HEALTHY, ""
     else:
         state, reason = Health.DEGRADED, f"recovering: {successes} of {m} good probes"
-    return _next(prev, state, reason, probe.time, 0, successes, answers)
+    return _next(prev, state, reason, probe.time, 0, successes, answers, api_failed_at=api_failed_at)
 
 
 def _next(
@@ -129,9 +146,11 @@ def _next(
     failures: int,
     successes: int,
     answers: int,
+    *,
+    api_failed_at: float | None,
 ) -> HealthState:
     since = prev.since if prev is not None and prev.state is state else time
-    return HealthState(state, reason, failures, successes, since, answers)
+    return HealthState(state, reason, failures, successes, since, answers, api_failed_at)
 
 
 def pool_probes(cluster: Probe, pools: Iterable[Pool], nodes: Iterable[NodeCapacity]) -> dict[str, Probe]:

@@ -2,14 +2,17 @@
 
 ``ClusterWatcher`` runs two streams (nodes, and all pods of the cluster that are not Succeeded or
 Failed), each LIST -> WATCH from the list's resourceVersion -> resume from the last version seen
-(bookmarks advance it) when a watch ends -> relist only on 410 Gone. Errors back off through
-``jupyterhub.utils.exponential_backoff`` and never end the stream. The arithmetic is in
-``spawner.inventory.index``.
+(bookmarks advance it) when a watch ends -> relist only on 410 Gone. A watch that carries nothing
+for ``read_timeout`` seconds is dropped and resumed the same way: behind a hung site link it would
+otherwise stay open and silent. Errors back off through ``jupyterhub.utils.exponential_backoff`` and
+never end the stream; ``resume()`` cuts a backoff or a silent watch short once the API answers again.
+The arithmetic is in ``spawner.inventory.index``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -27,7 +30,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from spawner.core.model import ClusterInventory, Pool, Role
 from spawner.inventory.index import NodeIndex, ServerIndex, ServerLocation
 
-__all__ = ["POD_FIELD_SELECTOR", "ApiSource", "Caller", "ClusterWatcher", "decode_event"]
+__all__ = ["POD_FIELD_SELECTOR", "ApiSource", "Caller", "ClusterWatcher", "WatchSilent", "decode_event"]
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,13 @@ async def _status_error(resp: aiohttp.ClientResponse) -> ApiException:
     return ApiException(status=resp.status, reason=reason)
 
 
+class WatchSilent(TimeoutError):
+    """A watch carried nothing, not even a bookmark, for its read timeout."""
+
+
 def _describe(err: BaseException) -> str:
+    if isinstance(err, WatchSilent):
+        return str(err)
     if isinstance(err, ApiException):
         return f"HTTP {err.status} {err.reason}"
     if isinstance(err, TimeoutError):
@@ -104,7 +113,8 @@ class _Stream:
     field_selector: str | None
     resource_version: str | None = None  # None: (re)list next
     synced: bool = False
-    last_event: float | None = None
+    last_event: float | None = None  # the last sign of life: a list, an event or bookmark, a watch (re)opened
+    resumed_at: float | None = None  # when resume() last started this stream again
     error: str | None = None
     lists: int = 0
     events: int = 0  # watch events and bookmarks
@@ -124,6 +134,7 @@ class ClusterWatcher:
         *,
         call: Caller | None = None,
         watch_timeout: int = 300,
+        read_timeout: float = 90.0,
         request_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         backoff_start: float = 0.5,
@@ -137,6 +148,10 @@ class ClusterWatcher:
             called before every LIST and WATCH. With a ClusterClient: ``api=cc.core, call=cc.call``.
         call: runs each request, as ``await call(fn, **kwargs)``; the default just awaits it.
         watch_timeout: seconds the server keeps one watch open (``timeoutSeconds``); then we resume.
+        read_timeout: seconds a watch may carry nothing before it is dropped and resumed from its last
+            resourceVersion. Kubernetes sends a bookmark about once a minute on a watch that asks for
+            them (ours do) and one just before ``watch_timeout``, so more than 60 unless the watch
+            ends sooner.
         request_timeout: seconds for a LIST page, and the grace beyond watch_timeout for a watch.
         connect_timeout: seconds to connect.
         backoff_start, backoff_max: the first and the largest wait (s) between failed attempts.
@@ -147,6 +162,7 @@ class ClusterWatcher:
         self.role = role
         self.pools = tuple(pools)
         self.watch_timeout = watch_timeout
+        self.read_timeout = read_timeout
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
         self.backoff_start = backoff_start
@@ -162,7 +178,9 @@ class ClusterWatcher:
             _Stream("nodes", "list_node", None),
             _Stream("pods", "list_pod_for_all_namespaces", POD_FIELD_SELECTOR),
         )
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # by stream kind
+        self._ending: set[asyncio.Task[None]] = set()  # tasks resume() cancelled, until they end
+        self._news = asyncio.Event()  # set at every sign of life of a stream
         self._synced = asyncio.Event()
         self._started: float | None = None
 
@@ -209,7 +227,7 @@ class ClusterWatcher:
 
     @property
     def running(self) -> bool:
-        return any(not t.done() for t in self._tasks)
+        return any(not t.done() for t in self._tasks.values())
 
     def age(self) -> float:
         """Seconds without news from the staler stream (since start() when never synced)."""
@@ -243,17 +261,59 @@ class ClusterWatcher:
         if self._tasks:
             raise RuntimeError(f"the {self.cluster} watcher is already started")
         self._started = self._clock()
-        self._tasks = [
-            asyncio.create_task(self._run(stream), name=f"inventory-{self.cluster}-{stream.kind}")
-            for stream in self._streams
-        ]
+        self._tasks = {stream.kind: self._task(stream) for stream in self._streams}
+
+    def _task(self, stream: _Stream) -> asyncio.Task[None]:
+        return asyncio.create_task(self._run(stream), name=f"inventory-{self.cluster}-{stream.kind}")
 
     async def stop(self) -> None:
         """Stop watching and wait until the tasks have ended; the inventory stays readable."""
-        tasks, self._tasks = self._tasks, []
+        tasks = [*self._tasks.values(), *self._ending]
+        self._tasks = {}
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def resume(self, silent_since: float, within: float) -> int:
+        """Start each stream again at once that has had no sign of life since ``silent_since`` (a time
+        of the watcher's clock) and was not started again since; then wait up to ``within`` seconds
+        for those streams to answer. Returns how many streams were started again.
+
+        For the moment the API answers after a probe it did not: a watch that was open across a hung
+        link may still be silent, and a stream whose attempts failed meanwhile may be waiting out a
+        backoff of up to ``backoff_max``. Each starts over from its last resourceVersion (a LIST only
+        if it has none, or on 410), with its backoff reset.
+        """
+        if not self._tasks:
+            return 0
+        silent = [
+            s
+            for s in self._streams
+            if _silent_since(s, silent_since) and (s.resumed_at is None or s.resumed_at <= silent_since)
+        ]
+        for stream in silent:
+            old = self._tasks[stream.kind]
+            old.cancel()  # it ends at its next await; stop() waits for it if it has not ended by then
+            self._ending.add(old)
+            old.add_done_callback(self._ending.discard)
+            stream.resumed_at = self._clock()
+            self._tasks[stream.kind] = self._task(stream)
+            log.info(
+                "%s: %s watch silent since the API last failed; resuming from resourceVersion %s",
+                self.cluster,
+                stream.kind,
+                stream.resource_version or "(none: listing)",
+            )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while any(_silent_since(s, silent_since) for s in silent):
+                    self._news.clear()
+                    await self._news.wait()
+        return len(silent)
+
+    def _touch(self, stream: _Stream) -> None:
+        stream.last_event = self._clock()
+        self._news.set()
 
     # ------------------------------------------------------------------ the streams
 
@@ -333,17 +393,19 @@ class ClusterWatcher:
         stream.resource_version = version
         stream.synced = True
         stream.lists += 1
-        stream.last_event = self._clock()
+        self._touch(stream)
         log.info("%s: listed %d %s at resourceVersion %s", self.cluster, len(items), stream.kind, version)
         if self.synced:
             self._synced.set()
 
     async def _watch(self, api: CoreV1Api, stream: _Stream) -> None:
         """Watch from stream.resource_version until the server ends the watch."""
+        # sock_read: the longest silence between two reads of the stream, headers included
         timeout = aiohttp.ClientTimeout(
             total=self.watch_timeout + self.request_timeout,
             connect=self.connect_timeout,
             sock_connect=self.connect_timeout,
+            sock_read=self.read_timeout,
         )
         kwargs: dict[str, Any] = {"field_selector": stream.field_selector} if stream.field_selector else {}
         resp = await self._call(
@@ -358,15 +420,21 @@ class ClusterWatcher:
         )
         ended = False
         try:
-            stream.last_event = self._clock()
+            self._touch(stream)
             self._recovered(stream)
-            async for line in resp.content:
-                if not line.strip():
-                    continue
-                typ, obj = decode_event(line)
-                self._apply(stream, typ, obj)
+            try:
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    typ, obj = decode_event(line)
+                    self._apply(stream, typ, obj)
+            except aiohttp.SocketTimeoutError as err:  # sock_read: nothing, not even a bookmark
+                raise WatchSilent(
+                    f"watch silent for {self.read_timeout:g} s (read timeout); resuming from "
+                    f"resourceVersion {stream.resource_version}"
+                ) from err
             ended = True
-            stream.last_event = self._clock()
+            self._touch(stream)
         finally:
             if ended:
                 resp.release()
@@ -396,7 +464,7 @@ class ClusterWatcher:
         if version:
             stream.resource_version = version
         stream.events += 1
-        stream.last_event = self._clock()
+        self._touch(stream)
 
     def _failed(self, stream: _Stream, err: BaseException, logged: bool = False) -> None:
         text = _describe(err)
@@ -424,3 +492,7 @@ class ClusterWatcher:
             )
         stream.consecutive_failures = 0
         stream.error = None
+
+
+def _silent_since(stream: _Stream, since: float) -> bool:
+    return stream.last_event is None or stream.last_event <= since

@@ -33,8 +33,10 @@ __all__ = ["HybridHubService", "main"]
 # The smallest value each number may take, and what goes wrong below it.
 _MINIMUM: dict[str, tuple[float, bool, str]] = {  # name -> (bound, bound allowed, why)
     "probe_interval": (0.5, True, "must be at least 0.5 seconds (shorter probes /readyz back to back)"),
+    "probe_retry_interval": (0.5, True, "must be at least 0.5 seconds (shorter probes /readyz back to back)"),
     "probe_timeout": (0.0, False, "must be more than 0 seconds (every request would time out)"),
     "watch_timeout": (1, True, "must be at least 1 second"),
+    "watch_read_timeout": (1.0, True, "must be at least 1 second"),
     "reservation_ttl": (1.0, True, "must be at least 1 second (a reservation must outlive its answer)"),
     "degraded_latency": (0.0, False, "must be more than 0 seconds (every cluster would be DEGRADED)"),
     "down_after_failures": (1, True, "must be 1 or more"),
@@ -88,20 +90,43 @@ class HybridHubService(Application):
     probe_interval = Float(
         5.0,
         config=True,
-        help="""Seconds between health probes (GET /readyz) of each cluster's API, e.g. 5. At least 0.5:
-        shorter intervals probe back to back.""",
+        help="""Seconds between health probes (GET /readyz) of each cluster's API while the cluster is
+        HEALTHY and its last probe answered, e.g. 5. At least 0.5. A cluster whose link hangs just after
+        a probe is DOWN within probe_interval + (down_after_failures - 1) * probe_retry_interval +
+        probe_timeout seconds: 10 s with the defaults, 7 s when its API refuses connections.""",
+    )
+    probe_retry_interval = Float(
+        1.0,
+        config=True,
+        help="""Seconds between health probes of a cluster that is not HEALTHY (DEGRADED, DOWN, or one
+        of its pools so), or whose last probe has not answered yet, e.g. 1. Probes may overlap, so a
+        probe that hangs until probe_timeout does not hold up the next one. This bounds how soon an
+        outage is confirmed (see probe_interval) and how soon a return is seen: once the link is
+        back, the cluster is HEALTHY with a current inventory within recover_after *
+        probe_retry_interval + probe_timeout seconds (5 s with the defaults; about 2 s measured), the
+        probe_timeout being for the watches to reopen. At least 0.5.""",
     )
     probe_timeout = Float(
         3.0,
         config=True,
         help="""Seconds a health probe, a cluster API request or a hub API request may take, e.g. 3.
-        More than 0.""",
+        A probe that takes longer counts as unanswered. More than 0.""",
     )
     watch_timeout = Integer(
         300,
         config=True,
         help="""Seconds one node/pod watch stays open before it is resumed (the watch's timeoutSeconds),
         e.g. 300. At least 1.""",
+    )
+    watch_read_timeout = Float(
+        90.0,
+        config=True,
+        help="""Seconds a node or pod watch may carry nothing, not even a bookmark, before it is dropped
+        and resumed from its last resourceVersion (a relist only on 410 Gone), e.g. 90. Kubernetes
+        sends a bookmark about once a minute on the service's watches, so keep it above 60 unless
+        watch_timeout is shorter. This catches a connection lost without a reset while the API answers;
+        after an outage the probes resume silent watches sooner (see probe_retry_interval). At least
+        1.""",
     )
     reservation_ttl = Float(
         180.0,
@@ -132,10 +157,16 @@ class HybridHubService(Application):
     down_after_failures = Integer(
         3,
         config=True,
-        help="Unanswered probes in a row before a cluster is DOWN (no new placements there). At least 1.",
+        help="""Unanswered probes in a row before a cluster is DOWN (no new placements there), e.g. 3.
+        After the first, probes come every probe_retry_interval. At least 1.""",
     )
     recover_after = Integer(
-        2, config=True, help="Good probes in a row before a cluster counts as recovered. At least 1."
+        2,
+        config=True,
+        help="""Good probes in a row before a cluster counts as recovered, e.g. 2. After an unanswered
+        probe, a probe is good only once the node and pod watches have had news since (they are
+        resumed as soon as the API answers), so a cluster is never HEALTHY with a stale inventory.
+        At least 1.""",
     )
     max_watch_age = Float(
         120.0,
@@ -204,8 +235,10 @@ class HybridHubService(Application):
 
     @validate(
         "probe_interval",
+        "probe_retry_interval",
         "probe_timeout",
         "watch_timeout",
+        "watch_read_timeout",
         "reservation_ttl",
         "degraded_latency",
         "down_after_failures",
@@ -306,8 +339,10 @@ class HybridHubService(Application):
                     c,
                     policy=policy,
                     probe_interval=self.probe_interval,
+                    probe_retry_interval=self.probe_retry_interval,
                     probe_timeout=self.probe_timeout,
                     watch_timeout=self.watch_timeout,
+                    watch_read_timeout=self.watch_read_timeout,
                 )
                 for c in configs
             ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,17 @@ class FleetView(Protocol):
 
 
 class ClusterMember:
-    """One cluster as the service holds it: client, watcher, and the latest health."""
+    """One cluster as the service holds it: client, watcher, and the latest health.
+
+    Probes start on a schedule of their own and may overlap, so a probe that hangs until its timeout
+    does not hold up the next one: every ``probe_interval`` seconds while the cluster and its pools
+    are HEALTHY and the last probe has answered, else every ``probe_retry_interval`` seconds. Results
+    are classified in the order the probes started; one that ends after a later one was classified is
+    dropped. With the link hung just after a good probe, the cluster is DOWN within
+    ``probe_interval + (down_after_failures - 1) * probe_retry_interval + probe_timeout`` seconds.
+    When the API answers after a probe it did not, the watches that have been silent since are
+    resumed at once, and the probe waits up to ``probe_timeout`` for them before it is classified.
+    """
 
     def __init__(
         self,
@@ -42,13 +53,16 @@ class ClusterMember:
         *,
         policy: HealthPolicy,
         probe_interval: float,
+        probe_retry_interval: float,
         probe_timeout: float,
         watch_timeout: int,
+        watch_read_timeout: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.policy = policy
         self.probe_interval = probe_interval
+        self.probe_retry_interval = probe_retry_interval
         self.probe_timeout = probe_timeout
         self.clock = clock
         self.client = ClusterClient(config, request_timeout=probe_timeout)
@@ -59,15 +73,25 @@ class ClusterMember:
             self.client.core,
             call=self.client.call,
             watch_timeout=watch_timeout,
+            read_timeout=watch_read_timeout,
             clock=clock,
         )
         self.state: HealthState | None = None
         self.pool_states: dict[str, HealthState] = {}  # the single-cluster topology's pools
         self._task: asyncio.Task[None] | None = None
+        self._probing: set[asyncio.Task[None]] = set()  # probes in flight, started by the loop
+        self._started = 0  # probes started so far: each probe's number, in start order
+        self._classified = 0  # the number of the latest probe classified
+        self._wake = asyncio.Event()  # a probe ended: the schedule may change
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def last_probe(self) -> int:
+        """The number of the latest probe classified; probes are numbered 1, 2, ... as they start."""
+        return self._classified
 
     async def start(self) -> None:
         await self.client.start()
@@ -80,27 +104,47 @@ class ClusterMember:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        probes, self._probing = self._probing, set()
+        for probe in probes:
+            probe.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
         await self.watcher.stop()
         await self.client.close()
 
     async def readyz(self) -> tuple[bool, float | None, str]:
-        """GET /readyz: (answered ok, seconds, error text)."""
+        """GET /readyz: (answered ok, seconds, error text), in ``probe_timeout`` seconds at most, the
+        renewal of credentials that may come before the request included."""
         started = self.clock()
         try:
-            await self.client.call(
-                self.client.api_client.call_api,
-                "/readyz",
-                "GET",
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _request_timeout=self.probe_timeout,
-            )
+            async with asyncio.timeout(self.probe_timeout):
+                await self.client.call(
+                    self.client.api_client.call_api,
+                    "/readyz",
+                    "GET",
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                    _request_timeout=self.probe_timeout,
+                )
         except Exception as exc:  # any failure to answer is what a probe measures
             return False, None, _describe(exc)
         return True, self.clock() - started, ""
 
     async def probe(self) -> HealthState:
+        """Probe the cluster now and classify the result; returns the state after it."""
+        self._started += 1
+        try:
+            return await self._probe(self._started)
+        finally:
+            self._wake.set()
+
+    async def _probe(self, number: int) -> HealthState:
         ok, latency, error = await self.readyz()
+        api_failed_at = self.state.api_failed_at if self.state is not None else None
+        if ok and api_failed_at is not None:
+            # a watch open across the outage may be silent still, and a failed one in a long backoff
+            await self.watcher.resume(api_failed_at, within=self.probe_timeout)
+        if number < self._classified and self.state is not None:
+            return self.state  # a probe started later has been classified: this result is older news
         snapshot = self.watcher.snapshot()
         fixed = {p.name for p in self.config.pools if not p.elastic}
         per_pool = len(self.config.roles) > 1  # then Ready nodes count per pool, not for the cluster
@@ -115,6 +159,7 @@ class ClusterMember:
             elastic=not fixed,
             error=error,
         )
+        self._classified = number
         new = classify(self.state, probe, self.policy)
         if self.state is None or new.state != self.state.state:
             log.info(
@@ -135,13 +180,38 @@ class ClusterMember:
                     )
         return new
 
+    def _period(self, answered: bool) -> float:
+        """Seconds from the latest probe's start to the next one's; ``answered``: that probe has ended."""
+        calm = (
+            answered
+            and self.state is not None
+            and self.state.state is Health.HEALTHY
+            and all(s.state is Health.HEALTHY for s in self.pool_states.values())
+        )
+        return self.probe_interval if calm else self.probe_retry_interval
+
     async def _probe_loop(self) -> None:
+        latest: asyncio.Task[None] | None = None
+        started = 0.0  # when ``latest`` started
         while True:
-            try:
-                await self.probe()
-            except Exception:
-                log.exception("probing cluster %s failed", self.name)
-            await asyncio.sleep(self.probe_interval)
+            self._wake.clear()  # before reading the schedule: a probe that ends later wakes us
+            now = self.clock()
+            due = now if latest is None else started + self._period(latest.done())
+            if now >= due:
+                started = now
+                latest = asyncio.get_running_loop().create_task(self._one_probe(), name=f"probe-{self.name}")
+                self._probing.add(latest)
+                latest.add_done_callback(self._probing.discard)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(due - now):
+                    await self._wake.wait()
+
+    async def _one_probe(self) -> None:
+        try:
+            await self.probe()
+        except Exception:
+            log.exception("probing cluster %s failed", self.name)
 
     def health(self) -> ClusterHealth:
         if self.state is None:
@@ -205,6 +275,9 @@ class Fleet:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    cause = getattr(exc, "os_error", None)  # aiohttp's ClientConnectorError keeps the OSError there
+    if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
+        return "connection refused"
     if "Connect" in type(exc).__name__ or "refused" in text.lower():
         return "connection refused" if "refused" in text.lower() else text
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):

@@ -29,7 +29,13 @@ PROBES = {
     "nodes": replace(GOOD, ready_nodes=1),
     "metrics": replace(GOOD, metrics_ok=False),
     "slow+stale": replace(GOOD, api_latency=1.4, watch_age=130.0),
+    # answered, with watch news 15 s old: older than the probe before it (10 s apart), so from before
+    # a failure of that probe; a quiet cluster with a healthy watch gives the same reading otherwise
+    "quiet": replace(GOOD, watch_age=15.0),
+    # a pool's nodes all NotReady while the API answers (pool_probes): not an outage of the watches
+    "cut off": replace(GOOD, api_ok=False, subject="nodes", error="none of its 4 nodes Ready"),
 }
+NOT_CURRENT = "inventory not current: no watch news since the API last went unanswered"
 
 
 def run(tokens: list[str], policy: HealthPolicy | None = None) -> list[HealthState]:
@@ -90,12 +96,74 @@ def run(tokens: list[str], policy: HealthPolicy | None = None) -> list[HealthSta
         (["ok", "metrics"], [H, G], "metrics endpoint failing"),
         (["ok", "slow+stale"], [H, G], "API answers in 1.4 s (> 1.0 s); watch silent for 130 s"),
         (["stale", "ok", "ok"], [G, G, H], ""),
+        # a quiet watch is fine while the API has always answered
+        (["quiet"], [H], ""),
+        (["ok", "quiet", "quiet"], [H, H, H], ""),
+        # after an unanswered probe, an answer is good only with watch news since: watches that were
+        # open across a hung link may be silent, and the inventory they feed is not current
+        (["ok", "fail", "quiet"], [H, G, G], NOT_CURRENT),
+        (["ok", "fail", "quiet", "ok"], [H, G, G, G], "recovering: 1 of 2 good probes"),
+        (["ok", "fail", "quiet", "ok", "ok"], [H, G, G, G, H], ""),
+        (["ok", "fail", "ok", "quiet"], [H, G, G, H], ""),  # news after the failure: current
+        (["fail"] * 3 + ["quiet"], [G, G, D, D], f"API answers again (1 of 2 probes): {NOT_CURRENT}"),
+        (["fail"] * 3 + ["quiet", "ok", "ok"], [G, G, D, D, G, H], ""),
+        (["fail"] * 3 + ["ok", "ok", "quiet"], [G, G, D, D, H, H], ""),
+        (["ok", "fail", "ok", "ok", "fail", "quiet"], [H, G, G, H, G, G], NOT_CURRENT),  # the latest failure
+        (["ok", "cut off", "quiet", "quiet"], [H, G, G, H], ""),  # the API kept answering its watches
+        (["fail", "cut off", "quiet"], [G, G, G], "recovering: 1 of 2 good probes"),  # news after the API's
     ],
 )
 def test_sequences(tokens: list[str], expected: list[Health], reason: str) -> None:
     states = run(tokens)
     assert [s.state for s in states] == expected
     assert states[-1].reason == reason
+
+
+@pytest.mark.parametrize(
+    ("tokens", "api_failed_at"),
+    [
+        (["ok"], None),
+        (["ok", "fail"], 10.0),
+        (["ok", "fail", "fail", "fail"], 30.0),
+        (["fail", "ok", "ok"], 0.0),  # kept while the API answers
+        (["fail", "ok", "fail", "ok"], 20.0),
+        (["ok", "cut off", "ok"], None),
+        (["fail", "cut off"], 0.0),
+    ],
+)
+def test_api_failed_at(tokens: list[str], api_failed_at: float | None) -> None:
+    assert run(tokens)[-1].api_failed_at == api_failed_at
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected", "reason"),
+    [
+        (1, [G, G, G, G], NOT_CURRENT),
+        (3, [D, G, G, G], NOT_CURRENT),  # DOWN is left after 2 answers, but not for HEALTHY
+    ],
+)
+def test_a_watch_silent_since_before_the_outage_keeps_the_cluster_from_healthy(
+    failures: int, expected: list[Health], reason: str
+) -> None:
+    """The API answers again but the watches stay silent (still hung, or failing to reopen): the
+    watches' last news stays where it was, before the first failed probe at t=10."""
+    state = classify(None, replace(GOOD, time=0.0), HealthPolicy())
+    for i in range(failures):
+        state = classify(state, replace(PROBES["fail"], time=10.0 * (i + 1)), HealthPolicy())
+    seen = []
+    for i in range(4):
+        t = 10.0 * (failures + 1 + i)
+        state = classify(state, replace(GOOD, time=t, watch_age=t - 5.0), HealthPolicy())
+        seen.append(state.state)
+    assert seen == expected and state.reason == reason
+
+
+def test_the_news_must_come_after_the_failure_not_at_it() -> None:
+    """The watch's last news and the failed probe at the same instant: the news may predate the outage."""
+    failed = classify(None, replace(PROBES["fail"], time=100.0), HealthPolicy())
+    at = classify(failed, replace(GOOD, time=110.0, watch_age=10.0), HealthPolicy())
+    after = classify(failed, replace(GOOD, time=110.0, watch_age=9.9), HealthPolicy())
+    assert at.reason == NOT_CURRENT and after.reason == "recovering: 1 of 2 good probes"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -25,6 +26,7 @@ from simcluster.testing import AdminClient, SimProcess
 from spawner.core.model import NodeCapacity, Pool, Role
 from spawner.inventory.index import build_nodes
 from spawner.inventory.watcher import POD_FIELD_SELECTOR, ClusterWatcher, decode_event
+from tests.spawner.inventory.hang import hang_with_changes
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -429,6 +431,106 @@ async def test_server_errors_back_off_at_a_bounded_rate(api: client.ApiClient, a
         assert w.synced
     finally:
         await w.stop()
+
+
+async def watched_pod(w: ClusterWatcher, v1: client.CoreV1Api, ns: str, name: str) -> None:
+    """Create a 1-GPU L40S pod and wait until the watcher counts it."""
+    before = gpus(w, L40S)
+    await v1.create_namespaced_pod(ns, gpu_pod(name, 1, L40S))
+    await eventually(lambda: gpus(w, L40S) == before + 1, 10, f"{name} counted")
+
+
+@pytest.mark.asyncio
+async def test_a_quiet_watch_lives_on_bookmarks_past_its_read_timeout(
+    api: client.ApiClient, admin: AdminClient
+) -> None:
+    """A bookmark is data: a watch of a cluster where nothing changes is not dropped for silence."""
+    seq = admin.last_request()
+    w = make_watcher(api, watch_timeout=30, read_timeout=2.5)
+    w.start()
+    try:
+        await eventually(lambda: len([r for r in admin.requests(seq) if r["watch"]]) == 2, 10, "both watches")
+        seq = admin.last_request()
+        await asyncio.sleep(6)  # an interval: what is checked is that no watch is dropped over it
+        assert w.failures == 0 and w.error is None
+        assert [r for r in admin.requests(seq) if r["watch"]] == []  # the same two watches carried on
+        assert w.age() < 2  # bookmarks, every second on this cluster
+    finally:
+        await w.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_watch_silent_behind_a_hung_link_is_dropped_and_resumed_from_its_version(
+    api: client.ApiClient,
+    admin: AdminClient,
+    v1: client.CoreV1Api,
+    ns: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Watches that the server would keep open for 30 s, behind a link that hangs: without a read
+    timeout they stay open and silent; with one (2 s) each is dropped, retried with backoff while the
+    link hangs, and resumed from its resourceVersion once it is back. Changes the API server made
+    during the hang then arrive: no relist."""
+    w = make_watcher(api, watch_timeout=30, read_timeout=2.0, connect_timeout=1.0)
+    w.start()
+    try:
+        async with asyncio.timeout(15):
+            await w.wait_synced()
+        await watched_pod(w, v1, ns, "doomed")
+        a100, l40s, lists = gpus(w, A100), gpus(w, L40S), w.lists
+        with caplog.at_level(logging.WARNING, logger="spawner.inventory.watcher"):
+            changes = await hang_with_changes(admin, v1, ns, gpu_pod("born", 2, A100), "doomed")
+            await eventually(
+                lambda: caplog.text.count("watch silent for 2 s (read timeout)") >= 2,
+                2.0 + 2,
+                "both watches dropped for silence",
+            )
+        assert (gpus(w, A100), gpus(w, L40S)) == (a100, l40s)  # stale: neither change seen
+        seq = admin.last_request()
+        admin.clear_faults()
+        back = time.monotonic()
+        await eventually(lambda: (gpus(w, A100), gpus(w, L40S)) == (a100 + 2, l40s - 1), 10, "both changes")
+        print(f"inventory current {time.monotonic() - back:.1f} s after the link returned")
+        assert lists_since(admin, seq) == [] and w.lists == lists  # resumed, not relisted
+        await eventually(lambda: matches_truth(w, v1), 10, "snapshot == fresh LISTs")
+        await changes.answered()
+    finally:
+        await w.stop()
+    await v1.delete_namespaced_pod("born", ns, grace_period_seconds=0)
+
+
+@pytest.mark.asyncio
+async def test_resume_cuts_a_backoff_short_once_the_api_answers(
+    api: client.ApiClient, admin: AdminClient, v1: client.CoreV1Api, ns: str
+) -> None:
+    """After a hang, streams wait out backoffs of up to 30 s here; resume() starts them again at once,
+    from their resourceVersions, and returns when both have answered."""
+    w = make_watcher(
+        api, watch_timeout=30, read_timeout=1.5, connect_timeout=1.0, backoff_start=30, backoff_max=30
+    )
+    w.start()
+    try:
+        async with asyncio.timeout(15):
+            await w.wait_synced()
+        await watched_pod(w, v1, ns, "doomed")
+        a100, l40s, lists = gpus(w, A100), gpus(w, L40S), w.lists
+        changes = await hang_with_changes(admin, v1, ns, gpu_pod("born", 2, A100), "doomed")
+        # dropped for silence, then a connection that times out: each stream is now in its backoff
+        await eventually(lambda: w.failures >= 4, 1.5 + 1.0 + 3, "two failures per stream")
+        admin.clear_faults()
+        resumed_at = time.monotonic()
+        assert await w.resume(changes.hung_at, within=5) == 2
+        took = time.monotonic() - resumed_at
+        assert took < 2, f"resume() took {took:.1f} s"
+        assert w.error is None and w.age() < took + 0.5
+        await eventually(lambda: (gpus(w, A100), gpus(w, L40S)) == (a100 + 2, l40s - 1), 2, "both changes")
+        assert w.lists == lists  # from their resourceVersions
+        assert await w.resume(changes.hung_at, within=5) == 0  # both have had news since
+        await changes.answered()
+    finally:
+        await w.stop()
+    assert inventory_tasks() == []
+    await v1.delete_namespaced_pod("born", ns, grace_period_seconds=0)
 
 
 @pytest.mark.asyncio

@@ -100,7 +100,15 @@ async def member(one_cluster: SimProcess) -> AsyncIterator[ClusterMember]:
         ]
     )
     # probes are taken by hand below: the loop's first probe runs at start, the next one much later
-    m = ClusterMember(config, policy=HealthPolicy(), probe_interval=600, probe_timeout=3, watch_timeout=5)
+    m = ClusterMember(
+        config,
+        policy=HealthPolicy(),
+        probe_interval=600,
+        probe_retry_interval=600,
+        probe_timeout=3,
+        watch_timeout=5,
+        watch_read_timeout=90,
+    )
     await m.start()
     async with asyncio.timeout(15):
         await m.watcher.wait_synced()
