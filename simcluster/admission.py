@@ -208,6 +208,7 @@ def _pod_defaults(pod: dict[str, Any], now: str, allocate: Any) -> None:
     name = pod["metadata"]["name"]
     if not isinstance(spec, dict) or not spec.get("containers"):
         raise invalid("Pod", name, [("spec.containers", "Required value")])
+    _check_node_fields(name, spec)
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -258,6 +259,45 @@ def _pod_defaults(pod: dict[str, Any], now: str, allocate: Any) -> None:
 
 
 _NATIVE = ("cpu", "memory", "ephemeral-storage", "storage")
+_NODE_AFFINITY = "spec.affinity.nodeAffinity"
+_ONE_NAME = "must be only one value when `operator` is 'In' or 'NotIn' for node field selector"
+
+
+def _check_node_fields(pod: str, spec: Mapping[str, Any]) -> None:
+    """The apiserver's check of node affinity's matchFields: the key is metadata.name, the operator In
+    or NotIn, and there is exactly one value (a list of names takes one term, or one requirement, each)."""
+    node = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    if not isinstance(node, Mapping):
+        return
+    places: list[tuple[str, Any]] = []
+    required = node.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    if isinstance(required, Mapping):
+        where = f"{_NODE_AFFINITY}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+        places += [(f"{where}[{i}]", t) for i, t in enumerate(required.get("nodeSelectorTerms") or [])]
+    preferred = node.get("preferredDuringSchedulingIgnoredDuringExecution") or []
+    where = f"{_NODE_AFFINITY}.preferredDuringSchedulingIgnoredDuringExecution"
+    places += [
+        (f"{where}[{i}].preference", t.get("preference"))
+        for i, t in enumerate(preferred)
+        if isinstance(t, Mapping)
+    ]
+    for at, term in places:
+        if not isinstance(term, Mapping):
+            continue
+        for j, req in enumerate(term.get("matchFields") or []):
+            if not isinstance(req, Mapping):
+                continue
+            fld = f"{at}.matchFields[{j}]"
+            key, operator = req.get("key"), req.get("operator")
+            if key != "metadata.name":
+                problem = (f"{fld}.key", f'Invalid value: "{key}": not a valid field selector key')
+            elif operator not in ("In", "NotIn"):
+                problem = (f"{fld}.operator", f'Invalid value: "{operator}": not a valid selector operator')
+            elif len(req.get("values") or []) != 1:
+                problem = (f"{fld}.values", f"Required value: {_ONE_NAME}")
+            else:
+                continue
+            raise invalid("Pod", pod, [problem])
 
 
 def _check_resources(pod: str, where: str, res: Any) -> None:

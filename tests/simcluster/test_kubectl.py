@@ -402,10 +402,12 @@ def test_eks_scale_up_for_l40s_pod(sim: SimProcess, namespace: str) -> None:
         manifest["spec"]["affinity"] = {
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
+                    # one requirement per name (the apiserver takes one value each), ANDed in one term
                     "nodeSelectorTerms": [
                         {
                             "matchFields": [
-                                {"key": "metadata.name", "operator": "NotIn", "values": sorted(before)}
+                                {"key": "metadata.name", "operator": "NotIn", "values": [name]}
+                                for name in sorted(before)
                             ]
                         }
                     ]

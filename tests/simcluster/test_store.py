@@ -128,6 +128,50 @@ def test_pod_resources_are_validated(store: Store, resources: dict[str, Any], ok
         assert err.value.code == 422 and text in err.value.message
 
 
+def _names(op: str, *names: str, key: str = "metadata.name") -> dict[str, Any]:
+    return {"matchFields": [{"key": key, "operator": op, "values": list(names)}]}
+
+
+REQUIRED = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+PREFERRED = "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution"
+
+
+@pytest.mark.parametrize(
+    ("affinity", "field"),
+    [
+        ({"required": [_names("In", "a")]}, None),
+        ({"required": [_names("In", "a"), _names("In", "b")]}, None),  # one term per node: OR
+        ({"required": [{"matchFields": [_names("NotIn", "a")["matchFields"][0]] * 2}]}, None),
+        ({"preferred": _names("In", "a")}, None),
+        # the apiserver takes exactly one node name per matchFields requirement
+        ({"required": [_names("In", "a", "b")]}, f"{REQUIRED}.nodeSelectorTerms[0].matchFields[0].values"),
+        ({"required": [_names("In")]}, f"{REQUIRED}.nodeSelectorTerms[0].matchFields[0].values"),
+        ({"preferred": _names("In", "a", "b")}, f"{PREFERRED}[0].preference.matchFields[0].values"),
+        ({"required": [_names("In", "a", key="x")]}, f"{REQUIRED}.nodeSelectorTerms[0].matchFields[0].key"),
+        ({"required": [_names("Exists", "a")]}, f"{REQUIRED}.nodeSelectorTerms[0].matchFields[0].operator"),
+    ],
+)
+def test_node_affinity_match_fields_are_validated(
+    store: Store, affinity: dict[str, Any], field: str | None
+) -> None:
+    node: dict[str, Any] = {}
+    if "required" in affinity:
+        node["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": affinity["required"]}
+    if "preferred" in affinity:
+        node["preferredDuringSchedulingIgnoredDuringExecution"] = [
+            {"weight": 1, "preference": affinity["preferred"]}
+        ]
+    body = pod(affinity={"nodeAffinity": node})
+    if field is None:
+        store.create(store.registry.core("pods"), "ns", body)
+        return
+    with pytest.raises(ApiError) as err:
+        store.create(store.registry.core("pods"), "ns", body)
+    assert err.value.code == 422
+    assert [c["field"] for c in err.value.details["causes"]] == [field]
+    assert store.find(store.registry.core("pods"), "ns", "p") is None
+
+
 def test_replace_checks_resource_version(store: Store) -> None:
     cms = store.registry.core("configmaps")
     first = clone(store.create(cms, "ns", {"metadata": {"name": "c"}, "data": {"a": "1"}}))
