@@ -29,16 +29,29 @@ from spawner.spawning.attempt import (
     spawn_base,
 )
 from spawner.spawning.compat import SpawnRefused
-from spawner.spawning.follow import NoRoom, fail_fast, progress, service_address, until_answering
+from spawner.spawning.follow import (
+    NoRoom,
+    Unreachable,
+    fail_fast,
+    progress,
+    service_address,
+    until_answering,
+    until_unreachable,
+)
 from spawner.spawning.form import options_from_form, render_form
 from spawner.spawning.home import home_note, usual_home
-from spawner.spawning.leftovers import remove_leftovers
+from spawner.spawning.leftovers import LeftoverPods
 from spawner.spawning.multicluster import MultiClusterSpawner
 from spawner.spawning.options import GpuOptions, OptionsError, parse_options
 from spawner.spawning.service_client import ReservationKeeper, ServiceClient
 from spawner.spawning.settings import CHECKS
 
 __all__ = ["HybridSpawner", "OptionsRefused", "SpawnRefused"]
+
+# Seconds an attempt waits for the leftover check of its own cluster before it makes its pod there.
+LEFTOVER_WAIT = 2.0
+# Seconds between two questions to the service, while an attempt runs, whether its cluster is down.
+HEALTH_INTERVAL = 1.0
 
 
 class OptionsRefused(web.HTTPError):
@@ -129,6 +142,23 @@ class HybridSpawner(MultiClusterSpawner):
         when the pool does not set its own ``provisioning_deadline``.""",
     )
 
+    attempt_create_timeout = Float(
+        6.0,
+        config=True,
+        help="""Seconds an attempt's pod may take to be made and seen in its cluster before the spawn
+        takes the cluster as not answering and goes on to the next candidate, e.g. 6. A create takes
+        well under a second when the API answers; over a hung site link KubeSpawner would retry it for
+        ``k8s_api_request_retry_timeout``. While an attempt runs, the spawn also asks the hybridhub
+        service every second and moves on as soon as it calls the cluster down. More than 0.""",
+    )
+    attempt_cleanup_timeout = Float(
+        5.0,
+        config=True,
+        help="""Seconds the removal of a failed attempt's pod may take before the spawn goes on and
+        leaves the pod to be removed in the background once its cluster answers, e.g. 5. KubeSpawner
+        retries a pod DELETE for ``k8s_api_request_retry_timeout``. More than 0.""",
+    )
+
     hub_instance = Unicode(
         # the default is _default_hub_instance's; a static one other than "" makes a configured "" a
         # change of value, which traitlets then checks
@@ -150,6 +180,13 @@ class HybridSpawner(MultiClusterSpawner):
         problem = label_value_problem(value) if value else "must not be empty"
         if problem:
             raise TraitError(f"HybridSpawner.hub_instance {problem}")
+        return value
+
+    @validate("attempt_create_timeout", "attempt_cleanup_timeout")
+    def _check_attempt_timeout(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if not value > 0:
+            raise TraitError(f"HybridSpawner.{proposal['trait'].name} must be more than 0 seconds")
         return value
 
     @default("hub_instance")
@@ -202,6 +239,8 @@ class HybridSpawner(MultiClusterSpawner):
         self._applied: dict[str, Any] = {}  # what the last attempt set
         self._messages: list[str] = []
         self._saved_options: dict[str, Any] = dict(self.user_options)  # replaced as options change
+        # the pod name in clusters the server is not in; its pod in the cluster in use is left alone
+        self.leftovers = LeftoverPods(self.cluster_client, lambda name: name == self.cluster_name, self.log)
 
     def _snapshot(self) -> dict[str, Any]:
         return {name: copy.deepcopy(getattr(self, name)) for name in ATTEMPT_TRAITS}
@@ -357,14 +396,10 @@ class HybridSpawner(MultiClusterSpawner):
         self._base = spawn_base(self._snapshot(), self._configured, self._applied)
         self._messages = []
         self.access_url = None
-        # beside placement, not before it: a few seconds at most, and it never raises
-        cleanup = asyncio.ensure_future(
-            remove_leftovers(self.cluster_set.configs, self.cluster_client, self.pod_name, self.log)
-        )
-        try:
-            candidates = await self._place(opts)
-        finally:
-            await cleanup
+        # beside placement and in the background: an attempt waits only for its own cluster's check
+        # (settle), so a cluster that does not answer never holds up a spawn elsewhere
+        await self.leftovers.begin([(c.name, c.namespace) for c in self.cluster_set.configs], self.pod_name)
+        candidates = await self._place(opts)
         failures: list[str] = []
         tried: list[Candidate] = []
         candidate = candidates[0]
@@ -390,6 +425,7 @@ class HybridSpawner(MultiClusterSpawner):
             why = candidate.reason if attempt == 0 else f"{failures[-1]}; now: {candidate.reason}"
             note = home_note(usual_home(self.cluster_set.configs), cluster)
             self._say(f"{why}; {note}" if note else why)
+            await self.leftovers.settle(cluster.name, LEFTOVER_WAIT)
             self.apply_attempt(candidate, opts)
             try:
                 try:
@@ -404,8 +440,7 @@ class HybridSpawner(MultiClusterSpawner):
                 tried.append(candidate)
                 metrics.FALLBACKS.labels(cluster.name).inc()
                 self.log.warning("%s: attempt on %s failed: %s", self.user.name, cluster.name, exc)
-                with contextlib.suppress(Exception):
-                    await super().stop(now=True)
+                await self._clean_up_attempt(cluster, gone=isinstance(exc, Unreachable))
                 continue
             metrics.PLACEMENTS.labels(cluster.name, placement_reason(cluster, opts, attempt)).inc()
             return url
@@ -413,6 +448,35 @@ class HybridSpawner(MultiClusterSpawner):
         raise SpawnRefused(
             f"No cluster could start your server now ({reasons}). Try fewer GPUs or later.", reason="capacity"
         )
+
+    async def _clean_up_attempt(self, cluster: ClusterConfig, *, gone: bool) -> None:
+        """Remove a failed attempt's pod, for at most ``attempt_cleanup_timeout`` seconds. A cluster
+        that is ``gone`` (stopped answering) is not waited for at all. Either way, a pod that may be
+        left there, even one whose timed-out create is carried out later, is removed in the
+        background once the cluster answers (``LeftoverPods.watch``)."""
+        if not gone:
+            try:
+                await asyncio.wait_for(super().stop(now=True), self.attempt_cleanup_timeout)
+                return
+            except Exception as exc:
+                self.log.warning(
+                    "%s: the failed attempt's pod on %s is not removed yet (%s); removing it once %s answers",
+                    self.user.name,
+                    cluster.name,
+                    exc or type(exc).__name__,
+                    cluster.name,
+                )
+        self.leftovers.watch(cluster.name, self.namespace, self.pod_name)
+
+    async def _cluster_health(self, cluster: str) -> str | None:
+        try:
+            return await asyncio.wait_for(self._service().health(cluster), 2 * HEALTH_INTERVAL)
+        except TimeoutError:
+            return None
+
+    def _pod_seen(self) -> bool:
+        reflector = self.pod_reflector
+        return reflector is not None and f"{self.namespace}/{self.pod_name}" in reflector.pods
 
     async def _attempt(self, cluster: ClusterConfig, candidate: Candidate) -> str:
         """Start the pod on ``candidate`` while its events are read: the first to end wins."""
@@ -435,13 +499,23 @@ class HybridSpawner(MultiClusterSpawner):
                 say=self._say,
             )
         )
+        reachable = asyncio.ensure_future(
+            until_unreachable(
+                cluster.name,
+                lambda: self._cluster_health(cluster.name),
+                self._pod_seen,
+                create_within=self.attempt_create_timeout,
+                interval=HEALTH_INTERVAL,
+            )
+        )
         try:
-            done, _ = await asyncio.wait({start, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if watch in done and watch.exception() is not None:
-                raise watch.exception()  # type: ignore[misc]
+            done, _ = await asyncio.wait({start, watch, reachable}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (watch, reachable):
+                if task in done and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
             url: str = await start
         finally:
-            for task in (start, watch):
+            for task in (start, watch, reachable):
                 if not task.done():
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -16,13 +16,53 @@ from spawner.core.clusters import ClusterConfig
 from spawner.core.model import Pool
 from spawner.spawning.events import Verdict, read_event
 
-__all__ = ["NoRoom", "fail_fast", "progress", "service_address", "until_answering"]
+__all__ = [
+    "NoRoom",
+    "Unreachable",
+    "fail_fast",
+    "progress",
+    "service_address",
+    "until_answering",
+    "until_unreachable",
+]
 
 Say = Callable[[str], None]  # tells the user (the spawn's progress) and the log
 
 
 class NoRoom(Exception):
     """This candidate cannot take the pod after all: the spawn goes on to the next one."""
+
+
+class Unreachable(NoRoom):
+    """This candidate's cluster stopped answering: the spawn goes on to the next one, and what the
+    attempt may have left there is removed once the cluster answers again, not waited for."""
+
+
+async def until_unreachable(
+    cluster: str,
+    health: Callable[[], Awaitable[str | None]],
+    created: Callable[[], bool],
+    *,
+    create_within: float,
+    interval: float = 1.0,
+) -> None:
+    """Raise ``Unreachable`` once the attempt's ``cluster`` looks gone: the service calls it down
+    (``health()``, asked every ``interval`` seconds; None: no answer, which says nothing), or the
+    attempt's pod is not ``created()`` (seen in the pod watch) ``create_within`` seconds after the
+    attempt began. Runs until cancelled otherwise (the attempt's start won).
+
+    KubeSpawner retries a create or a delete that times out for ``k8s_api_request_retry_timeout``
+    (30 s) each, and a pod whose watch hangs is waited for until ``start_timeout``: over a hung site
+    link an attempt would hold the spawn that long. A create takes well under a second when the API
+    answers."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while True:
+        await asyncio.sleep(interval)
+        if not created() and loop.time() - began >= create_within:
+            raise Unreachable(f"{cluster} did not take the server's pod in {create_within:.0f} s")
+        if await health() == "down":
+            raise Unreachable(f"{cluster} stopped answering")
 
 
 async def fail_fast(

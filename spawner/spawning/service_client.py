@@ -73,6 +73,20 @@ class ServiceClient:
         code, body = await self.call("GET", "api/capacity")
         return body if code == 200 else None
 
+    async def health(self, cluster: str) -> str | None:
+        """What the service says of ``cluster`` now (``healthy``, ``degraded``, ``down``), from
+        ``api/capacity``; None when it cannot say (no answer, or no such cluster)."""
+        try:
+            body = await self.capacity()
+        except SpawnRefused:
+            return None
+        clusters = body.get("clusters") if isinstance(body, Mapping) else None
+        for entry in clusters if isinstance(clusters, list) else ():
+            if isinstance(entry, Mapping) and entry.get("name") == cluster:
+                state = entry.get("health")
+                return state if isinstance(state, str) else None
+        return None
+
     async def place(self, request: Mapping[str, Any]) -> list[Candidate]:
         """The candidates for a server, best first (the first one's GPUs reserved for it). A spawn
         asks again for each later attempt, with the candidates it tried in ``request["tried"]``. A
