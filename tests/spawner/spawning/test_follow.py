@@ -13,7 +13,14 @@ import pytest_asyncio
 from tornado import httpserver, netutil, web
 
 from spawner.core.clusters import parse_clusters
-from spawner.spawning.follow import NoRoom, fail_fast, progress, until_answering
+from spawner.spawning.follow import (
+    NoRoom,
+    Unreachable,
+    fail_fast,
+    progress,
+    until_answering,
+    until_unreachable,
+)
 
 (CLUSTER,) = parse_clusters(
     [
@@ -160,3 +167,39 @@ async def test_until_answering_with_interval_0_asks_nothing(flaky: tuple[str, li
 
 def _log() -> logging.Logger:
     return logging.getLogger("test")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("states", "seen", "expected"),
+    [
+        (["healthy", "down"], True, "eks stopped answering"),  # the service calls it down
+        ([None, "down"], True, "eks stopped answering"),  # an unanswered question says nothing
+        (["healthy"] * 50, False, "eks did not take the server's pod in 0 s"),  # no pod in time
+    ],
+)
+async def test_until_unreachable_gives_up_on_a_cluster_that_is_gone(
+    states: list[str | None], seen: bool, expected: str
+) -> None:
+    answers = iter(states)
+
+    async def health() -> str | None:
+        return next(answers)
+
+    with pytest.raises(Unreachable, match=expected):
+        await asyncio.wait_for(
+            until_unreachable("eks", health, lambda: seen, create_within=0.05, interval=0.01), 5
+        )
+
+
+@pytest.mark.asyncio
+async def test_until_unreachable_runs_on_while_the_cluster_answers() -> None:
+    async def health() -> str | None:
+        return "degraded"
+
+    task = asyncio.ensure_future(
+        until_unreachable("eks", health, lambda: True, create_within=0.01, interval=0.01)
+    )
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    task.cancel()
