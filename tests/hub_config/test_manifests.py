@@ -33,7 +33,8 @@ Need = tuple[str, str, str]  # (apiGroup, resource, verb)
 # HybridSpawner (KubeSpawner underneath) in the notebook namespace.
 SPAWNER_NEEDS: dict[Need, str] = {
     ("", "pods", "create"): "KubeSpawner._make_create_pod_request",
-    ("", "pods", "delete"): "KubeSpawner._make_delete_pod_request (stop), leftovers.remove_leftovers",
+    ("", "pods", "delete"): "KubeSpawner._make_delete_pod_request (stop), leftovers.LeftoverPods",
+    ("", "pods", "get"): "leftovers.LeftoverPods (the UID a leftover is deleted with)",
     ("", "pods", "list"): "KubeSpawner's PodReflector (list_namespaced_pod)",
     ("", "pods", "watch"): "KubeSpawner's PodReflector",
     ("", "events", "list"): "KubeSpawner's EventReflector (list_namespaced_event)",
