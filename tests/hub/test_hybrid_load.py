@@ -9,6 +9,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,12 +29,16 @@ CONTEXTS = ("onprem", "eks")
 
 @pytest.fixture(scope="module")
 def load_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """The hybridhub service and HybridSpawner; the pods run the light stdlib echo server (echosu).
+    """The hybridhub service and HybridSpawner; the pods run the light stdlib echo server (echosu)."""
+    yield from echosu_hub(hsim, tmp_path_factory.mktemp("hybridload"))
 
-    The EKS nodes these tests make the elastic pool add are removed afterwards (as the autoscaler
+
+def echosu_hub(hsim: SimProcess, work: Path) -> Iterator[HubProcess]:
+    """A hub with the hybridhub service and HybridSpawner whose pods run echosu, for load tests.
+
+    The EKS nodes its tests make the elastic pool add are removed afterwards (as the autoscaler
     would, idle, after 10 minutes): later tests of the session expect the pool as they found it.
     """
-    work = tmp_path_factory.mktemp("hybridload")
     hub = HubProcess(work / "hub", hsim, singleuser="echosu", namespace=NAMESPACE)
     hub.wiring = wire(hub, hsim, work, spawner=True)
     found = set(elastic_nodes(hsim))

@@ -11,21 +11,19 @@ import pytest
 
 from simcluster.testing import SimProcess
 from tests.harness.hub import HubProcess
-from tests.harness.hybrid import wire
-from tests.harness.service_api import call, user_token, wait_for_service
+from tests.harness.service_api import call, user_token
 from tests.harness.waits import wait_for
 from tests.hub.test_hybrid_load import (
     L40S,
-    NAMESPACE,
     ONE_L40S,
     cluster_of,
     create_pods,
     delta,
+    echosu_hub,
     elastic_nodes,
     fallbacks,
     placements,
     pods,
-    servers,
     spawn_all,
     stop_all,
     tenant_pod,
@@ -39,21 +37,9 @@ POOL_MAX = 4  # tests/harness/clusters.yaml: the gpu-l40s pool may have four 4-G
 
 @pytest.fixture(scope="module")
 def warm_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
-    """The hybridhub service and HybridSpawner, pods running the stdlib echo server (echosu). The EKS
-    nodes its tests add are removed afterwards: later tests of the session expect the pool as found."""
-    work = tmp_path_factory.mktemp("warmpool")
-    hub = HubProcess(work / "hub", hsim, singleuser="echosu", namespace=NAMESPACE)
-    hub.wiring = wire(hub, hsim, work, spawner=True)
-    found = set(elastic_nodes(hsim))
-    with hub:
-        wait_for_service(hub)
-        try:
-            yield hub
-        finally:
-            stop_all(hub, hsim, list(servers(hub)))
-            admin = hsim.admin("eks")
-            for name in set(elastic_nodes(hsim)) - found:
-                admin.remove_node(name)
+    """The hybridhub service and HybridSpawner, pods running echosu; the EKS nodes its tests add are
+    removed afterwards."""
+    yield from echosu_hub(hsim, tmp_path_factory.mktemp("warmpool"))
 
 
 def l40s(hub: HubProcess, token: str) -> dict[str, dict[str, Any]]:
