@@ -39,6 +39,8 @@ class Administered(Protocol):
 
     def remove_node(self, name: str) -> None: ...
 
+    def kill_pods(self) -> int: ...
+
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
@@ -129,6 +131,10 @@ def make_admin_app(clusters: Mapping[str, Administered], token: str) -> web.Appl
 
         return handler
 
+    async def kill_pods(request: web.Request) -> web.Response:
+        """Every pod on the cluster's nodes stops at once, as when the site loses power."""
+        return _json({"killed": cluster(request).kill_pods()})
+
     async def state(request: web.Request) -> web.Response:
         c = cluster(request)
         return _json(
@@ -157,4 +163,5 @@ def make_admin_app(clusters: Mapping[str, Administered], token: str) -> web.Appl
         "/clusters/{cluster}/nodes/{node}/ready", node_action(lambda c, n: c.set_node_ready(n, True))
     )
     app.router.add_delete("/clusters/{cluster}/nodes/{node}", node_action(lambda c, n: c.remove_node(n)))
+    app.router.add_post("/clusters/{cluster}/pods/kill", kill_pods)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import gc
 import json
@@ -37,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         "admin token; it is removed again on exit",
     )
     up.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    up.add_argument(
+        "--runtime",
+        choices=("simulated", "process"),
+        help="run every cluster's pods with this runtime instead of the cluster file's: process runs "
+        "them as real processes (root; without root it falls back to process-loopback, and says so)",
+    )
     up.add_argument(
         "--state-dir",
         type=Path,
@@ -86,6 +93,8 @@ async def _up(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"hybridhub sim up: {exc}", file=sys.stderr)
         return 2
+    if args.runtime:
+        specs = [dataclasses.replace(spec, runtime=args.runtime) for spec in specs]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

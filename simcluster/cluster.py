@@ -19,6 +19,7 @@ from .auth import Authenticator
 from .autoscaler import Autoscaler, create_node
 from .config import ClusterSpec
 from .controller import Controller
+from .errors import ApiError
 from .faults import ApiFaults, FaultUnsupported
 from .gate import GatedListener
 from .kubelet import Kubelet
@@ -234,6 +235,22 @@ class SimCluster:
         node = self.store.get(nodes, None, name)
         self.store.delete(nodes, None, name)
         self.addresses.release(clone(node))
+
+    def kill_pods(self) -> int:
+        """The site loses power: every pod bound to a node is force-deleted at once, so the kubelet
+        kills its processes with no grace period. The nodes stay, as they come back with the power."""
+        pods = self.registry.core("pods")
+        killed = 0
+        for pod in self.store.list(pods):
+            if not (pod.get("spec") or {}).get("nodeName"):
+                continue  # never scheduled: nothing runs
+            meta = pod["metadata"]
+            try:
+                self.store.delete(pods, meta["namespace"], meta["name"], grace_period=0)
+            except ApiError:
+                continue  # gone meanwhile
+            killed += 1
+        return killed
 
     async def stop(self) -> None:
         self.store.close_watches()

@@ -77,6 +77,10 @@ class AdminClient:
     def remove_node(self, node: str) -> None:
         self._call("DELETE", f"/nodes/{node}")
 
+    def kill_pods(self) -> int:
+        """Every pod on the cluster's nodes is force-deleted and its processes killed (a site's power cut)."""
+        return int(self._call("POST", "/pods/kill")["killed"])
+
 
 class SimProcess:
     """``hybridhub sim up`` in a subprocess, with its kubeconfig, endpoints and admin clients."""

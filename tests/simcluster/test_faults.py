@@ -161,3 +161,29 @@ def test_node_removed_takes_its_pods(faulty: SimProcess) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         faulty.admin("onprem").remove_node("dgx-a100-2")
     assert err.value.code == 404
+
+
+def test_kill_pods_stops_every_pod_on_a_node_and_keeps_the_nodes(faulty: SimProcess) -> None:
+    containers = [{"name": "c", "image": "busybox:1"}]
+    for name, node in (("lit-1", "dgx-a100-1"), ("lit-2", "l40s-2")):
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": containers},
+        }
+        faulty.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(pod))
+    unscheduled = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "waiting"},
+        "spec": {"nodeSelector": {"no-such": "node"}, "containers": containers},
+    }
+    faulty.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(unscheduled))
+    faulty.kubectl("wait", "--for=condition=Ready", "pod/lit-1", "pod/lit-2", "--timeout=20s")
+    nodes = faulty.kubectl("get", "nodes", "-o", "name").stdout
+    assert faulty.admin("onprem").kill_pods() == 2
+    faulty.kubectl("wait", "--for=delete", "pod/lit-1", "pod/lit-2", "--timeout=20s")
+    assert faulty.kubectl("get", "pods", "-o", "name").stdout.split() == ["pod/waiting"]
+    assert faulty.kubectl("get", "nodes", "-o", "name").stdout == nodes
+    faulty.kubectl("delete", "pod", "waiting", "--wait=true", "--timeout=20s")
