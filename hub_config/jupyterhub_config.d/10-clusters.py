@@ -3,7 +3,8 @@
 Read by the hub (z2jh's config.d loader) and by the hybridhub service (``--config`` of this file), so
 both see the same clusters. How to reach each cluster and how its pods reach the hub are settings,
 ``HYBRIDHUB_<CLUSTER>_*`` in the environment the Helm chart gives the hub container (``hub.extraEnv``
-in ../values.yaml); nothing secret is in this file.
+in ../values.yaml); nothing secret is in this file. The defaults are the cloud topology: the hub runs
+in EKS and reaches the on-prem cluster over the site link (docs/operator-guide.md, "What runs where").
 """
 
 import os
@@ -57,12 +58,16 @@ def access(cluster: str, kubeconfig: str) -> dict[str, Any]:
 # EKS GPU node groups carry this taint (nodes without the toleration never get GPU pods)
 GPU_TAINT = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
-# The hub runs in the on-prem cluster (its service account) and reaches EKS through a kubeconfig whose
-# user runs `aws eks get-token` (mounted from a Secret; its tokens last about 15 minutes and are renewed
-# before they expire). For the hub in EKS, set HYBRIDHUB_EKS_KUBECONFIG to in-cluster and
-# HYBRIDHUB_ONPREM_KUBECONFIG to a kubeconfig for the on-prem API (docs/operator-guide.md).
-ONPREM = access("onprem", kubeconfig=IN_CLUSTER)
-EKS = access("eks", kubeconfig="/usr/local/etc/hybridhub/kubeconfig")
+# The hub runs in EKS (its pod's service account), so that an on-prem outage, up to a whole site gone
+# dark, leaves the hub up to route around it. It reaches the on-prem API over the site link through a
+# kubeconfig of its own, mounted from a Secret, whose user reads a bound ServiceAccount token from a
+# file that is replaced before the token expires (never a long-lived token); on-prem pods reach the hub
+# at HYBRIDHUB_ONPREM_HUB_URL, which has no default. For the hub in the on-prem cluster instead (the
+# documented alternative), set HYBRIDHUB_ONPREM_KUBECONFIG to in-cluster and HYBRIDHUB_EKS_KUBECONFIG
+# to a kubeconfig for EKS, with HYBRIDHUB_EKS_HUB_URL (docs/operator-guide.md).
+ONPREM_KUBECONFIG = "/usr/local/etc/hybridhub/onprem/kubeconfig"  # the `kubeconfig` key of the Secret
+ONPREM = access("onprem", kubeconfig=ONPREM_KUBECONFIG)
+EKS = access("eks", kubeconfig=IN_CLUSTER)
 if ONPREM["kubeconfig"] is None and EKS["kubeconfig"] is None:
     raise ValueError(
         "10-clusters.py: HYBRIDHUB_ONPREM_KUBECONFIG and HYBRIDHUB_EKS_KUBECONFIG are both in-cluster, "
@@ -74,6 +79,10 @@ c.ClusterSet.clusters = [
         "name": "onprem",
         "role": "onprem",
         **ONPREM,
+        # HybridSpawner and the proxy connect to pod IPs: the on-prem pod network must be routable from
+        # the hub and proxy pods in the VPC over the site link (VPN / Direct Connect, the pod CIDR
+        # advertised, e.g. by BGP). Without such a route: "pod_access": "service" with
+        # "service_type": "LoadBalancer" (MetalLB or the like) or "NodePort"
         "pod_access": "pod-ip",
         # a claim per user (the default StorageClass), mounted at /home/jovyan in place of the chart's
         # singleuser.storage mount; the same claim name, so existing homes stay
@@ -87,9 +96,7 @@ c.ClusterSet.clusters = [
         "name": "eks",
         "role": "cloud",
         **EKS,
-        # HybridSpawner connects to pod IPs: the VPC's pod IPs must be routable from the hub and proxy
-        # pods (Direct Connect / VPN). Without such a route: "pod_access": "service" with
-        # "service_type": "LoadBalancer" (a load balancer per server) or "NodePort"
+        # the hub and proxy pods are in this cluster: pod IPs (VPC CNI) are routable from them
         "pod_access": "pod-ip",
         # EKS's own home per user (gp3); users are told their on-prem home is not mounted there
         "home_storage": {"kind": "pvc", "size": "10Gi", "storage_class": "gp3"},

@@ -47,20 +47,18 @@ from .configfiles import (
 
 Z2JH = ROOT.parent / "shared" / "data" / "z2jh"  # the chart's values and schema (test data, not shipped)
 
+# the hub in EKS (the default): on-prem through a kubeconfig of its own, EKS in-cluster
 ENV = {
     "POD_NAMESPACE": "hub-ns",
-    "HYBRIDHUB_EKS_KUBECONFIG": "/etc/hh/eks.kubeconfig",
-    "HYBRIDHUB_EKS_CONTEXT": "arn:aws:eks:eu-west-1:111122223333:cluster/gpu",
-    "HYBRIDHUB_EKS_NAMESPACE": "notebooks",
-    "HYBRIDHUB_EKS_HUB_URL": "https://hub.example.org",
+    "HYBRIDHUB_ONPREM_KUBECONFIG": "/etc/hh/onprem.kubeconfig",
+    "HYBRIDHUB_ONPREM_CONTEXT": "onprem-admin@lab",
+    "HYBRIDHUB_ONPREM_NAMESPACE": "notebooks",
+    "HYBRIDHUB_ONPREM_HUB_URL": "https://hub.example.org",
     "HYBRIDHUB_HUB_TOKEN": "hub-token-not-for-files",
     "KUBERNETES_SERVICE_HOST": "10.96.0.1",
     "KUBERNETES_SERVICE_PORT": "443",
     "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
 }
-# the two-cluster file's EKS settings, which the single-cluster file would read for its one cluster
-# (named eks too): the operator guide says to drop them with that file
-TWO_CLUSTER_ONLY = ("HYBRIDHUB_EKS_KUBECONFIG", "HYBRIDHUB_EKS_CONTEXT", "HYBRIDHUB_EKS_NAMESPACE")
 
 
 @pytest.fixture
@@ -74,16 +72,9 @@ def topology(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def load_topology(topology: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    if topology == "single-cluster":
-        for name in TWO_CLUSTER_ONLY:
-            monkeypatch.delenv(name)
-    return load(hub_dir(topology, tmp_path))
-
-
 @pytest.fixture
-def config(topology: str, env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    return load_topology(topology, tmp_path, monkeypatch)
+def config(topology: str, env: dict[str, str], tmp_path: Path) -> Config:
+    return load(hub_dir(topology, tmp_path))
 
 
 # ---------------------------------------------------------------------------------------------- clusters
@@ -91,23 +82,24 @@ def config(topology: str, env: dict[str, str], tmp_path: Path, monkeypatch: pyte
 
 def test_two_clusters_from_the_environment(env: dict[str, str]) -> None:
     onprem, eks = ClusterSet(config=load(HUB_CONFIG)).configs
-    assert (onprem.name, onprem.role, onprem.in_cluster) == ("onprem", Role.ONPREM, True)
-    assert onprem.namespace == env["POD_NAMESPACE"]
-    assert (eks.name, eks.role, eks.in_cluster) == ("eks", Role.CLOUD, False)
-    assert (eks.kubeconfig, eks.context) == (env["HYBRIDHUB_EKS_KUBECONFIG"], env["HYBRIDHUB_EKS_CONTEXT"])
-    assert (eks.namespace, eks.hub_connect_url) == (
-        env["HYBRIDHUB_EKS_NAMESPACE"],
-        env["HYBRIDHUB_EKS_HUB_URL"],
+    assert (onprem.name, onprem.role, onprem.in_cluster) == ("onprem", Role.ONPREM, False)
+    assert (onprem.kubeconfig, onprem.context) == (
+        env["HYBRIDHUB_ONPREM_KUBECONFIG"],
+        env["HYBRIDHUB_ONPREM_CONTEXT"],
     )
+    assert (onprem.namespace, onprem.hub_connect_url) == (
+        env["HYBRIDHUB_ONPREM_NAMESPACE"],
+        env["HYBRIDHUB_ONPREM_HUB_URL"],
+    )
+    assert (eks.name, eks.role, eks.in_cluster) == ("eks", Role.CLOUD, True)
+    assert eks.namespace == env["POD_NAMESPACE"]
     elastic = {p.name: (p.gpu_product, p.gpus_per_node) for p in eks.pools if p.elastic}
     assert elastic == {"a100": ("NVIDIA-A100-SXM4-80GB", 8), "l40s": ("NVIDIA-L40S", 4)}
     assert not any(p.elastic for p in onprem.pools)
 
 
-def test_single_cluster_has_an_onprem_and_a_cloud_pool(
-    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (cluster,) = ClusterSet(config=load_topology("single-cluster", tmp_path, monkeypatch)).configs
+def test_single_cluster_has_an_onprem_and_a_cloud_pool(env: dict[str, str], tmp_path: Path) -> None:
+    (cluster,) = ClusterSet(config=load(hub_dir("single-cluster", tmp_path))).configs
     assert cluster.in_cluster and cluster.pod_access == "pod-ip"
     assert {p.name: cluster.pool_role(p) for p in cluster.pools} == {
         "onprem": Role.ONPREM,
@@ -117,9 +109,9 @@ def test_single_cluster_has_an_onprem_and_a_cloud_pool(
     assert cluster.pool("cloud").elastic and not cluster.pool("onprem").elastic
 
 
-def test_the_eks_hub_url_is_required(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("HYBRIDHUB_EKS_HUB_URL")
-    with pytest.raises(ValueError, match="HYBRIDHUB_EKS_HUB_URL"):
+def test_the_onprem_hub_url_is_required(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HYBRIDHUB_ONPREM_HUB_URL")
+    with pytest.raises(ValueError, match="HYBRIDHUB_ONPREM_HUB_URL"):
         load(HUB_CONFIG)
 
 
@@ -323,14 +315,14 @@ def test_values_mount_every_config_file(values: dict[str, Any]) -> None:
 def test_values_set_what_the_files_read(values: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     hub_env = values["hub"]["extraEnv"]
     for name in (
-        "HYBRIDHUB_EKS_HUB_URL",
+        "HYBRIDHUB_ONPREM_HUB_URL",
         "HYBRIDHUB_HUB_TOKEN",
-        "HYBRIDHUB_EKS_KUBECONFIG",
-        "HYBRIDHUB_EKS_CONTEXT",
+        "HYBRIDHUB_ONPREM_KUBECONFIG",
+        "HYBRIDHUB_ONPREM_CONTEXT",
     ):
         assert name in hub_env
     assert "value" not in hub_env["HYBRIDHUB_HUB_TOKEN"]  # a secretKeyRef, never the token
-    kubeconfig = Path(hub_env["HYBRIDHUB_EKS_KUBECONFIG"])
+    kubeconfig = Path(hub_env["HYBRIDHUB_ONPREM_KUBECONFIG"])
     mounts = [m["mountPath"] for m in values["hub"]["extraVolumeMounts"]]
     assert str(kubeconfig.parent) in mounts
     # The service's port, as the files make it from the chart's environment: the proxy's URL names the

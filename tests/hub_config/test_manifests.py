@@ -1,5 +1,6 @@
 """hub_config/manifests/: the companion Kubernetes objects of each cluster parse, and their RBAC gives the
-hub's and the service's identity what the code calls, and nothing more.
+hub's and the service's identity what the code calls, and nothing more; the on-prem identity's token
+is bound and renewed, never long-lived.
 
 The tables below come from reading the code: KubeSpawner 7.0's spawner.py and reflector.py,
 spawner/hybrid.py and the packages spawning, kube, inventory and service. ``test_the_tables_cover_the_code``
@@ -21,6 +22,8 @@ import pytest
 import yaml
 from kubernetes_asyncio.client import CoreV1Api
 from traitlets.config import Config
+
+from .configfiles import chart_environment, use_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_CONFIG = ROOT / "hub_config"
@@ -77,10 +80,31 @@ SERVICE_SOURCES = [
     *sorted((ROOT / "spawner" / "service").rglob("*.py")),
 ]
 
-# who the hub and the service are in each cluster
+# Who the hub and the service are in each cluster: the hub runs in EKS (the chart's ServiceAccount
+# `hub`, in-cluster) and reaches on-prem as a ServiceAccount of its own there, over the site link.
 IDENTITY = {
-    "onprem": {"kind": "ServiceAccount", "name": "hub", "namespace": "jupyterhub"},
-    "eks": {"kind": "Group", "name": "hybridhub", "apiGroup": RBAC},
+    "onprem": {"kind": "ServiceAccount", "name": "hybridhub-hub", "namespace": "jupyterhub"},
+    "eks": {"kind": "ServiceAccount", "name": "hub", "namespace": "jupyterhub"},
+}
+# The EKS Job that renews the hub's on-prem token (eks/onprem-token-refresh.yaml).
+REFRESHER = {"kind": "ServiceAccount", "name": "hybridhub-onprem-token-refresh", "namespace": "jupyterhub"}
+ONPREM_SECRET = "hybridhub-onprem"  # the on-prem kubeconfig and token, mounted in the hub pod
+# Rules limited to one named object, per cluster and binding: the on-prem identity may request tokens
+# for itself (the renewal), and the refresher may rewrite the one Secret that holds the token.
+NamedNeed = tuple[str, str, str, str]  # (apiGroup, resource, verb, name)
+NAMED_NEEDS: dict[str, dict[str, tuple[dict[str, str], set[NamedNeed]]]] = {
+    "onprem": {
+        "hybridhub-token-renewal": (
+            IDENTITY["onprem"],
+            {("", "serviceaccounts/token", "create", IDENTITY["onprem"]["name"])},
+        ),
+    },
+    "eks": {
+        "hybridhub-onprem-token-refresh": (
+            REFRESHER,
+            {("", "secrets", "get", ONPREM_SECRET), ("", "secrets", "patch", ONPREM_SECRET)},
+        ),
+    },
 }
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
@@ -127,6 +151,7 @@ class Grants:
         self.cluster: set[Need] = set()
         self.urls: set[tuple[str, str]] = set()
         self.namespaced: dict[str, set[Need]] = {}
+        self.named: dict[str, set[NamedNeed]] = {}  # rules limited to resourceNames, by namespace
         roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in docs}
         for binding in docs:
             if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
@@ -147,11 +172,15 @@ class Grants:
                     )
                     self.urls |= {(u, v) for u in rule["nonResourceURLs"] for v in rule["verbs"]}
                     continue
-                assert not rule.get("resourceNames"), "no rule here is limited to names"
                 needs = {
                     (g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
                 }
-                if binding["kind"] == "ClusterRoleBinding":
+                if rule.get("resourceNames"):
+                    assert binding["kind"] == "RoleBinding", "a rule limited to names is in one namespace"
+                    self.named.setdefault(binding["metadata"]["namespace"], set()).update(
+                        (*need, n) for need in needs for n in rule["resourceNames"]
+                    )
+                elif binding["kind"] == "ClusterRoleBinding":
                     self.cluster |= needs
                 else:
                     self.namespaced.setdefault(binding["metadata"]["namespace"], set()).update(needs)
@@ -172,11 +201,16 @@ def missing(docs: list[dict[str, Any]], cluster: str) -> set[Any]:
     namespace = notebook_namespace(docs)
     spawner = Grants(docs, IDENTITY[cluster], "hybridhub-spawner")
     service = Grants(docs, IDENTITY[cluster], "hybridhub-service")
+    named = set()
+    for binding, (subject, needs) in NAMED_NEEDS[cluster].items():
+        held = Grants(docs, subject, binding).named.get(namespace, set())
+        named |= {(binding, *n) for n in needs - held}
     return (
         {("spawner", *n) for n in set(SPAWNER_NEEDS) - spawner.in_namespace(namespace)}
         | {("service", *n) for n in set(SERVICE_NAMESPACE_NEEDS) - service.in_namespace(namespace)}
         | {("service", *n) for n in set(SERVICE_CLUSTER_NEEDS) - service.cluster}
         | {("service", *n) for n in set(SERVICE_URL_NEEDS) - service.urls}
+        | named
     )
 
 
@@ -185,6 +219,7 @@ def test_rbac_gives_what_the_code_needs(docs: list[dict[str, Any]], cluster: str
 
 
 def test_rbac_gives_nothing_more(docs: list[dict[str, Any]], cluster: str) -> None:
+    namespace = notebook_namespace(docs)
     grants = Grants(docs, IDENTITY[cluster])
     assert grants.cluster <= set(SERVICE_CLUSTER_NEEDS), "cluster-wide grants beyond the inventory's"
     extra = (
@@ -199,7 +234,17 @@ def test_rbac_gives_nothing_more(docs: list[dict[str, Any]], cluster: str) -> No
     assert service.cluster == set(SERVICE_CLUSTER_NEEDS)
     assert service.namespaced == {notebook_namespace(docs): set(SERVICE_NAMESPACE_NEEDS)}
     bindings = {b["metadata"]["name"] for b in one(docs, "RoleBinding") + one(docs, "ClusterRoleBinding")}
-    assert bindings == {"hybridhub-spawner", "hybridhub-service"}
+    assert bindings == {"hybridhub-spawner", "hybridhub-service", *NAMED_NEEDS[cluster]}
+    # the rules limited to one object give exactly what they are for, to whom they are for
+    expected_named = {
+        n for subject, needs in NAMED_NEEDS[cluster].values() if subject == IDENTITY[cluster] for n in needs
+    }
+    assert grants.named == ({namespace: expected_named} if expected_named else {})
+    for binding, (subject, needs) in NAMED_NEEDS[cluster].items():
+        other = Grants(docs, subject)
+        assert other.named == {namespace: needs}, binding
+        if subject != IDENTITY[cluster]:
+            assert not other.everything() and not other.urls, f"{binding}: only its named rules"
     for role in one(docs, "Role") + one(docs, "ClusterRole"):
         for rule in role["rules"]:
             assert "*" not in str(rule), f"{role['kind']} {role['metadata']['name']}: no wildcards"
@@ -220,9 +265,12 @@ def test_each_rule_is_needed_and_its_loss_is_caught(docs: list[dict[str, Any]], 
 
 
 def test_the_identity_is_the_hubs(docs: list[dict[str, Any]], cluster: str) -> None:
-    """Every binding names the hub's identity, and never the notebook pods' ServiceAccount."""
+    """Every binding names the hub's identity (the token refresher's its own), and never the notebook
+    pods' ServiceAccount."""
     for binding in one(docs, "RoleBinding") + one(docs, "ClusterRoleBinding"):
-        assert binding["subjects"] == [IDENTITY[cluster]]
+        name = binding["metadata"]["name"]
+        subject = NAMED_NEEDS[cluster][name][0] if name in NAMED_NEEDS[cluster] else IDENTITY[cluster]
+        assert binding["subjects"] == [subject], name
     text = "\n".join(p.read_text() for p in (MANIFESTS / cluster).glob("*.yaml"))
     assert "system:serviceaccounts" not in text and "system:authenticated" not in text
 
@@ -327,21 +375,21 @@ def test_namespace_pod_security(docs: list[dict[str, Any]]) -> None:
 
 
 def test_the_namespaces_are_the_configured_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On-prem: the chart's namespace as 10-clusters.py defaults it; EKS: values.yaml's."""
-    for name in ("POD_NAMESPACE", "HYBRIDHUB_EKS_NAMESPACE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HYBRIDHUB_EKS_HUB_URL", "https://hub.example.org")
+    """Each folder's namespace is the one 10-clusters.py makes of the chart's environment (values.yaml,
+    the chart installed in ``jupyterhub`` as its header says): EKS the hub's own, on-prem values.yaml's;
+    and each identity lives there (the hub's ServiceAccount, and on-prem its own)."""
+    values = yaml.safe_load((HUB_CONFIG / "values.yaml").read_text())
+    assert "--namespace jupyterhub" in (HUB_CONFIG / "values.yaml").read_text()
+    use_environment(monkeypatch, {**chart_environment(values), "POD_NAMESPACE": "jupyterhub"})
     config = Config()
     path = HUB_CONFIG / "jupyterhub_config.d" / "10-clusters.py"
     exec(compile(path.read_text(), str(path), "exec"), {"c": config, "__file__": str(path)})
     clusters = {c["name"]: c for c in config.ClusterSet.clusters}
-    assert notebook_namespace(folder_docs(MANIFESTS / "onprem")) == clusters["onprem"]["namespace"]
-    values = yaml.safe_load((HUB_CONFIG / "values.yaml").read_text())
-    assert (
-        notebook_namespace(folder_docs(MANIFESTS / "eks"))
-        == values["hub"]["extraEnv"]["HYBRIDHUB_EKS_NAMESPACE"]
-    )
-    assert IDENTITY["onprem"]["namespace"] == clusters["onprem"]["namespace"]  # the hub's ServiceAccount's
+    for cluster in CLUSTERS:
+        docs = folder_docs(MANIFESTS / cluster)
+        assert notebook_namespace(docs) == clusters[cluster]["namespace"] == IDENTITY[cluster]["namespace"]
+    (account,) = one(folder_docs(MANIFESTS / "onprem"), "ServiceAccount")
+    assert account["metadata"]["name"] == IDENTITY["onprem"]["name"]
 
 
 def test_notebook_pods_fit_the_namespace() -> None:
@@ -369,7 +417,7 @@ def test_only_the_hub_and_proxy_reach_the_notebook_port(docs: list[dict[str, Any
     (rule,) = ingress["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": "notebook-port"}]  # KubeSpawner's port name
     (peer,) = rule["from"]
-    if cluster == "onprem":
+    if cluster == "eks":  # the hub and the proxy run here: their pods' labels
         selector = peer["podSelector"]
         assert selector["matchLabels"] == {"app": "jupyterhub"}
         assert selector["matchExpressions"] == [
@@ -386,15 +434,19 @@ def test_only_the_hub_and_proxy_reach_the_notebook_port(docs: list[dict[str, Any
     assert re.search(r"^\s*#\s*port: 2222$", text, re.MULTILINE)
 
 
-def test_eks_notebooks_cannot_reach_instance_metadata() -> None:
-    docs = folder_docs(MANIFESTS / "eks")
+def test_notebooks_cannot_reach_instance_metadata() -> None:
+    """On-prem no chart policy selects notebook pods: hybridhub-notebook-egress keeps them from the
+    metadata address. In EKS the chart's singleuser policy does, and a policy of ours would widen it."""
+    docs = folder_docs(MANIFESTS / "onprem")
     (egress,) = [p["spec"] for p in one(docs, "NetworkPolicy") if "Egress" in p["spec"]["policyTypes"]]
     assert egress["podSelector"] == {"matchLabels": {"component": "singleuser-server"}}
     blocks = [peer["ipBlock"] for rule in egress["egress"] for peer in rule["to"]]
     assert blocks and all("169.254.169.254/32" in b.get("except", []) for b in blocks)
-    # on-prem the chart's own singleuser policy governs egress: none here, or it would widen it
     assert not [
         p
-        for p in one(folder_docs(MANIFESTS / "onprem"), "NetworkPolicy")
+        for p in one(folder_docs(MANIFESTS / "eks"), "NetworkPolicy")
         if "Egress" in p["spec"]["policyTypes"]
     ]
+    values = yaml.safe_load((HUB_CONFIG / "values.yaml").read_text())
+    rules = values["singleuser"]["networkPolicy"].get("egressAllowRules", {})
+    assert rules.get("cloudMetadataServer", False) is False  # the chart's default: blocked

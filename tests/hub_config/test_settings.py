@@ -1,9 +1,10 @@
 """Every address and credential in hub_config/ is a setting: the chart's defaults, overrides, and errors.
 
 The files read ``HYBRIDHUB_*`` variables the chart sets (``hub.extraEnv`` in values.yaml). With the
-chart's environment they make the shipped topology (the hub in the on-prem cluster); other values,
-such as a kubeconfig for on-prem with the hub in EKS, or another address for the service, take effect
-without editing the files; a missing or malformed value stops the hub with the variable's name.
+chart's environment they make the shipped topology (the hub in EKS, on-prem over the site link);
+other values, such as the hub in the on-prem cluster with a kubeconfig for EKS, or another address
+for the service, take effect without editing the files; a missing or malformed value stops the hub
+with the variable's name.
 """
 
 from __future__ import annotations
@@ -41,48 +42,48 @@ from .configfiles import (
 )
 
 # What the shipped files configure with the chart's environment (values.yaml as shipped, the
-# chart's namespace "hub-ns"): the hub in the on-prem cluster, EKS through the mounted kubeconfig.
+# chart's namespace "hub-ns"): the hub in EKS, on-prem through the mounted kubeconfig.
 CHART_WIRING = {
-    "onprem.kubeconfig": None,  # in-cluster: the hub pod's service account
-    "onprem.context": None,
-    "onprem.namespace": "hub-ns",  # the hub's own
-    "onprem.hub_connect_url": "http://hub:8081",  # the hub's Service
-    "eks.kubeconfig": "/usr/local/etc/hybridhub/kubeconfig",
-    "eks.context": "eks",
-    "eks.namespace": "jupyterhub",
-    "eks.hub_connect_url": "https://hub.example.org",
+    "onprem.kubeconfig": "/usr/local/etc/hybridhub/onprem/kubeconfig",
+    "onprem.context": "onprem",
+    "onprem.namespace": "jupyterhub",
+    "onprem.hub_connect_url": "https://hub.example.org",  # over the site link
+    "eks.kubeconfig": None,  # in-cluster: the hub pod's service account
+    "eks.context": None,
+    "eks.namespace": "hub-ns",  # the hub's own
+    "eks.hub_connect_url": "http://hub:8081",  # the hub's Service
     "service.url": "http://hub:10101",  # the proxy pod reaches the service through the hub's Service
     "service.bind_url": "http://0.0.0.0:10101",
     "service.config": f"{Z2JH_CONFIG_D}/10-clusters.py",
     "spawner.service_url": "http://127.0.0.1:10101/services/hybridhub/",  # the hub, in the same pod
 }
 
-# The hub in EKS, as /work/shared/DESIGN.md "Where the control plane runs" puts it: on-prem through a
-# kubeconfig of its own (a rotating bound token, or an exec plugin), EKS in-cluster. Empty values
-# clear what values.yaml sets, back to the defaults.
-HUB_IN_EKS = {
-    "HYBRIDHUB_ONPREM_KUBECONFIG": "/usr/local/etc/hybridhub/onprem-kubeconfig",
-    "HYBRIDHUB_ONPREM_CONTEXT": "onprem",
-    "HYBRIDHUB_ONPREM_HUB_URL": "https://hub.example.org",
-    "HYBRIDHUB_EKS_KUBECONFIG": "in-cluster",
-    "HYBRIDHUB_EKS_CONTEXT": "",
-    "HYBRIDHUB_EKS_NAMESPACE": "",
-    "HYBRIDHUB_EKS_HUB_URL": "",
+# The hub in the on-prem cluster, the documented alternative: the two kubeconfig settings flipped, EKS
+# through a kubeconfig whose user runs `aws eks get-token`. Empty values clear what values.yaml sets,
+# back to the defaults.
+HUB_ON_PREM = {
+    "HYBRIDHUB_ONPREM_KUBECONFIG": "in-cluster",
+    "HYBRIDHUB_ONPREM_CONTEXT": "",
+    "HYBRIDHUB_ONPREM_NAMESPACE": "",
+    "HYBRIDHUB_ONPREM_HUB_URL": "",
+    "HYBRIDHUB_EKS_KUBECONFIG": "/usr/local/etc/hybridhub/eks/kubeconfig",
+    "HYBRIDHUB_EKS_CONTEXT": "eks",
+    "HYBRIDHUB_EKS_HUB_URL": "https://hub.example.org",
 }
 
 OVERRIDES: list[tuple[str, dict[str, str], dict[str, Any]]] = [
     (
-        "hub in EKS",
-        HUB_IN_EKS,
+        "hub on-prem",
+        HUB_ON_PREM,
         {
-            "onprem.kubeconfig": "/usr/local/etc/hybridhub/onprem-kubeconfig",
-            "onprem.context": "onprem",
-            "onprem.namespace": "jupyterhub",  # a remote cluster's default, not the hub's namespace
-            "onprem.hub_connect_url": "https://hub.example.org",
-            "eks.kubeconfig": None,
-            "eks.context": None,
-            "eks.namespace": "hub-ns",
-            "eks.hub_connect_url": "http://hub:8081",
+            "onprem.kubeconfig": None,
+            "onprem.context": None,
+            "onprem.namespace": "hub-ns",
+            "onprem.hub_connect_url": "http://hub:8081",
+            "eks.kubeconfig": "/usr/local/etc/hybridhub/eks/kubeconfig",
+            "eks.context": "eks",
+            "eks.namespace": "jupyterhub",  # a remote cluster's default, not the hub's namespace
+            "eks.hub_connect_url": "https://hub.example.org",
         },
     ),
     (
@@ -103,6 +104,7 @@ OVERRIDES: list[tuple[str, dict[str, str], dict[str, Any]]] = [
             "onprem.namespace": "default",
             "onprem.hub_connect_url": "http://10.0.0.1:8081",
             "eks.kubeconfig": "/tmp/sim/kubeconfig",
+            "eks.context": "eks",
             "eks.namespace": "default",
             "eks.hub_connect_url": "http://10.0.0.1:8081",
         },
@@ -154,26 +156,30 @@ OVERRIDES: list[tuple[str, dict[str, str], dict[str, Any]]] = [
 ]
 
 ERRORS: list[tuple[str, dict[str, str], str]] = [
-    ("no hub URL for EKS", {"HYBRIDHUB_EKS_HUB_URL": ""}, "set HYBRIDHUB_EKS_HUB_URL to the hub's URL"),
     (
-        "no hub URL for an on-prem kubeconfig",
-        {"HYBRIDHUB_ONPREM_KUBECONFIG": "/k/onprem"},
+        "no hub URL for on-prem",
+        {"HYBRIDHUB_ONPREM_HUB_URL": ""},
         "set HYBRIDHUB_ONPREM_HUB_URL to the hub's URL as pods in onprem reach it",
     ),
     (
-        "no hub URL for an EKS kubeconfig, with the hub in EKS",
-        {**HUB_IN_EKS, "HYBRIDHUB_EKS_KUBECONFIG": "/k/eks"},
-        "set HYBRIDHUB_EKS_HUB_URL",
+        "no hub URL for an EKS kubeconfig",
+        {"HYBRIDHUB_EKS_KUBECONFIG": "/k/eks"},
+        "set HYBRIDHUB_EKS_HUB_URL to the hub's URL as pods in eks reach it",
+    ),
+    (
+        "no hub URL for an on-prem kubeconfig, with the hub on-prem",
+        {**HUB_ON_PREM, "HYBRIDHUB_ONPREM_KUBECONFIG": "/k/onprem"},
+        "set HYBRIDHUB_ONPREM_HUB_URL",
     ),
     (
         "both in-cluster",
-        {"HYBRIDHUB_EKS_KUBECONFIG": "in-cluster", "HYBRIDHUB_EKS_CONTEXT": ""},
+        {"HYBRIDHUB_ONPREM_KUBECONFIG": "in-cluster", "HYBRIDHUB_ONPREM_CONTEXT": ""},
         "HYBRIDHUB_ONPREM_KUBECONFIG and HYBRIDHUB_EKS_KUBECONFIG are both in-cluster",
     ),
     (
         "a context without a kubeconfig",
-        {"HYBRIDHUB_ONPREM_CONTEXT": "onprem"},
-        "HYBRIDHUB_ONPREM_CONTEXT is set but HYBRIDHUB_ONPREM_KUBECONFIG is in-cluster",
+        {"HYBRIDHUB_EKS_CONTEXT": "eks"},
+        "HYBRIDHUB_EKS_CONTEXT is set but HYBRIDHUB_EKS_KUBECONFIG is in-cluster",
     ),
     ("no port", {"HYBRIDHUB_SERVICE_PORT": "http"}, "HYBRIDHUB_SERVICE_PORT must be a TCP port"),
     ("port 0", {"HYBRIDHUB_SERVICE_PORT": "0"}, "HYBRIDHUB_SERVICE_PORT must be a TCP port"),
@@ -272,9 +278,9 @@ def test_the_single_cluster_file_reads_the_same_settings(
     overrides: dict[str, str],
     changes: dict[str, Any],
 ) -> None:
-    """Its one cluster is named eks, so HYBRIDHUB_EKS_* configure it; its defaults are in-cluster."""
-    for field in CLUSTER_FIELDS:  # values.yaml's, for the two-cluster file
-        monkeypatch.delenv(f"HYBRIDHUB_EKS_{field}")
+    """Its one cluster is named eks, so HYBRIDHUB_EKS_* configure it; its defaults are in-cluster, and
+    the two-cluster file's on-prem settings that values.yaml sets are ignored."""
+    assert any(name.startswith("HYBRIDHUB_ONPREM_") for name in chart_env)
     for name, value in overrides.items():
         monkeypatch.setenv(name, value)
     got = wiring(load(hub_dir("single-cluster", tmp_path)))
@@ -286,7 +292,7 @@ def test_the_single_cluster_file_reads_the_same_settings(
     assert {k: v for k, v in got.items() if k.startswith("eks.")} == expected
 
 
-@pytest.mark.parametrize("overrides", [{}, HUB_IN_EKS], ids=["chart", "hub in EKS"])
+@pytest.mark.parametrize("overrides", [{}, HUB_ON_PREM], ids=["chart", "hub on-prem"])
 def test_the_service_gets_the_same_clusters_and_its_bind_address(
     chart_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, overrides: dict[str, str]
 ) -> None:
@@ -332,17 +338,18 @@ async def test_each_cluster_client_reaches_its_own_api(
     chart_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """With a kubeconfig for each cluster, each cluster's client talks to that cluster's API with that
-    cluster's credentials: on-prem a ServiceAccount token read from a file (as a projected, rotating
-    bound token is), EKS a static token here (an exec plugin in production)."""
+    cluster's credentials: on-prem a ServiceAccount token read from a file (as the shipped kubeconfig's
+    rotating bound token is), EKS a static token here (in-cluster in production, or an exec plugin)."""
     token_file = tmp_path / "onprem-token"
     token_file.write_text("onprem-bound-token")
     onprem = kubeconfig(tmp_path / "onprem", "https://onprem.example:6443", {"tokenFile": str(token_file)})
     eks = kubeconfig(tmp_path / "eks", "https://eks.example", {"token": "eks-token"})
     for name, value in {
         "HYBRIDHUB_ONPREM_KUBECONFIG": onprem,
-        "HYBRIDHUB_ONPREM_HUB_URL": "https://hub.example.org",
+        "HYBRIDHUB_ONPREM_CONTEXT": "ctx",
         "HYBRIDHUB_EKS_KUBECONFIG": eks,
         "HYBRIDHUB_EKS_CONTEXT": "ctx",
+        "HYBRIDHUB_EKS_HUB_URL": "https://hub.example.org",
     }.items():
         monkeypatch.setenv(name, value)
     reached = {}
