@@ -232,6 +232,24 @@ def test_the_onprem_token_is_bound_short_lived_and_renewed_in_time() -> None:
             assert doc.get("type") != "kubernetes.io/service-account-token", path
 
 
+def test_the_refresh_job_fits_the_restricted_pod_security_profile() -> None:
+    """It runs in the hub's namespace, whose Pod Security labels warn on `restricted`: it meets it,
+    holds its token files in memory only, and gives up rather than run on."""
+    spec = refresh_job()["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    job = spec["jobTemplate"]["spec"]
+    assert job["activeDeadlineSeconds"] > 0
+    pod = job["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {"drop": ["ALL"]}
+    assert context["readOnlyRootFilesystem"] is True
+    (work,) = [v for v in pod["volumes"] if "emptyDir" in v]
+    assert work["emptyDir"]["medium"] == "Memory"
+
+
 @pytest.mark.asyncio
 async def test_the_shipped_kubeconfig_gives_the_client_the_current_token(
     defaults: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
