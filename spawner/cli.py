@@ -13,6 +13,10 @@ __all__ = ["SUBCOMMANDS", "main"]
 
 # name -> (module exposing ``main(argv: list[str]) -> int``, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "spawner.demo.cli",
+        "run the whole hub on this machine on simcluster (status, outage, recover from another shell)",
+    ),
     "service": (
         "spawner.service.app",
         "run the hybridhub service (inventory, health, placement) beside the hub",
