@@ -41,9 +41,10 @@ $(NODE_STAMP): package.json package-lock.json | system-deps
 	npm ci --no-audit --no-fund --loglevel=error
 	rm -f node_modules/.installed-*; touch $@
 
-## The main job: emulated on-prem + EKS clusters, a kubeconfig in .sim/ (contexts onprem, eks).
-demo: $(STAMP) system-deps
-	$(BIN)/hybridhub sim up --kubeconfig .sim/kubeconfig --endpoints .sim/endpoints.json
+## The main job: the whole hub on this machine until Ctrl-C (hybridhub demo: simcluster's on-prem and
+## EKS clusters, the hybridhub service, JupyterHub with HybridSpawner and the proxy; its files in .demo/).
+demo: $(STAMP) system-deps $(NODE_STAMP)
+	$(BIN)/hybridhub demo
 
 ## The whole test suite: lint, types, tests.
 test: $(STAMP) system-deps $(NODE_STAMP) lint typecheck extras pytest pytest-hub6
@@ -79,4 +80,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/simcluster_api.py
 
 clean:
-	rm -rf $(VENV) $(HUB6_VENV) .venv-extras node_modules .sim .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(HUB6_VENV) .venv-extras node_modules .sim .demo .pytest_cache .mypy_cache .ruff_cache

@@ -250,16 +250,17 @@ def outage_problem(kind: str, runtime: str) -> str | None:
     return None
 
 
-def commands_text(state_dir_option: str) -> str:
-    """The commands a person runs from another shell, with the demo's --state-dir unless it is the default."""
+def commands_text(program: str, state_dir_option: str) -> str:
+    """The commands a person runs from another shell: ``program`` is how they reach the hybridhub script,
+    and the demo's --state-dir is named unless it is the default."""
     opt = f" {state_dir_option}" if state_dir_option else ""
     return "\n".join(
         [
-            f"  hybridhub demo status{opt}     clusters, GPUs free/total, whose server runs where",
-            f"  hybridhub demo outage onprem{opt} [--api | --link | --site]",
+            f"  {program} demo status{opt}     clusters, GPUs free/total, whose server runs where",
+            f"  {program} demo outage onprem{opt} [--api | --link | --site]",
             "      --api: the on-prem API refuses connections (default); --link: the site link hangs, the",
             "      site runs on; --site: as --link, and the on-prem pods stop",
-            f"  hybridhub demo recover onprem{opt}              end the outage",
+            f"  {program} demo recover onprem{opt}     end the outage",
         ]
     )
 

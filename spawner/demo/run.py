@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -37,6 +39,17 @@ def _synced(state: DemoState) -> bool:
     return len(clusters) == len(CLUSTERS) and all(c.get("synced") for c in clusters)
 
 
+def _program() -> str:
+    """How another shell runs this hybridhub script: its name when PATH finds it, else its path."""
+    script = Path(sys.executable).parent / "hybridhub"
+    found = shutil.which("hybridhub")
+    if found and Path(found).resolve() == script.resolve():
+        return "hybridhub"
+    with contextlib.suppress(ValueError):  # not under the current directory
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
+
+
 def _banner(plan: Plan, state: DemoState, shown_dir: str, seconds: float) -> str:
     option = f"--state-dir {shown_dir}" if shown_dir != ".demo" else ""
     lines = [
@@ -50,7 +63,7 @@ def _banner(plan: Plan, state: DemoState, shown_dir: str, seconds: float) -> str
         )
     lines += [
         "From another shell:",
-        commands_text(option),
+        commands_text(_program(), option),
         f"  KUBECONFIG={shown_dir}/kubeconfig kubectl --context onprem get pods -n {NAMESPACE} -o wide",
         "Stop with Ctrl-C.",
     ]
