@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .state import DemoError
+
 __all__ = ["Child", "Supervisor", "descendants", "make_subreaper"]
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -90,16 +92,19 @@ class Supervisor:
         self.subreaper = make_subreaper()
 
     def start(self, name: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log: Path) -> Child:
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                list(argv),
-                env=dict(env),
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a signal to it reaches its whole group
-            )
+        try:
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    list(argv),
+                    env=dict(env),
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: a signal to it reaches its whole group
+                )
+        except OSError as exc:
+            raise DemoError(f"cannot start {name} ({argv[0]}): {exc.strerror}") from None
         child = Child(name, proc, log)
         self.children.append(child)
         return child

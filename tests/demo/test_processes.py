@@ -7,8 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from spawner.demo.processes import Supervisor, descendants, make_subreaper
-from spawner.demo.state import alive
+from spawner.demo.state import DemoError, alive
 
 # A parent that starts a grandchild in a session of its own (as JupyterHub starts its proxy) and a child
 # that ignores SIGTERM, prints their PIDs, and sleeps.
@@ -56,3 +58,11 @@ def stop_all(supervisor: Supervisor, tmp_path: Path) -> None:
     supervisor.stop(timeout=0.5)
     assert [p for p in pids if alive(p)] == []
     assert not first.running() and not second.running()
+
+
+def test_a_program_that_cannot_start_is_a_one_line_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        DemoError, match=r"cannot start proxy \(/no/such/program\): No such file or directory"
+    ):
+        Supervisor().start("proxy", ["/no/such/program"], env={}, cwd=tmp_path, log=tmp_path / "p.log")
+    make_subreaper(False)
