@@ -93,6 +93,11 @@ class Plan:
         return self.state_dir / "jupyterhub_config.py"
 
     @property
+    def loopback_home(self) -> Path:
+        """The notebook servers' home when pods run without root (simcluster's loopback fallback)."""
+        return self.state_dir / "home"
+
+    @property
     def proxy(self) -> Path:
         return self.repo / "node_modules" / ".bin" / "configurable-http-proxy"
 
@@ -152,7 +157,13 @@ def overlay(plan: Plan, *, runtime: str, as_root: bool) -> str:
             'c.KubeSpawner.working_dir = "/home/jovyan"',
         ]
     else:
-        args.append("--ip=$(POD_IP)")  # no network namespace: each pod has its own loopback address
+        # No namespaces: each pod binds its own loopback address, and mounts no volume, so every
+        # server shares one home in the state directory (they all run as this user anyway).
+        args.append("--ip=$(POD_IP)")
+        spawner_lines += [
+            f"c.Spawner.environment = {{'HOME': {str(plan.loopback_home)!r}}}",
+            f"c.KubeSpawner.working_dir = {str(plan.loopback_home)!r}",
+        ]
     uid = 0 if as_root else None
     scopes = list(DEMO_SCOPES)
     return f'''"""hybridhub demo: the shipped hub configuration, then the demo's addresses and login.

@@ -120,6 +120,8 @@ def run(plan: Plan, *, shown_dir: str, startup_timeout: float) -> int:
         for cluster in CLUSTERS:
             create_namespace(plan.kubeconfig, endpoints, cluster, NAMESPACE)
         _write_private(plan.hub_config, overlay(plan, runtime=runtime, as_root=as_root))
+        if runtime != "process":
+            plan.loopback_home.mkdir(mode=0o700, exist_ok=True)
         print("hybridhub demo: starting JupyterHub, the proxy and the hybridhub service", flush=True)
         hub = supervisor.start(
             "jupyterhub",

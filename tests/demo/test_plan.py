@@ -125,6 +125,8 @@ def test_overlay_loads_the_shipped_files_then_the_demo_settings(
     assert c.Spawner.args == args
     assert c.Spawner.default_url == "/lab"
     assert c.KubeSpawner.uid == uid
+    home = "/home/jovyan" if runtime == "process" else str(tmp_path / "home")  # a volume, or the state dir
+    assert c.Spawner.environment["HOME"] == c.KubeSpawner.working_dir == home
     assert str(tmp_path) in c.JupyterHub.db_url
 
 
