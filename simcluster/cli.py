@@ -94,7 +94,7 @@ async def _up(args: argparse.Namespace) -> int:
         print(f"hybridhub sim up: {exc}", file=sys.stderr)
         return 2
     if args.runtime:
-        specs = [dataclasses.replace(spec, runtime=args.runtime) for spec in specs]
+        specs = tuple(dataclasses.replace(spec, runtime=args.runtime) for spec in specs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
