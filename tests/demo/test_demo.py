@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.environment import needs
+from tests.environment import needs, require
 
 REPO = Path(__file__).resolve().parents[2]
 CHP = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -242,6 +242,7 @@ def faults(demo: Demo) -> dict[str, Any]:
 
 
 def test_hanging_outages_then_stops_on_sigint(demo: Demo) -> None:
+    require(shutil.which("nft"), "hanging pod addresses needs nft (make test installs nftables)")
     for kind, says in (("--link", "the site link is down"), ("--site", "0 pod(s) on onprem stopped")):
         outage = demo.hybridhub("outage", "onprem", kind)
         assert outage.returncode == 0 and says in outage.stdout, outage.stderr
