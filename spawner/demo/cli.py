@@ -51,7 +51,9 @@ def _run_parser() -> argparse.ArgumentParser:
         "--hub-port",
         type=int,
         default=8081,
-        help="the hub's own port, which the proxy, the service and the pods reach (default: %(default)s)",
+        help="the hub's own port, which the proxy, the service and the pods reach; as root it listens on "
+        "every address, since pods reach this machine at 169.254.1.1, which exists only while a pod does "
+        "(the password still guards it) (default: %(default)s)",
     )
     parser.add_argument(
         "--service-port",
