@@ -74,7 +74,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, *, alive: Cal
         if not alive():
             raise DemoError(f"{what}: the process ended")
         if time.monotonic() > deadline:
-            raise DemoError(f"{what}: not within {timeout:.0f} s")
+            raise DemoError(f"{what}: not within {timeout:g} s")
         time.sleep(pause)
         pause = min(pause * 1.5, 0.5)
 

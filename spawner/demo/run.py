@@ -9,13 +9,14 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
 from .checks import check_commands, check_ports, check_state_dir
 from .control import capacity, create_namespace, hub_answers, read_endpoints, wait_for
 from .plan import CLUSTERS, NAMESPACE, Plan, commands_text, hub_environment, overlay
-from .processes import Supervisor
+from .processes import Child, Supervisor
 from .state import DemoError, DemoState, remove_state, write_state
 
 __all__ = ["run"]
@@ -30,6 +31,16 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+@contextlib.contextmanager
+def _log_on_error(child: Child) -> Iterator[None]:
+    """A failed wait's DemoError names the child's log and its last line, as they are when it failed."""
+    try:
+        yield
+    except DemoError as exc:
+        last = child.log_tail(1).strip()
+        raise DemoError(f"{exc} (its log: {child.log}{'; last line: ' + last if last else ''})") from None
 
 
 def _synced(state: DemoState) -> bool:
@@ -107,12 +118,13 @@ def run(plan: Plan, *, shown_dir: str, startup_timeout: float) -> int:
             cwd=state_dir,
             log=state_dir / "simcluster.log",
         )
-        wait_for(
-            lambda: stop.is_set() or plan.endpoints.exists(),
-            SIM_START_TIMEOUT,
-            f"simcluster did not start (its log: {sim.log})",
-            alive=sim.running,
-        )
+        with _log_on_error(sim):
+            wait_for(
+                lambda: stop.is_set() or plan.endpoints.exists(),
+                SIM_START_TIMEOUT,
+                "simcluster did not start",
+                alive=sim.running,
+            )
         if stop.is_set():
             return 0
         endpoints = read_endpoints(plan.endpoints)
@@ -142,12 +154,13 @@ def run(plan: Plan, *, shown_dir: str, startup_timeout: float) -> int:
             hub_log=str(hub.log),
             sim_log=str(sim.log),
         )
-        wait_for(
-            lambda: stop.is_set() or (hub_answers(plan.url) and _synced(state)),
-            startup_timeout,
-            f"JupyterHub did not come up (its log: {hub.log}; last line: {hub.log_tail(1)!r})",
-            alive=lambda: hub.running() and sim.running(),
-        )
+        with _log_on_error(hub):
+            wait_for(
+                lambda: stop.is_set() or (hub_answers(plan.url) and _synced(state)),
+                startup_timeout,
+                "JupyterHub and the hybridhub service did not come up",
+                alive=lambda: hub.running() and sim.running(),
+            )
         if stop.is_set():
             return 0
         write_state(state_dir, state)

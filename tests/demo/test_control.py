@@ -19,7 +19,7 @@ def test_wait_for_returns_once_the_check_holds() -> None:
 @pytest.mark.parametrize(
     ("alive", "timeout", "message"),
     [
-        (True, 0.2, "the hub did not come up: not within 0 s"),
+        (True, 0.2, "the hub did not come up: not within 0.2 s"),
         (False, 10.0, "the hub did not come up: the process ended"),
     ],
 )
