@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib.util
 import json
 import os
 import shutil
@@ -30,6 +31,9 @@ def check_commands(plan: Plan, path: str) -> None:
     for command in ("jupyterhub-singleuser", "hybridhub"):
         if shutil.which(command, path=path) is None:
             raise DemoError(f"{command} is not on PATH: run `make demo`, which installs hybridhub's extras")
+    # the pods run this Python's jupyterhub-singleuser; without JupyterLab their /lab is a 404
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise DemoError("JupyterLab is not installed: run `make demo`, which installs hybridhub's extras")
 
 
 def busy_port(host: str, port: int) -> bool:

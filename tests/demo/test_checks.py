@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,6 +80,7 @@ def test_check_ports_passes_free_ports(tmp_path: Path) -> None:
     ],
 )
 def test_check_commands(tmp_path: Path, repo: str, path: str, message: str) -> None:
+    """Each missing piece, with a PATH holding only what the case names."""
     root = tmp_path / "repo"
     if repo != "empty":
         (root / "hub_config").mkdir(parents=True)
@@ -93,6 +95,23 @@ def test_check_commands(tmp_path: Path, repo: str, path: str, message: str) -> N
         (bin_dir / "node").chmod(0o755)
     with pytest.raises(DemoError, match=message):
         check_commands(Plan(repo=root, state_dir=tmp_path), str(bin_dir))
+
+
+def test_check_commands_wants_jupyterlab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("node", "jupyterhub-singleuser", "hybridhub"):
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    root = tmp_path / "repo"
+    for part in ("hub_config/jupyterhub_config.py", "node_modules/.bin/configurable-http-proxy"):
+        (root / part).parent.mkdir(parents=True)
+        (root / part).write_text("")
+    plan = Plan(repo=root, state_dir=tmp_path)
+    check_commands(plan, str(bin_dir))  # everything there
+    monkeypatch.setitem(sys.modules, "jupyterlab", None)  # what find_spec reports for a missing package
+    with pytest.raises(DemoError, match="JupyterLab is not installed: run `make demo`"):
+        check_commands(plan, str(bin_dir))
 
 
 def test_check_state_dir(tmp_path: Path) -> None:
