@@ -1,30 +1,49 @@
-"""Concurrent spawns through a real hub: HybridSpawner against stock KubeSpawner on the same simcluster.
+"""Concurrent spawns through two real hubs, HybridSpawner against stock KubeSpawner on the same simcluster.
 
-Prints, for N users started at once (JupyterHub's light ``mocksu`` server in each pod, simcluster's
-process runtime): the wall time until all are ready, per-spawn latency, the API requests per spawn
-that each spawner made (simcluster's request log, all clusters), and the time from an on-prem
-outage to the service's first EKS placement. Needs root (pods reached at their pod IPs).
+For N users started at once (``--singleuser``: JupyterHub's ``mocksu``, about 1 s of CPU, or the
+stdlib ``echosu``; simcluster's process runtime), in ``--pairs`` interleaved rounds per spawner (the
+order alternates, so drift hits both alike), it prints per round and as medians over the rounds:
+
+- wall time from the first request to the last server ready (its route in the proxy's table, polled
+  every 50 ms: the moment JupyterHub calls a server ready), and per-spawn p50/p95;
+- the paired wall-time ratio HybridSpawner / KubeSpawner, with its range over the pairs;
+- API requests per spawn from simcluster's request log, told apart by User-Agent and kind: the hub's
+  own requests, its watches' renewals (a WATCH and the LIST before it, which depend on time, not on
+  spawns), and the hybridhub service's (its probes and watches, counted apart);
+- the hub process's CPU seconds per spawn (psutil), and the service's, apart;
+- where a spawn's time goes, from the hub's log (millisecond stamps): request -> pod create call,
+  create call -> ``start()`` and JupyterHub's own readiness check done, -> route in the proxy; for
+  HybridSpawner also the mean placement round trip (its ``hybridhub_placement_seconds`` metric).
+
+Then the time from an on-prem outage to the service's first EKS placement. Needs root.
 
 With ``--gpu-mix N`` it measures instead, under ``--latency`` (0.2 s by default there) on both
 clusters, N concurrent 1-GPU L40S spawns (8 fit on-prem, the rest burst to eks's cold elastic pool)
 against one on-prem spawn and one burst spawn from the same cold pool, with the stdlib echo server
 (tests/harness/echosu.py) in the pods.
 
-    .venv/bin/python bench/spawns.py [--users 50] [--latency 0]
+    .venv/bin/python bench/spawns.py --singleuser echosu --users 10 --pairs 5
     .venv/bin/python bench/spawns.py --gpu-mix 20
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import re
+import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,11 +54,6 @@ from tests.harness.hybrid import wire  # noqa: E402
 from tests.harness.service_api import call, wait_for_service  # noqa: E402
 
 CLUSTERS = REPO / "tests" / "harness" / "clusters.yaml"
-
-
-def api_requests(sim: SimProcess, marks: dict[str, int]) -> int:
-    """API requests to both clusters since ``marks`` (the shared watchers' included)."""
-    return sum(len(sim.admin(c).requests(since=marks[c])) for c in ("onprem", "eks"))
 
 
 def marks(sim: SimProcess) -> dict[str, int]:
@@ -67,21 +81,228 @@ def stop_all(hub: HubProcess, users: list[str]) -> None:
         list(pool.map(hub.stop_server, users))
 
 
-def run(hub: HubProcess, sim: SimProcess, label: str, n: int, options: dict[str, object]) -> dict[str, float]:
-    warm = f"{label}-warm"
-    spawn_all(hub, [warm], options)  # reflectors, clients, the first service call
-    stop_all(hub, [warm])
+# ---------------------------------------------------------------------------------- paired rounds
+
+PROXY_TOKEN = secrets.token_hex(16)
+LOG_LINE = re.compile(r"^\[\w (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) ")
+CREATE = re.compile(r"Attempting to create pod jupyter-(\S+?),")
+TOOK = re.compile(r"User (\S+?) took [\d.]+ seconds to start")
+
+
+def routes(hub: HubProcess) -> set[str]:
+    """The user routes in the hub's proxy now (configurable-http-proxy's API)."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{hub.api_port}/api/routes", headers={"Authorization": f"token {PROXY_TOKEN}"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        table = json.loads(resp.read())
+    return {path.rstrip("/") for path in table if path.startswith("/user/")}
+
+
+def log_times(hub: HubProcess, offset: int) -> tuple[dict[str, float], dict[str, float]]:
+    """From the hub's log after byte ``offset``: when each user's pod create was called, and when
+    JupyterHub logged the start done (unix time, from the log's local-time millisecond stamps)."""
+    created: dict[str, float] = {}
+    started: dict[str, float] = {}
+    with hub.log_file.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    for line in text.splitlines():
+        stamp = LOG_LINE.match(line)
+        if not stamp:
+            continue
+        when = dt.datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        if m := CREATE.search(line):
+            created.setdefault(m.group(1), when)
+        elif m := TOOK.search(line):
+            started.setdefault(m.group(1), when)
+    return created, started
+
+
+def metric_sum_count(hub: HubProcess, name: str) -> tuple[float, float]:
+    text = _metrics(hub)
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith(f"{name}_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith(f"{name}_count"):
+            count += float(line.split()[-1])
+    return total, count
+
+
+def _metrics(hub: HubProcess) -> str:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{hub.hub_port}/hub/metrics", headers={"Authorization": f"token {hub.token}"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.read().decode()
+
+
+def cpu_seconds(proc: psutil.Process | None) -> float:
+    if proc is None:
+        return 0.0
+    try:
+        times = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def service_process(hub: HubProcess) -> psutil.Process | None:
+    assert hub.proc is not None
+    for child in psutil.Process(hub.proc.pid).children(recursive=True):
+        if "service" in child.cmdline():
+            return child
+    return None
+
+
+def classify(records: list[dict[str, Any]]) -> dict[str, int]:
+    """A round's API requests by who sent them (User-Agent) and what they were: ``own`` a hub's
+    requests for its spawns; ``renewals`` a hub's WATCHes and the LISTs before them; ``service``
+    the hybridhub service's (probes, watches); ``other`` (kubectl, this script)."""
+    out = {"own": 0, "renewals": 0, "service": 0, "other": 0}
+    for r in records:
+        agent = r.get("user_agent") or ""
+        listing = r["method"] == "GET" and r["path"].rstrip("/").rsplit("/", 1)[-1] in ("pods", "events")
+        if agent.startswith("hybridhub-service"):
+            out["service"] += 1
+        elif agent.startswith(("hybridhub-hub", "OpenAPI-Generator")):
+            out["renewals" if r["watch"] or listing else "own"] += 1
+        else:
+            out["other"] += 1
+    return out
+
+
+def one_round(
+    hub: HubProcess, sim: SimProcess, users: list[str], options: dict[str, object], *, hybrid: bool
+) -> dict[str, Any]:
+    """Start ``users`` at once, until each is routed in the proxy; then stop them all."""
+    for name in users:
+        hub.create_user(name)
+    # whose requests count: this hub's, and with HybridSpawner its service's (apart)
+    agents = ("hybridhub-hub", "hybridhub-service") if hybrid else ("OpenAPI-Generator",)
+    hub_proc = psutil.Process(hub.proc.pid)  # type: ignore[union-attr]
+    service = service_process(hub) if hybrid else None
+    placement_before = metric_sum_count(hub, "hybridhub_spawn_placement_seconds") if hybrid else (0.0, 0.0)
+    offset = hub.log_file.stat().st_size
     before = marks(sim)
-    users = [f"{label}-{i}" for i in range(n)]
-    wall, each = spawn_all(hub, users, options)
-    requests = api_requests(sim, before)
+    requested: dict[str, float] = {}
+    ready: dict[str, float] = {}
+    done = threading.Event()
+
+    def watch_routes() -> None:
+        wanted = {f"/user/{u}": u for u in users}
+        while not done.is_set() and len(ready) < len(users):
+            now = time.time()
+            for path in routes(hub):
+                user = wanted.get(path)
+                if user is not None:
+                    ready.setdefault(user, now)
+            time.sleep(0.05)
+
+    def start(name: str) -> None:
+        requested[name] = time.time()
+        hub.start_server(name, options)
+
+    cpu0, svc0 = cpu_seconds(hub_proc), cpu_seconds(service)
+    watcher = threading.Thread(target=watch_routes, daemon=True)
+    watcher.start()
+    with ThreadPoolExecutor(len(users)) as pool:
+        list(pool.map(start, users))
+    watcher.join(300)
+    done.set()
+    cpu1, svc1 = cpu_seconds(hub_proc), cpu_seconds(service)
+    if len(ready) < len(users):
+        raise TimeoutError(f"not ready in 300 s: {sorted(set(users) - set(ready))}\n{hub.log_tail()}")
+    records = [r for c, m in before.items() for r in sim.admin(c).requests(since=m)]
+    counts = classify([r for r in records if (r.get("user_agent") or "").startswith(agents)])
+    created, started = log_times(hub, offset)
+    placement_after = metric_sum_count(hub, "hybridhub_spawn_placement_seconds") if hybrid else (0.0, 0.0)
     stop_all(hub, users)
-    each.sort()
+    n = len(users)
+    each = sorted(ready[u] - requested[u] for u in users)
+
+    def phase(a: dict[str, float], b: dict[str, float]) -> float:
+        return statistics.median(b[u] - a[u] for u in users if u in a and u in b)
+
+    placed = placement_after[1] - placement_before[1]
     return {
-        "wall": wall,
+        "wall": max(ready.values()) - min(requested.values()),
         "p50": statistics.median(each),
-        "p95": each[int(0.95 * (len(each) - 1))],
-        "requests_per_spawn": requests / n,
+        "p95": each[int(0.95 * (n - 1))],
+        "own_requests": counts["own"] / n,
+        "renewals": counts["renewals"] / n,
+        "service_requests": counts["service"] / n,
+        "hub_cpu": (cpu1 - cpu0) / n,
+        "service_cpu": (svc1 - svc0) / n,
+        "to_create": phase(requested, created),
+        "create_to_started": phase(created, started),
+        "started_to_ready": phase(started, ready),
+        "placement": (placement_after[0] - placement_before[0]) / placed if placed else 0.0,
+    }
+
+
+def paired(
+    stock: HubProcess, hybrid: HubProcess, sim: SimProcess, n: int, pairs: int
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``pairs`` rounds of each spawner, interleaved (stock first in even pairs, hybrid first in odd)."""
+    for hub, label, options, is_hybrid in ((stock, "s", {}, False), (hybrid, "h", {"gpus": 0}, True)):
+        one_round(hub, sim, [f"{label}warm"], options, hybrid=is_hybrid)  # reflectors, clients
+    out = []
+    for i in range(pairs):
+        order = [(stock, "s", {}, False), (hybrid, "h", {"gpus": 0}, True)]
+        if i % 2:
+            order.reverse()
+        got: dict[bool, dict[str, Any]] = {}
+        for hub, label, options, is_hybrid in order:
+            users = [f"{label}{i}-{u}" for u in range(n)]
+            got[is_hybrid] = one_round(hub, sim, users, options, hybrid=is_hybrid)
+        out.append((got[False], got[True]))
+        s, h = got[False], got[True]
+        print(
+            f"pair {i + 1}: KubeSpawner {s['wall']:.2f} s, HybridSpawner {h['wall']:.2f} s, "
+            f"ratio {h['wall'] / s['wall']:.2f}",
+            flush=True,
+        )
+    return out
+
+
+def report(n: int, rounds: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    def med(which: int, key: str) -> float:
+        return statistics.median(r[which][key] for r in rounds)
+
+    ratios = sorted(h["wall"] / s["wall"] for s, h in rounds)
+    cpu_ratio = med(1, "hub_cpu") / med(0, "hub_cpu")
+    print(f"\n{n} users, {len(rounds)} interleaved pairs; medians over the rounds")
+    header = ("spawner", "wall s", "p50 s", "p95 s", "own req", "renewals", "service req", "hub CPU s")
+    print(f"{header[0]:<14}" + "".join(f"{h:>12}" for h in header[1:]) + "   (requests and CPU per spawn)")
+    for name, i in (("KubeSpawner", 0), ("HybridSpawner", 1)):
+        keys = ("wall", "p50", "p95", "own_requests", "renewals", "service_requests", "hub_cpu")
+        fmt = ("{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.2f}", "{:.4f}")
+        print(f"{name:<14}" + "".join(f"{f.format(med(i, k)):>12}" for f, k in zip(fmt, keys, strict=True)))
+    print(
+        f"wall-time ratio HybridSpawner / KubeSpawner: median {statistics.median(ratios):.2f} "
+        f"(pairs {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+    print(
+        f"hub CPU per spawn, HybridSpawner / KubeSpawner: {cpu_ratio:.2f}; service CPU per spawn "
+        f"{med(1, 'service_cpu'):.4f} s (apart)"
+    )
+    print(
+        "where a spawn's time goes (median per spawn, s): request -> pod create call -> start done "
+        "(pod running, JupyterHub's check) -> route in the proxy"
+    )
+    for name, i in (("KubeSpawner", 0), ("HybridSpawner", 1)):
+        extra = f"; placement round trip (mean) {med(1, 'placement') * 1000:.1f} ms" if i else ""
+        print(
+            f"  {name:<14} {med(i, 'to_create'):.3f} + {med(i, 'create_to_started'):.3f} + "
+            f"{med(i, 'started_to_ready'):.3f}{extra}"
+        )
+    return {
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "cpu_ratio": cpu_ratio,
+        "rounds": rounds,
     }
 
 
@@ -147,7 +368,8 @@ def gpu_mix(work: Path, sim: SimProcess, n: int, latency: float) -> dict[str, fl
         for cluster in ("onprem", "eks"):
             sim.admin(cluster).set_faults(latency=latency)
         try:
-            run(hub, sim, "mixwarm", 1, one_l40s)  # clients, reflectors
+            spawn_all(hub, ["mixwarm"], one_l40s)  # clients, reflectors
+            stop_all(hub, ["mixwarm"])
             on_prem, _ = spawn_all(hub, ["mix-onprem"], one_l40s)
             stop_all(hub, ["mix-onprem"])
             burst, _ = spawn_all(hub, ["mix-burst"], {**one_l40s, "cluster": "eks"})
@@ -178,7 +400,8 @@ def gpu_mix(work: Path, sim: SimProcess, n: int, latency: float) -> dict[str, fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--users", type=int, default=50, help="users started at once in each round")
+    parser.add_argument("--pairs", type=int, default=5, help="interleaved rounds of each spawner")
     parser.add_argument("--latency", type=float, default=None, help="seconds of API latency on both clusters")
     parser.add_argument(
         "--singleuser",
@@ -207,35 +430,37 @@ def main() -> int:
         print(json.dumps(f))
         return 0
     args.latency = args.latency or 0.0
-    options: dict[str, object] = {"gpus": 0}
+    # the proxy's API token, for this script to read its routes; at the proxy's default log level it
+    # would log each of those reads into the hub's log
+    proxy = (
+        f'\nc.ConfigurableHTTPProxy.auth_token = "{PROXY_TOKEN}"\n'
+        'c.ConfigurableHTTPProxy.command = [c.ConfigurableHTTPProxy.command[0], "--log-level", "warn"]\n'
+    )
     with tempfile.TemporaryDirectory(prefix="bench-spawns-") as tmp:
         work = Path(tmp)
         with SimProcess(work / "sim", config=CLUSTERS) as sim:
             for cluster in ("onprem", "eks"):
                 if args.latency:
                     sim.admin(cluster).set_faults(latency=args.latency)
-            with HubProcess(work / "stock", sim, singleuser=args.singleuser, namespace="jupyterhub") as stock:
-                stock_figures = run(stock, sim, "stock", args.users, {})
+            stock = HubProcess(
+                work / "stock", sim, singleuser=args.singleuser, namespace="jupyterhub", extra_config=proxy
+            )
             hybrid = HubProcess(work / "hybrid", sim, singleuser=args.singleuser, namespace="jupyterhub")
             hybrid.wiring = wire(hybrid, sim, work, spawner=True)
-            with hybrid:
+            hybrid.extra_config += proxy
+            with stock, hybrid:
                 wait_for_service(hybrid)
-                hybrid_figures = run(hybrid, sim, "hybrid", args.users, options)
+                rounds = paired(stock, hybrid, sim, args.users, args.pairs)
                 for cluster in ("onprem", "eks"):
                     sim.admin(cluster).clear_faults()
                 detection = fallback_detection(hybrid, sim)
     print(
-        f"command: .venv/bin/python bench/spawns.py --users {args.users} --latency {args.latency} "
-        f"--singleuser {args.singleuser}"
+        f"command: .venv/bin/python bench/spawns.py --users {args.users} --pairs {args.pairs} "
+        f"--latency {args.latency} --singleuser {args.singleuser}"
     )
-    print(f"{'spawner':<14}{'wall s':>9}{'p50 s':>9}{'p95 s':>9}{'API req/spawn':>15}")
-    for name, f in (("KubeSpawner", stock_figures), ("HybridSpawner", hybrid_figures)):
-        print(f"{name:<14}{f['wall']:>9.2f}{f['p50']:>9.2f}{f['p95']:>9.2f}{f['requests_per_spawn']:>15.1f}")
-    print(
-        f"wall-time ratio HybridSpawner / KubeSpawner: {hybrid_figures['wall'] / stock_figures['wall']:.2f}"
-    )
+    figures = report(args.users, rounds)
     print(f"on-prem down -> first eks placement: {detection:.2f} s (service probe interval 1 s)")
-    print(json.dumps({"stock": stock_figures, "hybrid": hybrid_figures, "fallback_detection_s": detection}))
+    print(json.dumps({**figures, "fallback_detection_s": detection}))
     return 0
 
 

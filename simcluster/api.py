@@ -59,6 +59,7 @@ class RequestRecord:
     client: str
     status: int = 0
     watch: bool = False
+    user_agent: str = ""  # the client's User-Agent header: which program sent it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class RequestRecord:
             "client": self.client,
             "status": self.status,
             "watch": self.watch,
+            "user_agent": self.user_agent,
         }
 
 
@@ -129,6 +131,7 @@ class ApiServer:
                 client=f"{peer[0]}:{peer[1]}" if peer else "",
                 watch=watch,
                 status=0,
+                user_agent=request.headers.get("User-Agent", ""),
             )
         )
         return self._seq

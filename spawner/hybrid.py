@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import copy
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from jupyterhub.utils import url_path_join
 from traitlets import default
@@ -34,10 +34,11 @@ from spawner.spawning.follow import (
     until_unreachable,
 )
 from spawner.spawning.form import options_from_form, render_form
+from spawner.spawning.health_poll import HealthPoll
 from spawner.spawning.home import home_note, usual_home
 from spawner.spawning.leftovers import LeftoverPods
 from spawner.spawning.options import GpuOptions
-from spawner.spawning.service_client import ReservationKeeper, ServiceClient
+from spawner.spawning.service_client import Placed, ReservationKeeper, ServiceClient
 
 __all__ = ["HybridSpawner", "OptionsRefused", "SpawnRefused"]
 
@@ -49,6 +50,9 @@ HEALTH_INTERVAL = 1.0
 
 class HybridSpawner(HybridConfig):
     """Places each notebook through the hybridhub service: on-prem first, the cloud when needed."""
+
+    # one poll of cluster health per service and event loop, shared by every attempt running in it
+    _health_polls: ClassVar[dict[tuple[int, str, str], HealthPoll]] = {}
 
     @default("options_form")
     def _default_options_form(self) -> Any:
@@ -132,9 +136,10 @@ class HybridSpawner(HybridConfig):
             total += gpus if isinstance(gpus, int) else 0
         return total
 
-    async def _place(self, opts: GpuOptions, tried: Sequence[Candidate] = ()) -> list[Candidate]:
+    async def _place(self, opts: GpuOptions, tried: Sequence[Candidate] = ()) -> Placed:
         """The service's candidates for this spawn, the first one reserved for it; ``tried``: the
-        candidates earlier attempts of this spawn tried, which it leaves out."""
+        candidates earlier attempts of this spawn tried, which it leaves out. The first request also
+        asks which clusters have no pod of this server's name."""
         # what the scheduler will count: the guarantee, or the limit when only that is set
         # (Kubernetes then requests the limit)
         cpu = self.cpu_guarantee if self.cpu_guarantee is not None else self.cpu_limit
@@ -152,6 +157,9 @@ class HybridSpawner(HybridConfig):
         }
         if tried:
             request["tried"] = [c.tried() for c in tried]
+        else:
+            request["pod"] = self.pod_name
+            request["namespaces"] = {c.name: c.namespace for c in self.cluster_set.configs}
         try:
             with metrics.PLACEMENT_SECONDS.time():
                 return await self._service().place(request)
@@ -171,10 +179,15 @@ class HybridSpawner(HybridConfig):
         self._base = spawn_base(self._snapshot(), self._configured, self._applied)
         self._messages = []
         self.access_url = None
-        # beside placement and in the background: an attempt waits only for its own cluster's check
-        # (settle), so a cluster that does not answer never holds up a spawn elsewhere
-        await self.leftovers.begin([(c.name, c.namespace) for c in self.cluster_set.configs], self.pod_name)
-        candidates = await self._place(opts)
+        placed = await self._place(opts)
+        candidates = placed.candidates
+        # Pods an interrupted start left, in the clusters the service cannot vouch for, are looked for
+        # in the background: an attempt waits only for its own cluster's check (settle), so a cluster
+        # that does not answer never holds up a spawn elsewhere.
+        await self.leftovers.begin(
+            [(c.name, c.namespace) for c in self.cluster_set.configs if c.name not in placed.vouched],
+            self.pod_name,
+        )
         failures: list[str] = []
         tried: list[Candidate] = []
         candidate = candidates[0]
@@ -183,7 +196,7 @@ class HybridSpawner(HybridConfig):
                 # Placed afresh and reserved now, not taken from the first answer: what is free has
                 # changed since, and only what an attempt is about to use may be held for it.
                 try:
-                    candidate = (await self._place(opts, tried))[0]
+                    candidate = (await self._place(opts, tried)).candidates[0]
                 except SpawnRefused as exc:
                     if getattr(exc, "reason", None) == "capacity":  # nothing untried has room
                         message = exc.jupyterhub_message
@@ -243,19 +256,21 @@ class HybridSpawner(HybridConfig):
                 )
         self.leftovers.watch(cluster.name, self.namespace, self.pod_name)
 
-    async def _cluster_health(self, cluster: str) -> str | None:
-        try:
-            return await asyncio.wait_for(self._service().health(cluster), 2 * HEALTH_INTERVAL)
-        except TimeoutError:
-            return None
+    def _health_poll(self) -> HealthPoll:
+        key = (id(asyncio.get_running_loop()), self.service_url, self.service_token)
+        poll = self._health_polls.get(key)
+        if poll is None:
+            poll = self._health_polls[key] = HealthPoll(
+                self._service().health, interval=HEALTH_INTERVAL, timeout=2 * HEALTH_INTERVAL, log=self.log
+            )
+        return poll
 
     def _pod_seen(self) -> bool:
         reflector = self.pod_reflector
         return reflector is not None and f"{self.namespace}/{self.pod_name}" in reflector.pods
 
     async def _attempt(self, cluster: ClusterConfig, candidate: Candidate) -> str:
-        """Start the pod on ``candidate`` while its events are read: the first to end wins."""
-        pool = cluster.pool(candidate.pool)
+        """Start the pod on ``candidate``, then find its address and wait until it answers."""
         keeper = None
         if candidate.elastic and candidate.reservation:
             # a node takes minutes, maybe longer than the reservation's ttl: keep it while we wait
@@ -263,38 +278,10 @@ class HybridSpawner(HybridConfig):
             held_for = candidate.expires_in or 60.0
             keeper = ReservationKeeper(self._service(), candidate.reservation, held_for, self.log)
             keeper.start()
-        start = asyncio.ensure_future(super()._start())
-        watch = asyncio.ensure_future(
-            fail_fast(
-                lambda: self.events,
-                cluster,
-                pool,
-                elastic=candidate.elastic,
-                deadline=pool.provisioning_deadline or self.elastic_deadline,
-                say=self._say,
-            )
-        )
-        reachable = asyncio.ensure_future(
-            until_unreachable(
-                cluster.name,
-                lambda: self._cluster_health(cluster.name),
-                self._pod_seen,
-                create_within=self.attempt_create_timeout,
-                interval=HEALTH_INTERVAL,
-            )
-        )
         try:
-            done, _ = await asyncio.wait({start, watch, reachable}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (watch, reachable):
-                if task in done and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            url: str = await start
+            async with self._health_poll().held() as health:
+                url = await self._start_pod(cluster, candidate, health)
         finally:
-            for task in (start, watch, reachable):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
             if keeper is not None:  # the pod is bound, or the attempt is over
                 await keeper.stop()
         if cluster.pod_access == "service":
@@ -315,6 +302,48 @@ class HybridSpawner(HybridConfig):
             await until_answering(
                 target, interval=self.answer_poll_interval, within=self.http_timeout, log=self.log
             )
+        return url
+
+    async def _start_pod(self, cluster: ClusterConfig, candidate: Candidate, health: HealthPoll) -> str:
+        """KubeSpawner's start on ``candidate`` while the pod's events are read and the cluster's health
+        is watched (``health``, polled for all spawns at once): the first to end wins."""
+        pool = cluster.pool(candidate.pool)
+
+        async def cluster_health() -> str | None:
+            return health.state(cluster.name)
+
+        start = asyncio.ensure_future(super()._start())
+        watch = asyncio.ensure_future(
+            fail_fast(
+                lambda: self.events,
+                cluster,
+                pool,
+                elastic=candidate.elastic,
+                deadline=pool.provisioning_deadline or self.elastic_deadline,
+                say=self._say,
+            )
+        )
+        reachable = asyncio.ensure_future(
+            until_unreachable(
+                cluster.name,
+                cluster_health,
+                self._pod_seen,
+                create_within=self.attempt_create_timeout,
+                interval=HEALTH_INTERVAL,
+            )
+        )
+        try:
+            done, _ = await asyncio.wait({start, watch, reachable}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (watch, reachable):
+                if task in done and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            url: str = await start
+        finally:
+            for task in (start, watch, reachable):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
         return url
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api, CustomObjectsApi
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import incluster_config, load_kube_config
-from traitlets import Float
+from traitlets import Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from spawner.core.clusters import ClusterConfig
@@ -74,6 +74,14 @@ class ClusterClient(LoggingConfigurable):
         credentials are renewed before the expiry they state instead. Example: 60.""",
     )
 
+    user_agent = Unicode(
+        "hybridhub-hub",
+        config=True,
+        help="""The User-Agent of every request to the cluster's API, which the API server's audit log
+        records: it tells the hub's requests from the service's (``hybridhub-service``) and from other
+        clients using the same credentials. Example: ``hybridhub-hub``.""",
+    )
+
     def __init__(self, cluster: ClusterConfig, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cluster = cluster
@@ -102,6 +110,7 @@ class ClusterClient(LoggingConfigurable):
             configuration.refresh_api_key_hook = self._before_request
             self._configuration = configuration
             self._api = ApiClient(configuration=configuration)
+            self._api.user_agent = self.user_agent
             self._core = CoreV1Api(self._api)
             self._custom = CustomObjectsApi(self._api)
 
@@ -234,6 +243,11 @@ class ClusterClient(LoggingConfigurable):
                     )
                 margin = min(self.credential_refresh_margin, max(lifetime, 0.0) / 4)
                 refresh_at = max(expiry - margin, started + _RETRY_AFTER_FAILURE)
+        # a token file written by `kubectl create token > file` ends with a newline, which kubectl
+        # drops and the HTTP client refuses in a header: drop it here too
+        for key, value in list(configuration.api_key.items()):
+            if isinstance(value, str):
+                configuration.api_key[key] = value.strip()
         self._expiry = expiry
         self._refresh_at = refresh_at
         self.log.info(

@@ -65,7 +65,7 @@ class ClusterMember:
         self.probe_retry_interval = probe_retry_interval
         self.probe_timeout = probe_timeout
         self.clock = clock
-        self.client = ClusterClient(config, request_timeout=probe_timeout)
+        self.client = ClusterClient(config, request_timeout=probe_timeout, user_agent="hybridhub-service")
         self.watcher = ClusterWatcher(
             config.name,
             config.role,

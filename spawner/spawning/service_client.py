@@ -18,7 +18,7 @@ from tornado.simple_httpclient import HTTPTimeoutError
 from spawner.spawning.attempt import Candidate
 from spawner.spawning.compat import SpawnRefused
 
-__all__ = ["ReservationKeeper", "ServiceClient"]
+__all__ = ["Placed", "ReservationKeeper", "ServiceClient"]
 
 # curl's "operation timed out": JupyterHub makes tornado use curl when pycurl is installed
 _CURL_TIMED_OUT = 28
@@ -27,6 +27,28 @@ _CURL_TIMED_OUT = 28
 def _timed_out(exc: Exception) -> bool:
     curl_timeout = isinstance(exc, HTTPClientError) and getattr(exc, "errno", None) == _CURL_TIMED_OUT
     return isinstance(exc, HTTPTimeoutError) or curl_timeout
+
+
+@dataclass(frozen=True)
+class Placed:
+    """The service's answer to a placement: the candidates, best first, and the clusters it vouches
+    have no pod of the spawn's name (its view of them is current and shows none)."""
+
+    candidates: list[Candidate]
+    vouched: frozenset[str] = frozenset()
+
+
+def _vouched(body: Mapping[str, Any]) -> frozenset[str]:
+    """The clusters the ``pods`` part of an answer vouches for; none when it is missing or malformed:
+    the spawn then asks each cluster itself."""
+    pods = body.get("pods")
+    if not isinstance(pods, Mapping):
+        return frozenset()
+    checked, found = pods.get("checked"), pods.get("found")
+    if not isinstance(checked, list) or not isinstance(found, list):
+        return frozenset()
+    seen = {f.get("cluster") for f in found if isinstance(f, Mapping)}
+    return frozenset(c for c in checked if isinstance(c, str) and c not in seen)
 
 
 @dataclass(frozen=True)
@@ -73,25 +95,27 @@ class ServiceClient:
         code, body = await self.call("GET", "api/capacity")
         return body if code == 200 else None
 
-    async def health(self, cluster: str) -> str | None:
-        """What the service says of ``cluster`` now (``healthy``, ``degraded``, ``down``), from
-        ``api/capacity``; None when it cannot say (no answer, or no such cluster)."""
-        try:
-            body = await self.capacity()
-        except SpawnRefused:
-            return None
-        clusters = body.get("clusters") if isinstance(body, Mapping) else None
-        for entry in clusters if isinstance(clusters, list) else ():
-            if isinstance(entry, Mapping) and entry.get("name") == cluster:
-                state = entry.get("health")
-                return state if isinstance(state, str) else None
-        return None
+    async def health(self) -> dict[str, str]:
+        """Each cluster's health (``healthy``, ``degraded``, ``down``) by name, from ``api/health``;
+        ``SpawnRefused`` when the service does not say."""
+        code, body = await self.call("GET", "api/health")
+        clusters = body.get("clusters") if code == 200 and isinstance(body, Mapping) else None
+        if not isinstance(clusters, list):
+            raise SpawnRefused(f"The GPU placement service did not say how the clusters are (HTTP {code}).")
+        return {
+            entry["name"]: entry["health"]
+            for entry in clusters
+            if isinstance(entry, Mapping)
+            and isinstance(entry.get("name"), str)
+            and isinstance(entry.get("health"), str)
+        }
 
-    async def place(self, request: Mapping[str, Any]) -> list[Candidate]:
+    async def place(self, request: Mapping[str, Any]) -> Placed:
         """The candidates for a server, best first (the first one's GPUs reserved for it). A spawn
         asks again for each later attempt, with the candidates it tried in ``request["tried"]``. A
         409, no room anywhere (or none left untried), is refused with the service's sentence and the
-        reason ``capacity``."""
+        reason ``capacity``. A request naming the server's ``pod`` and ``namespaces`` learns which
+        clusters have no pod of that name (``Placed.vouched``)."""
         code, body = await self.call("POST", "api/placements", dict(request))
         message = body.get("message") if isinstance(body, Mapping) else None
         if code == 409:
@@ -102,7 +126,7 @@ class ServiceClient:
         if not isinstance(raw, list):
             raise SpawnRefused("The GPU placement service answered without candidates.")
         try:
-            return [Candidate.from_json(c) for c in raw]
+            return Placed([Candidate.from_json(c) for c in raw], _vouched(body))
         except ValueError as exc:
             raise SpawnRefused(f"The GPU placement service gave a malformed candidate: {exc}") from exc
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from simcluster.testing import AdminClient
 
-__all__ = ["wait_for", "watch_opened"]
+__all__ = ["wait_for", "wait_for_async", "watch_opened"]
 
 T = TypeVar("T")
 
@@ -37,6 +38,16 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s (last seen: {value!r})\n{explain()}")
         time.sleep(every)
+
+
+async def wait_for_async(check: Callable[[], object], within: float, *, every: float = 0.01) -> None:
+    """In a test's event loop: until ``check()`` is true, for at most ``within`` seconds (then
+    AssertionError). The loop runs meanwhile, so the code under test moves on."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {getattr(check, '__name__', check)!r}")
+        await asyncio.sleep(every)
 
 
 def watch_opened(admin: AdminClient, since: int, path: str, count: int = 1, timeout: float = 10.0) -> None:

@@ -89,7 +89,10 @@ def test_a_hung_on_prem_link_holds_up_no_spawn(hung_hub: HubProcess, hsim: SimPr
         "link returned"
     )
     assert answered
-    assert to_eks < 12.0, hub.log_tail()  # 10 s asked; a shared machine gets some slack
+    # 10 s asked (8.5 s on a quiet machine): the on-prem attempt is given up at the latest when its pod
+    # is not seen after attempt_create_timeout (6 s), then the spawn takes what a healthy EKS one takes;
+    # measured against this run's own EKS spawns, so a loaded machine slows both sides alike
+    assert to_eks < 6.0 + healthy_eks + 3.0, hub.log_tail()
     assert max(during) < healthy_eks + 3.0, hub.log_tail()  # healthy + 1 s asked, with slack
     # what the failed on-prem attempt may have left (a create that timed out may still be carried out
     # once the link returns) is removed once on-prem answers

@@ -214,11 +214,11 @@ def test_concurrent_spawns_under_api_latency_are_not_serialised(
     """With 200 ms on every API call of both clusters, 20 concurrent spawns overlap: reservations, not
     a lock held across API calls, keep them apart.
 
-    Asserted: none fails, and the spawns' API calls overlap. Each spawn makes two calls on the way
-    to its pod, the leftover cleanup (which names the pod) and the create, each answered 200 ms
-    after it arrives. Spawns serialised by a lock would send the next spawn's first call only after
-    the previous create was answered: when the first create arrives, one spawn would have called.
-    Here most of the twenty must have, however slow the shared machine is. Printed, not asserted
+    Asserted: none fails, and the spawns' pod creates overlap. A spawn's one API call on the way to
+    its pod is the create (the service vouches that no earlier pod of its name is left), answered
+    200 ms after it arrives. Spawns serialised by a lock held across API calls would send the next
+    create only after the previous one was answered: never two in flight at once. Here several must
+    be, however slow the shared machine is. Printed, not asserted
     (the project keeps wall-time targets in benchmarks: this machine is shared and noisy): when the
     last pod was created against 8 s (20 spawns x 2 calls x 200 ms, serialised), and the twenty's
     wall time against
@@ -254,17 +254,17 @@ def test_concurrent_spawns_under_api_latency_are_not_serialised(
         log = [r for c, a in admins.items() for r in a.requests(since[c])]
         creates = [r["time"] for r in log if (r["method"], r["path"]) == create]
         assert len(creates) == 20, creates
-        first_create = min(creates)
-        called = {u for u in users for r in log if f"jupyter-{u}" in r["path"] and r["time"] < first_create}
+        # the most creates in flight at once: each is answered `latency` after it arrived
+        in_flight = max(sum(1 for t in creates if a <= t < a + latency) for a in creates)
         created = max(creates) - began
         serialised = 20 * 2 * latency
         print(
             f"\n{latency * 1000:.0f} ms API latency: 1 spawn on-prem {on_prem:.2f}s, 1 burst to eks "
             f"{burst:.2f}s, 20 concurrent {twenty:.2f}s ({twenty / burst:.1f}x the burst); all 20 pods "
             f"created {created:.2f}s after the requests (serialised: >= {serialised:.0f}s); "
-            f"{len(called)} spawns had called before the first create"
+            f"at most {in_flight} creates in flight at once (serialised: 1)"
         )
-        assert len(called) >= 10, f"only {sorted(called)} had called the API before the first pod's create"
+        assert in_flight >= 8, f"at most {in_flight} pod creates were in flight at once: {sorted(creates)}"
     finally:
         for admin in admins.values():
             admin.clear_faults()
@@ -320,10 +320,10 @@ def test_gpus_taken_between_placement_and_scheduling_move_the_server_to_eks_at_o
 
     Made deterministic with 600 ms of latency on the on-prem API (under the 1 s at which the service
     calls a cluster degraded): every on-prem request is handled 600 ms after it arrives, in order.
-    The spawn's first on-prem request (removing a pod an earlier hub may have left) arrives at D,
-    placement follows at once (or D + 600 ms when cleanup comes first), and the pod's create arrives
-    after that request's answer, at D + 600 ms at the earliest. The tenants' creates, sent at
-    D + 300 ms, are handled after placement but before the notebook pod's create.
+    A pod an earlier start of racer's left on-prem (no GPUs) gives the spawn a request to make there
+    before its create: the service places the spawn and says the old pod is there, the spawn reads it
+    (arriving at D) and deletes it, and only then creates its pod, at D + 1.2 s at the earliest. The
+    tenants' creates, sent at D + 300 ms, are handled after placement but before the notebook pod's.
     """
     wait_quiet_fleet(load_hub, hsim)
     latency, user = 0.6, "racer"
@@ -336,6 +336,17 @@ def test_gpus_taken_between_placement_and_scheduling_move_the_server_to_eks_at_o
     )
     assert len(nodes) == 2, nodes
     tenants = [tenant_pod(f"grab-{node}", node, 4) for node in nodes]
+    left = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"jupyter-{user}",
+            "namespace": NAMESPACE,
+            "labels": {"component": "singleuser-server", "hub.jupyter.org/username": user},
+        },
+        "spec": {"containers": [{"name": "notebook", "image": "x", "command": ["sleep", "600"]}]},
+    }
+    hsim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(left), context="onprem")
     load_hub.create_user(user)
     before, fell_back = placements(load_hub), fallbacks(load_hub)
     admin.set_faults(latency=latency)

@@ -206,7 +206,14 @@ def test_the_spawn_form_shows_live_availability(hybrid_hub: HubProcess) -> None:
 
 
 def test_a_pod_an_earlier_hub_left_behind_is_removed(hybrid_hub: HubProcess, hsim: SimProcess) -> None:
-    meta = {"name": "jupyter-dora", "namespace": "jupyterhub"}
+    """dora's pod on eks is from a start the hub never finished (it died). The service sees it there
+    and says so in its placement answer; the spawn, which goes on-prem, removes it."""
+    labels = {
+        "component": "singleuser-server",
+        "hub.jupyter.org/username": "dora",
+        "hybridhub.io/cluster": "eks",
+    }
+    meta = {"name": "jupyter-dora", "namespace": "jupyterhub", "labels": labels}
     sleeper = [{"name": "notebook", "image": "x", "command": ["sleep", "600"]}]
     stray = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": sleeper}}
     hsim.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(stray), context="eks")

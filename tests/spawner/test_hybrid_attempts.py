@@ -240,10 +240,10 @@ async def test_an_elastic_attempt_extends_its_reservation_until_its_pod_starts(
         await asyncio.sleep(0.05)
     node_came.set()
     assert await attempt == "http://10.0.0.9:8888"
-    # beside them, only the questions whether eks is down (api/capacity, once a second)
+    # beside them, only the questions whether eks is down (api/health, once a second)
     assert {r[1] for r in state.requests} <= {
         "/services/hybridhub/api/placements/r-9/extend",
-        "/services/hybridhub/api/capacity",
+        "/services/hybridhub/api/health",
     }
     # the keeper is stopped with the attempt, not left to run out: no task of it is left to ask with
     assert not [t for t in asyncio.all_tasks() if "ReservationKeeper" in repr(t.get_coro())]

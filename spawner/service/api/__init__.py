@@ -6,6 +6,7 @@ from tornado import web
 
 from .base import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
 from .capacity import CapacityHandler
+from .health import HealthHandler
 from .metrics import MetricsHandler
 from .placements import ExtendHandler, PlacementsHandler, ReservationHandler
 from .servers import ServerHandler
@@ -18,6 +19,7 @@ def handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
     p = prefix.rstrip("/")
     return [
         (rf"{p}/api/capacity", CapacityHandler),
+        (rf"{p}/api/health", HealthHandler),
         (rf"{p}/api/placements", PlacementsHandler),
         (rf"{p}/api/placements/(?P<rid>[^/]+)", ReservationHandler),
         (rf"{p}/api/placements/(?P<rid>[^/]+)/extend", ExtendHandler),

@@ -9,9 +9,10 @@ from typing import Any
 
 from tornado import web
 
-from spawner.core.model import Candidate, ClusterInventory, NoCapacity, PlacementRequest, Role
+from spawner.core.model import Candidate, ClusterInventory, Health, NoCapacity, PlacementRequest, Role
 from spawner.placement.rank import availability, held_for_others, place, reservable, reserve, validate_request
 
+from ..fleet import FleetView
 from .base import SCOPE_PLACE, ApiHandler
 
 __all__ = [
@@ -85,6 +86,41 @@ def tried_from(body: dict[str, Any]) -> set[Place]:
     return out
 
 
+def pod_from(body: dict[str, Any]) -> tuple[str, dict[str, str]] | None:
+    """The spawn's pod name and its namespace per cluster (``pod``, ``namespaces``), whose copies the
+    service looks for; None when the request names no pod; ``HTTPError(400)`` when malformed."""
+    pod, namespaces = body.get("pod"), body.get("namespaces")
+    if pod is None and namespaces is None:
+        return None
+    if not isinstance(pod, str) or not pod or len(pod) > 253:
+        raise web.HTTPError(400, "pod must be the server's pod name")
+    if not isinstance(namespaces, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in namespaces.items()
+    ):
+        raise web.HTTPError(400, "namespaces must map cluster names to namespaces")
+    return pod, namespaces
+
+
+def pods_seen(fleet: FleetView, user: str, pod: str, namespaces: dict[str, str]) -> dict[str, Any]:
+    """Where the service's watches show a pod of this name: ``checked``, the clusters whose view is
+    current (healthy, watches in sync), and ``found``, the pods of that name there, not yet being
+    deleted. A spawn then asks the clusters itself only when a pod was found or a cluster's view is
+    not current: a hub that died during a start leaves such pods, and nobody else would remove them
+    before the sweep."""
+    health = fleet.health()
+    synced = {inv.cluster for inv in fleet.inventories() if inv.synced}
+    current = {name for name, h in health.items() if h.state is Health.HEALTHY} & synced
+    checked = sorted(current & set(namespaces))
+    found = [
+        {"cluster": cluster, "namespace": loc.namespace, "uid": loc.uid}
+        for cluster, loc in fleet.servers(user)
+        if cluster in checked
+        and (loc.namespace, loc.pod) == (namespaces[cluster], pod)
+        and not loc.terminating
+    ]
+    return {"checked": checked, "found": found}
+
+
 def _where(place_: Place) -> str:
     cluster, pool, elastic = place_
     return f"{cluster} pool {pool}" + (" (a new node)" if elastic else "")
@@ -113,6 +149,7 @@ class PlacementsHandler(ApiHandler):
         body = self.body()
         request = request_from(body)
         tried = tried_from(body)
+        pod = pod_from(body)
         started = time.perf_counter()
         # no await from here to the reservation: one event-loop step, so concurrent requests see
         # each other's reservations
@@ -157,6 +194,7 @@ class PlacementsHandler(ApiHandler):
         self.metrics.placed(first.cluster, outcome, time.perf_counter() - started)
         self.write_json(
             {
+                **({"pods": pods_seen(self.fleet, request.user, *pod)} if pod is not None else {}),
                 "candidates": [
                     {
                         "cluster": c.cluster,
@@ -172,7 +210,7 @@ class PlacementsHandler(ApiHandler):
                         "expires_in": self.book.ttl if held is not None and i == 0 else None,
                     }
                     for i, c in enumerate(result)
-                ]
+                ],
             }
         )
 

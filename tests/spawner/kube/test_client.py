@@ -236,6 +236,26 @@ async def test_a_kubeconfig_token_file_is_read_again_on_a_schedule(sim2: SimProc
 
 
 @pytest.mark.asyncio
+async def test_a_token_file_ending_in_a_newline_works(sim2: SimProcess, tmp_path: Path) -> None:
+    """`kubectl create token NAME > file` writes the token and a newline; kubectl reads such a file."""
+    token_file = tmp_path / "token"
+    token_file.write_text(static_token(sim2, "site") + "\n")
+    config = yaml.safe_load(sim2.kubeconfig.read_text())
+    for user in config["users"]:
+        if user["name"] == "site-admin":
+            user["user"] = {"tokenFile": str(token_file)}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    cluster = ClusterClient(cluster_config("site", kubeconfig), request_timeout=5)
+    await cluster.start()
+    try:
+        namespaces = await asyncio.wait_for(cluster.core().list_namespace(), 15)
+        assert "default" in [n.metadata.name for n in namespaces.items]
+    finally:
+        await cluster.close()
+
+
+@pytest.mark.asyncio
 async def test_clusters_do_not_share_configuration(sim2: SimProcess) -> None:
     default_before = kclient.Configuration._default
     site = ClusterClient(cluster_config("site", sim2.kubeconfig))

@@ -110,6 +110,18 @@ async def test_capacity_shows_the_health_of_a_down_cluster(api: Service) -> None
     assert onprem["pools"][0]["health"] == "down"
 
 
+async def test_health_names_each_cluster_state_and_reason_only(api: Service) -> None:
+    api.fleet.states["onprem"] = ClusterHealth("onprem", Health.DOWN, "API unreachable for 3 probes")
+    answer = await api.call("GET", "api/health", "ann")
+    assert answer.status == 200, answer.text
+    assert answer.json == {
+        "clusters": [
+            {"name": "eks", "health": "healthy", "reason": ""},
+            {"name": "onprem", "health": "down", "reason": "API unreachable for 3 probes"},
+        ]
+    }
+
+
 async def test_capacity_deducts_live_reservations(api: Service) -> None:
     placed = await api.call("POST", "api/placements", "hub", place_body(2))
     assert placed.status == 200, placed.text
@@ -118,6 +130,66 @@ async def test_capacity_deducts_live_reservations(api: Service) -> None:
 
 
 # -------------------------------------------------------------------------------------- placements
+
+
+NAMESPACES = {"onprem": "jupyterhub", "eks": "jupyterhub"}
+
+
+@pytest.mark.parametrize(
+    ("pod", "onprem", "onprem_synced", "checked", "found"),
+    [
+        # ann's default server runs on-prem (fleet()): the service says so, and that eks has none
+        ("jupyter-ann", Health.HEALTHY, True, ["eks", "onprem"], [("onprem", "uid-jupyter-ann")]),
+        ("jupyter-bob", Health.HEALTHY, True, ["eks", "onprem"], []),
+        # a cluster whose view is not current is not vouched for: the hub asks it itself
+        ("jupyter-ann", Health.DEGRADED, True, ["eks"], []),
+        ("jupyter-ann", Health.DOWN, True, ["eks"], []),
+        ("jupyter-ann", Health.HEALTHY, False, ["eks"], []),
+    ],
+)
+async def test_placement_says_where_a_pod_of_that_name_is(
+    pod: str, onprem: Health, onprem_synced: bool, checked: list[str], found: list[tuple[str, str]]
+) -> None:
+    seen = fleet()
+    seen.states["onprem"] = ClusterHealth("onprem", onprem, "")
+    if not onprem_synced:
+        inv = seen.inventory[0]
+        seen.inventory[0] = ClusterInventory(inv.cluster, inv.role, inv.pools, inv.nodes, False)
+    async for api in running_service(seen, TOKENS):
+        answer = await api.call(
+            "POST", "api/placements", "hub", place_body(1, L40S, pod=pod, namespaces=NAMESPACES)
+        )
+        assert answer.status == 200, answer.text
+        pods = answer.json["pods"]
+        assert pods["checked"] == checked
+        assert [(f["cluster"], f["uid"]) for f in pods["found"]] == found
+
+
+async def test_placement_without_a_pod_name_says_nothing_of_pods(api: Service) -> None:
+    answer = await api.call("POST", "api/placements", "hub", place_body(0, None))
+    assert answer.status == 200, answer.text
+    assert "pods" not in answer.json
+
+
+@pytest.mark.parametrize(
+    ("more", "message"),
+    [
+        ({"pod": "", "namespaces": NAMESPACES}, "pod must be the server's pod name"),
+        ({"pod": 3, "namespaces": NAMESPACES}, "pod must be the server's pod name"),
+        ({"namespaces": NAMESPACES}, "pod must be the server's pod name"),
+        ({"pod": "jupyter-ann"}, "namespaces must map cluster names to namespaces"),
+        (
+            {"pod": "jupyter-ann", "namespaces": {"onprem": 1}},
+            "namespaces must map cluster names to namespaces",
+        ),
+    ],
+)
+async def test_placement_with_a_malformed_pod_is_400(
+    api: Service, more: dict[str, Any], message: str
+) -> None:
+    answer = await api.call("POST", "api/placements", "hub", place_body(0, None, **more))
+    assert answer.status == 400
+    assert answer.json["message"] == message
 
 
 async def test_placement_reserves_the_first_candidate(api: Service) -> None:
@@ -406,6 +478,7 @@ async def test_a_server_lookup_says_where_it_runs(api: Service) -> None:
 
 ROUTES = [
     ("GET", "api/capacity", None, CAPACITY),
+    ("GET", "api/health", None, CAPACITY),
     ("POST", "api/placements", {"user": "ann", "gpus": 1}, PLACE),
     ("DELETE", "api/placements/r-1", None, PLACE),
     ("POST", "api/placements/r-1/extend", None, PLACE),

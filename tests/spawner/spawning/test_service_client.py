@@ -88,8 +88,30 @@ async def test_place_sends_the_request_with_the_token_and_reads_the_candidates(
     state, client = service
     state.body = {"candidates": [CANDIDATE, {**CANDIDATE, "cluster": "eks", "reservation": None}]}
     got = await client.place(REQUEST)
-    assert [c.cluster for c in got] == ["onprem", "eks"] and got[0] == Candidate.from_json(CANDIDATE)
+    assert [c.cluster for c in got.candidates] == ["onprem", "eks"]
+    assert got.candidates[0] == Candidate.from_json(CANDIDATE)
+    assert got.vouched == frozenset()  # an answer without ``pods`` vouches for no cluster
     assert state.requests == [("POST", "/services/hybridhub/api/placements", f"token {TOKEN}", REQUEST)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("pods", "vouched"),
+    [
+        ({"checked": ["onprem", "eks"], "found": []}, {"onprem", "eks"}),
+        ({"checked": ["onprem", "eks"], "found": [{"cluster": "onprem", "uid": "u"}]}, {"eks"}),
+        ({"checked": ["eks"], "found": []}, {"eks"}),
+        ({"checked": "all", "found": []}, set()),
+        ({"checked": ["eks"]}, set()),
+        ([], set()),
+    ],
+)
+async def test_place_reads_which_clusters_the_service_vouches_for(
+    service: tuple[Service, ServiceClient], pods: Any, vouched: set[str]
+) -> None:
+    state, client = service
+    state.body = {"candidates": [CANDIDATE], "pods": pods}
+    assert (await client.place(REQUEST)).vouched == vouched
 
 
 @pytest.mark.asyncio
@@ -167,6 +189,37 @@ async def test_capacity(service: tuple[Service, ServiceClient], status: int, exp
     state.status, state.body = status, {"clusters": []}
     assert await client.capacity() == expected
     assert state.requests[0][:2] == ("GET", "/services/hybridhub/api/capacity")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            200,
+            {
+                "clusters": [
+                    {"name": "onprem", "health": "down", "reason": "x"},
+                    {"name": "eks", "health": "healthy"},
+                ]
+            },
+            {"onprem": "down", "eks": "healthy"},
+        ),
+        (200, {"clusters": [{"name": "onprem"}, {"health": "down"}, "eks"]}, {}),
+        (200, {"clusters": "all fine"}, "did not say how the clusters are (HTTP 200)"),
+        (503, {"message": "starting"}, "did not say how the clusters are (HTTP 503)"),
+    ],
+)
+async def test_health(service: tuple[Service, ServiceClient], status: int, body: Any, expected: Any) -> None:
+    state, client = service
+    state.status, state.body = status, body
+    if isinstance(expected, str):
+        with pytest.raises(SpawnRefused) as err:
+            await client.health()
+        assert expected in err.value.jupyterhub_message
+    else:
+        assert await client.health() == expected
+    assert state.requests[0][:2] == ("GET", "/services/hybridhub/api/health")
 
 
 @pytest.mark.asyncio
