@@ -1,6 +1,7 @@
 """hub_config/manifests/: the companion Kubernetes objects of each cluster parse, and their RBAC gives the
 hub's and the service's identity what the code calls, and nothing more; the on-prem identity's token
-is bound and renewed, never long-lived.
+is bound and renewed, never long-lived; and what ``kubectl kustomize`` renders fits the Kubernetes
+schema as the ``kubernetes`` client's models know it.
 
 The tables below come from reading the code: KubeSpawner 7.0's spawner.py and reflector.py,
 spawner/hybrid.py and the packages spawning, kube, inventory and service. ``test_the_tables_cover_the_code``
@@ -10,13 +11,16 @@ manifests) have it.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import kubernetes.client
 import kubespawner
 import pytest
 import yaml
@@ -347,10 +351,10 @@ def test_kustomization_lists_every_file(cluster: str) -> None:
     assert not [p for p in folder.iterdir() if p.suffix == ".yml"]
 
 
-@pytest.mark.kubectl  # needs the kubectl binary: skipped here, failed under CI=true (tests/environment.py)
-def test_kustomize_renders_the_same_objects(cluster: str, tmp_path: Path) -> None:
-    """`kubectl kustomize` (offline; `kubectl apply --dry-run=client` would need an API server)."""
-    env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")}
+def kustomize(cluster: str, home: Path) -> list[dict[str, Any]]:
+    """What `kubectl kustomize` renders for ``cluster``'s folder (offline: ``home`` stands in for HOME, and
+    no kubeconfig is read; `kubectl apply --dry-run=client` would need an API server)."""
+    env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(home / "none")}
     result = subprocess.run(
         ["kubectl", "kustomize", str(MANIFESTS / cluster)],
         capture_output=True,
@@ -359,12 +363,205 @@ def test_kustomize_renders_the_same_objects(cluster: str, tmp_path: Path) -> Non
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    rendered = [d for d in yaml.safe_load_all(result.stdout) if d is not None]
+    return [d for d in yaml.safe_load_all(result.stdout) if d is not None]
 
+
+@pytest.mark.kubectl  # needs the kubectl binary: skipped here, failed under CI=true (tests/environment.py)
+def test_kustomize_renders_the_same_objects(cluster: str, tmp_path: Path) -> None:
     def key(d: dict[str, Any]) -> tuple[str, str]:
         return d["kind"], d["metadata"]["name"]
 
+    rendered = kustomize(cluster, tmp_path)
     assert sorted(rendered, key=key) == sorted(folder_docs(MANIFESTS / cluster), key=key)
+
+
+# ---------------------------------------------------------------------------------------------- the schema
+
+# The check reads each document into the `kubernetes` client's model of its kind and writes it out
+# again. The models keep only the fields the API defines, with the types it defines, so a misspelled
+# or misplaced field comes back missing and a wrong type comes back changed or fails to read. Three
+# things it does not cover: enum values (a Role's verb, a policy's `protocol`, `concurrencyPolicy` are
+# plain strings to the models), the insides of int-or-string and free-form fields (a NetworkPolicy
+# port, a ResourceQuota's `hard`), and custom resources, which have no model here and are reported as
+# such rather than passed.
+
+
+class _Answer:
+    """The one thing ApiClient.deserialize reads of an HTTP answer: its body, as JSON text."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.data = json.dumps(doc)
+
+
+def model_name(doc: dict[str, Any]) -> str:
+    """The client's model class for a document: ``rbac.authorization.k8s.io/v1`` ``Role`` is V1Role."""
+    version = str(doc["apiVersion"]).rsplit("/", 1)[-1]
+    return version[:1].upper() + version[1:] + str(doc["kind"])
+
+
+def differences(given: Any, kept: Any, path: str = "") -> list[str]:
+    """Where ``kept`` (the document as the model wrote it out) differs from ``given``, by field path."""
+    if isinstance(given, dict) and isinstance(kept, dict):
+        found = []
+        for field, value in given.items():
+            at = f"{path}.{field}" if path else str(field)
+            if field not in kept:
+                found.append(f"{at}: not a field here (misspelled, misplaced or null)")
+            else:
+                found.extend(differences(value, kept[field], at))
+        return found + [f"{path or '.'}: {field} added by the model" for field in kept.keys() - given.keys()]
+    if isinstance(given, list) and isinstance(kept, list) and len(given) == len(kept):
+        return [
+            p
+            for i, (g, k) in enumerate(zip(given, kept, strict=True))
+            for p in differences(g, k, f"{path}[{i}]")
+        ]
+    return [] if given == kept else [f"{path}: {given!r} reads back as {kept!r}"]
+
+
+def schema_problems(doc: dict[str, Any]) -> list[str]:
+    """What of ``doc`` the Kubernetes schema does not have (empty: it fits)."""
+    where = f"{doc.get('kind')} {doc.get('metadata', {}).get('name')}"
+    name = model_name(doc)
+    if not hasattr(kubernetes.client, name):
+        return [f"{where}: the kubernetes client has no model {name} (a custom resource is not checked)"]
+    api = kubernetes.client.ApiClient()
+    try:
+        model = api.deserialize(_Answer(doc), name)
+    except (ValueError, TypeError) as exc:  # a required field missing, a value of the wrong type
+        return [f"{where}: {exc}"]
+    return [f"{where}: {p}" for p in differences(doc, api.sanitize_for_serialization(model))]
+
+
+@pytest.mark.kubectl  # needs the kubectl binary: skipped here, failed under CI=true (tests/environment.py)
+def test_kustomize_output_fits_the_kubernetes_schema(cluster: str, tmp_path: Path) -> None:
+    rendered = kustomize(cluster, tmp_path)
+    assert rendered
+    assert [p for doc in rendered for p in schema_problems(doc)] == []
+
+
+def _rename(path: list[str], new: str) -> Callable[[dict[str, Any]], None]:
+    """A mutation: the field at ``path`` (keys; a number is a list index) renamed ``new``."""
+
+    def mutate(doc: dict[str, Any]) -> None:
+        node: Any = doc
+        for step in path[:-1]:
+            node = node[int(step)] if isinstance(node, list) else node[step]
+        node[new] = node.pop(path[-1])
+
+    return mutate
+
+
+def _set(path: list[str], value: Any) -> Callable[[dict[str, Any]], None]:
+    """A mutation: the field at ``path`` set to ``value``, whether it was there or not."""
+
+    def mutate(doc: dict[str, Any]) -> None:
+        node: Any = doc
+        for step in path[:-1]:
+            node = node[int(step)] if isinstance(node, list) else node[step]
+        node[path[-1]] = value
+
+    return mutate
+
+
+JOB_POD = ["spec", "jobTemplate", "spec", "template", "spec"]
+SPAWNER = "hybridhub-spawner"
+# cluster, kind, name (None: the first of its kind), the mutation, what the problem must name
+BROKEN = [
+    pytest.param(
+        "eks",
+        "NetworkPolicy",
+        None,
+        _rename(["spec", "podSelector", "matchLabels"], "matchLabel"),
+        "podSelector.matchLabel",
+        id="matchLabel",
+    ),
+    pytest.param(
+        "onprem",
+        "NetworkPolicy",
+        None,
+        _rename(["spec", "policyTypes"], "policyType"),
+        "spec.policyType",
+        id="policyType",
+    ),
+    pytest.param("onprem", "ResourceQuota", None, _rename(["spec", "hard"], "hrad"), "spec.hrad", id="hrad"),
+    pytest.param(
+        "eks",
+        "Role",
+        SPAWNER,
+        _rename(["rules", "0", "apiGroups"], "apiGroup"),
+        "rules[0].apiGroup",
+        id="apiGroup",
+    ),
+    pytest.param(  # a required field missing: the model refuses to be made
+        "onprem",
+        "RoleBinding",
+        SPAWNER,
+        _rename(["roleRef"], "roleref"),
+        "role_ref",
+        id="roleref",
+    ),
+    pytest.param(  # labels beside metadata instead of in it
+        "eks",
+        "Namespace",
+        None,
+        _set(["labels"], {"team": "ml"}),
+        "jupyterhub: labels",
+        id="misplaced",
+    ),
+    pytest.param(
+        "eks",
+        "CronJob",
+        None,
+        _rename([*JOB_POD, "serviceAccountName"], "serviceAcountName"),
+        "template.spec.serviceAcountName",
+        id="deep",
+    ),
+    pytest.param(  # a string where a number goes
+        "eks",
+        "CronJob",
+        None,
+        _set(["spec", "startingDeadlineSeconds"], "ten minutes"),
+        "ten minutes",
+        id="not-a-number",
+    ),
+    pytest.param(  # a string where a boolean goes: read as True
+        "eks",
+        "CronJob",
+        None,
+        _set(["spec", "suspend"], "no"),
+        "spec.suspend: 'no'",
+        id="not-a-bool",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cluster_name", "kind", "name", "mutate", "named"), BROKEN)
+def test_the_schema_check_catches_a_broken_manifest(
+    cluster_name: str,
+    kind: str,
+    name: str | None,
+    mutate: Callable[[dict[str, Any]], None],
+    named: str,
+) -> None:
+    candidates = [
+        d
+        for d in folder_docs(MANIFESTS / cluster_name)
+        if d["kind"] == kind and name in (None, d["metadata"]["name"])
+    ]
+    doc = candidates[0]
+    assert schema_problems(doc) == []  # as shipped it fits: the mutation is what is caught
+    broken = copy.deepcopy(doc)
+    mutate(broken)
+    problems = schema_problems(broken)
+    assert problems and named in " ".join(problems), problems
+
+
+def test_a_kind_without_a_model_is_reported() -> None:
+    """A custom resource is not passed silently: the check says it cannot check it."""
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"}}
+    (problem,) = schema_problems(workflow)
+    assert "no model V1alpha1Workflow" in problem
 
 
 def test_namespace_pod_security(docs: list[dict[str, Any]]) -> None:
