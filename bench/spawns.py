@@ -446,7 +446,8 @@ def main() -> int:
                 work / "stock", sim, singleuser=args.singleuser, namespace="jupyterhub", extra_config=proxy
             )
             hybrid = HubProcess(work / "hybrid", sim, singleuser=args.singleuser, namespace="jupyterhub")
-            hybrid.wiring = wire(hybrid, sim, work, spawner=True)
+            # the service on its shipped schedule (probes, the leftover sweep), as operators run it
+            hybrid.wiring = wire(hybrid, sim, work, spawner=True, quick=False)
             hybrid.extra_config += proxy
             with stock, hybrid:
                 wait_for_service(hybrid)
@@ -459,7 +460,7 @@ def main() -> int:
         f"--latency {args.latency} --singleuser {args.singleuser}"
     )
     figures = report(args.users, rounds)
-    print(f"on-prem down -> first eks placement: {detection:.2f} s (service probe interval 1 s)")
+    print(f"on-prem down -> first eks placement: {detection:.2f} s (the service's default probe schedule)")
     print(json.dumps({**figures, "fallback_detection_s": detection}))
     return 0
 

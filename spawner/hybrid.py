@@ -22,6 +22,7 @@ from spawner.spawning.attempt import (
     placement_reason,
     spawn_base,
 )
+from spawner.spawning.cluster_note import RecentAnswer, note_for
 from spawner.spawning.compat import SpawnRefused
 from spawner.spawning.config import HybridConfig, OptionsRefused
 from spawner.spawning.follow import (
@@ -48,11 +49,17 @@ LEFTOVER_WAIT = 2.0
 HEALTH_INTERVAL = 1.0
 
 
+def _copied(value: Any) -> Any:
+    return copy.deepcopy(value) if isinstance(value, list | dict | set) else value
+
+
 class HybridSpawner(HybridConfig):
     """Places each notebook through the hybridhub service: on-prem first, the cloud when needed."""
 
     # one poll of cluster health per service and event loop, shared by every attempt running in it
     _health_polls: ClassVar[dict[tuple[int, str, str], HealthPoll]] = {}
+    # one recent answer on cluster health per service and event loop, shared by the servers' polls
+    _recent_health: ClassVar[dict[tuple[int, str, str], RecentAnswer[dict[str, tuple[str, str]]]]] = {}
 
     @default("options_form")
     def _default_options_form(self) -> Any:
@@ -71,11 +78,14 @@ class HybridSpawner(HybridConfig):
         self._base = self._configured  # this spawn's: configured values plus what hooks changed
         self._applied: dict[str, Any] = {}  # what the last attempt set
         self._messages: list[str] = []
+        # what the home page says while the server's cluster is down (the last poll's; None: nothing)
+        self.cluster_note: str | None = None
         # the pod name in clusters the server is not in; its pod in the cluster in use is left alone
         self.leftovers = LeftoverPods(self.cluster_client, lambda name: name == self.cluster_name, self.log)
 
     def _snapshot(self) -> dict[str, Any]:
-        return {name: copy.deepcopy(getattr(self, name)) for name in ATTEMPT_TRAITS}
+        # only containers are copied: a spawn takes three snapshots, and most traits are strings
+        return {name: _copied(getattr(self, name)) for name in ATTEMPT_TRAITS}
 
     def apply_attempt(self, candidate: Candidate, opts: GpuOptions) -> ClusterConfig:
         """Set what an attempt on ``candidate`` changes (no I/O): this spawn's values of the attempt
@@ -103,7 +113,7 @@ class HybridSpawner(HybridConfig):
         super().clear_state()
         # the server is gone: the next spawn's hooks start from the configured values again
         for name, value in self._configured.items():
-            setattr(self, name, copy.deepcopy(value))
+            setattr(self, name, _copied(value))
         self._applied = {}
 
     # ------------------------------------------------------------------ the service
@@ -244,7 +254,7 @@ class HybridSpawner(HybridConfig):
         background once the cluster answers (``LeftoverPods.watch``)."""
         if not gone:
             try:
-                await asyncio.wait_for(super().stop(now=True), self.attempt_cleanup_timeout)
+                await asyncio.wait_for(self.stop_pod(now=True), self.attempt_cleanup_timeout)
                 return
             except Exception as exc:
                 self.log.warning(
@@ -345,6 +355,30 @@ class HybridSpawner(HybridConfig):
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
         return url
+
+    # ------------------------------------------------------------------ poll
+
+    def _health_answer(self) -> RecentAnswer[dict[str, tuple[str, str]]]:
+        key = (id(asyncio.get_running_loop()), self.service_url, self.service_token)
+        answer = self._recent_health.get(key)
+        if answer is None:
+            answer = self._recent_health[key] = RecentAnswer(
+                self._service().cluster_health,
+                max_age=HEALTH_INTERVAL,
+                timeout=2 * HEALTH_INTERVAL,
+                log=self.log,
+            )
+        return answer
+
+    async def poll(self) -> int | None:
+        """The server's state as MultiClusterSpawner polls it, and ``cluster_note`` for the home page
+        (which polls before it renders): set while the service calls the server's cluster down."""
+        status = await super().poll()
+        note = None
+        if status is None and self.cluster_name is not None:
+            note = note_for(self.cluster_name, await self._health_answer().get())
+        self.cluster_note = note
+        return status
 
     async def progress(self) -> AsyncIterator[dict[str, Any]]:
         """Where and why (our messages), then the pod's events in the cluster it is being tried in."""

@@ -466,15 +466,21 @@ class ClusterSet(Configurable):
     def _validate_clusters(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:
         value: list[dict[str, Any]] = proposal["value"]
         try:
-            parse_clusters(value)
+            self._parsed = (value, parse_clusters(value))
         except ValueError as exc:
             raise TraitError(f"ClusterSet.clusters: {exc}") from exc
         return value
 
+    _parsed: tuple[list[dict[str, Any]], tuple[ClusterConfig, ...]] | None = None
+
     @property
     def configs(self) -> tuple[ClusterConfig, ...]:
-        """The parsed clusters; ``ValueError`` when none are configured."""
-        return parse_clusters(self.clusters)
+        """The parsed clusters; ``ValueError`` when none are configured. Parsed once per value of
+        ``clusters``: a spawn reads them dozens of times."""
+        value = self.clusters
+        if self._parsed is None or self._parsed[0] is not value:
+            self._parsed = (value, parse_clusters(value))
+        return self._parsed[1]
 
     def get(self, name: str) -> ClusterConfig:
         for cluster in self.configs:

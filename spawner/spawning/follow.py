@@ -73,7 +73,7 @@ async def fail_fast(
     elastic: bool,
     deadline: float,
     say: Say,
-    interval: float = 0.25,
+    interval: float = 0.5,
 ) -> None:
     """Read the pod's ``events`` every ``interval`` seconds until one says the pool has no room, or
     an elastic pool brought no node in ``deadline`` seconds; raise ``NoRoom`` then. Runs until

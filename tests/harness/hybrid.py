@@ -78,16 +78,24 @@ def clusters_value(
     ]
 
 
-def wire(hub: HubProcess, sim: SimProcess, work: Path, *, spawner: bool, **clusters_kw: Any) -> HybridWiring:
+# The service's schedule in tests: probes every second, sweeps every second after 2 s of grace, so
+# that outages and leftovers show within a test's patience. Benchmarks keep the shipped defaults.
+QUICK_SERVICE = (
+    "c.HybridHubService.probe_interval = 1.0\n"
+    "c.HybridHubService.leftover_sweep_interval = 1.0\nc.HybridHubService.leftover_grace = 2.0\n"
+)
+
+
+def wire(
+    hub: HubProcess, sim: SimProcess, work: Path, *, spawner: bool, quick: bool = True, **clusters_kw: Any
+) -> HybridWiring:
     """Add the service (and, with ``spawner``, HybridSpawner) to ``hub``'s configuration; ``clusters_kw``
-    go to :func:`clusters_value`."""
+    go to :func:`clusters_value`. ``quick``: the service probes and sweeps on the tests' short
+    schedule (QUICK_SERVICE); otherwise on its defaults."""
     w = HybridWiring()
     clusters = clusters_value(sim, hub.hub_port, **clusters_kw)
     config = work / "hybridhub_service_config.py"
-    config.write_text(
-        f"c.ClusterSet.clusters = {clusters!r}\nc.HybridHubService.probe_interval = 1.0\n"
-        "c.HybridHubService.leftover_sweep_interval = 1.0\nc.HybridHubService.leftover_grace = 2.0\n"
-    )
+    config.write_text(f"c.ClusterSet.clusters = {clusters!r}\n" + (QUICK_SERVICE if quick else ""))
     extra = f"""
 c.JupyterHub.custom_scopes = {{
     "custom:hybridhub:capacity": {{"description": "See GPU availability of the clusters"}},
