@@ -102,12 +102,13 @@ c.JupyterHub.services.append(
         "environment": SERVICE_ENVIRONMENT,
     }
 )
-# the service's own token (JUPYTERHUB_API_TOKEN): its leftover-pod sweep asks which servers run or start
+# the service's own token (JUPYTERHUB_API_TOKEN): its leftover-pod sweep asks which servers run or start,
+# for all users at once (list:users) rather than one request per running server
 c.JupyterHub.load_roles.append(
     {
         "name": "hybridhub-service",
         "description": "The hybridhub service: which servers run or start (its leftover-pod sweep)",
-        "scopes": ["read:servers"],
+        "scopes": ["list:users", "read:servers"],
         "services": [SERVICE],
     }
 )

@@ -116,6 +116,11 @@ class ServerAnswers(Protocol):
 
     async def active(self, user: str) -> frozenset[str] | None: ...
 
+    async def all_active(self) -> dict[str, frozenset[str]] | None:
+        """Every user with a running or pending server, with those servers; None when the hub cannot
+        list them. A user missing from it is not known to run nothing (see ``LeftoverSweeper.sweep``)."""
+        ...
+
 
 def servers_in(body: bytes) -> frozenset[str] | None:
     """The server names in the hub's user model (GET /users/{name}); None unless it plainly has them.
@@ -134,12 +139,45 @@ def servers_in(body: bytes) -> frozenset[str] | None:
 
 
 class HubServers:
-    """Asks the hub's REST API which servers of a user are running or pending (scope read:servers)."""
+    """Asks the hub's REST API which servers of a user are running or pending (scope read:servers),
+    or of all users at once, a page at a time (scopes list:users and read:servers)."""
 
-    def __init__(self, api_url: str, token: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, api_url: str, token: str, *, timeout: float = 10.0, page: int = 200) -> None:
         self.api_url = api_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.page = page  # JupyterHub's default api_page_max_limit is 200
+
+    async def all_active(self) -> dict[str, frozenset[str]] | None:
+        found: dict[str, frozenset[str]] = {}
+        offset = 0
+        while True:
+            req = HTTPRequest(
+                f"{self.api_url}/users?state=active&offset={offset}&limit={self.page}",
+                headers={
+                    "Authorization": f"token {self.token}",
+                    "Accept": "application/jupyterhub-pagination+json",
+                },
+                request_timeout=self.timeout,
+                connect_timeout=self.timeout,
+            )
+            try:
+                resp = await AsyncHTTPClient().fetch(req, raise_error=False)
+            except (OSError, HTTPClientError) as exc:
+                log.info("leftover sweep: the hub is unreachable (%s)", exc)
+                return None
+            if resp.code != 200:  # 403: no list:users; the sweep asks user by user instead
+                log.debug("leftover sweep: the hub answered %s to the list of active users", resp.code)
+                return None
+            page = _page_of_users(resp.body)
+            if page is None:
+                log.warning("leftover sweep: the hub's list of active users cannot be read")
+                return None
+            users, next_offset = page
+            found.update(users)
+            if next_offset is None or next_offset <= offset:
+                return found
+            offset = next_offset
 
     async def active(self, user: str) -> frozenset[str] | None:
         req = HTTPRequest(
@@ -169,6 +207,28 @@ class HubServers:
                 user,
             )
         return servers
+
+
+def _page_of_users(body: bytes) -> tuple[dict[str, frozenset[str]], int | None] | None:
+    """One page of GET /users (pagination form): each user's servers, and the next page's offset
+    (None on the last page); None when the page is not plainly that."""
+    try:
+        model: Any = json.loads(body or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    items = model.get("items") if isinstance(model, dict) else None
+    if not isinstance(items, list):
+        return None
+    users: dict[str, frozenset[str]] = {}
+    for item in items:
+        servers = item.get("servers") if isinstance(item, dict) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not isinstance(servers, dict):
+            return None  # no read:servers: the list says nothing of servers
+        users[name] = frozenset(servers)
+    following = (model.get("_pagination") or {}).get("next") if isinstance(model, dict) else None
+    offset = following.get("offset") if isinstance(following, dict) else None
+    return users, offset if isinstance(offset, int) and not isinstance(offset, bool) else None
 
 
 class LeftoverSweeper:
@@ -257,15 +317,23 @@ class LeftoverSweeper:
         if not due:
             return []
         users = sorted({loc.user for _, loc in due})
+        # One list of every user with an active server first: a few requests however many servers
+        # run, where each hub request costs the hub a token check (milliseconds of CPU). A listed
+        # user's entry is the same model GET /users/{name} gives. A user missing from the list may
+        # run nothing, or the list may have missed them (a token whose list scope is filtered): each
+        # of those is asked on their own, as before.
+        listed = await self.hub.all_active() or {}
+        answers: dict[str, frozenset[str] | None] = {u: listed[u] for u in users if u in listed}
         limit = asyncio.Semaphore(self.hub_concurrency)
 
         async def ask(user: str) -> frozenset[str] | None:
             async with limit:
                 return await self.hub.active(user)
 
-        answers = await asyncio.gather(*(ask(u) for u in users))
+        unsettled = [u for u in users if u not in answers]
+        answers.update(zip(unsettled, await asyncio.gather(*(ask(u) for u in unsettled)), strict=True))
         removed = []
-        for leftover in find_leftovers(due, dict(zip(users, answers, strict=True)), self.hub_instance):
+        for leftover in find_leftovers(due, answers, self.hub_instance):
             if await self._delete(leftover):
                 removed.append(leftover)
         return removed

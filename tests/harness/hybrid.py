@@ -109,7 +109,7 @@ c.JupyterHub.services.append({{
                 "--HybridHubService.api_url=http://127.0.0.1:{hub.hub_port}/hub/api"],
 }})
 c.JupyterHub.load_roles.append({{  # the leftover sweep asks which servers run or start
-    "name": "hybridhub-service", "scopes": ["read:servers"], "services": ["hybridhub"],
+    "name": "hybridhub-service", "scopes": ["list:users", "read:servers"], "services": ["hybridhub"],
 }})
 c.JupyterHub.services.append({{"name": "hybridhub-hub", "api_token": {w.hub_token!r}}})
 c.JupyterHub.services.append({{"name": "prometheus", "api_token": {w.prometheus_token!r}}})

@@ -147,10 +147,42 @@ ANSWERS: dict[str, tuple[Any, bytes]] = {
 }
 
 
+class FakeList(web.RequestHandler):
+    """GET /hub/api/users?state=active: ``settings["listing"]``, a page of ``limit`` users at a time."""
+
+    async def get(self) -> None:
+        if self.request.headers.get("Authorization") != "token service-token":
+            raise web.HTTPError(403)
+        listing = self.settings["listing"]
+        if listing == "hang":
+            await self.settings["never"].wait()
+        if isinstance(listing, int):
+            raise web.HTTPError(listing)
+        assert self.get_argument("state") == "active"
+        assert self.request.headers["Accept"] == "application/jupyterhub-pagination+json"
+        offset, limit = int(self.get_argument("offset")), int(self.get_argument("limit"))
+        items = listing[offset : offset + limit]
+        more = offset + limit < len(listing)
+        self.finish({"items": items, "_pagination": {"next": {"offset": offset + limit} if more else None}})
+
+
+LISTING = [
+    {"name": "ann", "servers": {"": {}}},
+    {"name": "bob", "servers": {"gpu": {}}},
+    {"name": "cat", "servers": {"": {}, "x": {}}},
+]
+
+
 @pytest_asyncio.fixture
-async def hub_api() -> AsyncIterator[str]:
+async def hub_api(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     never = asyncio.Event()
-    app = web.Application([(r"/hub/api/users/([^/]+)", FakeHub)], answers=ANSWERS, never=never)
+    listing = getattr(request, "param", LISTING)
+    app = web.Application(
+        [(r"/hub/api/users", FakeList), (r"/hub/api/users/([^/]+)", FakeHub)],
+        answers=ANSWERS,
+        never=never,
+        listing=listing,
+    )
     sock, port = bind_unused_port()
     server = HTTPServer(app)
     server.add_sockets([sock])
@@ -192,6 +224,27 @@ async def test_an_unreachable_hub_or_a_wrong_token_says_nothing(hub_api: str) ->
         is None
     )
     assert await HubServers(hub_api, "wrong-token", timeout=2).active("none") is None  # 403
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_all_active_users_are_read_a_page_at_a_time(hub_api: str) -> None:
+    hub = HubServers(hub_api, "service-token", timeout=2, page=2)
+    assert await hub.all_active() == {
+        "ann": frozenset({""}),
+        "bob": frozenset({"gpu"}),
+        "cat": frozenset({"", "x"}),
+    }
+
+
+@pytest.mark.asyncio(loop_scope="function")
+@pytest.mark.parametrize(
+    "hub_api",
+    [403, 500, "hang", [{"name": "ann"}], [{"name": "ann", "servers": None}], [{"servers": {}}]],
+    indirect=True,
+)
+async def test_a_list_that_cannot_be_read_says_nothing(hub_api: str) -> None:
+    # 403: a token without list:users; a user without "servers": a token without read:servers
+    assert await HubServers(hub_api, "service-token", timeout=0.5).all_active() is None
 
 
 @pytest.mark.parametrize(
@@ -239,11 +292,20 @@ class Pods:
 class Answers:
     """The hub's word per user; ``before_answer`` runs while the hub is being asked."""
 
-    def __init__(self, answers: dict[str, frozenset[str] | None], before_answer: Any = None) -> None:
+    def __init__(
+        self,
+        answers: dict[str, frozenset[str] | None],
+        before_answer: Any = None,
+        listed: dict[str, frozenset[str]] | None = None,
+    ) -> None:
         self.answers = answers
         self.before_answer = before_answer
+        self.listed = listed  # what all_active() says; None: the hub cannot list
         self.asked: list[str] = []
         self.in_flight = self.most_in_flight = 0
+
+    async def all_active(self) -> dict[str, frozenset[str]] | None:
+        return None if self.listed is None else dict(self.listed)
 
     async def active(self, user: str) -> frozenset[str] | None:
         self.asked.append(user)
@@ -307,6 +369,29 @@ async def test_nothing_is_removed_unless_the_hub_plainly_runs_nothing(answer: fr
     sweep = sweeper(pods, hub, clock, [], grace=0)
     assert await sweep.sweep() == []
     assert sorted(hub.asked) == ["ann", "bob"] and pods.deleted == []
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_one_list_settles_listed_users_and_only_the_others_are_asked() -> None:
+    """ann runs "" (listed): her pod stays, unasked. bob is listed with "gpu" only: his "" pod is a
+    leftover, removed without asking him again. cat is not listed: asked on her own (the list may have
+    missed her), and she runs nothing: removed."""
+    pods, clock = Pods(loc("ann", uid="a"), loc("bob", uid="b"), loc("cat", uid="c")), Clock()
+    hub = Answers({"cat": frozenset()}, listed={"ann": frozenset({""}), "bob": frozenset({"gpu"})})
+    sweep = sweeper(pods, hub, clock, [], grace=0)
+    removed = await sweep.sweep()
+    assert sorted(x.user for x in removed) == ["bob", "cat"]
+    assert hub.asked == ["cat"]
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_user_missing_from_the_list_is_not_taken_to_run_nothing() -> None:
+    """The list says nothing of dan (a filtered list scope, say); the hub asked alone says he runs his
+    server: his pod stays."""
+    pods, clock = Pods(loc("dan", uid="d")), Clock()
+    hub = Answers({"dan": frozenset({""})}, listed={})
+    assert await sweeper(pods, hub, clock, [], grace=0).sweep() == []
+    assert hub.asked == ["dan"] and pods.deleted == []
 
 
 @pytest.mark.asyncio(loop_scope="function")
