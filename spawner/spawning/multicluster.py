@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import kubespawner.spawner
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import url_path_join, utcnow
 from kubespawner import KubeSpawner
 from kubespawner.reflector import ResourceReflector
 from kubespawner.spawner import EventReflector, PodReflector
@@ -27,7 +27,14 @@ from traitlets import Dict, Unicode
 from spawner.core.clusters import ClusterConfig, ClusterSet
 from spawner.kube.client import ClusterClient
 
-__all__ = ["ClusterEventReflector", "ClusterPodReflector", "MultiClusterSpawner", "gave_up", "stalled"]
+__all__ = [
+    "ClusterEventReflector",
+    "ClusterPodReflector",
+    "ClusterUnreachable",
+    "MultiClusterSpawner",
+    "gave_up",
+    "stalled",
+]
 
 STATE_VERSION = 2  # 1: {"cluster"}; 2 adds "access_url" (the Service address of pod_access: service)
 
@@ -38,6 +45,10 @@ PROBE_TIMEOUT = 2.0
 # Seconds between two such checks for one watch: while its cluster stays unreachable, spawns and polls
 # there cost at most one quick request per watch this often, not one each.
 RESTART_EVERY = 2.0
+
+
+class ClusterUnreachable(Exception):
+    """The server's cluster does not answer, so its pod was not deleted now."""
 
 
 class _ListedWatch:
@@ -136,6 +147,8 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
     reflectors: ClassVar[dict[Any, ResourceReflector]] = {}  # keyed by (cluster, kind, namespace)
     _clients: ClassVar[dict[tuple[int, str], ClusterClient]] = {}
     _restart_tried: ClassVar[dict[tuple[int, Any], float]] = {}  # by (event loop, reflector key)
+    # when a quick LIST last went unanswered, by (event loop, cluster)
+    _unanswered: ClassVar[dict[tuple[int, str | None], float]] = {}
     _warned_namespaces: ClassVar[set[str]] = set()
 
     service_annotations = Dict(
@@ -264,16 +277,35 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
         if now - self._restart_tried.get(tried, -math.inf) < RESTART_EVERY:
             return False
         self._restart_tried[tried] = now
+        return await self._answers()
+
+    async def _answers(self) -> bool:
+        """Whether this spawner's cluster answers a quick LIST of at most one pod of its namespace:
+        what the pod watch's own LIST asks, so an answer means that LIST will be answered too. A
+        cluster that left such a LIST unanswered less than RESTART_EVERY seconds ago is not asked
+        again: while it is out of reach, a poll or a stop waits for one timeout at most, not one each."""
+        key = (id(asyncio.get_running_loop()), self.cluster_name)
+        if time.monotonic() - self._unanswered.get(key, -math.inf) < RESTART_EVERY:
+            return False
         try:
             client = await self.cluster_client(self.cluster_name)  # type: ignore[arg-type]
-            # what the watch's own LIST asks, at most one pod of it: answered, that LIST will be too
             await client.call(
                 client.core().list_namespaced_pod, self.namespace, limit=1, _request_timeout=PROBE_TIMEOUT
             )
         except Exception as exc:
+            self._unanswered[key] = time.monotonic()
             self.log.debug("cluster %s does not answer yet: %s", self.cluster_name, exc)
             return False
+        self._unanswered.pop(key, None)
         return True
+
+    def _pod_watch_current(self) -> bool:
+        """Whether the pod watch on this spawner's cluster sees the cluster as it is now: loaded, and
+        neither given up nor stalled. Otherwise what it holds is the cluster as it was last seen."""
+        reflector = self.__class__.reflectors.get(self._get_reflector_key("pods"))
+        if reflector is None or not reflector.first_load_future.done():
+            return False
+        return not gave_up(reflector) and not stalled(reflector, time.monotonic())
 
     def _get_reflector_key(self, kind: str) -> tuple[Any, ...]:
         return (self.cluster_name, kind, None if self.enable_user_namespaces else self.namespace)
@@ -361,7 +393,9 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
             await self.use_cluster(self.cluster_name)
             # a watch that gave up during an outage is started again once the cluster answers
             await asyncio.wait_for(self._start_watching_pods(), timeout=self.k8s_api_request_timeout * 3)
-            return await asyncio.wait_for(super().poll(), timeout=self.k8s_api_request_timeout * 3)
+            status: int | None = await asyncio.wait_for(
+                super().poll(), timeout=self.k8s_api_request_timeout * 3
+            )
         except Exception as exc:
             # a cluster we cannot reach right now still has the server: answering "stopped"
             # would make the hub forget a running notebook
@@ -371,11 +405,51 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
                 self.cluster_name,
                 exc,
             )
+            self._count_as_active()
             return None
+        if status is None and not self._pod_watch_current():
+            self._count_as_active()  # "running" as last seen: the hub cannot see the server now
+        return status
+
+    def _count_as_active(self) -> None:
+        """Record the server as active now, while the hub cannot see it. Its own reports of activity
+        and the proxy's cannot reach the hub over a link that is down, and the idle culler stops a
+        server whose recorded activity is older than its timeout: without this, an outage longer than
+        that timeout would stop every server of the cluster, busy or not. Time out of sight is taken
+        as activity, so a server's idle time counts again from the moment its cluster is back."""
+        orm_spawner = self.orm_spawner
+        if orm_spawner is None or self.db is None:
+            return
+        now = utcnow(with_tz=False)
+        orm_spawner.last_activity = max(orm_spawner.last_activity or now, now)
+        orm_user = getattr(self.user, "orm_user", None)
+        if orm_user is not None:
+            orm_user.last_activity = max(orm_user.last_activity or now, now)
+        self.db.commit()
 
     async def stop(self, now: bool = False) -> None:
+        try:
+            await self.stop_pod(now=now)
+        except ClusterUnreachable as exc:
+            # JupyterHub marks the server stopped and revokes its token; the service's leftover sweep
+            # removes the pod once the cluster answers and the hub no longer runs that server
+            self.log.warning(
+                "%s: %s; the server's pod %s there is removed once it answers",
+                self.user.name,
+                exc,
+                self.pod_name,
+            )
+
+    async def stop_pod(self, now: bool = False) -> None:
+        """KubeSpawner's stop in the server's cluster, or ClusterUnreachable within PROBE_TIMEOUT when
+        that cluster does not answer a quick LIST. KubeSpawner's own stop would retry its delete there
+        for k8s_api_request_retry_timeout and then fail, and a delete sent over a hung link may be
+        carried out when the link returns, after a new pod of that name was made."""
         if self.cluster_name is not None:
             await self.use_cluster(self.cluster_name)
+            # asked even when the pod watch looks current: a link that hung a moment ago looks so too
+            if not await self._answers():
+                raise ClusterUnreachable(f"{self.cluster_name} does not answer")
             with contextlib.suppress(Exception):  # KubeSpawner's stop says what is wrong, if anything
                 await asyncio.wait_for(self._start_watching_pods(), timeout=self.k8s_api_request_timeout * 3)
         await super().stop(now=now)

@@ -18,8 +18,10 @@ from traitlets.config import Config
 from simcluster.testing import SimProcess
 from spawner.hybrid import HybridSpawner
 from spawner.spawning.multicluster import (
+    PROBE_TIMEOUT,
     RESTART_EVERY,
     ClusterPodReflector,
+    ClusterUnreachable,
     MultiClusterSpawner,
     gave_up,
     stalled,
@@ -148,6 +150,7 @@ async def onprem(sim: SimProcess, namespace: str) -> AsyncIterator[HybridSpawner
             del MultiClusterSpawner.reflectors[key]
     await (await spawner.cluster_client("onprem")).close()
     MultiClusterSpawner._clients.clear()
+    MultiClusterSpawner._unanswered.clear()  # keyed by event loop: a later test's loop may reuse the id
 
 
 def notebook_pod(namespace: str, name: str) -> str:
@@ -212,3 +215,57 @@ async def test_a_replacement_that_fails_its_first_list_puts_the_old_watch_back(
             key, first, "pods", Refused, labels={"component": "singleuser-server"}
         )
     assert MultiClusterSpawner.reflectors[key] is first and not first._stopping
+
+
+# ---------------------------------------------------------------- a cluster that does not answer
+
+
+async def hang_api(sim: SimProcess) -> None:
+    """The on-prem API hangs (connections time out, nothing is refused), as over a site link that is down."""
+    await asyncio.to_thread(sim.admin("onprem").set_faults, hung=True, hungParts=["api"])
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_cluster_that_left_a_check_unanswered_is_not_asked_again_for_a_while(
+    onprem: HybridSpawner, sim: SimProcess
+) -> None:
+    await hang_api(sim)
+    started = time.monotonic()
+    assert not await onprem._answers()
+    assert time.monotonic() - started >= PROBE_TIMEOUT * 0.9  # it was asked, and waited for
+    started = time.monotonic()
+    assert not await onprem._answers()  # a poll or a stop right after waits for nothing
+    assert time.monotonic() - started < 0.5
+    await asyncio.to_thread(sim.admin("onprem").clear_faults)
+    await until("the cluster to be asked again and answer", onprem._answers, RESTART_EVERY + 5)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_stop_toward_a_cluster_that_does_not_answer_ends_at_once(
+    onprem: HybridSpawner, sim: SimProcess
+) -> None:
+    await onprem._start_watching_pods()
+    await hang_api(sim)
+    with pytest.raises(ClusterUnreachable, match="onprem does not answer"):
+        await onprem.stop_pod(now=True)
+    # for JupyterHub, the stop ends (it then marks the server stopped) instead of retrying deletes
+    # for k8s_api_request_retry_timeout (30 s) and failing
+    started = time.monotonic()
+    await onprem.stop(now=True)
+    assert time.monotonic() - started < PROBE_TIMEOUT + 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_failed_attempt_whose_cluster_stops_answering_leaves_its_pod_to_the_leftover_check(
+    onprem: HybridSpawner, sim: SimProcess
+) -> None:
+    await onprem._start_watching_pods()
+    await hang_api(sim)
+    started = time.monotonic()
+    await onprem._clean_up_attempt(onprem.cluster_config("onprem"), gone=False)
+    assert time.monotonic() - started < onprem.attempt_cleanup_timeout
+    assert onprem.leftovers.clusters() == ["onprem"]  # removed in the background once it answers
+    await onprem.leftovers.stop()
