@@ -15,6 +15,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import kubespawner.spawner
@@ -45,6 +46,12 @@ PROBE_TIMEOUT = 2.0
 # Seconds between two such checks for one watch: while its cluster stays unreachable, spawns and polls
 # there cost at most one quick request per watch this often, not one each.
 RESTART_EVERY = 2.0
+
+
+# Set while a poll runs. Polls come every poll_interval for every server, so while a cluster stays out of
+# reach they ask it at most once every RESTART_EVERY seconds. A spawn or a stop asks whenever it needs
+# to: an answer that a poll did not get a moment ago says nothing about a link that has just returned.
+_POLLING: ContextVar[bool] = ContextVar("hybridhub_polling", default=False)
 
 
 class ClusterUnreachable(Exception):
@@ -271,21 +278,22 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
 
     async def _may_restart(self, key: Any) -> bool:
         """Whether a stalled watch of this spawner's cluster may start again now: its cluster answers a
-        quick LIST of the spawner's namespace, asked at most once every RESTART_EVERY seconds per watch."""
+        quick LIST of the spawner's namespace. Polls ask at most once every RESTART_EVERY seconds per
+        watch (``_POLLING``)."""
         tried = (id(asyncio.get_running_loop()), key)
         now = time.monotonic()
-        if now - self._restart_tried.get(tried, -math.inf) < RESTART_EVERY:
+        if _POLLING.get() and now - self._restart_tried.get(tried, -math.inf) < RESTART_EVERY:
             return False
         self._restart_tried[tried] = now
         return await self._answers()
 
     async def _answers(self) -> bool:
         """Whether this spawner's cluster answers a quick LIST of at most one pod of its namespace:
-        what the pod watch's own LIST asks, so an answer means that LIST will be answered too. A
-        cluster that left such a LIST unanswered less than RESTART_EVERY seconds ago is not asked
-        again: while it is out of reach, a poll or a stop waits for one timeout at most, not one each."""
+        what the pod watch's own LIST asks, so an answer means that LIST will be answered too. In a
+        poll, a cluster that left such a LIST unanswered less than RESTART_EVERY seconds ago is not
+        asked again: while it is out of reach, a poll waits for one timeout at most, not one each."""
         key = (id(asyncio.get_running_loop()), self.cluster_name)
-        if time.monotonic() - self._unanswered.get(key, -math.inf) < RESTART_EVERY:
+        if _POLLING.get() and time.monotonic() - self._unanswered.get(key, -math.inf) < RESTART_EVERY:
             return False
         try:
             client = await self.cluster_client(self.cluster_name)  # type: ignore[arg-type]
@@ -389,6 +397,7 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
     async def poll(self) -> int | None:
         if self.cluster_name is None:
             return 0 if self.pod_name is None else 1
+        polling = _POLLING.set(True)
         try:
             await self.use_cluster(self.cluster_name)
             # a watch that gave up during an outage is started again once the cluster answers
@@ -407,6 +416,8 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
             )
             self._count_as_active()
             return None
+        finally:
+            _POLLING.reset(polling)
         if status is None and not self._pod_watch_current():
             self._count_as_active()  # "running" as last seen: the hub cannot see the server now
         return status
