@@ -26,7 +26,8 @@ $(HUB6_STAMP): pyproject.toml
 NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha1sum | cut -c1-12)
 
 # Debian packages the suite drives for real: kubectl (client only); util-linux and iproute2 for
-# simcluster's process runtime, nftables for its hung fault; Node.js + npm for configurable-http-proxy.
+# simcluster's process runtime, nftables for its hung fault; Node.js + npm for configurable-http-proxy;
+# chromium and its matching chromium-driver for the browser test of the demo (tests/e2e).
 system-deps:
 	@missing=""; \
 	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
@@ -34,6 +35,8 @@ system-deps:
 	command -v nft >/dev/null || missing="$$missing nftables"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 # configurable-http-proxy, pinned by package-lock.json

@@ -29,3 +29,10 @@ c.HybridSpawner.elastic_deadline = 900  # for an elastic pool that sets no provi
 
 # notebook pods hold no cluster credentials (submissions go through the hybridhub service)
 c.HybridSpawner.automount_service_account_token = False
+
+# The home page says when a user's server is on a cluster the service calls down (an on-prem outage):
+# HybridSpawner's poll, which the home page runs first, writes the sentence, shown as the page's
+# announcement (it replaces an announcement_home set elsewhere only while there is a note).
+from spawner.spawning.cluster_note import home_announcement  # noqa: E402
+
+c.JupyterHub.template_vars.update({"announcement_home": home_announcement})

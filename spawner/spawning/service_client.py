@@ -98,12 +98,17 @@ class ServiceClient:
     async def health(self) -> dict[str, str]:
         """Each cluster's health (``healthy``, ``degraded``, ``down``) by name, from ``api/health``;
         ``SpawnRefused`` when the service does not say."""
+        return {name: health for name, (health, _) in (await self.cluster_health()).items()}
+
+    async def cluster_health(self) -> dict[str, tuple[str, str]]:
+        """Each cluster's health and the reason for it (``""`` when none) by name, from ``api/health``;
+        ``SpawnRefused`` when the service does not say."""
         code, body = await self.call("GET", "api/health")
         clusters = body.get("clusters") if code == 200 and isinstance(body, Mapping) else None
         if not isinstance(clusters, list):
             raise SpawnRefused(f"The GPU placement service did not say how the clusters are (HTTP {code}).")
         return {
-            entry["name"]: entry["health"]
+            entry["name"]: (entry["health"], reason if isinstance(reason := entry.get("reason"), str) else "")
             for entry in clusters
             if isinstance(entry, Mapping)
             and isinstance(entry.get("name"), str)

@@ -223,6 +223,39 @@ async def test_health(service: tuple[Service, ServiceClient], status: int, body:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            {
+                "clusters": [
+                    {"name": "onprem", "health": "down", "reason": "API unreachable for 3 probes"},
+                    {"name": "eks", "health": "healthy", "reason": ""},
+                ]
+            },
+            {"onprem": ("down", "API unreachable for 3 probes"), "eks": ("healthy", "")},
+            id="health and reason",
+        ),
+        pytest.param(
+            {
+                "clusters": [
+                    {"name": "onprem", "health": "down"},
+                    {"name": "eks", "health": "down", "reason": 3},
+                ]
+            },
+            {"onprem": ("down", ""), "eks": ("down", "")},
+            id="a missing or malformed reason is none",
+        ),
+    ],
+)
+async def test_cluster_health(service: tuple[Service, ServiceClient], body: Any, expected: Any) -> None:
+    state, client = service
+    state.body = body
+    assert await client.cluster_health() == expected
+    assert state.requests[0][:2] == ("GET", "/services/hybridhub/api/health")
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("status", [204, 404, 500])
 async def test_release_never_fails_the_spawn(service: tuple[Service, ServiceClient], status: int) -> None:
     state, client = service

@@ -1,0 +1,116 @@
+"""``hybridhub demo`` in headless Chromium, as four people use it through an on-prem site outage."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+
+from tests.demo.test_demo import CHP, Demo
+from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Browser, assigned_node
+from tests.environment import needs
+
+pytestmark = [
+    needs(os.geteuid() == 0, "the demo's notebooks run in simcluster's process runtime, which needs root"),
+    needs(
+        shutil.which("node") and CHP.exists(), "needs Node.js and configurable-http-proxy (make test: npm ci)"
+    ),
+    needs(shutil.which("nft"), "the demo's site outage hangs pod addresses with nft (make test: nftables)"),
+    needs(
+        os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK),
+        "needs Debian's chromium and chromium-driver (make test installs them)",
+    ),
+]
+
+
+def placed(demo: Demo, user: str) -> tuple[str, str]:
+    """Where ``hybridhub demo status`` says the user's server runs: its cluster and node."""
+    status = demo.hybridhub("status")
+    assert status.returncode == 0, status.stderr
+    line = next((s for s in status.stdout.splitlines() if s.split()[:1] == [user]), "")
+    where = re.search(r"\s(\S+) on (\S+)$", line)
+    assert where, f"no place for {user} in:\n{status.stdout}"
+    return where.group(1), where.group(2)
+
+
+def test_four_people_through_an_onprem_site_outage(demo: Demo, browsers: Callable[[str], Browser]) -> None:
+    password = demo.state["password"]
+
+    # 1. A first person logs in; the form shows what is free where; 1 GPU of a product on-prem has.
+    alice = browsers("alice")
+    alice.log_in(password)
+    form = alice.availability()
+    alice.shoot("01-form")
+    assert set(form) == {"onprem", "eks"}
+    assert form["onprem"] and all(row.free == row.total > 0 for row in form["onprem"]), form  # all free
+    assert form["eks"] and all(row.total == 0 for row in form["eks"]), form  # nodes are added on demand
+    product = form["onprem"][0].product
+    started = time.monotonic()
+    alice.start(gpus=1, product=product)
+    alice.wait_for_progress("Successfully assigned")
+    alice.shoot("02-progress")
+    alice.wait_for_lab()
+    one_spawn = time.monotonic() - started
+    alice.shoot("03-jupyterlab")
+    node = assigned_node(alice.progress())
+    assert node and placed(demo, "alice") == ("onprem", node), alice.progress()
+    alice.open_notebook()
+    code = (
+        "import pathlib; print(pathlib.Path('from-the-browser.txt').write_text('alice was here'), 'written')"
+    )
+    alice.run_cell(code, "14 written")
+    alice.shoot("04-cell")
+    assert alice.contents("from-the-browser.txt")["content"] == "alice was here"
+    # the on-prem home volume, where simcluster's process runtime keeps the pod's /home/jovyan
+    homes = list((demo.state_dir / "sim" / "onprem" / "volumes").glob("*/from-the-browser.txt"))
+    assert [p.read_text() for p in homes] == ["alice was here"]
+
+    # 2. A second person picks EKS.
+    bob = browsers("bob")
+    bob.log_in(password)
+    taken = {row.product: row.free for row in bob.availability()["onprem"]}
+    assert taken[product] == form["onprem"][0].free - 1  # alice's GPU, live
+    bob.start(gpus=1, cluster="eks")
+    bob.wait_for_lab()
+    bob.shoot("05-jupyterlab-eks")
+    bob_node = assigned_node(bob.progress())
+    assert bob_node and placed(demo, "bob") == ("eks", bob_node), bob.progress()
+    bob.open_notebook()
+    bob.run_cell("print('before', 6 * 7)", "before 42")
+
+    # 3. The on-prem site goes dark.
+    outage = demo.hybridhub("outage", "onprem", "--site")
+    assert outage.returncode == 0, outage.stderr
+    carol = browsers("carol")
+    carol.log_in(password)
+    carol.shoot("06-form-outage")
+    carol.start(gpus=1)
+    carol.wait_for_lab()
+    carol.shoot("07-jupyterlab-fallback")
+    carol_node = assigned_node(carol.progress())
+    assert carol_node and placed(demo, "carol") == ("eks", carol_node), carol.progress()
+    # why eks: what the service or the spawn's own try found wrong with onprem, then where it went
+    reason = [line for line in carol.progress() if re.search(r"\bonprem\b.*\bon eks\b", line)]
+    assert reason, f"no reason naming onprem and eks among {carol.progress()}"
+    print(f"carol's reason: {reason[0]}")
+    bob.run_cell("print('during', 6 * 7)", "during 42")
+    bob.shoot("08-eks-cell-during-outage")
+    home = alice.home_saying("unreachable")
+    alice.shoot("09-home-outage")
+    assert "onprem, the cluster your server runs on, is unreachable" in home and "Stop My Server" in home
+
+    # 4. The site is back: the next spawn goes on-prem again.
+    recovered = time.monotonic()
+    back = demo.hybridhub("recover", "onprem")
+    assert back.returncode == 0, back.stderr
+    dave = browsers("dave")
+    dave.log_in(password)
+    dave.start(gpus=1, product=product)
+    dave.wait_for_lab()
+    dave.shoot("10-jupyterlab-onprem-again")
+    dave_node = assigned_node(dave.progress())
+    assert dave_node and placed(demo, "dave")[0] == "onprem", dave.progress()
+    took = time.monotonic() - recovered
+    print(f"one spawn: {one_spawn:.1f} s; from recover to dave's JupyterLab: {took:.1f} s")
