@@ -175,8 +175,8 @@ class Browser:
 
         def says(_: Any) -> str | None:
             self.driver.get(f"{self.url}hub/home")
-            self.wait().until(ec.presence_of_element_located((By.ID, "start")))
             text = self.text()
+            assert self.driver.find_elements(By.ID, "start"), f"not the home page: {text}"
             return text if words in text else None
 
         return str(self.wait(timeout).until(says, f"the home page does not say {words!r}: {self.text()}"))
@@ -239,4 +239,4 @@ class Browser:
 _NOTEBOOK_CARD = '.jp-LauncherCard[data-category="Notebook"]'
 _CELLS = ".jp-NotebookPanel .jp-Notebook .jp-Cell"
 _RUNS = 3  # times a cell is run at most, while JupyterLab leaves it unrun (see Browser.run_cell)
-_RUN_STARTS = 10.0  # seconds a run may take to start (its prompt shows "[*]:") before it is run again
+_RUN_STARTS = 5.0  # seconds a run may take to start (its prompt shows "[*]:") before it is run again
