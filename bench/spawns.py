@@ -173,8 +173,23 @@ def classify(records: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
+def idle_cpu(hubs: list[HubProcess], seconds: float) -> list[float]:
+    """Each hub's CPU seconds per second while no one spawns: watch renewals, polls, the service's
+    questions. Measured for all hubs over the same seconds."""
+    procs = [psutil.Process(hub.proc.pid) for hub in hubs]  # type: ignore[union-attr]
+    before = [cpu_seconds(p) for p in procs]
+    time.sleep(seconds)
+    return [(cpu_seconds(p) - b) / seconds for p, b in zip(procs, before, strict=True)]
+
+
 def one_round(
-    hub: HubProcess, sim: SimProcess, users: list[str], options: dict[str, object], *, hybrid: bool
+    hub: HubProcess,
+    sim: SimProcess,
+    users: list[str],
+    options: dict[str, object],
+    *,
+    hybrid: bool,
+    idle: float = 0.0,
 ) -> dict[str, Any]:
     """Start ``users`` at once, until each is routed in the proxy; then stop them all."""
     for name in users:
@@ -213,7 +228,11 @@ def one_round(
     done.set()
     cpu1, svc1 = cpu_seconds(hub_proc), cpu_seconds(service)
     if len(ready) < len(users):
-        raise TimeoutError(f"not ready in 300 s: {sorted(set(users) - set(ready))}\n{hub.log_tail()}")
+        late = sorted(set(users) - set(ready))
+        kept = Path(tempfile.gettempdir()) / f"bench-spawns-{late[0]}.log"
+        kept.write_bytes(hub.log_file.read_bytes())
+        about = [line for line in hub.log_text().splitlines() if any(u in line for u in late)]
+        raise TimeoutError(f"not ready in 300 s: {late} (hub log kept in {kept})\n" + "\n".join(about[-40:]))
     records = [r for c, m in before.items() for r in sim.admin(c).requests(since=m)]
     counts = classify([r for r in records if (r.get("user_agent") or "").startswith(agents)])
     created, started = log_times(hub, offset)
@@ -234,6 +253,8 @@ def one_round(
         "renewals": counts["renewals"] / n,
         "service_requests": counts["service"] / n,
         "hub_cpu": (cpu1 - cpu0) / n,
+        # less what the hub spends idle over as long: what the spawns themselves cost it
+        "hub_cpu_net": (cpu1 - cpu0 - idle * (max(ready.values()) - min(requested.values()))) / n,
         "service_cpu": (svc1 - svc0) / n,
         "to_create": phase(requested, created),
         "create_to_started": phase(created, started),
@@ -248,6 +269,10 @@ def paired(
     """``pairs`` rounds of each spawner, interleaved (stock first in even pairs, hybrid first in odd)."""
     for hub, label, options, is_hybrid in ((stock, "s", {}, False), (hybrid, "h", {"gpus": 0}, True)):
         one_round(hub, sim, [f"{label}warm"], options, hybrid=is_hybrid)  # reflectors, clients
+    idle = dict(zip((False, True), idle_cpu([stock, hybrid], 30.0), strict=True))
+    print(
+        f"idle hub CPU: KubeSpawner {idle[False] * 1000:.1f} ms/s, HybridSpawner {idle[True] * 1000:.1f} ms/s"
+    )
     out = []
     for i in range(pairs):
         order = [(stock, "s", {}, False), (hybrid, "h", {"gpus": 0}, True)]
@@ -256,7 +281,7 @@ def paired(
         got: dict[bool, dict[str, Any]] = {}
         for hub, label, options, is_hybrid in order:
             users = [f"{label}{i}-{u}" for u in range(n)]
-            got[is_hybrid] = one_round(hub, sim, users, options, hybrid=is_hybrid)
+            got[is_hybrid] = one_round(hub, sim, users, options, hybrid=is_hybrid, idle=idle[is_hybrid])
         out.append((got[False], got[True]))
         s, h = got[False], got[True]
         print(
@@ -273,6 +298,7 @@ def report(n: int, rounds: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[
 
     ratios = sorted(h["wall"] / s["wall"] for s, h in rounds)
     cpu_ratio = med(1, "hub_cpu") / med(0, "hub_cpu")
+    net_ratio = med(1, "hub_cpu_net") / med(0, "hub_cpu_net")
     print(f"\n{n} users, {len(rounds)} interleaved pairs; medians over the rounds")
     header = ("spawner", "wall s", "p50 s", "p95 s", "own req", "renewals", "service req", "hub CPU s")
     print(f"{header[0]:<14}" + "".join(f"{h:>12}" for h in header[1:]) + "   (requests and CPU per spawn)")
@@ -285,7 +311,9 @@ def report(n: int, rounds: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[
         f"(pairs {', '.join(f'{r:.2f}' for r in ratios)})"
     )
     print(
-        f"hub CPU per spawn, HybridSpawner / KubeSpawner: {cpu_ratio:.2f}; service CPU per spawn "
+        f"hub CPU per spawn, HybridSpawner / KubeSpawner: {cpu_ratio:.2f}; less each hub's idle CPU over "
+        f"the round ({med(0, 'hub_cpu_net'):.4f} s against {med(1, 'hub_cpu_net'):.4f} s): {net_ratio:.2f}; "
+        f"service CPU per spawn "
         f"{med(1, 'service_cpu'):.4f} s (apart)"
     )
     print(
@@ -302,6 +330,7 @@ def report(n: int, rounds: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[
         "ratio_median": statistics.median(ratios),
         "ratios": ratios,
         "cpu_ratio": cpu_ratio,
+        "cpu_ratio_net": net_ratio,
         "rounds": rounds,
     }
 

@@ -116,8 +116,10 @@ class HybridConfig(MultiClusterSpawner):
         6.0,
         config=True,
         help="""Seconds an attempt's pod may take to be made and seen in its cluster before the spawn
-        takes the cluster as not answering and goes on to the next candidate, e.g. 6. A create takes
-        well under a second when the API answers; over a hung site link KubeSpawner would retry it for
+        takes the cluster as not answering and goes on to the next candidate, unless the hybridhub
+        service still calls the cluster healthy (its probes are answered: the pod is late because the
+        hub is busy, not because the cluster is gone), e.g. 6. A create takes well under a second when
+        the API answers; over a hung site link KubeSpawner would retry it for
         ``k8s_api_request_retry_timeout``. While an attempt runs, the spawn also asks the hybridhub
         service every second and moves on as soon as it calls the cluster down. More than 0.""",
     )

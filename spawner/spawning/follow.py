@@ -49,7 +49,13 @@ async def until_unreachable(
     """Raise ``Unreachable`` once the attempt's ``cluster`` looks gone: the service calls it down
     (``health()``, asked every ``interval`` seconds; None: no answer, which says nothing), or the
     attempt's pod is not ``created()`` (seen in the pod watch) ``create_within`` seconds after the
-    attempt began. Runs until cancelled otherwise (the attempt's start won).
+    attempt began while the service does not call the cluster healthy. Runs until cancelled
+    otherwise (the attempt's start won).
+
+    A pod that is merely late, because the hub is busy with fifty spawns at once, say, is waited
+    for as long as the service, whose probes keep being answered, calls its cluster healthy: only a
+    cluster that also stopped answering the service is left after ``create_within``. Over a hung link
+    the service's first unanswered probe already makes the cluster DEGRADED.
 
     KubeSpawner retries a create or a delete that times out for ``k8s_api_request_retry_timeout``
     (30 s) each, and a pod whose watch hangs is waited for until ``start_timeout``: over a hung site
@@ -59,10 +65,11 @@ async def until_unreachable(
     began = loop.time()
     while True:
         await asyncio.sleep(interval)
-        if not created() and loop.time() - began >= create_within:
-            raise Unreachable(f"{cluster} did not take the server's pod in {create_within:.0f} s")
-        if await health() == "down":
+        state = await health()
+        if state == "down":
             raise Unreachable(f"{cluster} stopped answering")
+        if not created() and loop.time() - began >= create_within and state != "healthy":
+            raise Unreachable(f"{cluster} did not take the server's pod in {create_within:.0f} s")
 
 
 async def fail_fast(

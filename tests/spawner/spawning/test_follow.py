@@ -175,7 +175,10 @@ def _log() -> logging.Logger:
     [
         (["healthy", "down"], True, "eks stopped answering"),  # the service calls it down
         ([None, "down"], True, "eks stopped answering"),  # an unanswered question says nothing
-        (["healthy"] * 50, False, "eks did not take the server's pod in 0 s"),  # no pod in time
+        # no pod in time, and the service no longer calls the cluster healthy (or cannot say)
+        (["degraded"] * 50, False, "eks did not take the server's pod in 0 s"),
+        ([None] * 50, False, "eks did not take the server's pod in 0 s"),
+        (["healthy"] * 20 + ["degraded"] * 50, False, "eks did not take the server's pod in 0 s"),
     ],
 )
 async def test_until_unreachable_gives_up_on_a_cluster_that_is_gone(
@@ -190,6 +193,23 @@ async def test_until_unreachable_gives_up_on_a_cluster_that_is_gone(
         await asyncio.wait_for(
             until_unreachable("eks", health, lambda: seen, create_within=0.05, interval=0.01), 5
         )
+
+
+@pytest.mark.asyncio
+async def test_a_late_pod_on_a_cluster_the_service_calls_healthy_is_waited_for() -> None:
+    """A busy hub creates the pod late; the cluster answers the service all along: no giving up."""
+
+    async def health() -> str | None:
+        return "healthy"
+
+    task = asyncio.ensure_future(
+        until_unreachable("eks", health, lambda: False, create_within=0.01, interval=0.01)
+    )
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 @pytest.mark.asyncio
