@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -165,6 +166,10 @@ def main(argv: list[str]) -> int:
     except DemoError as exc:
         print(f"hybridhub demo: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `hybridhub demo status | head`: the reader is gone; say nothing more on the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
