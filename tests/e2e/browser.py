@@ -186,7 +186,21 @@ class Browser:
     def wait_for_lab(self, timeout: float = 90.0) -> None:
         """JupyterLab at /user/NAME/lab, loaded far enough to offer a new notebook in its launcher."""
         self.wait(timeout).until(ec.url_contains(f"/user/{self.user}/lab"))
-        self.wait(timeout).until(ec.element_to_be_clickable((By.CSS_SELECTOR, _NOTEBOOK_CARD)))
+        card = (By.CSS_SELECTOR, _NOTEBOOK_CARD)
+        for _ in range(_LAB_LOADS):
+            # now and then, on the first JupyterLab a fresh demo serves, Chromium reports the theme's
+            # stylesheet as failed without the request reaching the server (none in its log), and
+            # JupyterLab shows "Error Loading Theme" over an unstyled page; a person reloads the page
+            shown = self.wait(timeout).until(
+                lambda d: (
+                    d.find_elements(By.CSS_SELECTOR, ".jp-Dialog") or ec.element_to_be_clickable(card)(d)
+                )
+            )
+            if not isinstance(shown, list):
+                return
+            print(f"{self.user}: JupyterLab says {shown[0].text!r}; reloading the page")
+            self.driver.refresh()
+        self.wait(timeout).until(ec.element_to_be_clickable(card))
 
     def open_notebook(self) -> None:
         """A new notebook from the launcher's Notebook card; ready once its kernel is idle (code run while
@@ -238,5 +252,6 @@ class Browser:
 
 _NOTEBOOK_CARD = '.jp-LauncherCard[data-category="Notebook"]'
 _CELLS = ".jp-NotebookPanel .jp-Notebook .jp-Cell"
+_LAB_LOADS = 2  # times JupyterLab's page is loaded at most while it shows an error (Browser.wait_for_lab)
 _RUNS = 3  # times a cell is run at most, while JupyterLab leaves it unrun (see Browser.run_cell)
 _RUN_STARTS = 5.0  # seconds a run may take to start (its prompt shows "[*]:") before it is run again
