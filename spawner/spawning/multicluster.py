@@ -65,6 +65,7 @@ class _ListedWatch:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.listed_at = time.monotonic()
+        self.answered_at: float | None = None  # when its last LIST was answered
         self.failing_since: float | None = None
 
     async def _list_and_update(self, resource_version: str | None = None) -> Any:
@@ -76,6 +77,7 @@ class _ListedWatch:
                 self.failing_since = self.listed_at
             raise
         self.failing_since = None
+        self.answered_at = time.monotonic()
         return version
 
 
@@ -129,10 +131,11 @@ def gave_up(reflector: Any) -> bool:
 
 def stalled(reflector: Any, now: float) -> bool:
     """Whether a live reflector is not watching now although it will try again by itself: its last
-    LIST failed and it waits out a retry (KubeSpawner's waits up to 25.6 s), or it began no LIST for
-    twice its watch's server-side timeout (a watch or a LIST that hangs, as over a blackholed link).
-    A healthy one LISTs again each time the server ends its watch. One that gave up, is starting or
-    was stopped is not stalled (see ``gave_up``); ``now`` is ``time.monotonic()``."""
+    LIST failed and it waits out a retry (KubeSpawner's waits up to 25.6 s), its LIST has gone
+    unanswered for its watch's server-side timeout, or it began no LIST for twice that timeout (a LIST
+    or a watch that hangs, as over a blackholed link). A healthy one LISTs again each time the server
+    ends its watch, and its LIST is answered at once. One that gave up, is starting or was stopped is
+    not stalled (see ``gave_up``); ``now`` is ``time.monotonic()``."""
     if reflector._stopping or not reflector.first_load_future.done():
         return False
     if reflector.first_load_future.exception() is not None:
@@ -143,8 +146,13 @@ def stalled(reflector: Any, now: float) -> bool:
     if getattr(reflector, "failing_since", None) is not None:
         return True
     listed = getattr(reflector, "listed_at", None)
-    limit = 2 * reflector.timeout_seconds
-    return bool(listed is not None and limit > 0 and now - listed > limit)
+    limit = reflector.timeout_seconds
+    if listed is None or limit <= 0:
+        return False
+    answered = getattr(reflector, "answered_at", listed)
+    if (answered is None or answered < listed) and now - listed > limit:
+        return True
+    return bool(now - listed > 2 * limit)
 
 
 class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
@@ -237,7 +245,7 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
         # one that waits out a retry would leave this spawn or poll blind until then, up to 25.6 s
         # after its cluster is back: started again as soon as the cluster answers
         if (
-            stalled(previous, time.monotonic())
+            self._stale(previous)
             and await self._may_restart(key)
             and self.__class__.reflectors.get(key) is previous  # no one replaced it meanwhile
         ):
@@ -307,13 +315,25 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
         self._unanswered.pop(key, None)
         return True
 
+    def _stale(self, reflector: Any) -> bool:
+        """Whether a live watch of this spawner's cluster may not see the cluster as it is now: it is
+        stalled, or a check of its cluster went unanswered after its last LIST began, so that LIST or
+        the watch after it may hang over a link that was down, for a while even after its return."""
+        if stalled(reflector, time.monotonic()):
+            return True
+        if reflector._stopping or not reflector.first_load_future.done() or gave_up(reflector):
+            return False  # starting, stopped or given up: not a live watch
+        unanswered = self._unanswered.get((id(asyncio.get_running_loop()), self.cluster_name))
+        listed = getattr(reflector, "listed_at", None)
+        return unanswered is not None and listed is not None and unanswered > listed
+
     def _pod_watch_current(self) -> bool:
         """Whether the pod watch on this spawner's cluster sees the cluster as it is now: loaded, and
-        neither given up nor stalled. Otherwise what it holds is the cluster as it was last seen."""
+        neither given up nor stale. Otherwise what it holds is the cluster as it was last seen."""
         reflector = self.__class__.reflectors.get(self._get_reflector_key("pods"))
         if reflector is None or not reflector.first_load_future.done():
             return False
-        return not gave_up(reflector) and not stalled(reflector, time.monotonic())
+        return not gave_up(reflector) and not self._stale(reflector)
 
     def _get_reflector_key(self, kind: str) -> tuple[Any, ...]:
         return (self.cluster_name, kind, None if self.enable_user_namespaces else self.namespace)

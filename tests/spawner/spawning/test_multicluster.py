@@ -74,26 +74,30 @@ NOW = 5000.0
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
-    ("loaded", "task", "stopping", "failing", "listed_ago", "expected"),
+    ("loaded", "task", "stopping", "failing", "listed_ago", "answered", "expected"),
     [
-        ("ok", "running", False, False, 1.0, False),  # watching
-        ("ok", "running", False, True, 1.0, True),  # its last LIST failed: it waits out a retry
-        ("ok", "running", False, False, 20.0, False),  # at the limit: twice the watch's 10 s
-        ("ok", "running", False, False, 20.5, True),  # no LIST for longer: a watch or LIST hangs
-        ("ok", "running", True, True, 60.0, False),  # stopped on purpose
-        ("pending", "none", False, True, 60.0, False),  # its first LIST is in flight
-        ("failed", "none", False, True, 60.0, False),  # gave up: gave_up's
-        ("ok", "done", False, True, 60.0, False),  # gave up: gave_up's
-        ("ok", "none", False, True, 60.0, False),
+        ("ok", "running", False, False, 1.0, True, False),  # watching
+        ("ok", "running", False, True, 1.0, True, True),  # its last LIST failed: it waits out a retry
+        ("ok", "running", False, False, 20.0, True, False),  # at the limit: twice the watch's 10 s
+        ("ok", "running", False, False, 20.5, True, True),  # no LIST for longer: a watch or LIST hangs
+        ("ok", "running", False, False, 1.0, False, False),  # a LIST under way
+        ("ok", "running", False, False, 10.0, False, False),  # at the limit: the watch's 10 s
+        ("ok", "running", False, False, 10.5, False, True),  # a LIST unanswered for longer hangs
+        ("ok", "running", True, True, 60.0, True, False),  # stopped on purpose
+        ("pending", "none", False, True, 60.0, False, False),  # its first LIST is in flight
+        ("failed", "none", False, True, 60.0, False, False),  # gave up: gave_up's
+        ("ok", "done", False, True, 60.0, True, False),  # gave up: gave_up's
+        ("ok", "none", False, True, 60.0, True, False),
     ],
 )
 async def test_stalled(
-    loaded: str, task: str, stopping: bool, failing: bool, listed_ago: float, expected: bool
+    loaded: str, task: str, stopping: bool, failing: bool, listed_ago: float, answered: bool, expected: bool
 ) -> None:
     r = await reflector(loaded=loaded, task=task, stopping=stopping)
     r.timeout_seconds = 10
     r.failing_since = NOW - 30 if failing else None
     r.listed_at = NOW - listed_ago
+    r.answered_at = r.listed_at + 0.01 if answered else r.listed_at - 10  # the last LIST's, or the one before
     try:
         assert stalled(r, NOW) is expected
     finally:
@@ -288,3 +292,24 @@ async def test_a_failed_attempt_whose_cluster_stops_answering_leaves_its_pod_to_
     assert time.monotonic() - started < onprem.attempt_cleanup_timeout
     assert onprem.leftovers.clusters() == ["onprem"]  # removed in the background once it answers
     await onprem.leftovers.stop()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_watch_that_may_hang_since_a_check_went_unanswered_starts_again_once_the_cluster_answers(
+    onprem: HybridSpawner, sim: SimProcess, namespace: str
+) -> None:
+    first = await onprem._start_watching_pods()
+    await hang_api(sim)
+    with polling():
+        assert not await onprem._answers()  # a poll's check: unanswered, after the watch's LIST
+        assert not onprem._pod_watch_current()  # the poll counts the server as active
+    await asyncio.to_thread(sim.admin("onprem").clear_faults)
+    # the link is back, but the watch may hang for a while (its requests wait for a retransmission),
+    # though it began its LIST only seconds ago: a spawn starts it again rather than wait on it
+    assert not stalled(first, time.monotonic())
+    again = await onprem._start_watching_pods()
+    assert again is not first and first._stopping
+    pod = notebook_pod(namespace, "nb2")
+    await asyncio.to_thread(sim.kubectl, "apply", "--validate=false", "-f", "-", input=pod)
+    await until("the new pod in the watch", lambda: f"{namespace}/nb2" in onprem.pod_reflector.pods, 5)
