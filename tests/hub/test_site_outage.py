@@ -275,3 +275,4 @@ def test_a_whole_site_outage(outage_hub: HubProcess, hsim: SimProcess) -> None:
     )
     assert sam_stop < 10.0, hub.log_tail()
     assert "Culling server sam" not in hub.log_text()
+    hub.stop_all_servers()
