@@ -477,7 +477,9 @@ def main() -> int:
             hybrid = HubProcess(work / "hybrid", sim, singleuser=args.singleuser, namespace="jupyterhub")
             # the service on its shipped schedule (probes, the leftover sweep), as operators run it
             hybrid.wiring = wire(hybrid, sim, work, spawner=True, quick=False)
-            hybrid.extra_config += proxy
+            # JupyterHub's poll of each server at its default (30 s), as the stock hub has it, not
+            # the tests' 2 s
+            hybrid.extra_config += proxy + "c.Spawner.poll_interval = 30\n"
             with stock, hybrid:
                 wait_for_service(hybrid)
                 rounds = paired(stock, hybrid, sim, args.users, args.pairs)

@@ -331,6 +331,7 @@ class HybridSpawner(HybridConfig):
                 elastic=candidate.elastic,
                 deadline=pool.provisioning_deadline or self.elastic_deadline,
                 say=self._say,
+                changed=lambda: len(self.event_reflector.resources) if self.event_reflector else None,
             )
         )
         reachable = asyncio.ensure_future(

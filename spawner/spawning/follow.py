@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -81,26 +82,40 @@ async def fail_fast(
     deadline: float,
     say: Say,
     interval: float = 0.5,
+    changed: Callable[[], object] = lambda: None,
+    read_every: float = 5.0,
 ) -> None:
     """Read the pod's ``events`` every ``interval`` seconds until one says the pool has no room, or
     an elastic pool brought no node in ``deadline`` seconds; raise ``NoRoom`` then. Runs until
-    cancelled otherwise (the attempt's start won)."""
+    cancelled otherwise (the attempt's start won).
+
+    ``changed()`` is a cheap mark of the event watch (how many events it holds): the pod's events,
+    which KubeSpawner sorts out of all the events of the namespace on every read, are read again
+    only when it moved, or after ``read_every`` seconds. Fifty spawns at once would otherwise each
+    sort every event twice a second."""
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + deadline
     seen = 0
+    mark: object = object()  # nothing read yet
+    read_at = -math.inf
     while True:
         await asyncio.sleep(interval)
-        current = events()
-        for event in current[seen:]:
-            message = event.get("message") or ""
-            verdict = read_event(event.get("reason") or "", message, elastic=elastic)
-            if verdict is Verdict.NO_ROOM:
-                raise NoRoom(f"{cluster.name} had no room after all ({message.split('. preemption')[0]})")
-            if verdict is Verdict.CANNOT_GROW:
-                raise NoRoom(f"{cluster.name} pool {pool.name} cannot grow ({message})")
-            if verdict is Verdict.SCALING_UP:
-                say(f"{cluster.name} is adding a node to pool {pool.name}; this takes a few minutes")
-        seen = len(current)
+        now_mark = changed()
+        # read only when an event came or went since the last read (or after read_every seconds)
+        if now_mark is None or now_mark != mark or loop.time() - read_at >= read_every:
+            mark, read_at = now_mark, loop.time()
+            current = events()
+            for event in current[seen:]:
+                message = event.get("message") or ""
+                verdict = read_event(event.get("reason") or "", message, elastic=elastic)
+                if verdict is Verdict.NO_ROOM:
+                    reason = message.split(". preemption")[0]
+                    raise NoRoom(f"{cluster.name} had no room after all ({reason})")
+                if verdict is Verdict.CANNOT_GROW:
+                    raise NoRoom(f"{cluster.name} pool {pool.name} cannot grow ({message})")
+                if verdict is Verdict.SCALING_UP:
+                    say(f"{cluster.name} is adding a node to pool {pool.name}; this takes a few minutes")
+            seen = len(current)
         if elastic and loop.time() > give_up_at:
             raise NoRoom(f"{cluster.name} pool {pool.name} brought no node in time")
 

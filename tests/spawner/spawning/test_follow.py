@@ -170,6 +170,41 @@ def _log() -> logging.Logger:
 
 
 @pytest.mark.asyncio
+async def test_events_are_read_only_when_the_event_watch_moved() -> None:
+    """Reading the pod's events sorts every event of the namespace: while the watch's mark stays, they
+    are not read again (until read_every); once it moves, the new FailedScheduling is read at once."""
+    reads = 0
+    events: list[dict[str, Any]] = []
+    mark = [1]
+
+    def read() -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        return events
+
+    task = asyncio.ensure_future(
+        fail_fast(
+            read,
+            CLUSTER,
+            POOL,
+            elastic=False,
+            deadline=60,
+            say=lambda _: None,
+            interval=0.01,
+            changed=lambda: mark[0],
+            read_every=60,
+        )
+    )
+    await asyncio.sleep(0.2)
+    assert reads == 1 and not task.done()  # the first read, then nothing moved
+    events.append(event("FailedScheduling", INSUFFICIENT))
+    mark[0] = 2
+    with pytest.raises(NoRoom, match="no room after all"):
+        await asyncio.wait_for(task, 5)
+    assert reads == 2
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("states", "seen", "expected"),
     [
