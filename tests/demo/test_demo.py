@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -129,7 +130,8 @@ class Demo:
             return
         family = self.family()
         for proc in family:
-            proc.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
+                proc.kill()
         psutil.wait_procs(family, timeout=10)
 
 

@@ -32,7 +32,7 @@ def leave_clean(
     undone = []
     for cluster in CLUSTERS:
         admin = sim.admin(cluster)
-        if any(admin.faults().get(k) for k in ("down", "latency", "errorRate")):
+        if any(admin.faults().get(k) for k in ("down", "latency", "errorRate", "hung")):
             undone.append(f"faults on {cluster}")
             admin.clear_faults()
     for hub in hubs:
