@@ -35,7 +35,6 @@ from spawner.spawning.follow import (
     until_unreachable,
 )
 from spawner.spawning.form import options_from_form, render_form
-from spawner.spawning.health_poll import HealthPoll
 from spawner.spawning.home import home_note, usual_home
 from spawner.spawning.leftovers import LeftoverPods
 from spawner.spawning.options import GpuOptions
@@ -56,9 +55,8 @@ def _copied(value: Any) -> Any:
 class HybridSpawner(HybridConfig):
     """Places each notebook through the hybridhub service: on-prem first, the cloud when needed."""
 
-    # one poll of cluster health per service and event loop, shared by every attempt running in it
-    _health_polls: ClassVar[dict[tuple[int, str, str], HealthPoll]] = {}
-    # one recent answer on cluster health per service and event loop, shared by the servers' polls
+    # one recent answer on cluster health per service and event loop, shared by the running attempts
+    # (is their cluster down?) and the servers' polls (the home page's note)
     _recent_health: ClassVar[dict[tuple[int, str, str], RecentAnswer[dict[str, tuple[str, str]]]]] = {}
 
     @default("options_form")
@@ -266,15 +264,6 @@ class HybridSpawner(HybridConfig):
                 )
         self.leftovers.watch(cluster.name, self.namespace, self.pod_name)
 
-    def _health_poll(self) -> HealthPoll:
-        key = (id(asyncio.get_running_loop()), self.service_url, self.service_token)
-        poll = self._health_polls.get(key)
-        if poll is None:
-            poll = self._health_polls[key] = HealthPoll(
-                self._service().health, interval=HEALTH_INTERVAL, timeout=2 * HEALTH_INTERVAL, log=self.log
-            )
-        return poll
-
     def _pod_seen(self) -> bool:
         reflector = self.pod_reflector
         return reflector is not None and f"{self.namespace}/{self.pod_name}" in reflector.pods
@@ -289,8 +278,7 @@ class HybridSpawner(HybridConfig):
             keeper = ReservationKeeper(self._service(), candidate.reservation, held_for, self.log)
             keeper.start()
         try:
-            async with self._health_poll().held() as health:
-                url = await self._start_pod(cluster, candidate, health)
+            url = await self._start_pod(cluster, candidate)
         finally:
             if keeper is not None:  # the pod is bound, or the attempt is over
                 await keeper.stop()
@@ -314,13 +302,14 @@ class HybridSpawner(HybridConfig):
             )
         return url
 
-    async def _start_pod(self, cluster: ClusterConfig, candidate: Candidate, health: HealthPoll) -> str:
+    async def _start_pod(self, cluster: ClusterConfig, candidate: Candidate) -> str:
         """KubeSpawner's start on ``candidate`` while the pod's events are read and the cluster's health
-        is watched (``health``, polled for all spawns at once): the first to end wins."""
+        is watched (one recent answer of the service, shared by all spawns): the first to end wins."""
         pool = cluster.pool(candidate.pool)
 
         async def cluster_health() -> str | None:
-            return health.state(cluster.name)
+            entry = (await self._health_answer().get() or {}).get(cluster.name)
+            return entry[0] if entry else None
 
         start = asyncio.ensure_future(super()._start())
         watch = asyncio.ensure_future(

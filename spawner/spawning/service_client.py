@@ -95,11 +95,6 @@ class ServiceClient:
         code, body = await self.call("GET", "api/capacity")
         return body if code == 200 else None
 
-    async def health(self) -> dict[str, str]:
-        """Each cluster's health (``healthy``, ``degraded``, ``down``) by name, from ``api/health``;
-        ``SpawnRefused`` when the service does not say."""
-        return {name: health for name, (health, _) in (await self.cluster_health()).items()}
-
     async def cluster_health(self) -> dict[str, tuple[str, str]]:
         """Each cluster's health and the reason for it (``""`` when none) by name, from ``api/health``;
         ``SpawnRefused`` when the service does not say."""

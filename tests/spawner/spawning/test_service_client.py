@@ -203,22 +203,24 @@ async def test_capacity(service: tuple[Service, ServiceClient], status: int, exp
                     {"name": "eks", "health": "healthy"},
                 ]
             },
-            {"onprem": "down", "eks": "healthy"},
+            {"onprem": ("down", "x"), "eks": ("healthy", "")},
         ),
         (200, {"clusters": [{"name": "onprem"}, {"health": "down"}, "eks"]}, {}),
         (200, {"clusters": "all fine"}, "did not say how the clusters are (HTTP 200)"),
         (503, {"message": "starting"}, "did not say how the clusters are (HTTP 503)"),
     ],
 )
-async def test_health(service: tuple[Service, ServiceClient], status: int, body: Any, expected: Any) -> None:
+async def test_health_answers_are_read_strictly(
+    service: tuple[Service, ServiceClient], status: int, body: Any, expected: Any
+) -> None:
     state, client = service
     state.status, state.body = status, body
     if isinstance(expected, str):
         with pytest.raises(SpawnRefused) as err:
-            await client.health()
+            await client.cluster_health()
         assert expected in err.value.jupyterhub_message
     else:
-        assert await client.health() == expected
+        assert await client.cluster_health() == expected
     assert state.requests[0][:2] == ("GET", "/services/hybridhub/api/health")
 
 
