@@ -48,8 +48,11 @@ LEFTOVER_WAIT = 2.0
 HEALTH_INTERVAL = 1.0
 
 
+_CONTAINERS = (list, dict, set)
+
+
 def _copied(value: Any) -> Any:
-    return copy.deepcopy(value) if isinstance(value, list | dict | set) else value
+    return copy.deepcopy(value) if isinstance(value, _CONTAINERS) else value
 
 
 class HybridSpawner(HybridConfig):

@@ -221,6 +221,24 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
         """Whether KubeSpawner's start, begun by ``start()``, has ended."""
         return self._start_future is not None and bool(self._start_future.done())
 
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """KubeSpawner's ``events``: this pod's events, oldest first, after ``_last_event`` (the marker
+        its start sets). KubeSpawner sorts every event of the namespace and then picks the pod's;
+        picking first sorts a handful, the same ones in the same order (both sorts are stable)."""
+        if not self.event_reflector:
+            return []
+        every = self.event_reflector.resources.values()
+        mine = [e for e in every if e["involvedObject"]["name"] == self.pod_name]
+        mine.sort(key=lambda event: event["lastTimestamp"] or event["eventTime"])
+        events: list[dict[str, Any]] = []
+        for event in mine:
+            if self._last_event and event["metadata"]["uid"] == self._last_event:
+                events = []  # only what came after the marker
+            else:
+                events.append(event)
+        return events
+
     def pod_host_ip(self) -> str | None:
         """The address of the node the server's pod runs on, from the pod watch (None: not yet)."""
         pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}") or {}
