@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 from kubernetes_asyncio.client.exceptions import ApiException
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
 from spawner.core.labels import HUB_LABEL
 from spawner.inventory.index import ServerLocation
@@ -148,23 +148,29 @@ class HubServers:
         self.timeout = timeout
         self.page = page  # JupyterHub's default api_page_max_limit is 200
 
+    async def _get(self, path: str, **headers: str) -> HTTPResponse | None:
+        """GET ``path`` of the hub's API with the service's token; None when the hub is unreachable."""
+        req = HTTPRequest(
+            f"{self.api_url}/{path}",
+            headers={"Authorization": f"token {self.token}", **headers},
+            request_timeout=self.timeout,
+            connect_timeout=self.timeout,
+        )
+        try:
+            return await AsyncHTTPClient().fetch(req, raise_error=False)
+        except (OSError, HTTPClientError) as exc:
+            log.info("leftover sweep: the hub is unreachable (%s)", exc)
+            return None
+
     async def all_active(self) -> dict[str, frozenset[str]] | None:
         found: dict[str, frozenset[str]] = {}
         offset = 0
         while True:
-            req = HTTPRequest(
-                f"{self.api_url}/users?state=active&offset={offset}&limit={self.page}",
-                headers={
-                    "Authorization": f"token {self.token}",
-                    "Accept": "application/jupyterhub-pagination+json",
-                },
-                request_timeout=self.timeout,
-                connect_timeout=self.timeout,
+            resp = await self._get(
+                f"users?state=active&offset={offset}&limit={self.page}",
+                Accept="application/jupyterhub-pagination+json",
             )
-            try:
-                resp = await AsyncHTTPClient().fetch(req, raise_error=False)
-            except (OSError, HTTPClientError) as exc:
-                log.info("leftover sweep: the hub is unreachable (%s)", exc)
+            if resp is None:
                 return None
             if resp.code != 200:  # 403: no list:users; the sweep asks user by user instead
                 log.debug("leftover sweep: the hub answered %s to the list of active users", resp.code)
@@ -180,16 +186,8 @@ class HubServers:
             offset = next_offset
 
     async def active(self, user: str) -> frozenset[str] | None:
-        req = HTTPRequest(
-            f"{self.api_url}/users/{quote(user, safe='')}",
-            headers={"Authorization": f"token {self.token}"},
-            request_timeout=self.timeout,
-            connect_timeout=self.timeout,
-        )
-        try:
-            resp = await AsyncHTTPClient().fetch(req, raise_error=False)
-        except (OSError, HTTPClientError) as exc:
-            log.info("leftover sweep: the hub is unreachable (%s)", exc)
+        resp = await self._get(f"users/{quote(user, safe='')}")
+        if resp is None:
             return None
         if resp.code == 404:
             # no such user, or none this token may see (a filtered scope, a renamed user whose pod
