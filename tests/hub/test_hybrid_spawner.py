@@ -257,8 +257,10 @@ def test_a_hub_killed_mid_fallback_leaves_no_pod_behind_once_it_is_back(
     dead hub never deleted it). JupyterHub saved nothing of this start, so once the hub is back the
     service's sweep removes both pods; kit's server, running all along, is untouched.
 
-    Two seconds of eks API latency hold the start after the pod's create (the per-user Service is
-    made and read next, one call at a time), so the kill lands in the middle of it."""
+    A second of eks API latency holds the start after the pod's create (the per-user Service is made
+    and read next, one call at a time), so the kill lands in the middle of it. Not more: the service
+    calls a cluster that slow DEGRADED, and an attempt whose pod is not seen within
+    attempt_create_timeout (6 s) on a cluster the service does not call healthy is given up."""
     hybrid_hub.create_user("kit")
     hybrid_hub.start_server("kit", {"gpus": 0, "cluster": "onprem"})
     hybrid_hub.wait_ready("kit")
@@ -267,7 +269,7 @@ def test_a_hub_killed_mid_fallback_leaves_no_pod_behind_once_it_is_back(
     hybrid_hub.create_user("ivy")
     eks = hsim.admin("eks")
     since = eks.last_request()
-    eks.set_faults(latency=2.0)
+    eks.set_faults(latency=1.0)
     try:
         with ThreadPoolExecutor(1) as pool:
             pool.submit(hybrid_hub.start_server, "ivy", {"gpus": 1, "gpu_product": L40S, "cluster": "eks"})
