@@ -41,6 +41,8 @@ class Administered(Protocol):
 
     def kill_pods(self) -> int: ...
 
+    def held(self) -> dict[str, int]: ...
+
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
@@ -85,8 +87,12 @@ def make_admin_app(clusters: Mapping[str, Administered], token: str) -> web.Appl
         closed = cluster(request).store.expire_watches()
         return _json({"closed": closed})
 
+    def faults_of(c: Administered) -> web.Response:
+        """The faults, and per part of the site link the connections whose data it still holds."""
+        return _json(c.faults.as_dict() | {"held": c.held()})
+
     async def get_faults(request: web.Request) -> web.Response:
-        return _json(cluster(request).faults.as_dict())
+        return faults_of(cluster(request))
 
     async def set_faults(request: web.Request) -> web.Response:
         """Body: any of {"down": bool, "hung": bool, "hungParts": [part, ...], "latency": seconds,
@@ -108,7 +114,7 @@ def make_admin_app(clusters: Mapping[str, Administered], token: str) -> web.Appl
             return _json({"message": f"the hung fault could not be applied: {exc}"}, 500)
         await c.set_down(wanted.down)
         c.faults.set(wanted)
-        return _json(c.faults.as_dict())
+        return faults_of(c)
 
     async def clear_faults(request: web.Request) -> web.Response:
         c = cluster(request)
@@ -118,7 +124,7 @@ def make_admin_app(clusters: Mapping[str, Administered], token: str) -> web.Appl
             return _json({"message": f"the hung fault could not be cleared: {exc}"}, 500)
         await c.set_down(False)
         c.faults.clear()
-        return _json(c.faults.as_dict())
+        return faults_of(c)
 
     def node_action(action: Callable[[Administered, str], Any]) -> Handler:
         async def handler(request: web.Request) -> web.Response:

@@ -252,6 +252,11 @@ class SimCluster:
             killed += 1
         return killed
 
+    def held(self) -> dict[str, int]:
+        """Per part of the site link this machine sees in user space, the connection directions whose
+        data it still holds (the pod addresses are dropped by the kernel, which shows nothing)."""
+        return {"api": self.api_link.held, "services": self.services_link.held}
+
     async def stop(self) -> None:
         self.store.close_watches()
         # what the link holds goes out now, so every connection closes

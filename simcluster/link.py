@@ -86,6 +86,12 @@ class Link:
         """A new direction of a connection across this link."""
         return Valve(self, on_full, on_dead)
 
+    @property
+    def held(self) -> int:
+        """Directions of connections whose data is still held: sent while the link hung and not yet
+        delivered (after a restore, they go through at their senders' next retransmission)."""
+        return len(self._holding)
+
     def hang(self) -> None:
         if self.hung:
             return

@@ -9,7 +9,7 @@ from tests.harness.hub import HubProcess
 from tests.harness.service_api import wait_for_service
 from tests.harness.waits import wait_for
 
-__all__ = ["leave_clean", "pod_count"]
+__all__ = ["leave_clean", "link_delivered", "pod_count"]
 
 CLUSTERS = ("onprem", "eks")
 
@@ -17,6 +17,20 @@ CLUSTERS = ("onprem", "eks")
 def pod_count(sim: SimProcess) -> dict[str, int]:
     """Pods per cluster, every namespace (the admin API's object counts: no token, no kubectl)."""
     return {c: int(sim.admin(c).state()["objects"].get("pods", 0)) for c in CLUSTERS}
+
+
+def link_delivered(sim: SimProcess, cluster: str, timeout: float = 150.0) -> None:
+    """Wait until ``cluster``'s site link holds nothing more: what was sent while it hung arrives at
+    the sender's next TCP retransmission after it returns (up to 2 minutes later), and a create held
+    there makes its object only then, after the test that hung the link may have looked."""
+    admin = sim.admin(cluster)
+    wait_for(
+        f"{cluster}'s site link to deliver what it held",
+        lambda: admin.faults()["held"],
+        timeout,
+        until=lambda held: not any(held.values()),
+        every=0.5,
+    )
 
 
 def leave_clean(
@@ -35,6 +49,8 @@ def leave_clean(
         if any(admin.faults().get(k) for k in ("down", "latency", "errorRate", "hung")):
             undone.append(f"faults on {cluster}")
             admin.clear_faults()
+    for cluster in CLUSTERS:
+        link_delivered(sim, cluster)
     for hub in hubs:
         if not hub.running:
             undone.append(f"hub {hub.workdir.name} started again")

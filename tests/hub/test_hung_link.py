@@ -13,6 +13,7 @@ import pytest
 
 from simcluster.testing import SimProcess
 from tests.environment import needs
+from tests.harness.cleanup import link_delivered
 from tests.harness.hub import HubProcess
 from tests.harness.service_api import cluster_health
 from tests.harness.waits import wait_for
@@ -95,7 +96,9 @@ def test_a_hung_on_prem_link_holds_up_no_spawn(hung_hub: HubProcess, hsim: SimPr
     assert to_eks < 6.0 + healthy_eks + 3.0, hub.log_tail()
     assert max(during) < healthy_eks + 3.0, hub.log_tail()  # healthy + 1 s asked, with slack
     # what the failed on-prem attempt may have left (a create that timed out may still be carried out
-    # once the link returns) is removed once on-prem answers
+    # once the link returns, at the hub's next TCP retransmission: up to a minute after here) is
+    # removed once on-prem answers
+    link_delivered(hsim, "onprem")
     wait_for(
         "no pod of hugo's on-prem attempt",
         lambda: pod_of(hsim, "hugo", "onprem") is None,

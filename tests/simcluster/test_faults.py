@@ -114,6 +114,7 @@ def test_bad_fault_requests_are_refused(faulty: SimProcess, bad: dict[str, Any])
         "latency": 0.0,
         "errorRate": 0.0,
         "errorCode": 503,
+        "held": {"api": 0, "services": 0},
     }
 
 

@@ -469,15 +469,21 @@ async def test_a_create_that_timed_out_during_the_hang_happens_when_the_link_ret
         await v1.list_namespace()
         await admin_call(cleared, "set_faults", hung=True, hungParts=["api"])
         await times_out(lambda: v1.create_namespace({"metadata": {"name": name}}, _request_timeout=1), 1)
-        await admin_call(cleared, "clear_faults")
+        # the request and the client's close, held on the way in
+        assert (await admin_call(cleared, "clear_faults"))["held"]["api"] >= 1
         # the client closed its connection, but its kernel still retransmits the request: 3 s after
-        # it was sent, 2 s after the link is back
+        # it was sent, 2 s after the link is back; the faults say when nothing is held any more
         for _ in range(50):
             names = [ns.metadata.name for ns in (await v1.list_namespace()).items]
             if name in names:
                 break
             await asyncio.sleep(0.1)
         assert name in names
+        for _ in range(200):  # an earlier test's connections too, held since before: up to 13 s more
+            if (await admin_call(cleared, "faults"))["held"] == {"api": 0, "services": 0}:
+                break
+            await asyncio.sleep(0.1)
+        assert (await admin_call(cleared, "faults"))["held"] == {"api": 0, "services": 0}
         await v1.delete_namespace(name)
 
 
@@ -552,6 +558,7 @@ def test_faults_report_the_hung_parts_and_delete_clears_them(cleared: SimProcess
         "latency": 0.0,
         "errorRate": 0.0,
         "errorCode": 503,
+        "held": {"api": 0, "services": 0},
     }
 
 
