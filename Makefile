@@ -27,7 +27,9 @@ NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json
 
 # Debian packages the suite drives for real: kubectl (client only); util-linux and iproute2 for
 # simcluster's process runtime, nftables for its hung fault; Node.js + npm for configurable-http-proxy;
-# chromium and its matching chromium-driver for the browser test of the demo (tests/e2e).
+# chromium and its matching chromium-driver for the browser test of the demo (tests/e2e); the OpenSSH
+# client, rsync and OpenSSH's sshd (the peer SSH tests and benchmarks compare with), and PostgreSQL
+# (the service's store is tested on it as well as on sqlite).
 system-deps:
 	@missing=""; \
 	command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
@@ -37,6 +39,10 @@ system-deps:
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v ssh >/dev/null || missing="$$missing openssh-client"; \
+	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	command -v rsync >/dev/null || missing="$$missing rsync"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 # configurable-http-proxy, pinned by package-lock.json
