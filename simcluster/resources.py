@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "BATCH_RESOURCES",
     "CORE_RESOURCES",
     "DEFAULT_CUSTOM_RESOURCES",
     "Registry",
@@ -130,6 +131,21 @@ CORE_RESOURCES: tuple[ResourceType, ...] = (
 )
 
 
+# Built-in kinds outside the core group; their controllers live in packages of their own (simcluster.batch).
+BATCH_RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType(
+        group="batch",
+        version="v1",
+        plural="jobs",
+        kind="Job",
+        namespaced=True,
+        singular="job",
+        status_subresource=True,
+        categories=("all",),
+    ),
+)
+
+
 def custom_resource_from_dict(spec: Mapping[str, Any]) -> ResourceType:
     """A custom resource type from a cluster-file entry (group, version, plural, kind, ...)."""
     missing = [k for k in ("group", "version", "plural", "kind") if not spec.get(k)]
@@ -196,7 +212,7 @@ class Registry:
     @classmethod
     def with_defaults(cls, custom: Iterable[Mapping[str, Any]] = ()) -> Registry:
         reg = cls()
-        for rt in CORE_RESOURCES:
+        for rt in (*CORE_RESOURCES, *BATCH_RESOURCES):
             reg.add(rt)
         for spec in custom:
             reg.add(custom_resource_from_dict(spec))
