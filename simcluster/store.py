@@ -20,7 +20,7 @@ from .errors import ApiError, already_exists, conflict, expired, not_found
 from .resources import Registry, ResourceType
 from .selectors import FieldSelector, LabelSelector, field_set
 
-__all__ = ["Store", "WatchEvent", "Watcher", "rfc3339"]
+__all__ = ["AdmissionPlugin", "Store", "WatchEvent", "Watcher", "rfc3339"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,9 @@ TypeKey = tuple[str, str, str]
 
 # How many events per resource type a watch can resume from (etcd keeps ~5 minutes).
 DEFAULT_HISTORY = 10_000
+# An admission plugin sees each created or updated object (with the stored one on update) after the
+# kind's defaults and before the write: it may change it (LimitRange defaults) or raise an ApiError.
+AdmissionPlugin = Callable[[ResourceType, dict[str, Any], Mapping[str, Any] | None], None]
 # A watcher whose client reads slower than this many queued events is closed, as the apiserver does.
 MAX_WATCH_BACKLOG = 50_000
 
@@ -164,6 +167,7 @@ class Store:
         self._compacted: dict[TypeKey, int] = {}
         self._watchers: dict[TypeKey, set[Watcher]] = {}
         self._listeners: list[Callable[[WatchEvent], None]] = []
+        self.admission_plugins: list[AdmissionPlugin] = []
         self._owners: dict[str, set[tuple[TypeKey, str, str]]] = {}  # owner uid -> dependents
         self._service_ips = ipaddress.ip_network(service_cidr).hosts()
         next(self._service_ips)  # .1 is the kubernetes service
@@ -275,6 +279,8 @@ class Store:
         )
         if status is not None:
             obj["status"] = status
+        for plugin in self.admission_plugins:
+            plugin(rt, obj, None)
         name = obj["metadata"]["name"]
         if name in self._bucket(rt, namespace if rt.namespaced else None):
             raise already_exists(rt.plural, name, rt.group)
@@ -308,6 +314,8 @@ class Store:
         if check_version and wanted_rv and wanted_rv != current.obj["metadata"]["resourceVersion"]:
             raise conflict(rt.plural, name, rt.group)
         new = admission.prepare_update(rt, current.obj, obj, subresource)
+        for plugin in self.admission_plugins:
+            plugin(rt, new, current.obj)
         if dry_run:
             return new
         return self._write(rt, new, current)
@@ -326,6 +334,8 @@ class Store:
         new = clone(current.obj)
         mutate(new)
         new = admission.prepare_update(rt, current.obj, new, subresource)
+        for plugin in self.admission_plugins:
+            plugin(rt, new, current.obj)
         return self._write(rt, new, current)
 
     def system_update(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
