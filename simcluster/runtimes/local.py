@@ -30,6 +30,7 @@ __all__ = [
     "ContainerProcess",
     "LocalRuntime",
     "PodProcesses",
+    "container_dir",
     "die_with_parent",
     "existing_dir",
     "send_signal",
@@ -96,6 +97,11 @@ class PodProcesses:
     created_dirs: list[Path] = field(default_factory=list)
     containers: dict[str, ContainerProcess] = field(default_factory=dict)
     stopping: bool = False
+
+
+def container_dir(pod: PodProcesses, container: str) -> Path:
+    """A container's own directory, where it starts without ``workingDir``: relative paths stay in the pod."""
+    return pod.dir / "work" / container
 
 
 class LocalRuntime(abc.ABC):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 from ..logs import PodLogs
 from ..store import Store
 from .base import ContainerError, ExitCallback, pod_key
-from .local import LocalRuntime, PodProcesses, existing_dir
+from .local import LocalRuntime, PodProcesses, container_dir, existing_dir
 
 __all__ = ["LoopbackRuntime"]
 
@@ -22,6 +23,8 @@ class LoopbackRuntime(LocalRuntime):
 
     No namespaces: commands must bind the address in ``$POD_IP`` (also ``status.podIP`` through
     the downward API) instead of 0.0.0.0, volumes are not mounted, and /etc/hosts is the host's.
+    A container starts in its ``workingDir`` where that exists, or else in a directory of its own
+    that goes with the pod.
     """
 
     name = "process-loopback"
@@ -61,6 +64,10 @@ class LoopbackRuntime(LocalRuntime):
         env = self.environment(pod, container, state.ip)
         env["POD_IP"] = state.ip
         cwd = existing_dir(container.get("workingDir"))
+        if cwd is None:
+            own = container_dir(state, container["name"])
+            own.mkdir(parents=True, exist_ok=True)
+            cwd = str(own)
         await self._launch(state, container["name"], self.argv(container, env), on_exit, env=env, cwd=cwd)
 
     async def stop_pod_key(self, key: tuple[str, str], grace: float) -> None:
@@ -72,6 +79,7 @@ class LoopbackRuntime(LocalRuntime):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(c.proc.pid, signal.SIGKILL)
         await self._finish(state)
+        shutil.rmtree(state.dir, ignore_errors=True)
         self._free.append(state.ip)
         self.pods.pop(key, None)
 

@@ -8,7 +8,10 @@ a veth pair: the pod's ``eth0`` carries its pod IP (/32), the host end carries t
 gateway 169.254.1.1 and a /32 route to the pod, so the host reaches pods at their pod IPs and pods
 reach the host (a hub, an API server) at 169.254.1.1. Volumes are bind mounts in the pod's mount
 namespace: a PVC is a directory that outlives the pod, Secret and ConfigMap volumes are files,
-emptyDir is a temporary directory. A per-pod /etc/hosts stands in for DNS.
+emptyDir is a temporary directory, and a hostPath is a directory of the node's under the state
+directory, never this machine's own path. A per-pod /etc/hosts stands in for DNS. Each container
+starts in its ``workingDir`` or else in a directory of its own that goes with the pod, so relative
+paths stay inside the pod.
 
 The container image is ignored: the command must exist on this machine (PATH is simcluster's, with
 its Python's bin directory first). Needs root; without it, :class:`LoopbackRuntime` is the
@@ -32,7 +35,16 @@ from ..hosts import hosts_file
 from ..logs import PodLogs
 from ..store import Store
 from .base import ContainerError, ExitCallback, pod_key
-from .local import GATEWAY, ContainerProcess, LocalRuntime, PodProcesses, die_with_parent, send_signal
+from .local import (
+    GATEWAY,
+    ContainerProcess,
+    LocalRuntime,
+    PodProcesses,
+    container_dir,
+    die_with_parent,
+    send_signal,
+)
+from .mountpoints import MountPoints
 
 __all__ = ["COMMAND_TIMEOUT", "ProcessRuntime", "can_use_namespaces", "run_tool", "veth_prefix"]
 
@@ -105,6 +117,55 @@ def _apply_fs_group(path: Path, pod: Mapping[str, Any]) -> None:
         del dirs[:0]
 
 
+# hostPath types whose emulated path is created when missing: the emulated node has every directory
+# and file a pod asks for, empty at first
+_HOST_PATH_DIRS = {"", "Directory", "DirectoryOrCreate"}
+_HOST_PATH_FILES = {"File", "FileOrCreate"}
+_HOST_PATH_KINDS = {
+    "Socket": "a socket file",
+    "CharDevice": "a character device",
+    "BlockDevice": "a block device",
+}
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """``path`` with its symlinks resolved; ValueError when that leaves ``root``."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ValueError(f"{path} leads outside {root}")
+    return resolved
+
+
+def host_path_source(node_root: Path, volume: Mapping[str, Any]) -> Path:
+    """Where a ``hostPath`` volume lives: under the node's directory, never at the path on this machine.
+
+    The path is normalised first, so ``/../../etc`` is ``<node_root>/etc``; a symlink a pod made in
+    its hostPath cannot lead out either. Raises ContainerError (FailedMount) as the kubelet words it.
+    """
+    spec = volume["hostPath"]
+    wanted, kind = str(spec.get("path") or "/"), str(spec.get("type") or "")
+    source = node_root / os.path.normpath("/" + wanted).lstrip("/")
+    if kind in _HOST_PATH_KINDS:
+        raise ContainerError(
+            "", f"hostPath type check failed: {wanted} is not {_HOST_PATH_KINDS[kind]}", reason="FailedMount"
+        )
+    if kind not in _HOST_PATH_DIRS | _HOST_PATH_FILES:
+        raise ContainerError("", f"invalid HostPathType {kind!r}", reason="FailedMount")
+    try:
+        _inside(node_root, source)
+        if kind in _HOST_PATH_FILES:
+            source.parent.mkdir(parents=True, exist_ok=True)
+            if not source.exists():
+                source.touch()
+        else:
+            source.mkdir(parents=True, exist_ok=True)
+        return _inside(node_root, source)
+    except ValueError as exc:
+        raise ContainerError(
+            "", f'MountVolume.SetUp failed for volume "{volume["name"]}": {exc}', reason="FailedMount"
+        ) from exc
+
+
 def _children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -116,11 +177,18 @@ def _children(pid: int) -> list[int]:
 class ProcessRuntime(LocalRuntime):
     """Pods in their own network, mount, UTS and PID namespaces (root)."""
 
-    def __init__(self, logs: PodLogs, store: Store, state_dir: Path, veth_prefix: str) -> None:
+    def __init__(
+        self,
+        logs: PodLogs,
+        store: Store,
+        state_dir: Path,
+        veth_prefix: str,
+        mount_points: MountPoints | None = None,
+    ) -> None:
         super().__init__(logs, store, state_dir)
         self.veth_prefix = veth_prefix  # every pod's host-side veth name starts with it
         self._veths = 0  # veths made so far: the last part of the next name
-        self._dir_users: dict[Path, int] = {}  # host directories we created for mount points
+        self.mount_points = mount_points or MountPoints()  # host paths made for mount points
         self._forwarding: str | None = None
 
     def _enable_forwarding(self) -> None:
@@ -231,8 +299,10 @@ class ProcessRuntime(LocalRuntime):
             _apply_fs_group(claim_dir, pod)
             return claim_dir
         if "hostPath" in volume:
-            return Path(volume["hostPath"]["path"])
+            node = str(pod["spec"].get("nodeName") or "node")
+            return host_path_source(self.state_dir / "hostpath" / node, volume)
         path = state.dir / "volumes" / str(name)
+        self._contained(state.dir / "volumes", path, name)
         path.mkdir(parents=True, exist_ok=True)
         if "emptyDir" in volume:
             path.chmod(0o777)  # as the kubelet makes it: any user of the pod may write
@@ -250,25 +320,45 @@ class ProcessRuntime(LocalRuntime):
                 if item["key"] not in data:
                     continue
                 target = path / item["path"]
+                self._contained(path, target, name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(data[item["key"]])
                 target.chmod(int(item.get("mode", mode)))
         _apply_fs_group(path, pod)
         return path
 
-    def _ensure_mount_point(self, target: Path, is_file: bool) -> None:
-        """Create a missing mount point on the host (it stays empty there) and remember to remove it."""
-        missing = []
-        probe = target if not is_file else target.parent
-        while not probe.exists():
-            missing.append(probe)
-            probe = probe.parent
-        for path in reversed(missing):
-            path.mkdir(exist_ok=True)
-            self._dir_users[path] = self._dir_users.get(path, 0) + 1
-        if is_file and not target.exists():
-            target.touch()
-            self._dir_users[target] = self._dir_users.get(target, 0) + 1
+    @staticmethod
+    def _contained(root: Path, path: Path, volume: str) -> None:
+        """A volume's files stay in its directory, whatever names the pod gives them."""
+        try:
+            _inside(root, path)
+        except ValueError as exc:
+            raise ContainerError(
+                "", f'MountVolume.SetUp failed for volume "{volume}": {exc}', reason="FailedMount"
+            ) from exc
+
+    def _mount_point(self, state: PodProcesses, target: Path, *, is_file: bool) -> None:
+        """Make a missing mount point on the host (it stays empty there); the pod holds it until it goes."""
+        for path in self.mount_points.claim(target, is_file=is_file, owner=state.uid):
+            if path not in state.created_dirs:
+                state.created_dirs.append(path)
+
+    @staticmethod
+    def _sub_path(root: Path, mount: Mapping[str, Any], container: Mapping[str, Any]) -> Path:
+        """A volume's ``subPath``, which must stay inside the volume, as the kubelet checks."""
+        source = root / str(mount["subPath"])
+        try:
+            _inside(root, source)
+            if not source.exists():  # a missing subPath is made as a directory, as the kubelet does
+                source.mkdir(parents=True)
+            return _inside(root, source)
+        except (ValueError, OSError) as exc:
+            raise ContainerError(
+                container["name"],
+                f'failed to prepare subPath for volumeMount "{mount["name"]}" of container '
+                f'"{container["name"]}"',
+                reason="CreateContainerConfigError",
+            ) from exc
 
     async def _mounts(self, state: PodProcesses, pod: Mapping[str, Any]) -> None:
         volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
@@ -291,16 +381,45 @@ class ProcessRuntime(LocalRuntime):
                     sources[mount["name"]] = self._volume_source(state, pod, volumes[mount["name"]])
                 source = sources[mount["name"]]
                 if mount.get("subPath"):
-                    source = source / mount["subPath"]
-                    if not source.exists():
-                        source.mkdir(parents=True)
-                self._ensure_mount_point(Path(target), is_file=source.is_file())
-                state.created_dirs.append(Path(target))
+                    source = self._sub_path(source, mount, container)
+                self._mount_point(state, Path(target), is_file=source.is_file())
                 script.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}")
                 if mount.get("readOnly"):
                     script.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
                 mounted.add(target)
+        for container in pod["spec"]["containers"]:
+            script += self._working_dir(state, pod, container, mounted)
         await run_tool("nsenter", "-t", str(state.pid1), "-m", "sh", "-c", "\n".join(script))
+
+    def _working_dir(
+        self, state: PodProcesses, pod: Mapping[str, Any], container: Mapping[str, Any], mounted: set[str]
+    ) -> list[str]:
+        """What makes a container's working directory in the pod: it must not land on this machine.
+
+        Without ``workingDir`` the container starts in a directory of its own (no mount needed). A
+        ``workingDir`` inside a volume is made in the volume, as the runtime would in the container's
+        filesystem. One that is missing here is the container's own directory, mounted there. One
+        that exists here is used as it is (the image is ignored: this machine's files stand for it).
+        """
+        own = self._own_dir(state, pod, container)
+        wanted = container.get("workingDir")
+        if not wanted:
+            return []
+        path = Path(os.path.normpath(str(wanted)))
+        if any(path == Path(t) or path.is_relative_to(t) for t in mounted):
+            return [f"mkdir -p {shlex.quote(str(path))}"]
+        if path.exists():
+            return []
+        self._mount_point(state, path, is_file=False)
+        mounted.add(str(path))
+        return [f"mount --bind {shlex.quote(str(own))} {shlex.quote(str(path))}"]
+
+    def _own_dir(self, state: PodProcesses, pod: Mapping[str, Any], container: Mapping[str, Any]) -> Path:
+        """The container's own directory, empty, owned by the user it runs as."""
+        path = container_dir(state, container["name"])
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, self._uid(pod, container) or 0, self._gid(pod, container) or 0)
+        return path
 
     def write_hosts(self, pod: Mapping[str, Any], state: PodProcesses | None = None) -> None:
         """(Re)write a pod's /etc/hosts in place, so the bind mount sees the new names."""
@@ -330,9 +449,9 @@ class ProcessRuntime(LocalRuntime):
         env = self.environment(pod, container, state.ip)
         argv = self.argv(container, env)
         cmd = ["nsenter", "-t", str(state.pid1), "-n", "-m", "-u", "-p"]
-        if container.get("workingDir"):
-            cmd.append(f"--wdns={container['workingDir']}")
+        workdir = container.get("workingDir") or container_dir(state, container["name"])
         cmd += [
+            f"--wdns={workdir}",
             "--",
             *self._credentials(pod, container),
             "env",
@@ -362,24 +481,9 @@ class ProcessRuntime(LocalRuntime):
         if state.ip and state.veth:  # the veth died with the namespace; the route with it
             with contextlib.suppress(RuntimeError):
                 await run_tool("ip", "link", "del", state.veth)
-        for path in reversed(state.created_dirs):
-            self._release_mount_point(path)
+        self.mount_points.release(state.created_dirs, owner=state.uid)
         shutil.rmtree(state.dir, ignore_errors=True)
         self.pods.pop(key, None)
-
-    def _release_mount_point(self, target: Path) -> None:
-        for path in sorted(
-            (p for p in self._dir_users if p == target or target.is_relative_to(p)), reverse=True
-        ):
-            self._dir_users[path] -= 1
-            if self._dir_users[path] > 0:
-                continue
-            del self._dir_users[path]
-            with contextlib.suppress(OSError):
-                if path.is_dir():
-                    path.rmdir()  # only if empty: the host never saw what was mounted there
-                else:
-                    path.unlink()
 
     def forget_volume(self, pvc_uid: str) -> None:
         """A claim was deleted: its directory goes too (reclaimPolicy Delete)."""

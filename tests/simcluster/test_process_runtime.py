@@ -129,7 +129,9 @@ def test_a_pvc_outlives_its_pod(psim: SimProcess) -> None:
     psim.kubectl("delete", "pod", "writer", "reader", "--timeout=30s")
 
 
-def test_secrets_configmaps_env_and_empty_dir(psim: SimProcess) -> None:
+def test_secrets_configmaps_env_and_empty_dir(psim: SimProcess, tmp_path: Path) -> None:
+    # mount points missing on this machine, named for this run: another simcluster may use its own
+    creds, cfg, scratch = (f"{where}-{tmp_path.name}" for where in ("/etc/creds", "/etc/cfg", "/scratch"))
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -138,8 +140,8 @@ def test_secrets_configmaps_env_and_empty_dir(psim: SimProcess) -> None:
     }
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"mode": "fast"}}
     script = (
-        "cat /etc/creds/token; echo; cat /etc/cfg/mode; echo; echo $MODE $POD_NAME $MY_IP; "
-        "touch /scratch/x && echo scratch-ok"
+        f"cat {creds}/token; echo; cat {cfg}/mode; echo; echo $MODE $POD_NAME $MY_IP; "
+        f"touch {scratch}/x && echo scratch-ok"
     )
     spec = pod(
         "mounts",
@@ -152,9 +154,9 @@ def test_secrets_configmaps_env_and_empty_dir(psim: SimProcess) -> None:
         ],
         container={
             "volumeMounts": [
-                {"name": "creds", "mountPath": "/etc/creds", "readOnly": True},
-                {"name": "cfg", "mountPath": "/etc/cfg"},
-                {"name": "scratch", "mountPath": "/scratch"},
+                {"name": "creds", "mountPath": creds, "readOnly": True},
+                {"name": "cfg", "mountPath": cfg},
+                {"name": "scratch", "mountPath": scratch},
             ],
             "env": [
                 {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
@@ -168,7 +170,7 @@ def test_secrets_configmaps_env_and_empty_dir(psim: SimProcess) -> None:
     lines = psim.kubectl("logs", "mounts").stdout.splitlines()
     assert lines[:2] == ["s3cret", "fast"]
     assert lines[2].startswith("fast mounts 10.231.") and lines[3] == "scratch-ok"
-    assert not Path("/etc/creds").exists() and not Path("/scratch").exists()  # mount points removed
+    assert not Path(creds).exists() and not Path(scratch).exists()  # mount points removed
     psim.kubectl("delete", "pod", "mounts", "--timeout=30s")
 
 
@@ -290,3 +292,104 @@ def test_simcluster_killed_outright_leaks_no_pod(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "the pod's processes outlived simcluster"
         time.sleep(0.1)
     assert _routes("10.233.") == {}
+
+
+def _flag(tmp: Path, name: str) -> tuple[Path, str]:
+    """A file on this machine a pod waits for: the test says when the pod may go on."""
+    flag = tmp / name
+    return flag, f"while [ ! -e {flag} ]; do sleep 0.05; done"
+
+
+def test_a_mount_point_two_pods_share_stays_until_the_last_goes(psim: SimProcess, tmp_path: Path) -> None:
+    target = Path(f"/sim-shared-{tmp_path.name}")  # missing on this machine: simcluster makes it
+    flag, wait = _flag(tmp_path, "go")
+    scratch = {"volumes": [{"name": "scratch", "emptyDir": {}}]}
+    mounts = {"volumeMounts": [{"name": "scratch", "mountPath": str(target)}]}
+    keeper = pod(
+        "keeper",
+        ["sh", "-c", f"echo mine > {target}/kept; {wait}; cat {target}/kept"],
+        restartPolicy="Never",
+        container=mounts,
+        **scratch,
+    )
+    brief = pod("brief", ["true"], restartPolicy="Never", container=mounts, **scratch)
+    apply(psim, keeper, brief)
+    wait_phase(psim, "keeper", "Running")
+    wait_phase(psim, "brief", "Succeeded")
+    psim.kubectl("delete", "pod", "brief", "--timeout=30s")
+    assert target.is_dir()  # the keeper still mounts on it
+    flag.touch()
+    wait_phase(psim, "keeper", "Succeeded")
+    assert psim.kubectl("logs", "keeper").stdout == "mine\n"  # its emptyDir was not unmounted
+    psim.kubectl("delete", "pod", "keeper", "--timeout=30s")
+    assert not target.exists()  # the last pod took it with it
+
+
+def test_relative_paths_stay_in_each_pod(psim: SimProcess, tmp_path: Path) -> None:
+    flag, wait = _flag(tmp_path, "go")
+    workdir = Path(f"/sim-workdir-{tmp_path.name}")  # missing here: the container's own directory
+    script = f"echo $(POD) > out.txt; {wait}; cat out.txt; pwd"
+    env = {"env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}
+    first = pod("rel-a", ["sh", "-c", script], restartPolicy="Never", container=env)
+    second = pod("rel-b", ["sh", "-c", script], restartPolicy="Never", container=env)
+    named = pod(
+        "rel-c", ["sh", "-c", script], restartPolicy="Never", container={**env, "workingDir": str(workdir)}
+    )
+    apply(psim, first, second, named)
+    for name in ("rel-a", "rel-b", "rel-c"):
+        wait_phase(psim, name, "Running")
+    assert workdir.is_dir() and not (workdir / "out.txt").exists()  # this machine sees an empty mount point
+    flag.touch()
+    logs = {}
+    for name in ("rel-a", "rel-b", "rel-c"):
+        wait_phase(psim, name, "Succeeded")
+        logs[name] = psim.kubectl("logs", name).stdout.splitlines()
+    assert [lines[0] for lines in logs.values()] == ["rel-a", "rel-b", "rel-c"]
+    assert logs["rel-a"][1] != logs["rel-b"][1] and logs["rel-c"][1] == str(workdir)
+    assert not Path("/out.txt").exists() and not Path.cwd().joinpath("out.txt").exists()
+    psim.kubectl("delete", "pod", "rel-a", "rel-b", "rel-c", "--timeout=30s")
+    assert not Path(logs["rel-a"][1]).exists() and not workdir.exists()  # gone with their pods
+
+
+def test_host_paths_are_the_nodes_own_never_this_machines(psim: SimProcess, tmp_path: Path) -> None:
+    probe = f"simcluster-probe-{tmp_path.name}"
+    etc = pod(
+        "hostpath-etc",
+        [
+            "sh",
+            "-c",
+            f"ls -A /host-etc | wc -l; echo x > /host-etc/{probe} && echo written; ln -s /etc /data/up",
+        ],
+        restartPolicy="Never",
+        volumes=[
+            {"name": "etc", "hostPath": {"path": "/etc", "type": "Directory"}},
+            {"name": "data", "hostPath": {"path": "/../../srv/data", "type": "DirectoryOrCreate"}},
+        ],
+        container={
+            "volumeMounts": [
+                {"name": "etc", "mountPath": "/host-etc"},
+                {"name": "data", "mountPath": "/data"},
+            ]
+        },
+    )
+    apply(psim, etc)
+    wait_phase(psim, "hostpath-etc", "Succeeded")
+    assert psim.kubectl("logs", "hostpath-etc").stdout.split() == ["0", "written"]  # empty, and not /etc
+    assert not Path("/etc", probe).exists()
+    # a symlink a pod left in its host path does not lead a later pod on the same node out of it
+    node = jsonpath(psim, "hostpath-etc", "{.spec.nodeName}")
+    escape = pod(
+        "hostpath-up",
+        ["cat", "/up/passwd"],
+        restartPolicy="Never",
+        nodeName=node,
+        volumes=[{"name": "up", "hostPath": {"path": "/srv/data/up"}}],
+        container={"volumeMounts": [{"name": "up", "mountPath": "/up"}]},
+    )
+    apply(psim, escape)
+    wait_phase(psim, "hostpath-up", "Failed")
+    events = psim.kubectl(
+        "get", "events", "--field-selector", "involvedObject.name=hostpath-up,reason=Failed"
+    ).stdout
+    assert "MountVolume.SetUp failed" in events and "leads outside" in events
+    psim.kubectl("delete", "pod", "hostpath-etc", "hostpath-up", "--timeout=30s")
