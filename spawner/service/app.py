@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from jupyterhub.services.auth import HubAuth
+from jupyterhub.services.auth import HubAuth, HubOAuth
 from tornado import web
 from tornado.httpserver import HTTPServer
 from traitlets import Bool, Enum, Float, Integer, TraitError, Unicode, default, validate
@@ -25,6 +27,9 @@ from .api import handlers
 from .capacity import CapacitySource, fleet_capacity
 from .fleet import ClusterMember, Fleet, FleetView
 from .metrics import Metrics
+from .ssh.access import SshAccess
+from .ssh.ca import CertificateAuthority, generate_ca_key, load_or_create_key_file
+from .store import Store
 from .sweeper import HubServers, LeftoverSweeper
 
 __all__ = ["HybridHubService", "main"]
@@ -203,6 +208,49 @@ class HybridHubService(Application):
         ``jupyterhub``.""",
     )
 
+    db_url = Unicode(
+        "sqlite:///hybridhub.sqlite",
+        config=True,
+        help="""The service's own SQL database (SQLAlchemy URL): registered SSH keys, the SSH CA. In a
+        deployment a PostgreSQL database beside the hub's, e.g.
+        ``postgresql://hybridhub@db.example.org/hybridhub`` (psycopg 3; the password in the URL or in
+        ~/.pgpass); the default, a sqlite file in the working directory, suits one replica and the
+        demo. The service upgrades its tables (alembic migrations) at start.""",
+    )
+    ssh_ca_key_file = Unicode(
+        "",
+        config=True,
+        help="""File holding the SSH certificate authority's private key (OpenSSH format), e.g.
+        ``/srv/hybridhub/ssh_ca``: made with mode 0600 on first start if missing, refused if others
+        may read it. Empty (the default): the key is made on first start and kept in the database
+        (db_url), so whoever can read that database can sign host certificates.""",
+    )
+    ssh_gateway_address = Unicode(
+        "",
+        config=True,
+        help="""Where users' SSH clients reach the SSH gateway, ``host`` or ``host:port``, e.g.
+        ``ssh.hub.example.org:2222``: the ProxyJump of the ``~/.ssh/config`` snippet the service
+        gives users (api/ssh/config). Empty: the snippet is not offered (503 naming this setting).""",
+    )
+    ssh_host_certificate_validity = Float(
+        3600.0,
+        config=True,
+        help="""Seconds a notebook server's SSH host certificate stays valid, e.g. 3600; the server asks
+        for a new one before it expires. At least 60.""",
+    )
+    ssh_max_keys_per_user = Integer(
+        20, config=True, help="How many SSH public keys one user may register, e.g. 20. At least 1."
+    )
+
+    @validate("ssh_host_certificate_validity", "ssh_max_keys_per_user")
+    def _check_ssh_number(self, proposal: dict[str, Any]) -> float:
+        name = proposal["trait"].name
+        value: float = proposal["value"]
+        least = 60 if name == "ssh_host_certificate_validity" else 1
+        if not (value >= least and value != float("inf")):
+            raise TraitError(f"HybridHubService.{name}: must be at least {least}, got {value!r}")
+        return value
+
     @validate("service_prefix")
     def _check_prefix(self, proposal: dict[str, Any]) -> str:
         value: str = proposal["value"]
@@ -309,8 +357,14 @@ class HybridHubService(Application):
         metrics: Metrics,
         capacity: CapacitySource,
         hub_auth: HubAuth | None = None,
+        *,
+        store: Store | None = None,
+        ssh_ca: CertificateAuthority | None = None,
+        hub_oauth: HubOAuth | None = None,
     ) -> web.Application:
-        """The tornado application of the API; ``hub_auth`` checks callers' tokens with the hub."""
+        """The tornado application of the API; ``hub_auth`` checks callers' tokens with the hub,
+        ``hub_oauth`` tokens and the SSH page's login cookie; without ``store`` the SSH API answers 503."""
+        oauth = hub_oauth or self._hub_oauth()
         settings: dict[str, Any] = {
             "fleet": fleet,
             "reservations": book,
@@ -319,8 +373,34 @@ class HybridHubService(Application):
             "policy": self.placement_policy,
             "authenticate_metrics": self.authenticate_metrics,
             "hub_auth": hub_auth or HubAuth(api_url=self.api_url, api_token=self.api_token, cache_max_age=60),
+            # the SSH API and page (api/ssh.py, api/ssh_page.py)
+            "hub_oauth": oauth,
+            "store": store,
+            "ssh_ca": ssh_ca,
+            "ssh_access": SshAccess(self.api_url, self.api_token, timeout=self.probe_timeout),
+            "ssh_gateway": self.ssh_gateway_address,
+            "ssh_host_certificate_validity": self.ssh_host_certificate_validity,
+            "ssh_max_keys": self.ssh_max_keys_per_user,
+            "service_access_scope": next(
+                iter(sorted(oauth.access_scopes if oauth else ())), "access:services!service=hybridhub"
+            ),
+            "service_prefix": self.service_prefix,
+            # the page's login cookie lasts as long as this process: a restarted service logs users in
+            # again through the hub, without a prompt
+            "cookie_secret": secrets.token_bytes(32),
         }
         return web.Application(handlers(self.service_prefix), **settings)
+
+    def _hub_oauth(self) -> HubOAuth | None:
+        """The hub's OAuth login for the SSH page, from what the hub hands a managed service
+        (JUPYTERHUB_CLIENT_ID, JUPYTERHUB_OAUTH_CALLBACK_URL...); None outside a hub."""
+        try:
+            return HubOAuth(
+                api_url=self.api_url, api_token=self.api_token, base_url=self.service_prefix, cache_max_age=60
+            )
+        except (TraitError, ValueError) as exc:
+            self.log.warning("the SSH keys page is off (%s): run the service as a hub's managed service", exc)
+            return None
 
     async def serve(self, stop: asyncio.Event) -> None:
         policy = HealthPolicy(
@@ -359,11 +439,26 @@ class HybridHubService(Application):
             request_timeout=self.probe_timeout,
             on_removed=lambda x: metrics.leftovers.labels(x.cluster).inc(),
         )
+        store = Store(self.db_url)
+        try:
+            await store.upgrade()
+            ssh_ca = CertificateAuthority(
+                await asyncio.to_thread(load_or_create_key_file, Path(self.ssh_ca_key_file))
+                if self.ssh_ca_key_file
+                else await store.ca_private_key(generate_ca_key)
+            )
+        except Exception as exc:
+            await store.close()
+            raise SystemExit(
+                f"hybridhub service: the store at {self.db_url.split('@')[-1]} failed: {exc}"
+            ) from exc
         await fleet.start()
         if self.leftover_sweep_interval > 0:
             sweeper.start()
         url = urlparse(self.bind_url)
-        server = HTTPServer(self.make_app(fleet, book, metrics, capacity), xheaders=True)
+        server = HTTPServer(
+            self.make_app(fleet, book, metrics, capacity, store=store, ssh_ca=ssh_ca), xheaders=True
+        )
         try:
             server.listen(url.port or 80, url.hostname or "127.0.0.1")
             self.log.info(
@@ -379,6 +474,7 @@ class HybridHubService(Application):
             server.stop()
             await sweeper.stop()
             await fleet.stop()
+            await store.close()
 
     def start(self) -> None:
         async def run() -> None:

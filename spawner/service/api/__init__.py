@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
 from .base import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
@@ -10,6 +11,15 @@ from .health import HealthHandler
 from .metrics import MetricsHandler
 from .placements import ExtendHandler, PlacementsHandler, ReservationHandler
 from .servers import ServerHandler
+from .ssh import (
+    AuthorizedKeysHandler,
+    CaHandler,
+    ConfigHandler,
+    HostCertificateHandler,
+    KeyHandler,
+    KeysHandler,
+)
+from .ssh_page import SshPageHandler
 
 __all__ = ["SCOPE_CAPACITY", "SCOPE_PLACE", "SCOPE_SERVERS", "handlers"]
 
@@ -26,4 +36,12 @@ def handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{p}/api/servers/(?P<user>[^/]+)", ServerHandler),
         (rf"{p}/api/servers/(?P<user>[^/]+)/(?P<name>[^/]*)", ServerHandler),
         (rf"{p}/metrics", MetricsHandler),
+        (rf"{p}/api/ssh/ca", CaHandler),
+        (rf"{p}/api/ssh/host-certificate", HostCertificateHandler),
+        (rf"{p}/api/ssh/authorized-keys", AuthorizedKeysHandler),
+        (rf"{p}/api/ssh/keys", KeysHandler),
+        (rf"{p}/api/ssh/keys/(?P<key_id>[^/]+)", KeyHandler),
+        (rf"{p}/api/ssh/config", ConfigHandler),
+        (rf"{p}/ssh", SshPageHandler),
+        (rf"{p}/oauth_callback", HubOAuthCallbackHandler),
     ]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store, run by the service at start (upgrade to head)."""
