@@ -100,15 +100,20 @@ c.JupyterHub.services.append(
             f"--HybridHubService.bind_url={BIND_URL}",
         ],
         "environment": SERVICE_ENVIRONMENT,
+        # the SSH keys page (/services/hybridhub/ssh) logs users in through the hub without asking
+        # them to authorize the hub's own service
+        "oauth_no_confirm": True,
     }
 )
 # the service's own token (JUPYTERHUB_API_TOKEN): its leftover-pod sweep asks which servers run or start,
-# for all users at once (list:users) rather than one request per running server
+# for all users at once (list:users) rather than one request per running server; its SSH part asks who
+# may reach a server: the hub's admins (read:users), and who the owner shared it with (read:shares,
+# read:groups for shares with a group)
 c.JupyterHub.load_roles.append(
     {
         "name": "hybridhub-service",
-        "description": "The hybridhub service: which servers run or start (its leftover-pod sweep)",
-        "scopes": ["list:users", "read:servers"],
+        "description": "The hybridhub service: which servers run or start, who may reach them over SSH",
+        "scopes": ["list:users", "read:servers", "read:users", "read:shares", "read:groups"],
         "services": [SERVICE],
     }
 )
