@@ -7,6 +7,7 @@ refuses to run as root). Each test gets a database of its own.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -57,10 +58,8 @@ class PostgresCluster:
         return self
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
@@ -73,7 +72,9 @@ class PostgresCluster:
         self._databases += 1
         name = f"t{self._databases}"
         with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True, connect_timeout=10
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+            autocommit=True,
+            connect_timeout=10,
         ) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)

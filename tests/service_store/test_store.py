@@ -18,7 +18,9 @@ from spawner.service.store.models import VERSION_TABLE, Base
 def differences(store: Store) -> list[object]:
     """What alembic's autogenerate would write to turn the database into the models (`alembic check`)."""
     with store.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True, "version_table": VERSION_TABLE})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
         return list(compare_metadata(context, Base.metadata))
 
 
