@@ -7,7 +7,6 @@ import contextlib
 import ipaddress
 import logging
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ import orjson
 
 from . import admission
 from .errors import ApiError, already_exists, conflict, expired, not_found
+from .history import DEFAULT_WINDOW, EventHistory, Revisions, WatchWindow
 from .resources import Registry, ResourceType
 from .selectors import FieldSelector, LabelSelector, field_set
 
@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 
 TypeKey = tuple[str, str, str]
 
-# How many events per resource type a watch can resume from (etcd keeps ~5 minutes).
-DEFAULT_HISTORY = 10_000
 # An admission plugin sees each created or updated object (with the stored one on update) after the
 # kind's defaults and before the write: it may change it (LimitRange defaults) or raise an ApiError.
 AdmissionPlugin = Callable[[ResourceType, dict[str, Any], Mapping[str, Any] | None], None]
@@ -154,17 +152,17 @@ class Store:
         self,
         registry: Registry,
         *,
-        history: int = DEFAULT_HISTORY,
+        history: WatchWindow = DEFAULT_WINDOW,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         service_cidr: str = "10.96.0.0/16",
     ) -> None:
         self.registry = registry
         self.clock = clock
         self.rv = 1
-        self._history_size = history
+        self.window = history
         self._objects: dict[TypeKey, dict[str, dict[str, Entry]]] = {}
-        self._history: dict[TypeKey, deque[WatchEvent]] = {}
-        self._compacted: dict[TypeKey, int] = {}
+        self._history: dict[TypeKey, EventHistory[WatchEvent]] = {}
+        self._revisions = Revisions(history.compaction)
         self._watchers: dict[TypeKey, set[Watcher]] = {}
         self._listeners: list[Callable[[WatchEvent], None]] = []
         self.admission_plugins: list[AdmissionPlugin] = []
@@ -240,10 +238,12 @@ class Store:
             bucket[name] = entry
         self._index_owners(rt, entry, prev, removed=typ == "DELETED")
         event = WatchEvent(typ, rt, entry, prev, self.rv)
-        hist = self._history.setdefault(rt.key, deque())
-        if len(hist) >= self._history_size:
-            self._compacted[rt.key] = hist.popleft().rv
-        hist.append(event)
+        now = self.clock().timestamp()
+        hist = self._history.get(rt.key)
+        if hist is None:
+            hist = self._history[rt.key] = EventHistory(self.window)
+        hist.append(self.rv, event, now)
+        self._revisions.note(self.rv, now)
         for watcher in list(self._watchers.get(rt.key, ())):
             watcher.offer(event)
         for listener in list(self._listeners):
@@ -455,7 +455,8 @@ class Store:
     ) -> Watcher:
         """Register a watch; replay history after ``resource_version`` or the current state.
 
-        Raises 410 Expired when the history no longer reaches back to ``resource_version``.
+        Raises 410 Expired, worded as the watch cache words it, when the window no longer reaches
+        back to ``resource_version``.
         """
         watcher = Watcher(rt, namespace, labels, fields)
         if not resource_version or resource_version == "0":
@@ -466,13 +467,12 @@ class Store:
                 since = int(resource_version)
             except ValueError as exc:
                 raise ApiError(400, f"invalid resource version: {resource_version}") from exc
-            compacted = self._compacted.get(rt.key, 0)
-            if since < compacted:
-                history = self._history.get(rt.key)
-                oldest = history[0].rv if history else self.rv
-                raise expired(f"too old resource version: {since} ({oldest})")
-            for event in self._history.get(rt.key, ()):
-                if event.rv > since:
+            history = self._history.get(rt.key)
+            if history is not None:
+                limit = history.too_old(since)
+                if limit is not None:
+                    raise expired(f"too old resource version: {since} ({limit})")
+                for event in history.since(since):
                     watcher.offer(event)
         self._watchers.setdefault(rt.key, set()).add(watcher)
         return watcher
@@ -491,10 +491,13 @@ class Store:
                 closed += 1
             watchers.clear()
             del key
-        for key in list(self._history) + list(self._objects):
-            self._history.pop(key, None)
-            self._compacted[key] = self.rv
+        for key in set(self._history) | set(self._objects):
+            self._history.setdefault(key, EventHistory(self.window)).reset(self.rv)
         return closed
+
+    def compacted(self) -> int:
+        """Every resourceVersion below this one is compacted, as etcd's are (0: none is yet)."""
+        return self._revisions.compacted(self.clock().timestamp())
 
     def close_watches(self) -> None:
         """End every watch cleanly (server shutdown)."""

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from simcluster.errors import ApiError
+from simcluster.history import WatchWindow
 from simcluster.resources import Registry
 from simcluster.selectors import parse_field_selector, parse_label_selector
 from simcluster.store import Store, Watcher, clone
@@ -20,7 +21,9 @@ def store() -> Store:
         "plural": "experiments",
         "kind": "Experiment",
     }
-    s = Store(Registry.with_defaults([experiments]), history=5)
+    s = Store(
+        Registry.with_defaults([experiments]), history=WatchWindow(seconds=0, min_events=5, max_events=5)
+    )
     s.create(s.registry.core("namespaces"), None, {"metadata": {"name": "ns"}})
     return s
 
