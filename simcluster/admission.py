@@ -14,9 +14,11 @@ from .quantity import QuantityError, format_bytes, format_cpu, parse_quantity
 from .resources import ResourceType
 
 __all__ = [
+    "canonical_quantity",
     "generate_name",
     "prepare_create",
     "prepare_update",
+    "qos_class",
     "validate_name",
 ]
 
@@ -38,6 +40,10 @@ def validate_name(rt: ResourceType, name: str) -> None:
         raise invalid(rt.kind, "", [("metadata.name", "Required value: name or generateName is required")])
     if rt.kind == "Event":  # event names carry a dot and a hex suffix; anything path-safe goes
         if "/" in name or name in {".", ".."}:
+            raise invalid(rt.kind, name, [("metadata.name", "Invalid value: may not contain '/'")])
+        return
+    if rt.group == "rbac.authorization.k8s.io":  # RBAC names are path segments: "system:masters" too
+        if "/" in name or "%" in name or name in {".", ".."}:
             raise invalid(rt.kind, name, [("metadata.name", "Invalid value: may not contain '/'")])
         return
     if rt.kind in _LABEL_NAMES:
@@ -346,6 +352,16 @@ def _canonical(qty: Any) -> str:
         return text  # DecimalExponent: rare in pod specs, kept as given
     value = parse_quantity(qty)
     return format_bytes(value) if text.endswith("i") else format_cpu(value)
+
+
+def canonical_quantity(qty: Any) -> str:
+    """A quantity as the apiserver writes it back (admission plugins that set quantities use it)."""
+    return _canonical(qty)
+
+
+def qos_class(spec: Mapping[str, Any]) -> str:
+    """The pod's QoS class, for admission plugins that change its resources (LimitRanger)."""
+    return _qos_class(spec)
 
 
 def _qos_class(spec: Mapping[str, Any]) -> str:

@@ -17,6 +17,10 @@ from aiohttp import payload, web
 
 from . import discovery, protobuf, tables
 from .auth import Authenticator
+from .authz.attributes import UserInfo, request_attributes
+from .authz.impersonation import EXTRA, GROUP, impersonate
+from .authz.rbac import Authorizer
+from .authz.reviews import self_subject_access_review
 from .errors import ApiError, bad_request
 from .patch import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
 from .resources import ResourceType
@@ -99,11 +103,13 @@ class ApiServer:
     # fault hook: awaited before each request; may raise ApiError or sleep
     before_request: Callable[[web.Request], Awaitable[None]] | None = None
     requests: deque[RequestRecord] = field(init=False)
+    authorizer: Authorizer = field(init=False)
     _seq: int = field(default=0, init=False)
     _watch_tasks: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.requests = deque(maxlen=self.request_log_size)
+        self.authorizer = Authorizer(self.store)
 
     @property
     def last_seq(self) -> int:
@@ -157,13 +163,15 @@ class ApiServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         watch = request.query.get("watch", "").lower() in _TRUE
-        user = self.auth.authenticate(request.headers.get("Authorization"))
-        seq = self._record(request, user, watch)
+        user = self.auth.authenticate_user(request.headers.get("Authorization"))
+        seq = self._record(request, user.name if user else None, watch)
         try:
             if self.before_request is not None:
                 await self.before_request(request)
             if user is None and request.path not in {"/readyz", "/livez", "/healthz"}:
                 raise ApiError(401, "Unauthorized", reason="Unauthorized")
+            if user is not None:
+                request["user"] = self._authorize(request, user)
             response = await self._dispatch(request, watch)
         except ApiError as err:
             response = self._error(err)
@@ -177,6 +185,17 @@ class ApiServer:
             response = self._error(ApiError(500, "Internal error occurred: simcluster bug"))
         self._set_status(seq, response.status)
         return response
+
+    def _authorize(self, request: web.Request, user: UserInfo) -> UserInfo:
+        """The user the request acts as (after impersonation), once RBAC allows what it asks; else 403."""
+        headers = request.headers
+        extras: dict[str, list[str]] = {}
+        for key, value in headers.items():
+            if key.lower().startswith(EXTRA.lower()):
+                extras.setdefault(key[len(EXTRA) :].lower(), []).append(value)
+        acting = impersonate(self.authorizer, user, headers, headers.getall(GROUP, []), extras)
+        self.authorizer.check(request_attributes(acting, request.method, request.path, request.query))
+        return acting
 
     async def _dispatch(self, request: web.Request, watch: bool) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -199,6 +218,11 @@ class ApiServer:
                 if watch:
                     return await self._watch(request, target)
                 return self._list(request, target)
+            if method == "POST" and target.rt.kind == "SelfSubjectAccessReview":
+                body = await self._body(request)
+                return self._json(
+                    self_subject_access_review(self.authorizer, request["user"], body), status=201
+                )
             if method == "POST":
                 return self._create(request, target, await self._body(request))
             if method == "DELETE":
@@ -307,24 +331,15 @@ class ApiServer:
     def _list(self, request: web.Request, target: Target) -> web.Response:
         """LIST, in key order (namespace, name) as etcd returns it, paged by ``limit``/``continue``.
 
-        A LIST is served from the current state whatever resourceVersion it names, as from the
-        apiserver's watch cache. A continued list serves the objects after the token's key as they
-        are now, not a snapshot at the token's resourceVersion as the apiserver does; a token whose
-        resourceVersion is compacted is 410, with a token that continues inconsistently.
+        A continued list serves the objects after the token's key as they are now, not a snapshot
+        at the token's resourceVersion as the apiserver does.
         """
         labels, fields = self._selectors(request, target.rt)
         entries = sorted(self.store.entries(target.rt, target.namespace, labels, fields), key=_entry_key)
         rv = str(self.store.rv)
-        asked = request.query.get("resourceVersion") or ""
-        exact = request.query.get("resourceVersionMatch") == "Exact" and asked.isdigit()
-        if exact and int(asked) < self.store.compacted():
-            raise ApiError(410, _EXPIRED_LIST, reason="Expired")
         token = request.query.get("continue")
         if token:
-            token_rv, after = _decode_continue(token)
-            if token_rv != _LATEST and int(token_rv) < self.store.compacted():
-                raise _ExpiredContinue(_encode_continue(_LATEST, after))
-            rv = rv if token_rv == _LATEST else token_rv
+            rv, after = _decode_continue(token)
             entries = [e for e in entries if _entry_key(e) > after]
         try:
             limit = int(request.query.get("limit") or 0)
@@ -578,32 +593,6 @@ def _entry_key(entry: Entry) -> tuple[str, str]:
     return (meta.get("namespace") or "", meta["name"])
 
 
-# kube-apiserver's words (storage/etcd3) for a LIST at a compacted resourceVersion and for a continue
-# token whose resourceVersion is compacted; the token it sends back continues at the latest ("-1")
-_EXPIRED_LIST = "The resourceVersion for the provided list is too old."
-_EXPIRED_CONTINUE = (
-    "The provided continue parameter is too old to display a consistent list result. You can start a "
-    "new list without the continue parameter, or use the continue token in this response to retrieve "
-    "the remainder of the results. Continuing with the provided token results in an inconsistent list "
-    "- objects that were created, modified, or deleted between the time the first chunk was returned "
-    "and now may show up in the list."
-)
-_LATEST = "-1"
-
-
-class _ExpiredContinue(ApiError):
-    """410 for a compacted continue token; the Status carries a token that goes on at the latest."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__(410, _EXPIRED_CONTINUE, reason="Expired")
-        self.token = token
-
-    def status(self) -> dict[str, Any]:
-        body = super().status()
-        body["metadata"] = {"continue": self.token}
-        return body
-
-
 def _encode_continue(rv: str, key: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps({"rv": rv, "start": list(key)})).decode()
 
@@ -611,7 +600,6 @@ def _encode_continue(rv: str, key: tuple[str, str]) -> str:
 def _decode_continue(token: str) -> tuple[str, tuple[str, str]]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        rv = str(int(data["rv"]))
-        return rv, (str(data["start"][0]), str(data["start"][1]))
+        return str(data["rv"]), (str(data["start"][0]), str(data["start"][1]))
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise bad_request(f"continue key is not valid: {exc}") from exc

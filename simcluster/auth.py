@@ -1,5 +1,9 @@
 """Bearer-token authentication: static tokens, and short-lived tokens an exec credential plugin mints.
 
+A user's groups come from the cluster file: a user it declares with groups has those groups (and
+``system:authenticated``) only; any other user, static or minted, is in ``system:masters``, so the
+tokens clusters always had stay cluster-admin.
+
 Short-lived tokens work like ``aws eks get-token``: the plugin signs an expiry time with a key it
 reads from a file (no network call), and the server checks the signature and the expiry. Tokens
 look like ``sim.v1.<user>.<expiry unix seconds>.<hex hmac>``.
@@ -12,6 +16,8 @@ import hmac
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from .authz.attributes import AUTHENTICATED, MASTERS, UserInfo
 
 __all__ = ["Authenticator", "mint_token"]
 
@@ -37,6 +43,17 @@ class Authenticator:
     static_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> user
     signing_key: bytes | None = None
     clock: Callable[[], float] = time.time
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # user -> groups, if not admin
+
+    def authenticate_user(self, authorization: str | None) -> UserInfo | None:
+        """The user and groups a bearer token stands for, or None (a 401)."""
+        name = self.authenticate(authorization)
+        if name is None:
+            return None
+        groups = self.groups.get(name)
+        if groups is None:
+            return UserInfo(name, (MASTERS, AUTHENTICATED))
+        return UserInfo(name, (*dict.fromkeys(g for g in groups if g != AUTHENTICATED), AUTHENTICATED))
 
     def authenticate(self, authorization: str | None) -> str | None:
         if not authorization or not authorization.startswith("Bearer "):

@@ -35,6 +35,7 @@ from .runtimes.loopback import LoopbackRuntime
 from .runtimes.process import ProcessRuntime, can_use_namespaces, veth_prefix
 from .runtimes.simulated import SimulatedRuntime
 from .scheduler import NodeUsage, Scheduler
+from .security import install as install_security
 from .serviceproxy import ServiceProxy, default_load_balancer_cidr
 from .store import Store, clone
 from .tls import ServingCerts, make_serving_certs
@@ -91,9 +92,11 @@ class SimCluster:
         self.certs = certs
         self.registry = Registry.with_defaults(spec.custom_resources)
         self.store = Store(self.registry, history=spec.history)
-        self.tokens = {secrets.token_urlsafe(24): user for user in spec.users}
+        self.tokens = {spec.user_tokens.get(user) or secrets.token_urlsafe(24): user for user in spec.users}
         self.signing_key = signing_key or secrets.token_bytes(32)
-        self.auth = Authenticator(static_tokens=self.tokens, signing_key=self.signing_key)
+        self.auth = Authenticator(
+            static_tokens=self.tokens, signing_key=self.signing_key, groups=spec.user_groups
+        )
         self.logs = PodLogs(self.store)
         self.faults = ApiFaults()
         self.api = ApiServer(
@@ -122,6 +125,7 @@ class SimCluster:
                 spec.load_balancer_cidr or default_load_balancer_cidr(index),
                 link=self.services_link,
             ),
+            *install_security(self.store),
         ]
         self._runner: web.AppRunner | None = None
         self._listener: GatedListener | None = None

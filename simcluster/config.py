@@ -11,7 +11,6 @@ from typing import Any
 
 import yaml
 
-from .history import DEFAULT_WINDOW, WatchWindow
 from .resources import DEFAULT_CUSTOM_RESOURCES
 
 __all__ = [
@@ -97,7 +96,10 @@ class ClusterSpec:
     timings: Timings = Timings()
     exec_token_ttl: float = 900.0  # lifetime of exec-plugin tokens (EKS: 15 minutes)
     users: tuple[str, ...] = ("admin",)  # each gets a static token
-    history: WatchWindow = DEFAULT_WINDOW  # what watches and continue tokens resume from (else 410)
+    # users declared with groups: only RBAC decides what they may do (the others are cluster-admin)
+    user_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    user_tokens: Mapping[str, str] = field(default_factory=dict)  # user -> the static token the file names
+    history: int = 10_000  # watch events kept per resource type (older resumes get 410)
     pod_cidr: str = "10.244.0.0/16"
     node_cidr: str = "192.168.0.0/16"
     load_balancer_cidr: str = ""  # LoadBalancer ingress IPs; "" = 127.210.<cluster index>.0/24
@@ -174,37 +176,43 @@ def _node_group(raw: Any, where: str) -> NodeGroup:
     return group
 
 
-def _watch_cache(raw: Any, where: str) -> WatchWindow:
-    """``watchCache: {seconds, minEvents, maxEvents, compaction}``; what it leaves out is kube-apiserver's."""
-    data = _mapping(raw, where)
-    keys = {
-        "seconds": "seconds",
-        "minEvents": "min_events",
-        "maxEvents": "max_events",
-        "compaction": "compaction",
-    }
-    unknown = set(data) - set(keys)
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    values: dict[str, Any] = {}
-    for key, name in keys.items():
-        if key not in data:
+def _users(raw: Any, where: str) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], dict[str, str]]:
+    """(names, groups of the non-admin users, tokens the file names) from ``users``.
+
+    A string is a cluster-admin user (group system:masters), as users always were; a mapping
+    ``{name, groups, token}`` is a user only RBAC grants anything, with the static token it names
+    (a random one when it names none), as a kube-apiserver token file declares users.
+    """
+    names: list[str] = []
+    groups: dict[str, tuple[str, ...]] = {}
+    tokens: dict[str, str] = {}
+    for i, item in enumerate(raw or ["admin"]):
+        at = f"{where}[{i}]"
+        if isinstance(item, str) and item:
+            names.append(item)
             continue
-        values[name] = (
-            _int(data[key], f"{where}.{key}")
-            if key.endswith("Events")
-            else _seconds(data[key], f"{where}.{key}")
-        )
-    try:
-        return WatchWindow(**values)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
-
-
-def _seconds(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{where}: expected a non-negative number of seconds, got {value!r}")
-    return float(value)
+        data = _mapping(item, at)
+        unknown = set(data) - {"name", "groups", "token"}
+        if unknown:
+            raise ConfigError(f"{at}: unknown keys {sorted(unknown)}")
+        name, token, member_of = data.get("name"), data.get("token"), data.get("groups") or []
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{at}.name: required")
+        if not isinstance(member_of, list) or not all(isinstance(g, str) and g for g in member_of):
+            raise ConfigError(f"{at}.groups: expected a list of group names")
+        if "system:masters" in member_of:
+            raise ConfigError(f"{at}.groups: name the user as a plain string to make it cluster-admin")
+        if token is not None:
+            if not isinstance(token, str) or len(token) < 16:
+                raise ConfigError(f"{at}.token: expected a string of at least 16 characters")
+            if token in tokens.values():
+                raise ConfigError(f"{at}.token: another user has this token")
+            tokens[name] = token
+        names.append(name)
+        groups[name] = tuple(member_of)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where}: duplicate user names")
+    return tuple(names), groups, tokens
 
 
 def _cluster(raw: Any, where: str) -> ClusterSpec:
@@ -218,7 +226,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         "timings",
         "execTokenTTL",
         "users",
-        "watchCache",
+        "history",
         "podCIDR",
         "nodeCIDR",
         "loadBalancerCIDR",
@@ -268,6 +276,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         raise ConfigError(f"{where}.runtime: must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     namespaces = tuple(data.get("namespaces") or ClusterSpec.namespaces)
     classes = tuple(data.get("storageClasses") or ("standard",))
+    users, user_groups, user_tokens = _users(data.get("users"), f"{where}.users")
     return ClusterSpec(
         name=name,
         role=role,
@@ -276,8 +285,10 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         custom_resources=tuple(data.get("customResources") or DEFAULT_CUSTOM_RESOURCES),
         timings=timings,
         exec_token_ttl=float(data.get("execTokenTTL", 900)),
-        users=tuple(data.get("users") or ("admin",)),
-        history=_watch_cache(data.get("watchCache"), f"{where}.watchCache"),
+        users=users,
+        user_groups=user_groups,
+        user_tokens=user_tokens,
+        history=_int(data.get("history", 10_000), f"{where}.history"),
         pod_cidr=pod_cidr,
         node_cidr=str(data.get("nodeCIDR", "192.168.0.0/16")),
         load_balancer_cidr=lb_cidr,

@@ -1,6 +1,7 @@
 """Request bodies in Kubernetes' protobuf encoding, for the kinds kubectl creates with typed clients.
 
-kubectl (seen with 1.32) sends ``kubectl create namespace|configmap|secret|serviceaccount`` as
+kubectl (seen with 1.32) sends ``kubectl create namespace|configmap|secret|serviceaccount``, the RBAC
+kinds (``create role|clusterrole|rolebinding|clusterrolebinding``), ``create quota`` and ``auth can-i`` as
 ``application/vnd.kubernetes.protobuf`` and does not fall back to JSON on a 415. The body is the
 ``k8s\\0`` magic, then a ``runtime.Unknown`` (typeMeta, raw object bytes). This decodes the raw
 object of the kinds below into the JSON form, dropping the zero values gogo-protobuf writes; a
@@ -59,7 +60,93 @@ _OBJECT_REF: Schema = {
     6: ("resourceVersion", "string"),
     7: ("fieldPath", "string"),
 }
+_QUANTITY: Schema = {1: ("string", "string")}  # resource.Quantity: one string field, decoded to it
+_RULE: Schema = {
+    1: ("verbs", ("repeated", "string")),
+    2: ("apiGroups", ("repeated", "string")),
+    3: ("resources", ("repeated", "string")),
+    4: ("resourceNames", ("repeated", "string")),
+    5: ("nonResourceURLs", ("repeated", "string")),
+}
+_SELECTOR: Schema = {
+    1: ("matchLabels", ("map", "string")),
+    2: (
+        "matchExpressions",
+        (
+            "repeated",
+            {1: ("key", "string"), 2: ("operator", "string"), 3: ("values", ("repeated", "string"))},
+        ),
+    ),
+}
+_BINDING: Schema = {
+    1: ("metadata", _OBJECT_META),
+    2: (
+        "subjects",
+        (
+            "repeated",
+            {
+                1: ("kind", "string"),
+                2: ("apiGroup", "string"),
+                3: ("name", "string"),
+                4: ("namespace", "string"),
+            },
+        ),
+    ),
+    3: ("roleRef", {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")}),
+}
+_RBAC = "rbac.authorization.k8s.io/v1"
 _KINDS: dict[tuple[str, str], Schema] = {
+    (_RBAC, "Role"): {1: ("metadata", _OBJECT_META), 2: ("rules", ("repeated", _RULE))},
+    (_RBAC, "ClusterRole"): {
+        1: ("metadata", _OBJECT_META),
+        2: ("rules", ("repeated", _RULE)),
+        3: ("aggregationRule", {1: ("clusterRoleSelectors", ("repeated", _SELECTOR))}),
+    },
+    (_RBAC, "RoleBinding"): _BINDING,
+    (_RBAC, "ClusterRoleBinding"): _BINDING,
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): {
+        1: ("metadata", _OBJECT_META),
+        2: (
+            "spec",
+            {
+                1: (
+                    "resourceAttributes",
+                    {
+                        1: ("namespace", "string"),
+                        2: ("verb", "string"),
+                        3: ("group", "string"),
+                        4: ("version", "string"),
+                        5: ("resource", "string"),
+                        6: ("subresource", "string"),
+                        7: ("name", "string"),
+                        8: ("fieldSelector", {1: ("rawSelector", "string")}),
+                        9: ("labelSelector", {1: ("rawSelector", "string")}),
+                    },
+                ),
+                2: ("nonResourceAttributes", {1: ("path", "string"), 2: ("verb", "string")}),
+            },
+        ),
+        3: (
+            "status",
+            {
+                1: ("allowed", "bool"),
+                2: ("reason", "string"),
+                3: ("evaluationError", "string"),
+                4: ("denied", "bool"),
+            },
+        ),
+    },
+    ("v1", "ResourceQuota"): {
+        1: ("metadata", _OBJECT_META),
+        2: (
+            "spec",
+            {
+                1: ("hard", ("map", "quantity")),
+                2: ("scopes", ("repeated", "string")),
+            },
+        ),
+        3: ("status", {1: ("hard", ("map", "quantity")), 2: ("used", ("map", "quantity"))}),
+    },
     ("v1", "Namespace"): {
         1: ("metadata", _OBJECT_META),
         2: ("spec", {1: ("finalizers", ("repeated", "string"))}),
@@ -148,6 +235,8 @@ def _value(field: Field, raw: int | bytes) -> Any:
         return raw.decode()
     if field == "bytes":
         return base64.b64encode(raw).decode()
+    if field == "quantity":
+        return _message(_QUANTITY, raw).get("string", "0")
     if isinstance(field, Mapping):
         return _message(field, raw)
     raise _unsupported(f"field type {field!r}")

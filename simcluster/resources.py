@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "API_RESOURCES",
     "BATCH_RESOURCES",
     "CORE_RESOURCES",
     "DEFAULT_CUSTOM_RESOURCES",
@@ -128,6 +129,29 @@ CORE_RESOURCES: tuple[ResourceType, ...] = (
     _core("persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), status=True),
     _core("events", "Event", short=("ev",)),
     _core("serviceaccounts", "ServiceAccount", short=("sa",)),
+    _core("resourcequotas", "ResourceQuota", short=("quota",), status=True),
+    _core("limitranges", "LimitRange", short=("limits",)),
+)
+
+
+def _rbac(plural: str, kind: str, namespaced: bool) -> ResourceType:
+    return ResourceType("rbac.authorization.k8s.io", "v1", plural, kind, namespaced)
+
+
+# Built-in groups beyond core/v1: RBAC's objects, and the access review kubectl auth can-i creates.
+API_RESOURCES: tuple[ResourceType, ...] = (
+    _rbac("roles", "Role", True),
+    _rbac("rolebindings", "RoleBinding", True),
+    _rbac("clusterroles", "ClusterRole", False),
+    _rbac("clusterrolebindings", "ClusterRoleBinding", False),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        namespaced=False,
+        verbs=("create",),
+    ),
 )
 
 
@@ -212,7 +236,7 @@ class Registry:
     @classmethod
     def with_defaults(cls, custom: Iterable[Mapping[str, Any]] = ()) -> Registry:
         reg = cls()
-        for rt in (*CORE_RESOURCES, *BATCH_RESOURCES):
+        for rt in (*CORE_RESOURCES, *BATCH_RESOURCES, *API_RESOURCES):
             reg.add(rt)
         for spec in custom:
             reg.add(custom_resource_from_dict(spec))
