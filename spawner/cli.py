@@ -21,6 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "spawner.service.app",
         "run the hybridhub service (inventory, health, placement) beside the hub",
     ),
+    "ssh-server": (
+        "spawner.ssh.cli",
+        "run the SSH server in the notebook container (alone, or beside the notebook: -- COMMAND...)",
+    ),
     "sim": ("simcluster.cli", "run simcluster, the emulated Kubernetes + Argo API (up, token)"),
 }
 
