@@ -331,15 +331,24 @@ class ApiServer:
     def _list(self, request: web.Request, target: Target) -> web.Response:
         """LIST, in key order (namespace, name) as etcd returns it, paged by ``limit``/``continue``.
 
-        A continued list serves the objects after the token's key as they are now, not a snapshot
-        at the token's resourceVersion as the apiserver does.
+        A LIST is served from the current state whatever resourceVersion it names, as from the
+        apiserver's watch cache. A continued list serves the objects after the token's key as they
+        are now, not a snapshot at the token's resourceVersion as the apiserver does; a token whose
+        resourceVersion is compacted is 410, with a token that continues inconsistently.
         """
         labels, fields = self._selectors(request, target.rt)
         entries = sorted(self.store.entries(target.rt, target.namespace, labels, fields), key=_entry_key)
         rv = str(self.store.rv)
+        asked = request.query.get("resourceVersion") or ""
+        exact = request.query.get("resourceVersionMatch") == "Exact" and asked.isdigit()
+        if exact and int(asked) < self.store.compacted():
+            raise ApiError(410, _EXPIRED_LIST, reason="Expired")
         token = request.query.get("continue")
         if token:
-            rv, after = _decode_continue(token)
+            token_rv, after = _decode_continue(token)
+            if token_rv != _LATEST and int(token_rv) < self.store.compacted():
+                raise _ExpiredContinue(_encode_continue(_LATEST, after))
+            rv = rv if token_rv == _LATEST else token_rv
             entries = [e for e in entries if _entry_key(e) > after]
         try:
             limit = int(request.query.get("limit") or 0)
@@ -593,6 +602,32 @@ def _entry_key(entry: Entry) -> tuple[str, str]:
     return (meta.get("namespace") or "", meta["name"])
 
 
+# kube-apiserver's words (storage/etcd3) for a LIST at a compacted resourceVersion and for a continue
+# token whose resourceVersion is compacted; the token it sends back continues at the latest ("-1")
+_EXPIRED_LIST = "The resourceVersion for the provided list is too old."
+_EXPIRED_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can start a "
+    "new list without the continue parameter, or use the continue token in this response to retrieve "
+    "the remainder of the results. Continuing with the provided token results in an inconsistent list "
+    "- objects that were created, modified, or deleted between the time the first chunk was returned "
+    "and now may show up in the list."
+)
+_LATEST = "-1"
+
+
+class _ExpiredContinue(ApiError):
+    """410 for a compacted continue token; the Status carries a token that goes on at the latest."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(410, _EXPIRED_CONTINUE, reason="Expired")
+        self.token = token
+
+    def status(self) -> dict[str, Any]:
+        body = super().status()
+        body["metadata"] = {"continue": self.token}
+        return body
+
+
 def _encode_continue(rv: str, key: tuple[str, str]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps({"rv": rv, "start": list(key)})).decode()
 
@@ -600,6 +635,7 @@ def _encode_continue(rv: str, key: tuple[str, str]) -> str:
 def _decode_continue(token: str) -> tuple[str, tuple[str, str]]:
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
-        return str(data["rv"]), (str(data["start"][0]), str(data["start"][1]))
+        rv = str(int(data["rv"]))
+        return rv, (str(data["start"][0]), str(data["start"][1]))
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise bad_request(f"continue key is not valid: {exc}") from exc

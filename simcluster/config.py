@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from .history import DEFAULT_WINDOW, WatchWindow
 from .resources import DEFAULT_CUSTOM_RESOURCES
 
 __all__ = [
@@ -99,7 +100,7 @@ class ClusterSpec:
     # users declared with groups: only RBAC decides what they may do (the others are cluster-admin)
     user_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     user_tokens: Mapping[str, str] = field(default_factory=dict)  # user -> the static token the file names
-    history: int = 10_000  # watch events kept per resource type (older resumes get 410)
+    history: WatchWindow = DEFAULT_WINDOW  # what watches and continue tokens resume from (else 410)
     pod_cidr: str = "10.244.0.0/16"
     node_cidr: str = "192.168.0.0/16"
     load_balancer_cidr: str = ""  # LoadBalancer ingress IPs; "" = 127.210.<cluster index>.0/24
@@ -215,6 +216,39 @@ def _users(raw: Any, where: str) -> tuple[tuple[str, ...], dict[str, tuple[str, 
     return tuple(names), groups, tokens
 
 
+def _watch_cache(raw: Any, where: str) -> WatchWindow:
+    """``watchCache: {seconds, minEvents, maxEvents, compaction}``; what it leaves out is kube-apiserver's."""
+    data = _mapping(raw, where)
+    keys = {
+        "seconds": "seconds",
+        "minEvents": "min_events",
+        "maxEvents": "max_events",
+        "compaction": "compaction",
+    }
+    unknown = set(data) - set(keys)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    values: dict[str, Any] = {}
+    for key, name in keys.items():
+        if key not in data:
+            continue
+        values[name] = (
+            _int(data[key], f"{where}.{key}")
+            if key.endswith("Events")
+            else _seconds(data[key], f"{where}.{key}")
+        )
+    try:
+        return WatchWindow(**values)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{where}: expected a non-negative number of seconds, got {value!r}")
+    return float(value)
+
+
 def _cluster(raw: Any, where: str) -> ClusterSpec:
     data = _mapping(raw, where)
     known = {
@@ -226,7 +260,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         "timings",
         "execTokenTTL",
         "users",
-        "history",
+        "watchCache",
         "podCIDR",
         "nodeCIDR",
         "loadBalancerCIDR",
@@ -288,7 +322,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         users=users,
         user_groups=user_groups,
         user_tokens=user_tokens,
-        history=_int(data.get("history", 10_000), f"{where}.history"),
+        history=_watch_cache(data.get("watchCache"), f"{where}.watchCache"),
         pod_cidr=pod_cidr,
         node_cidr=str(data.get("nodeCIDR", "192.168.0.0/16")),
         load_balancer_cidr=lb_cidr,
