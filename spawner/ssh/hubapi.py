@@ -46,7 +46,7 @@ def _message(body: bytes) -> str:
     except ValueError:
         return body[:200].decode("utf-8", "replace")
     if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return data["message"]
+        return str(data["message"])
     return body[:200].decode("utf-8", "replace")
 
 
