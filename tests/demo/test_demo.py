@@ -12,11 +12,10 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import psutil
 import pytest
 
 from tests.environment import needs, require
+from tests.harness.waits import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHP = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -45,14 +45,6 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.1)
-    return result
 
 
 class Demo:
@@ -84,7 +76,7 @@ class Demo:
                 )
             return "ready" in self.output()
 
-        wait_until(ready, timeout, f"the demo's ready line\n{self.output()}")
+        wait_for("the demo's ready line", ready, timeout, every=0.1, explain=self.output)
         self.state = json.loads((self.state_dir / "demo.json").read_text())
         return self
 
@@ -124,11 +116,13 @@ class Demo:
         self.proc.send_signal(sig)
         return self.proc.wait(timeout)
 
-    def kill(self) -> None:
-        """After a failed test: nothing of this demo may outlive it."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        family = self.family()
+    def kill(self, family: list[psutil.Process] | None = None) -> None:
+        """After a failed test: nothing of this demo may outlive it. ``family``: the processes as they
+        were before the demo was asked to stop, when it did not (its children outlive it then)."""
+        if family is None:
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            family = self.family()
         for proc in family:
             with contextlib.suppress(psutil.NoSuchProcess):  # it ended meanwhile
                 proc.kill()
@@ -197,7 +191,7 @@ def test_log_in_spawn_jupyterlab_status_outage_and_stop_on_sigterm(demo: Demo, t
         headers={"X-XSRFToken": xsrf, "Content-Type": "application/json"},
     )
     assert opener.open(spawn, timeout=60).status in (201, 202)
-    wait_until(lambda: lab(opener, f"{url}user/alice/lab"), 60, f"alice's JupyterLab\n{demo.logs()}")
+    wait_for("alice's JupyterLab", lambda: lab(opener, f"{url}user/alice/lab"), 60, explain=demo.logs)
 
     status = demo.hybridhub("status")
     assert status.returncode == 0, status.stderr
@@ -217,11 +211,11 @@ def test_log_in_spawn_jupyterlab_status_outage_and_stop_on_sigterm(demo: Demo, t
     # the on-prem API refuses connections: the service calls it DOWN, then HEALTHY once it is back
     outage = demo.hybridhub("outage", "onprem")
     assert outage.returncode == 0 and "refuses connections" in outage.stdout, outage.stderr
-    wait_until(lambda: "onprem   DOWN" in demo.hybridhub("status").stdout, 20, "onprem DOWN")
+    wait_for("onprem DOWN", lambda: "onprem   DOWN" in demo.hybridhub("status").stdout, 20)
     assert lab(opener, f"{url}user/alice/lab")  # its pods run on and answer
     recover = demo.hybridhub("recover", "onprem")
     assert recover.returncode == 0 and "is back" in recover.stdout, recover.stderr
-    wait_until(lambda: "onprem   HEALTHY" in demo.hybridhub("status").stdout, 20, "onprem HEALTHY")
+    wait_for("onprem HEALTHY", lambda: "onprem   HEALTHY" in demo.hybridhub("status").stdout, 20)
 
     family, ports = demo.family(), demo.listening()
     assert len(family) >= 6  # the demo, simcluster, the hub, the proxy, the service, alice's pod

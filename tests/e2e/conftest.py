@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from tests.demo.test_demo import Demo
@@ -41,13 +39,8 @@ def stop(demo: Demo) -> None:
     family = demo.family()
     try:
         demo.stop(signal.SIGTERM, timeout=60)
-        return
     except subprocess.TimeoutExpired:
-        pass
-    for proc in family:
-        with contextlib.suppress(psutil.NoSuchProcess):  # one that ended meanwhile
-            proc.kill()
-    psutil.wait_procs(family, timeout=10)
+        demo.kill(family)
 
 
 @pytest.fixture
