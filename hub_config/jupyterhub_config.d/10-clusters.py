@@ -10,49 +10,18 @@ in EKS and reaches the on-prem cluster over the site link (docs/operator-guide.m
 import os
 from typing import Any
 
+from spawner.spawning.cluster_access import IN_CLUSTER
+from spawner.spawning.cluster_access import access as cluster_access
+
 # `c` is the shared config object the loader runs this file with; not `c = get_config()`: z2jh's
 # loader has its own get_config(key), a Helm values lookup (see ../jupyterhub_config.py)
 c = c  # noqa: F821
 
-IN_CLUSTER = "in-cluster"  # a KUBECONFIG setting's value for the hub pod's own service account
-HUB_SERVICE_URL = "http://hub:8081"  # the chart's hub Service, as pods of the hub's namespace reach it
-
-
-def setting(name: str, default: str = "") -> str:
-    """The one place this file reads the environment: unset or empty means the default."""
-    return os.environ.get(name) or default
-
 
 def access(cluster: str, kubeconfig: str) -> dict[str, Any]:
-    """How the hub reaches ``cluster``'s API, and its pods the hub, from HYBRIDHUB_<CLUSTER>_*.
-
-    ``kubeconfig`` is the default of HYBRIDHUB_<CLUSTER>_KUBECONFIG: a path, or ``in-cluster``. The
-    cluster the hub runs in defaults to the hub's namespace, and its pods reach the hub through the
-    hub's Service; a cluster reached through a kubeconfig must be told the hub's URL.
-    """
-    prefix = f"HYBRIDHUB_{cluster.upper()}_"
-    path = setting(f"{prefix}KUBECONFIG", kubeconfig)
-    context = setting(f"{prefix}CONTEXT") or None  # None: the kubeconfig's current-context
-    in_cluster = path == IN_CLUSTER
-    if in_cluster and context:
-        raise ValueError(
-            f"10-clusters.py: {prefix}CONTEXT is set but {prefix}KUBECONFIG is {IN_CLUSTER}: "
-            "a context needs a kubeconfig"
-        )
-    hub_url = setting(f"{prefix}HUB_URL", HUB_SERVICE_URL if in_cluster else "")
-    if not hub_url:
-        raise ValueError(
-            f"10-clusters.py: set {prefix}HUB_URL to the hub's URL as pods in {cluster} reach it, "
-            "e.g. https://hub.example.org (required for a cluster the hub reaches through a kubeconfig)"
-        )
-    return {
-        "kubeconfig": None if in_cluster else path,
-        "context": context,
-        "namespace": setting(
-            f"{prefix}NAMESPACE", setting("POD_NAMESPACE", "jupyterhub") if in_cluster else "jupyterhub"
-        ),
-        "hub_connect_url": hub_url,
-    }
+    """How the hub reaches ``cluster``'s API, and its pods the hub: this file reads the environment
+    here only (HYBRIDHUB_<CLUSTER>_*; see spawner.spawning.cluster_access)."""
+    return cluster_access(cluster, kubeconfig, os.environ)
 
 
 # EKS GPU node groups carry this taint (nodes without the toleration never get GPU pods)
