@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from spawner.ssh.hostcert import HostIdentity
@@ -128,3 +130,21 @@ def test_no_certificate_no_listening_then_renewed(loop_thread: LoopThread) -> No
         loop_thread.run(identity.stop())
         loop_thread.run(api.close())
         loop_thread.run(runner.cleanup())
+
+
+def test_a_client_that_does_not_log_in_is_dropped_after_the_grace_time(
+    loop_thread: LoopThread, standin: StandIn, tmp_path: Path
+) -> None:
+    server = start_server(loop_thread, make_app(standin, tmp_path, login_grace_time=0.3))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"SSH-2.0-OpenSSH_9.2p1 silent\r\n")
+            started = time.monotonic()
+            received = b""
+            while chunk := sock.recv(65536):  # the server's banner and KEXINIT, then its close
+                received += chunk
+            assert received.startswith(b"SSH-2.0-")
+            assert 0.2 < time.monotonic() - started < 5
+        wait_for(lambda: server.unauthenticated == 0, what="the dropped connection to be forgotten")
+    finally:
+        loop_thread.run(server.stop())

@@ -295,7 +295,10 @@ def test_unauthenticated_connections_are_capped(alice: Running) -> None:
         wait_for(lambda: alice.server.unauthenticated >= 4, what="four unauthenticated connections")
         result = alice.ssh("alice", "true")
         assert result.returncode == 255
-        assert b"Connection closed by" in result.stderr, result.stderr
+        # closed before the version exchange, as sshd's MaxStartups does: the client reads a close or a reset
+        assert b"Connection closed by" in result.stderr or b"Connection reset by" in result.stderr, (
+            result.stderr
+        )
     finally:
         for sock in held:
             sock.close()
