@@ -82,7 +82,9 @@ class _Connection(asyncssh.SSHServer):
     async def begin_auth(self, username: str) -> bool:
         self._login = ""
         keys = await self._server.client_keys.for_login(username)
-        if keys is not None and self._conn is not None:
+        if self._conn is not None:
+            # set even when None: a client may change its user name between attempts, and the keys of
+            # the name it tried first must not log it in under the next (asyncssh 2.24 resets them too)
             self._conn.set_authorized_keys(keys)
         return True
 

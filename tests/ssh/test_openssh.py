@@ -262,6 +262,22 @@ def test_a_key_is_accepted_only_under_its_owners_name(alice: Running, keys: Keys
     assert b"Permission denied (publickey" in result.stderr, result.stderr
 
 
+def test_changing_the_user_name_between_attempts_does_not_carry_keys_over(alice: Running, keys: Keys) -> None:
+    """SSH lets a client change its user name between attempts: alice's keys must not log in "nobody"."""
+    sock = socket.create_connection(("127.0.0.1", alice.port), timeout=10)
+    transport = paramiko.Transport(sock)
+    try:
+        transport.start_client(timeout=10)
+        with pytest.raises(paramiko.BadAuthenticationType):
+            transport.auth_none("alice")  # the server now holds alice's keys for this connection
+        key = paramiko.Ed25519Key.from_private_key_file(str(keys.path("alice")))
+        with pytest.raises(paramiko.AuthenticationException):
+            transport.auth_publickey("nobody", key)
+        assert not transport.is_authenticated()
+    finally:
+        transport.close()
+
+
 def test_a_key_registered_just_now_works_at_once(alice: Running, standin: StandIn, keys: Keys) -> None:
     assert alice.ssh("as-alice-new", "true").returncode == 255
     standin.keys["alice"].append(keys.public("alice_new"))
