@@ -17,9 +17,15 @@ WRITE = ("create", "delete", "deletecollection", "patch", "update")
 _AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
 _BOOTSTRAP = {"kubernetes.io/bootstrapping": "rbac-defaults"}
 _AUTOUPDATE = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
-_DISCOVERY_URLS = ("/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*")
-_DISCOVERY_URLS += ("/readyz", "/version", "/version/")
-_EDITABLE = ("serviceaccounts", "services", "services/proxy", "persistentvolumeclaims", "configmaps")
+_DISCOVERY_URLS: tuple[str, ...] = ("/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi")
+_DISCOVERY_URLS += ("/openapi/*", "/readyz", "/version", "/version/")
+_EDITABLE: tuple[str, ...] = (
+    "serviceaccounts",
+    "services",
+    "services/proxy",
+    "persistentvolumeclaims",
+    "configmaps",
+)
 _EDITABLE += ("secrets", "events")
 # Groups Kubernetes serves itself: their resources are not custom ones an installer aggregates.
 _KUBERNETES_GROUPS = {

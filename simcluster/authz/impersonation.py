@@ -55,7 +55,7 @@ def impersonate(
     if name.startswith(_SA_PREFIX) and name.count(":") == 3:
         namespace, sa = name[len(_SA_PREFIX) :].split(":")
         _check(authorizer, requestor, "serviceaccounts", sa, namespace=namespace)
-        implied = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}")
+        implied: tuple[str, ...] = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}")
     else:
         _check(authorizer, requestor, "users", name)
         implied = ()

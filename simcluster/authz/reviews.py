@@ -23,7 +23,7 @@ def self_subject_access_review(authorizer: Authorizer, user: UserInfo, body: Any
             'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: '
             "Invalid value: exactly one of nonResourceAttributes or resourceAttributes must be specified"
         )
-    if res:
+    if isinstance(res, Mapping):
         attrs = Attributes(
             user=user,
             verb=str(res.get("verb", "")),
@@ -35,13 +35,15 @@ def self_subject_access_review(authorizer: Authorizer, user: UserInfo, body: Any
             namespace=str(res.get("namespace", "")),
             name=str(res.get("name", "")),
         )
-    else:
+    elif isinstance(nonres, Mapping):
         attrs = Attributes(
             user=user,
             verb=str(nonres.get("verb", "")),
             resource_request=False,
             path=str(nonres.get("path", "")),
         )
+    else:
+        raise bad_request("spec.resourceAttributes and spec.nonResourceAttributes must be objects")
     out = dict(body)
     out["apiVersion"], out["kind"] = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
     out.setdefault("metadata", {})["creationTimestamp"] = None

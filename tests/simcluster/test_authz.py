@@ -72,7 +72,9 @@ def pod(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def create(sim: SimProcess, namespace: str, manifest: dict[str, Any], check: bool = False) -> Any:
-    return sim.kubectl("-n", namespace, "create", "--validate=false", "-f", "-", input=json.dumps(manifest), check=check)
+    return sim.kubectl(
+        "-n", namespace, "create", "--validate=false", "-f", "-", input=json.dumps(manifest), check=check
+    )
 
 
 # ------------------------------------------------------------------------------------------------ RBAC
@@ -80,7 +82,10 @@ def create(sim: SimProcess, namespace: str, manifest: dict[str, Any], check: boo
 
 def test_a_namespace_scoped_token_can_do_what_its_rolebinding_grants(sim: SimProcess) -> None:
     mine, other = new_namespace(sim), new_namespace(sim)
-    forbidden = f'Error from server (Forbidden): pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "{mine}"'
+    forbidden = (
+        'Error from server (Forbidden): pods is forbidden: User "alice" cannot list resource "pods" in API '
+        f'group "" in the namespace "{mine}"'
+    )
     assert refused(as_alice(sim, "-n", mine, "get", "pods")) == forbidden
     sim.kubectl("-n", mine, "create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice")
 
@@ -108,9 +113,9 @@ def test_a_namespace_scoped_token_can_do_what_its_rolebinding_grants(sim: SimPro
     assert refused(
         as_alice(sim, "-n", mine, "create", "rolebinding", "x", "--clusterrole=admin", "--user=alice")
     ) == (
-        'error: failed to create rolebinding: rolebindings.rbac.authorization.k8s.io is forbidden: User "alice" '
-        'cannot create resource "rolebindings" in API group "rbac.authorization.k8s.io" in the namespace '
-        f'"{mine}"'
+        "error: failed to create rolebinding: rolebindings.rbac.authorization.k8s.io is forbidden: "
+        'User "alice" cannot create resource "rolebindings" in API group "rbac.authorization.k8s.io" in '
+        f'the namespace "{mine}"'
     )
     # a named object: the name is in the message
     assert refused(as_alice(sim, "get", "namespace", other)) == (
@@ -130,8 +135,8 @@ def test_an_impersonating_admin_is_answered_as_the_user_and_only_admins_may_impe
 ) -> None:
     ns = new_namespace(sim)
     assert refused(sim.kubectl("--as=bob", "-n", ns, "get", "configmaps", check=False)) == (
-        'Error from server (Forbidden): configmaps is forbidden: User "bob" cannot list resource "configmaps" '
-        f'in API group "" in the namespace "{ns}"'
+        'Error from server (Forbidden): configmaps is forbidden: User "bob" cannot list resource '
+        f'"configmaps" in API group "" in the namespace "{ns}"'
     )
     sim.kubectl("-n", ns, "create", "rolebinding", "team-view", "--clusterrole=view", "--group=team-b")
     # bob alone is not in team-b; with --as-group he is
@@ -141,14 +146,14 @@ def test_an_impersonating_admin_is_answered_as_the_user_and_only_admins_may_impe
     sim.kubectl("--as=bob", "--as-group=team-b", "-n", ns, "logs", "p")  # view reads pods/log
     # view excludes secrets and writes
     assert refused(sim.kubectl("--as=bob", "--as-group=team-b", "-n", ns, "get", "secrets", check=False)) == (
-        'Error from server (Forbidden): secrets is forbidden: User "bob" cannot list resource "secrets" in API '
-        f'group "" in the namespace "{ns}"'
+        'Error from server (Forbidden): secrets is forbidden: User "bob" cannot list resource "secrets" in '
+        f'API group "" in the namespace "{ns}"'
     )
     assert refused(
         sim.kubectl("--as=bob", "--as-group=team-b", "-n", ns, "delete", "pod", "p", check=False)
     ) == (
-        'Error from server (Forbidden): pods "p" is forbidden: User "bob" cannot delete resource "pods" in API '
-        f'group "" in the namespace "{ns}"'
+        'Error from server (Forbidden): pods "p" is forbidden: User "bob" cannot delete resource "pods" in '
+        f'API group "" in the namespace "{ns}"'
     )
     # a user without the impersonate verb cannot act as another
     sim.kubectl("-n", ns, "create", "rolebinding", "alice-admin", "--clusterrole=admin", "--user=alice")
@@ -200,10 +205,10 @@ def test_pod_security_levels_refuse_pods_with_the_real_messages(sim: SimProcess)
     )
     assert refused(create(sim, restricted, pod("r"))).endswith(
         'pods "r" is forbidden: violates PodSecurity "restricted:v1.32": allowPrivilegeEscalation != false '
-        '(container "main" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities '
-        '(container "main" must set securityContext.capabilities.drop=["ALL"]), runAsNonRoot != true (pod or '
-        'container "main" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container "main" '
-        'must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'
+        '(container "main" must set securityContext.allowPrivilegeEscalation=false), unrestricted '
+        'capabilities (container "main" must set securityContext.capabilities.drop=["ALL"]), runAsNonRoot '
+        '!= true (pod or container "main" must set securityContext.runAsNonRoot=true), seccompProfile (pod '
+        'or container "main" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'
     )
     good = pod(
         "ok",
@@ -248,16 +253,19 @@ def wait_for(what: Any, expected: Any, timeout: float = 10.0) -> None:
 def test_a_gpu_quota_refuses_what_exceeds_it_and_counts_only_live_pods(sim: SimProcess) -> None:
     ns = new_namespace(sim)
     sim.kubectl("-n", ns, "create", "quota", "gpu", "--hard=requests.nvidia.com/gpu=2,pods=3")
-    create(sim, ns, gpu_pod("one", 1, **{EXIT_AFTER: "0.3"}), check=True)
+    create(sim, ns, gpu_pod("one", 1), check=True)
     wait_for(lambda: quota_used(sim, ns), {"pods": "1", "requests.nvidia.com/gpu": "1"})
     assert refused(create(sim, ns, gpu_pod("two", 2))) == (
-        'Error from server (Forbidden): error when creating "STDIN": pods "two" is forbidden: exceeded quota: '
-        "gpu, requested: requests.nvidia.com/gpu=2, used: requests.nvidia.com/gpu=1, limited: "
+        'Error from server (Forbidden): error when creating "STDIN": pods "two" is forbidden: exceeded '
+        "quota: gpu, requested: requests.nvidia.com/gpu=2, used: requests.nvidia.com/gpu=1, limited: "
         "requests.nvidia.com/gpu=2"
     )
-    # once the first pod has terminated it no longer counts
-    sim.kubectl("-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/one", "--timeout=15s")
-    wait_for(lambda: quota_used(sim, ns), {"pods": "0", "requests.nvidia.com/gpu": "0"})
+    # a pod that has terminated no longer counts
+    create(sim, ns, gpu_pod("short", 1, **{EXIT_AFTER: "0.2"}), check=True)
+    sim.kubectl("-n", ns, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/short", "--timeout=15s")
+    wait_for(lambda: quota_used(sim, ns), {"pods": "1", "requests.nvidia.com/gpu": "1"})
+    # nor does a deleted one
+    sim.kubectl("-n", ns, "delete", "pod", "one", "--grace-period=0", "--force")
     create(sim, ns, gpu_pod("two", 2), check=True)
     wait_for(lambda: quota_used(sim, ns), {"pods": "1", "requests.nvidia.com/gpu": "2"})
 
@@ -288,6 +296,6 @@ def test_limit_range_defaults_and_bounds_containers(sim: SimProcess) -> None:
     )
     big = pod("big", container={"resources": {"limits": {"cpu": "4"}}})
     assert refused(create(sim, ns, big)) == (
-        'Error from server (Forbidden): error when creating "STDIN": pods "big" is forbidden: maximum cpu usage '
-        "per Container is 2, but limit is 4"
+        'Error from server (Forbidden): error when creating "STDIN": pods "big" is forbidden: maximum cpu '
+        "usage per Container is 2, but limit is 4"
     )
