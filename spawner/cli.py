@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "run the SSH server in the notebook container (alone, or beside the notebook: -- COMMAND...)",
     ),
     "sim": ("simcluster.cli", "run simcluster, the emulated Kubernetes + Argo API (up, token)"),
+    "ssh-gateway": (
+        "spawner.ssh.gateway_cli",
+        "run the SSH gateway beside the hub: users' ssh -J to their notebooks' SSH servers",
+    ),
 }
 
 
