@@ -28,6 +28,13 @@ __all__ = ["SSHServerApp", "main"]
 
 log = logging.getLogger(__name__)
 
+# Where Debian/Ubuntu, Fedora/RHEL and Alpine/Arch put OpenSSH's sftp-server.
+_SFTP_SERVERS = (
+    "/usr/lib/openssh/sftp-server",
+    "/usr/libexec/openssh/sftp-server",
+    "/usr/lib/ssh/sftp-server",
+)
+
 
 def _supported(kind: str) -> set[str]:
     """The algorithm names asyncssh can run, of one kind."""
@@ -123,6 +130,13 @@ class SSHServerApp(Application):
         config=True,
         help="""The shell that runs commands (``shell -c CMD``) and interactive logins, e.g.
         ``/bin/bash``. Default: the user's login shell from the passwd entry, else /bin/sh.""",
+    )
+    sftp_server = Unicode(
+        config=True,
+        help="""OpenSSH's sftp-server program, run as the notebook's user for each SFTP session (and
+        so for scp), e.g. ``/usr/lib/openssh/sftp-server``: its file I/O stays off the server's event
+        loop and it offers OpenSSH's extensions. Empty: asyncssh's SFTP server, in the server process.
+        Default: the first of the usual paths that exists in the image, else empty.""",
     )
     authorized_keys_file = Unicode(
         config=True,
@@ -255,6 +269,10 @@ class SSHServerApp(Application):
         shell = entry.pw_shell if entry else ""
         return shell if shell and os.path.exists(shell) else "/bin/sh"
 
+    @default("sftp_server")
+    def _default_sftp_server(self) -> str:
+        return next((path for path in _SFTP_SERVERS if os.access(path, os.X_OK)), "")
+
     @default("authorized_keys_file")
     def _default_authorized_keys_file(self) -> str:
         return os.path.join(self.home, ".ssh", "authorized_keys")
@@ -356,6 +374,7 @@ class SSHServerApp(Application):
                 # the notebook's own environment, as its terminals get it
                 environment=dict(os.environ),
                 port=self.port,
+                sftp_server=self.sftp_server,
             ),
             ciphers=tuple(self.ciphers),
             macs=tuple(self.macs),

@@ -123,4 +123,3 @@ class HostIdentity:
         if self._task is not None:
             await self._task
             self._task = None
-

@@ -6,15 +6,17 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 import asyncssh
+from asyncssh.channel import SSHChannel
 
 from .activity import ActivityReporter
 from .hostcert import HostIdentity, HostKeyPair
 from .hubapi import APIError, HubAPI
 from .keys import ClientKeys
 from .policy import forward_refusal, token_user_allowed
-from .sessions import HomeSFTPServer, SessionSettings, run_session
+from .sessions import HomeSFTPServer, SessionProcess, SessionSettings
 
 __all__ = ["Limits", "PodSSHServer", "ServerOptions"]
 
@@ -135,10 +137,8 @@ class _Connection(asyncssh.SSHServer):
         self._failed()
         return False
 
-    def session_requested(self) -> asyncssh.SSHServerProcess[bytes]:
-        handler = functools.partial(run_session, settings=self._server.options.session)
-        sftp = functools.partial(self._server.sftp_factory)
-        return asyncssh.SSHServerProcess(handler, sftp, 3, False)
+    def session_requested(self) -> SessionProcess:
+        return SessionProcess(self._server.options.session, self._server.sftp_factory)
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
         refusal = forward_refusal(dest_host, dest_port)
@@ -171,8 +171,9 @@ class PodSSHServer:
         self.unauthenticated = 0
         self._acceptor: asyncssh.SSHAcceptor | None = None
 
-    def sftp_factory(self, chan: asyncssh.SSHServerChannel[bytes]) -> asyncssh.SFTPServer:
-        server = HomeSFTPServer(chan)
+    def sftp_factory(self, chan: SSHChannel[bytes]) -> asyncssh.SFTPServer:
+        # asyncssh calls this only with the server channel of an SFTP session
+        server = HomeSFTPServer(cast("asyncssh.SSHServerChannel[bytes]", chan))
         server.home = self.options.session.home.encode()
         return server
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
+import inspect
 import logging
 import os
 import pty
@@ -15,8 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import asyncssh
+from asyncssh.constants import EXTENDED_DATA_STDERR
 
-__all__ = ["HomeSFTPServer", "SessionSettings", "run_session", "session_env"]
+__all__ = ["HomeSFTPServer", "SessionProcess", "SessionSettings", "run_session", "session_env"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ class SessionSettings:
     login_name: str
     environment: Mapping[str, str]
     port: int
+    # OpenSSH's sftp-server to run for the sftp subsystem; empty: asyncssh's SFTP server, in process
+    sftp_server: str = ""
 
 
 def session_env(
@@ -82,22 +87,24 @@ def _str_env(env: Mapping[str, str | bytes] | None) -> dict[str, str]:
 
 async def run_session(process: asyncssh.SSHServerProcess[bytes], settings: SessionSettings) -> None:
     """Run the session's command (or a login shell) and send back its exit status or signal."""
-    if process.subsystem:
+    peer = process.channel.get_extra_info("peername") or ("0.0.0.0", 0)
+    env = session_env(settings, _str_env(process.env), (str(peer[0]), int(peer[1])), process.term_type)
+    if process.subsystem == "sftp" and settings.sftp_server:
+        argv, executable = [settings.sftp_server], settings.sftp_server
+    elif process.subsystem:
         process.stderr.write(f"subsystem {process.subsystem!r} is not offered here\n".encode())
         process.exit(1)
         return
-    peer = process.channel.get_extra_info("peername") or ("0.0.0.0", 0)
-    env = session_env(settings, _str_env(process.env), (str(peer[0]), int(peer[1])), process.term_type)
-    argv = _argv(settings, process.command)
-    executable = settings.shell
+    else:
+        argv, executable = _argv(settings, process.command), settings.shell
     try:
-        if process.term_type:
+        if process.term_type and not process.subsystem:
             rc = await _run_with_pty(process, argv, executable, env, settings.home)
         else:
             rc = await _run_with_pipes(process, argv, executable, env, settings.home)
     except OSError as exc:
-        log.warning("could not start %s: %s", settings.shell, exc)
-        process.stderr.write(f"could not start {settings.shell}: {exc.strerror}\n".encode())
+        log.warning("could not start %s: %s", executable, exc)
+        process.stderr.write(f"could not start {executable}: {exc.strerror}\n".encode())
         process.exit(127)
         return
     if rc < 0:
@@ -204,6 +211,40 @@ async def _run_with_pty(
         with contextlib.suppress(OSError):
             os.close(master)
     return rc
+
+
+class SessionProcess(asyncssh.SSHServerProcess[bytes]):
+    """asyncssh's server process, with the sftp subsystem run by OpenSSH's sftp-server when one is set.
+
+    Stock asyncssh accepts the sftp subsystem only for its in-process SFTP server. OpenSSH's binary
+    does its file I/O off the event loop and offers OpenSSH's extensions (posix-rename, statvfs,
+    fsync, hardlink, limits), so it is preferred where the image has it. Other subsystems are refused.
+    """
+
+    def __init__(self, settings: SessionSettings, sftp_factory: asyncssh.SFTPServerFactory) -> None:
+        self._relay_sftp = bool(settings.sftp_server)
+        super().__init__(
+            functools.partial(run_session, settings=settings),
+            None if self._relay_sftp else sftp_factory,
+            3,
+            False,
+        )
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return subsystem == "sftp"
+
+    def session_started(self) -> None:
+        if not (self._relay_sftp and self.channel.get_subsystem() == "sftp"):
+            super().session_started()
+            return
+        # what asyncssh does for a command, for the subsystem it would otherwise hand to its own server
+        chan = self.channel
+        stdin = asyncssh.SSHReader[bytes](self, chan)
+        stdout = asyncssh.SSHWriter[bytes](self, chan)
+        stderr = asyncssh.SSHWriter[bytes](self, chan, EXTENDED_DATA_STDERR)
+        handler = self._start_process(stdin, stdout, stderr)
+        if inspect.isawaitable(handler):
+            chan.get_connection().create_task(handler, stdin.logger)
 
 
 class HomeSFTPServer(asyncssh.SFTPServer):

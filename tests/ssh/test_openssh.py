@@ -14,6 +14,8 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from tests.environment import require
+
 from .conftest import MARKER, Keys, LoopThread, Running, client_config, make_app, needs_openssh, start_server
 from .standin import StandIn
 
@@ -153,6 +155,22 @@ def test_sftp_put_and_get(alice: Running, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (alice.home / "sub-put.txt").read_text() == "put through sftp\n"
     assert (tmp_path / "got.txt").read_text() == "get through sftp\n"
+    assert f"Remote working directory: {alice.home}" in result.stdout.decode()
+
+
+def test_sftp_runs_openssh_sftp_server_where_the_image_has_it(alice: Running, tmp_path: Path) -> None:
+    require(
+        alice.server.options.session.sftp_server,
+        "needs OpenSSH's sftp-server (make test installs openssh-server, which brings openssh-sftp-server)",
+    )
+    batch = tmp_path / "batch"
+    batch.write_text("pwd\n")
+    result = subprocess.run(
+        ["sftp", "-vvv", "-F", str(alice.config), "-b", str(batch), "alice"], capture_output=True
+    )
+    assert result.returncode == 0, result.stderr
+    # an extension only OpenSSH's sftp-server offers, not asyncssh's in-process server
+    assert b'Server supports extension "expand-path@openssh.com"' in result.stderr
     assert f"Remote working directory: {alice.home}" in result.stdout.decode()
 
 
