@@ -381,8 +381,11 @@ class HybridHubService(Application):
             "ssh_gateway": self.ssh_gateway_address,
             "ssh_host_certificate_validity": self.ssh_host_certificate_validity,
             "ssh_max_keys": self.ssh_max_keys_per_user,
+            # the scope a token needs to use this service (the hub's own check at its proxy is off for
+            # API requests); JupyterHub names the service at the end of its prefix
             "service_access_scope": next(
-                iter(sorted(oauth.access_scopes if oauth else ())), "access:services!service=hybridhub"
+                (s for s in sorted(oauth.access_scopes if oauth else ()) if "!service=" in s),
+                f"access:services!service={self.service_prefix.rstrip('/').rsplit('/', 1)[-1]}",
             ),
             "service_prefix": self.service_prefix,
             # the page's login cookie lasts as long as this process: a restarted service logs users in

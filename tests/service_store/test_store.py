@@ -80,7 +80,7 @@ async def test_keys_are_kept_per_user_and_each_key_once(store: Store) -> None:
 
 
 @pytest.mark.asyncio
-async def test_two_services_starting_at_once_agree_on_one_ca_key(db_url: str) -> None:
+async def test_two_services_starting_at_once_agree_on_one_ca_key_and_a_restart_keeps_it(db_url: str) -> None:
     first, second = Store(db_url), Store(db_url)
     try:
         await first.upgrade()
@@ -90,11 +90,18 @@ async def test_two_services_starting_at_once_agree_on_one_ca_key(db_url: str) ->
             first.ca_private_key(lambda: next(made)), second.ca_private_key(lambda: next(made))
         )
         assert keys[0] == keys[1] and keys[0] in ("KEY-A", "KEY-B")
-        # kept: a restarted service reads the same key and makes none
-        assert await first.ca_private_key(lambda: pytest.fail("a second CA key was made")) == keys[0]
+        added = await first.add_key("alice", "ssh-ed25519", "AAAA1", "SHA256:one", "laptop")
     finally:
         await first.close()
         await second.close()
+    # kept: a restarted service reads the same CA key and makes none, and finds the keys
+    restarted = Store(db_url)
+    try:
+        await restarted.upgrade()
+        assert await restarted.ca_private_key(lambda: pytest.fail("a second CA key was made")) == keys[0]
+        assert await restarted.keys(["alice"]) == [added]
+    finally:
+        await restarted.close()
 
 
 @pytest.mark.parametrize(

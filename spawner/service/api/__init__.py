@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
 from .base import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
@@ -19,7 +18,7 @@ from .ssh import (
     KeyHandler,
     KeysHandler,
 )
-from .ssh_page import SshPageHandler
+from .ssh_page import OAuthCallbackHandler, SshPageHandler
 
 __all__ = ["SCOPE_CAPACITY", "SCOPE_PLACE", "SCOPE_SERVERS", "handlers"]
 
@@ -43,5 +42,5 @@ def handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{p}/api/ssh/keys/(?P<key_id>[^/]+)", KeyHandler),
         (rf"{p}/api/ssh/config", ConfigHandler),
         (rf"{p}/ssh", SshPageHandler),
-        (rf"{p}/oauth_callback", HubOAuthCallbackHandler),
+        (rf"{p}/oauth_callback", OAuthCallbackHandler),
     ]

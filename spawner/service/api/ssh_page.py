@@ -6,10 +6,10 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthenticated
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import template, web
 
-__all__ = ["SshPageHandler"]
+__all__ = ["OAuthCallbackHandler", "SshPageHandler"]
 
 # autoescaped: every value the page shows is HTML-escaped
 PAGE = template.Template(
@@ -49,3 +49,18 @@ class SshPageHandler(HubOAuthenticated, web.RequestHandler):  # type: ignore[mis
         self.finish(
             PAGE.generate(user=user["name"], api=f"{prefix}api/ssh/", xsrf=self.xsrf_token, nonce=nonce)
         )
+
+
+class OAuthCallbackHandler(HubOAuthCallbackHandler):  # type: ignore[misc]
+    """{prefix}oauth_callback: ends the hub's OAuth login with the app's own HubOAuth, which holds
+    the pending logins' states (where each goes next), not the default instance."""
+
+    def initialize(self) -> None:
+        self.hub_auth = self.settings["hub_oauth"]
+
+    async def get(self) -> None:
+        if self.hub_auth is None:
+            raise web.HTTPError(
+                503, "the hub's OAuth login is off: run the service as a hub's managed service"
+            )
+        await super().get()
