@@ -209,13 +209,14 @@ class HybridHubService(Application):
     )
 
     db_url = Unicode(
-        "sqlite:///hybridhub.sqlite",
         config=True,
         help="""The service's own SQL database (SQLAlchemy URL): registered SSH keys, the SSH CA. In a
         deployment a PostgreSQL database beside the hub's, e.g.
         ``postgresql://hybridhub@db.example.org/hybridhub`` (psycopg 3; the password in the URL or in
         ~/.pgpass); the default, a sqlite file in the working directory, suits one replica and the
-        demo. The service upgrades its tables (alembic migrations) at start.""",
+        demo. The service upgrades its tables (alembic migrations) at start. Default:
+        $HYBRIDHUB_SERVICE_DB_URL (30-service.py hands the service the hub's HYBRIDHUB_* variables, so
+        a Secret can hold the URL), else ``sqlite:///hybridhub.sqlite``.""",
     )
     ssh_ca_key_file = Unicode(
         "",
@@ -226,11 +227,11 @@ class HybridHubService(Application):
         (db_url), so whoever can read that database can sign host certificates.""",
     )
     ssh_gateway_address = Unicode(
-        "",
         config=True,
         help="""Where users' SSH clients reach the SSH gateway, ``host`` or ``host:port``, e.g.
         ``ssh.hub.example.org:2222``: the ProxyJump of the ``~/.ssh/config`` snippet the service
-        gives users (api/ssh/config). Empty: the snippet is not offered (503 naming this setting).""",
+        gives users (api/ssh/config). Empty: the snippet is not offered (503 naming this setting).
+        Default: $HYBRIDHUB_SSH_GATEWAY_ADDRESS.""",
     )
     ssh_host_certificate_validity = Float(
         3600.0,
@@ -314,6 +315,14 @@ class HybridHubService(Application):
     @default("hub_instance")
     def _default_hub_instance(self) -> str:
         return default_hub_instance()
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        return os.environ.get("HYBRIDHUB_SERVICE_DB_URL") or "sqlite:///hybridhub.sqlite"
+
+    @default("ssh_gateway_address")
+    def _default_ssh_gateway_address(self) -> str:
+        return os.environ.get("HYBRIDHUB_SSH_GATEWAY_ADDRESS", "")
 
     @default("service_prefix")
     def _default_prefix(self) -> str:
@@ -405,6 +414,24 @@ class HybridHubService(Application):
             self.log.warning("the SSH keys page is off (%s): run the service as a hub's managed service", exc)
             return None
 
+    async def open_store(self) -> tuple[Store, CertificateAuthority]:
+        """The store, upgraded to the code's tables, and the SSH CA (made on first start)."""
+        where = self.db_url.rsplit("@", 1)[-1]  # never the password of a URL that holds one
+        try:
+            store = Store(self.db_url)
+        except Exception as exc:
+            raise SystemExit(f"hybridhub service: HybridHubService.db_url ({where}): {exc}") from exc
+        try:
+            await store.upgrade()
+            if self.ssh_ca_key_file:
+                key = await asyncio.to_thread(load_or_create_key_file, Path(self.ssh_ca_key_file))
+            else:
+                key = await store.ca_private_key(generate_ca_key)
+            return store, CertificateAuthority(key)
+        except Exception as exc:
+            await store.close()
+            raise SystemExit(f"hybridhub service: the store at {where} failed: {exc}") from exc
+
     async def serve(self, stop: asyncio.Event) -> None:
         policy = HealthPolicy(
             degraded_latency=self.degraded_latency,
@@ -442,19 +469,7 @@ class HybridHubService(Application):
             request_timeout=self.probe_timeout,
             on_removed=lambda x: metrics.leftovers.labels(x.cluster).inc(),
         )
-        store = Store(self.db_url)
-        try:
-            await store.upgrade()
-            ssh_ca = CertificateAuthority(
-                await asyncio.to_thread(load_or_create_key_file, Path(self.ssh_ca_key_file))
-                if self.ssh_ca_key_file
-                else await store.ca_private_key(generate_ca_key)
-            )
-        except Exception as exc:
-            await store.close()
-            raise SystemExit(
-                f"hybridhub service: the store at {self.db_url.split('@')[-1]} failed: {exc}"
-            ) from exc
+        store, ssh_ca = await self.open_store()
         await fleet.start()
         if self.leftover_sweep_interval > 0:
             sweeper.start()
