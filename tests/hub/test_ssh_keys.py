@@ -202,8 +202,14 @@ def test_servers_get_host_certificates_and_the_keys_of_who_may_enter(ssh_hub: Hu
         with pytest.raises(ValueError):
             cert.validate(CERT_TYPE_HOST, stranger)
 
-    # a user's token, the owner's included, is no server's
+    # a user named like the named server's host name owns that name: no certificate for it
+    ssh_hub.create_user(f"{owner}.gpu")
     host_line = public_line(asyncssh.generate_private_key("ssh-ed25519"))
+    status, body = call(ssh_hub, "POST", "api/ssh/host-certificate", named, {"public_key": host_line})
+    assert status == 409 and f"user {owner}.gpu's server" in body["message"], body
+    ssh_hub.api("DELETE", f"/users/{owner}.gpu")
+
+    # a user's token, the owner's included, is no server's
     for name in (owner, stranger, ADMIN):
         status, body = call(
             ssh_hub, "POST", "api/ssh/host-certificate", tokens[name], {"public_key": host_line}

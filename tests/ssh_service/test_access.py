@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from spawner.service.ssh.access import ServerName, ordered, server_of_token
+from spawner.service.ssh.access import ServerName, ordered, server_of_token, shadowing_users
 
 # What GET /hub/api/user says of a server's token: c.Spawner.server_token_scopes as 30-service.py sets
 # them, "!server" resolved by the hub for that server
@@ -57,3 +57,16 @@ def test_principals_are_the_server_s_ssh_host_names() -> None:
 
 def test_the_owner_comes_first() -> None:
     assert ordered({"zed", "alice", "ada"}, "alice") == ["alice", "ada", "zed"]
+
+
+@pytest.mark.parametrize(
+    ("server", "users"),
+    [
+        (ServerName("alice", ""), []),
+        (ServerName("john", "doe"), ["john.doe"]),
+        # a.b.c: first user a.b.c's default server, then server c of user a.b, then server b.c of user a
+        (ServerName("a", "b.c"), ["a.b.c", "a.b"]),
+    ],
+)
+def test_the_users_whose_server_a_host_name_would_name_first(server: ServerName, users: list[str]) -> None:
+    assert shadowing_users(server) == users

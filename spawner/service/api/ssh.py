@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import asyncssh
 from tornado import web
 
-from ..ssh.access import HubUnreachable, ServerName, SshAccess, ordered, server_of_token
+from ..ssh.access import HubUnreachable, ServerName, SshAccess, ordered, server_of_token, shadowing_users
 from ..ssh.ca import CertificateAuthority
 from ..ssh.keys import MAX_LINE, KeyProblem, parse_key
 from ..ssh.snippet import config_snippet
@@ -149,7 +149,7 @@ class HostCertificateHandler(SshApiHandler):
     server's name, which comes from the server's token, never from the body."""
 
     @web.authenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         server = self.own_server()
         text = self.json_body().get("public_key")
         if not isinstance(text, str) or not text.strip():
@@ -165,6 +165,18 @@ class HostCertificateHandler(SshApiHandler):
         if key.algorithm.decode() not in HOST_KEY_TYPES:
             raise web.HTTPError(
                 400, f"host keys of type {key.algorithm.decode()} are not signed; use ssh-ed25519"
+            )
+        try:
+            taken = await self.access.existing_users(shadowing_users(server))
+        except HubUnreachable as exc:
+            raise web.HTTPError(
+                503, f"whether {server.principal} is another user's name is unknown now: {exc}"
+            ) from None
+        if taken:
+            raise web.HTTPError(
+                409,
+                f"the host name {server.principal} belongs to user {taken[0]}'s server: "
+                f"SSH into server {server.name!r} needs another server name",
             )
         cert = self.ca.sign_host(key, server.principal, self.settings["ssh_host_certificate_validity"])
         log.info("signed a host certificate for %s until %s", server.principal, cert.valid_before)

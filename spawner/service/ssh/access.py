@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-__all__ = ["HubUnreachable", "ServerName", "SshAccess", "server_of_token"]
+__all__ = ["HubUnreachable", "ServerName", "SshAccess", "server_of_token", "shadowing_users"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,19 @@ def server_of_token(model: Mapping[str, Any]) -> ServerName | None:
         return None
     _, _, name = own[0].partition("/")
     return ServerName(owner, name)
+
+
+def shadowing_users(server: ServerName) -> list[str]:
+    """The users whose servers would answer to this server's host name first.
+
+    User names may contain dots, so ``john.doe`` names the default server of user ``john.doe`` before
+    server ``doe`` of user ``john`` (the gateway tries the longest user name first). Were such a user
+    to exist, a certificate for ``john.doe`` would let this server pass for theirs.
+    """
+    if not server.name:
+        return []
+    parts = server.name.split(".")
+    return [f"{server.user}.{'.'.join(parts[:i])}" for i in range(len(parts), 0, -1)]
 
 
 class HubUnreachable(Exception):
@@ -129,6 +142,10 @@ class SshAccess:
             model = await self._get(f"groups/{quote(group, safe='')}")
             users.update(model.get("users", []) if model else [])
         return frozenset(users)
+
+    async def existing_users(self, names: Iterable[str]) -> list[str]:
+        """Those of ``names`` that are hub users."""
+        return [name for name in names if await self._get(f"users/{quote(name, safe='')}") is not None]
 
     async def allowed(self, server: ServerName) -> frozenset[str]:
         """Everyone who may reach ``server`` over SSH."""
