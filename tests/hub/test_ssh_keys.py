@@ -25,6 +25,7 @@ from tests.harness.service_api import call, user_token, wait_for_service
 from tests.harness.waits import wait_for
 
 ADMIN = "sshada"
+GROUP, MEMBER = "sshlab", "sshgus"  # a group, and its one member
 GATEWAY = "ssh.hub.test:2222"
 
 # The production wiring of 30-service.py that the harness's wire() does not carry yet: the server
@@ -32,6 +33,7 @@ GATEWAY = "ssh.hub.test:2222"
 EXTRA = f"""
 c.JupyterHub.allow_named_servers = True
 c.Authenticator.admin_users = {{{ADMIN!r}}}
+c.JupyterHub.load_groups = {{{GROUP!r}: {{"users": [{MEMBER!r}]}}}}
 c.Spawner.server_token_scopes = [
     "users:activity!user", "access:servers!server", "access:services!service=hybridhub",
     "custom:hybridhub:capacity",
@@ -40,7 +42,8 @@ for _role in c.JupyterHub.load_roles:
     if _role["name"] == "hybridhub-service":
         _role["scopes"] = [*_role["scopes"], "read:users", "read:shares", "read:groups"]
     if _role["name"] == "user":
-        _role["scopes"] = [*_role["scopes"], "shares!user", "read:users:name"]  # sharing by name
+        # users share their servers, naming a user or a group
+        _role["scopes"] = [*_role["scopes"], "shares!user", "read:users:name", "read:groups:name"]
 for _service in c.JupyterHub.services:
     if _service["name"] == "hybridhub":
         _service["oauth_no_confirm"] = True
@@ -179,7 +182,7 @@ def test_tokens_without_the_scope_or_without_a_user_are_refused(ssh_hub: HubProc
 
 def test_servers_get_host_certificates_and_the_keys_of_who_may_enter(ssh_hub: HubProcess) -> None:
     owner, friend, stranger = "sshalice", "sshbob", "sshcarol"
-    tokens = {name: user_token(ssh_hub, name) for name in (owner, friend, stranger, ADMIN)}
+    tokens = {name: user_token(ssh_hub, name) for name in (owner, friend, stranger, ADMIN, MEMBER)}
     keys = {}
     for name, token in tokens.items():
         status, body, _ = add_key(ssh_hub, token, name)
@@ -232,18 +235,24 @@ def test_servers_get_host_certificates_and_the_keys_of_who_may_enter(ssh_hub: Hu
     answer = authorized(default)
     assert answer["server"] == owner
     assert answer["keys"] == [{"user": owner, "key": keys[owner]}, {"user": ADMIN, "key": keys[ADMIN]}]
-    # the owner shares the named server with her friend: his keys open that server, not the default one
-    share = urllib.request.Request(
-        f"{ssh_hub.api_url}/shares/{owner}/gpu",
-        data=json.dumps({"user": friend}).encode(),
-        method="POST",
-        headers={"Authorization": f"token {tokens[owner]}", "Content-Type": "application/json"},
-    )
-    try:
-        urllib.request.urlopen(share, timeout=30).read()
-    except urllib.error.HTTPError as err:
-        raise AssertionError(err.read()) from None
-    assert {k["user"] for k in authorized(named)["keys"]} == {owner, ADMIN, friend}
+
+    # the owner shares the named server with her friend and with a group: their keys open that server,
+    # not the default one
+    def share(body: dict[str, str]) -> None:
+        req = urllib.request.Request(
+            f"{ssh_hub.api_url}/shares/{owner}/gpu",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Authorization": f"token {tokens[owner]}", "Content-Type": "application/json"},
+        )
+        try:
+            urllib.request.urlopen(req, timeout=30).read()
+        except urllib.error.HTTPError as err:
+            raise AssertionError(err.read()) from None
+
+    share({"user": friend})
+    share({"group": GROUP})
+    assert {k["user"] for k in authorized(named)["keys"]} == {owner, ADMIN, friend, MEMBER}
     assert authorized(named)["server"] == f"{owner}.gpu"
     assert {k["user"] for k in authorized(default)["keys"]} == {owner, ADMIN}
     status, body = call(ssh_hub, "GET", "api/ssh/authorized-keys", tokens[owner])
