@@ -20,7 +20,7 @@ from .auth import Authenticator
 from .authz.attributes import UserInfo, request_attributes
 from .authz.impersonation import EXTRA, GROUP, impersonate
 from .authz.rbac import Authorizer
-from .authz.reviews import self_subject_access_review
+from .authz.reviews import self_subject_access_review, self_subject_review, self_subject_rules_review
 from .errors import ApiError, bad_request
 from .patch import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
 from .resources import ResourceType
@@ -42,6 +42,7 @@ JSON = "application/json"
 # The apiserver ends a watch after a random 30-60 minutes; ours honours timeoutSeconds up to this.
 MAX_WATCH_SECONDS = 1800
 _TRUE = {"true", "1", "yes"}
+_REVIEWS = {"SelfSubjectAccessReview", "SelfSubjectRulesReview", "SelfSubjectReview"}
 _PATCH_TYPES = (
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -218,11 +219,8 @@ class ApiServer:
                 if watch:
                     return await self._watch(request, target)
                 return self._list(request, target)
-            if method == "POST" and target.rt.kind == "SelfSubjectAccessReview":
-                body = await self._body(request)
-                return self._json(
-                    self_subject_access_review(self.authorizer, request["user"], body), status=201
-                )
+            if method == "POST" and target.rt.kind in _REVIEWS:
+                return self._review(target.rt.kind, request["user"], await self._body(request))
             if method == "POST":
                 return self._create(request, target, await self._body(request))
             if method == "DELETE":
@@ -248,6 +246,14 @@ class ApiServer:
         if method == "DELETE":
             return await self._delete(request, target)
         raise ApiError(405, "the server does not allow this method on the requested resource")
+
+    def _review(self, kind: str, user: UserInfo, body: Any) -> web.Response:
+        """A review a user asks about itself, answered and not stored."""
+        if kind == "SelfSubjectAccessReview":
+            return self._json(self_subject_access_review(self.authorizer, user, body), status=201)
+        if kind == "SelfSubjectRulesReview":
+            return self._json(self_subject_rules_review(self.authorizer, user, body), status=201)
+        return self._json(self_subject_review(user), status=201)
 
     def _parse(self, path: str) -> tuple[Target, bool]:
         """(target, is_collection) for a resource path; 404 for anything else."""

@@ -1,7 +1,8 @@
 """Request bodies in Kubernetes' protobuf encoding, for the kinds kubectl creates with typed clients.
 
 kubectl (seen with 1.32) sends ``kubectl create namespace|configmap|secret|serviceaccount``, the RBAC
-kinds (``create role|clusterrole|rolebinding|clusterrolebinding``), ``create quota`` and ``auth can-i`` as
+kinds (``create role|clusterrole|rolebinding|clusterrolebinding``), ``create quota``, ``auth can-i`` and
+``auth whoami`` as
 ``application/vnd.kubernetes.protobuf`` and does not fall back to JSON on a 415. The body is the
 ``k8s\\0`` magic, then a ``runtime.Unknown`` (typeMeta, raw object bytes). This decodes the raw
 object of the kinds below into the JSON form, dropping the zero values gogo-protobuf writes; a
@@ -133,6 +134,31 @@ _KINDS: dict[tuple[str, str], Schema] = {
                 2: ("reason", "string"),
                 3: ("evaluationError", "string"),
                 4: ("denied", "bool"),
+            },
+        ),
+    },
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): {
+        1: ("metadata", _OBJECT_META),
+        2: ("spec", {1: ("namespace", "string")}),
+        3: (
+            "status",
+            {
+                1: ("resourceRules", ("repeated", _RULE)),
+                2: ("nonResourceRules", ("repeated", _RULE)),
+                3: ("incomplete", "bool"),
+                4: ("evaluationError", "string"),
+            },
+        ),
+    },
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): {
+        1: ("metadata", _OBJECT_META),
+        2: (
+            "status",
+            {
+                1: (
+                    "userInfo",
+                    {1: ("username", "string"), 2: ("uid", "string"), 3: ("groups", ("repeated", "string"))},
+                )
             },
         ),
     },

@@ -138,7 +138,7 @@ def _rbac(plural: str, kind: str, namespaced: bool) -> ResourceType:
     return ResourceType("rbac.authorization.k8s.io", "v1", plural, kind, namespaced)
 
 
-# Built-in groups beyond core/v1: RBAC's objects, and the access review kubectl auth can-i creates.
+# Built-in groups beyond core/v1: RBAC's objects, and the reviews of kubectl auth can-i and auth whoami.
 API_RESOURCES: tuple[ResourceType, ...] = (
     _rbac("roles", "Role", True),
     _rbac("rolebindings", "RoleBinding", True),
@@ -149,6 +149,22 @@ API_RESOURCES: tuple[ResourceType, ...] = (
         "v1",
         "selfsubjectaccessreviews",
         "SelfSubjectAccessReview",
+        namespaced=False,
+        verbs=("create",),
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        namespaced=False,
+        verbs=("create",),
+    ),
+    ResourceType(
+        "authentication.k8s.io",
+        "v1",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
         namespaced=False,
         verbs=("create",),
     ),

@@ -146,7 +146,8 @@ def bootstrap_objects(
                     ["create"],
                     ["authorization.k8s.io"],
                     ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                )
+                ),
+                _rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"]),
             ],
         ),
     ]

@@ -128,6 +128,8 @@ def test_a_namespace_scoped_token_can_do_what_its_rolebinding_grants(sim: SimPro
     assert as_alice(sim, "auth", "can-i", "create", "pods", "-n", mine).stdout.strip() == "yes"
     assert as_alice(sim, "auth", "can-i", "create", "pods", "-n", other).stdout.strip() == "no"
     assert as_alice(sim, "auth", "can-i", "delete", "nodes").stdout.strip() == "no"
+    listed = as_alice(sim, "auth", "can-i", "--list", "-n", mine, check=True).stdout
+    assert "pods/exec " in listed and "secrets " in listed and "rolebindings" not in listed
 
 
 def test_an_impersonating_admin_is_answered_as_the_user_and_only_admins_may_impersonate(
@@ -139,6 +141,11 @@ def test_an_impersonating_admin_is_answered_as_the_user_and_only_admins_may_impe
         f'"configmaps" in API group "" in the namespace "{ns}"'
     )
     sim.kubectl("-n", ns, "create", "rolebinding", "team-view", "--clusterrole=view", "--group=team-b")
+    whoami = sim.kubectl("--as=bob", "--as-group=team-b", "auth", "whoami", "-o", "json").stdout
+    assert json.loads(whoami)["status"]["userInfo"] == {
+        "username": "bob",
+        "groups": ["team-b", "system:authenticated"],
+    }
     # bob alone is not in team-b; with --as-group he is
     assert sim.kubectl("--as=bob", "-n", ns, "get", "configmaps", check=False).returncode != 0
     sim.kubectl("--as=bob", "--as-group=team-b", "-n", ns, "get", "configmaps,pods")
