@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from simcluster.auth import Authenticator, mint_token
 from simcluster.authz.attributes import Attributes, UserInfo, request_attributes
 from simcluster.authz.bootstrap import seed
 from simcluster.authz.impersonation import impersonate
@@ -378,3 +379,23 @@ def test_cluster_file_users() -> None:
     ):
         with pytest.raises(ConfigError):
             parse_cluster_file({"clusters": [{"name": "c", "users": [bad]}]})
+
+
+def test_tokens_name_users_and_groups_and_undeclared_users_stay_cluster_admin() -> None:
+    key = b"k" * 32
+    auth = Authenticator(
+        static_tokens={"s" * 20: "admin", "a" * 20: "alice"}, signing_key=key, groups={"alice": ("team-a",)}
+    )
+    assert auth.authenticate_user(f"Bearer {'s' * 20}") == UserInfo(
+        "admin", ("system:masters", "system:authenticated")
+    )
+    assert auth.authenticate_user(f"Bearer {'a' * 20}") == UserInfo(
+        "alice", ("team-a", "system:authenticated")
+    )
+    minted, _ = mint_token(key, "alice", 60)
+    assert auth.authenticate_user(f"Bearer {minted}") == UserInfo("alice", ("team-a", "system:authenticated"))
+    minted, _ = mint_token(key, "ci", 60)  # an exec-plugin user the file does not declare
+    assert auth.authenticate_user(f"Bearer {minted}") == UserInfo(
+        "ci", ("system:masters", "system:authenticated")
+    )
+    assert auth.authenticate_user("Bearer wrong") is None
