@@ -11,6 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -19,6 +20,7 @@ import pytest
 from asyncssh.public_key import CERT_TYPE_HOST
 
 from simcluster.testing import SimProcess
+from tests.environment import require
 from tests.harness.hub import HubProcess
 from tests.harness.hybrid import wire
 from tests.harness.service_api import call, user_token, wait_for_service
@@ -304,3 +306,53 @@ def test_the_page_behind_hub_login_adds_keys_with_its_xsrf_token(ssh_hub: HubPro
     # the page lists keys with the script's textContent: the comment is data, never markup
     with browser.open(page_url, timeout=30) as resp:
         assert "onerror" not in resp.read().decode()
+
+
+def test_a_person_adds_and_removes_a_key_on_the_page(ssh_hub: HubProcess, tmp_path: Path) -> None:
+    """In headless Chromium: log in through the hub, add a key with a comment that looks like markup,
+    see it listed as text, see the config snippet, remove the key."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.e2e.browser import CHROMEDRIVER, CHROMIUM
+
+    require(
+        Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), "needs Debian's chromium and chromium-driver"
+    )
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    wait = WebDriverWait(driver, 30, poll_frequency=0.1)
+    comment = "<img src=x onerror=window.hacked=1>"
+    try:
+        driver.get(f"{ssh_hub.public_url}/services/hybridhub/ssh")
+        wait.until(ec.presence_of_element_located((By.ID, "username_input"))).send_keys("sshweb")
+        driver.find_element(By.ID, "password_input").send_keys("x")
+        driver.find_element(By.ID, "login_submit").click()
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "h1"), "SSH keys of sshweb"))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "config"), "Host hub-sshweb"))
+        key = public_line(asyncssh.generate_private_key("ssh-ed25519"), comment)
+        driver.find_element(By.ID, "public_key").send_keys(key)
+        driver.find_element(By.CSS_SELECTOR, "#add button[type=submit]").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "keys"), comment))
+        assert driver.execute_script("return window.hacked") is None
+        assert driver.find_elements(By.CSS_SELECTOR, "#keys img") == []
+        # a bad key: the page says why
+        driver.find_element(By.ID, "public_key").send_keys("ssh-dss AAAAB3NzaC1kc3M=")
+        driver.find_element(By.CSS_SELECTOR, "#add button[type=submit]").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "error"), "DSA keys are not accepted"))
+        driver.find_element(By.CSS_SELECTOR, "#keys button").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#keys tr") == [])
+        token = user_token(ssh_hub, "sshweb")
+        assert call(ssh_hub, "GET", "api/ssh/keys", token)[1]["keys"] == []
+    except Exception:
+        print("\n".join(str(entry) for entry in driver.get_log("browser")))
+        raise
+    finally:
+        driver.quit()
