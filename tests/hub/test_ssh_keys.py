@@ -29,6 +29,7 @@ from tests.harness.waits import wait_for
 ADMIN = "sshada"
 GROUP, MEMBER = "sshlab", "sshgus"  # a group, and its one member
 GATEWAY = "ssh.hub.test:2222"
+MAX_KEYS = 3
 
 # The production wiring of 30-service.py that the harness's wire() does not carry yet: the server
 # tokens' scopes, the service's scopes for who may reach a server, sharing, the page's OAuth login.
@@ -60,6 +61,7 @@ def ssh_hub(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Itera
     hub.wiring = wire(hub, hsim, work, spawner=False)
     with (work / "hybridhub_service_config.py").open("a") as config:
         config.write(f"c.HybridHubService.ssh_gateway_address = {GATEWAY!r}\n")
+        config.write(f"c.HybridHubService.ssh_max_keys_per_user = {MAX_KEYS}\n")
         config.write(f"c.HybridHubService.db_url = 'sqlite:///{work / 'store' / 'hybridhub.sqlite'}'\n")
     # the proxy reaches the hub on this host (the SSH page's login goes through it); pods at the gateway
     gateway = hsim.endpoints["clusters"]["onprem"]["pod_gateway"]
@@ -136,9 +138,13 @@ def test_users_manage_their_own_keys_only(ssh_hub: HubProcess) -> None:
     for method in ("GET", "DELETE"):
         status, body = call(ssh_hub, method, f"api/ssh/keys/{added['id']}", bob)
         assert status == 404, body
-    # an admin may list anyone's keys
+    # an admin may list anyone's keys, and remove them
     status, body = call(ssh_hub, "GET", "api/ssh/keys?user=sshalice", ada)
     assert status == 200 and [k["id"] for k in body["keys"]] == [added["id"]], body
+    status, second, _ = add_key(ssh_hub, alice)
+    assert status == 201, second
+    status, body = call(ssh_hub, "DELETE", f"api/ssh/keys/{second['id']}", ada)
+    assert status == 204, body
     # her config snippet names her, the gateway and the CA
     status, snippet = call(ssh_hub, "GET", "api/ssh/config", alice)
     ca = call(ssh_hub, "GET", "api/ssh/ca", alice)[1]
@@ -152,6 +158,15 @@ def test_users_manage_their_own_keys_only(ssh_hub: HubProcess) -> None:
     assert status == 204, body
     assert call(ssh_hub, "GET", "api/ssh/keys", alice)[1]["keys"] == []
     assert call(ssh_hub, "DELETE", f"api/ssh/keys/{added['id']}", alice)[0] == 404
+
+
+def test_a_user_registers_at_most_the_configured_number_of_keys(ssh_hub: HubProcess) -> None:
+    token = user_token(ssh_hub, "sshmany")
+    for _ in range(MAX_KEYS):
+        status, body, _ = add_key(ssh_hub, token)
+        assert status == 201, body
+    status, body, _ = add_key(ssh_hub, token)
+    assert status == 400 and f"has {MAX_KEYS} SSH keys already" in body["message"], body
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from spawner.service.ssh.access import ServerName, ordered, server_of_token, shadowing_users
+from spawner.service.ssh.access import (
+    HubUnreachable,
+    ServerName,
+    SshAccess,
+    ordered,
+    server_of_token,
+    shadowing_users,
+)
 
 # What GET /hub/api/user says of a server's token: c.Spawner.server_token_scopes as 30-service.py sets
 # them, "!server" resolved by the hub for that server
@@ -70,3 +77,11 @@ def test_the_owner_comes_first() -> None:
 )
 def test_the_users_whose_server_a_host_name_would_name_first(server: ServerName, users: list[str]) -> None:
     assert shadowing_users(server) == users
+
+
+@pytest.mark.asyncio
+async def test_a_hub_that_does_not_answer_is_said_so() -> None:
+    # nothing listens on port 1: the handlers turn this into 503 naming the server
+    access = SshAccess("http://127.0.0.1:1/hub/api", "token", timeout=2)
+    with pytest.raises(HubUnreachable, match="did not answer"):
+        await access.allowed(ServerName("alice", ""))
