@@ -125,6 +125,8 @@ class Store:
     def alembic_config(self) -> Config:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        # new revisions are files such as v0002_runs.py (a name mypy and ruff accept)
+        config.set_main_option("file_template", "v%%(rev)s_%%(slug)s")
         return config
 
     def upgrade_sync(self, revision: str = "head") -> None:
