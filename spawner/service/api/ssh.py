@@ -10,7 +10,7 @@ from tornado import web
 
 from ..ssh.access import HubUnreachable, ServerName, SshAccess, ordered, server_of_token, shadowing_users
 from ..ssh.ca import CertificateAuthority
-from ..ssh.keys import MAX_LINE, KeyProblem, parse_key
+from ..ssh.keys import MAX_COMMENT, MAX_LINE, KeyProblem, parse_key
 from ..ssh.snippet import config_snippet
 from ..store import DuplicateKey, KeyRecord, Store
 from .base import SCOPE_SERVERS, ApiHandler
@@ -218,8 +218,8 @@ class KeysHandler(SshApiHandler):
         except KeyProblem as exc:
             raise web.HTTPError(400, str(exc)) from None
         comment = body.get("comment", key.comment)
-        if not isinstance(comment, str) or len(comment) > 200 or not comment.isprintable():
-            raise web.HTTPError(400, "comment must be printable text of at most 200 characters")
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT or not comment.isprintable():
+            raise web.HTTPError(400, f"comment must be printable text of at most {MAX_COMMENT} characters")
         limit = self.settings["ssh_max_keys"]
         if len(await self.store.keys([user])) >= limit:
             raise web.HTTPError(
