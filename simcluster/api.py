@@ -19,7 +19,7 @@ from . import discovery, protobuf, tables
 from .auth import Authenticator
 from .authz.attributes import UserInfo, request_attributes
 from .authz.impersonation import EXTRA, GROUP, impersonate
-from .authz.rbac import Authorizer
+from .authz.rbac import RBAC_GROUP, Authorizer
 from .authz.reviews import self_subject_access_review, self_subject_review, self_subject_rules_review
 from .errors import ApiError, bad_request
 from .patch import PatchError, apply_patch, json_patch, merge_patch, strategic_merge_patch
@@ -408,13 +408,13 @@ class ApiServer:
             return self._json(obj, status=201)
         current = self.store.get(rt, target.namespace, name)  # 404 when missing
         if apply:
-            new = apply_patch(current, patch, rt.kind if rt.builtin else None)
+            new = apply_patch(current, patch, rt.kind if _strategic(rt) else None)
         elif ctype == "application/json-patch+json":
             new = json_patch(current, patch)
         elif ctype == "application/merge-patch+json":
             new = merge_patch(current, patch)
         else:  # strategic merge patch
-            if not rt.builtin:
+            if not _strategic(rt):
                 raise ApiError(
                     415,
                     "the body of the request was in an unknown format - accepted media types "
@@ -588,6 +588,11 @@ class ApiServer:
         if extra:
             obj["metadata"].update(extra["metadata"])
         return b'{"type":"BOOKMARK","object":' + orjson.dumps(obj) + b"}\n"
+
+
+def _strategic(rt: ResourceType) -> bool:
+    """Whether strategic merge patch applies: Kubernetes' own kinds, not custom resources."""
+    return rt.builtin or rt.group == RBAC_GROUP
 
 
 def _list_body(head: bytes, entries: list[Entry]) -> payload.AsyncIterablePayload:

@@ -226,6 +226,14 @@ _SCHEMAS: Mapping[str, _Struct] = {
     "ConfigMap": {"metadata": _OBJECT_META},
     "Secret": {"metadata": _OBJECT_META},
     "Event": {"metadata": _OBJECT_META},
+    # no merge keys: a quota's hard map merges, a LimitRange's limits and RBAC's rules and subjects
+    # are atomic lists, replaced whole
+    "ResourceQuota": {"metadata": _OBJECT_META},
+    "LimitRange": {"metadata": _OBJECT_META},
+    "Role": {"metadata": _OBJECT_META},
+    "ClusterRole": {"metadata": _OBJECT_META},
+    "RoleBinding": {"metadata": _OBJECT_META},
+    "ClusterRoleBinding": {"metadata": _OBJECT_META},
 }
 
 SMP_KINDS: frozenset[str] = frozenset(_SCHEMAS)

@@ -140,7 +140,16 @@ def test_an_impersonating_admin_is_answered_as_the_user_and_only_admins_may_impe
         'Error from server (Forbidden): configmaps is forbidden: User "bob" cannot list resource '
         f'"configmaps" in API group "" in the namespace "{ns}"'
     )
-    sim.kubectl("-n", ns, "create", "rolebinding", "team-view", "--clusterrole=view", "--group=team-b")
+    # kubectl apply (a strategic merge patch the second time) binds team-b to view
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "team-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "team-b"}],
+    }
+    for _ in range(2):
+        sim.kubectl("-n", ns, "apply", "--validate=false", "-f", "-", input=json.dumps(binding))
     whoami = sim.kubectl("--as=bob", "--as-group=team-b", "auth", "whoami", "-o", "json").stdout
     assert json.loads(whoami)["status"]["userInfo"] == {
         "username": "bob",
