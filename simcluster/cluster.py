@@ -15,6 +15,8 @@ from aiohttp import web
 
 from .admin import make_admin_app
 from .api import ApiServer
+from .argo.controller import WorkflowController, workflow_type
+from .argo.server import ArgoServer
 from .auth import Authenticator
 from .autoscaler import Autoscaler, create_node
 from .config import ClusterSpec
@@ -127,10 +129,20 @@ class SimCluster:
             ),
             *install_security(self.store),
         ]
+        # Argo: the workflow controller, and the Argo Server on a port of its own behind the same link
+        self.argo: ArgoServer | None = None
+        if spec.argo and workflow_type(self.store) is not None:
+            simulated = self.runtime.name == "simulated"
+            self.controllers.append(WorkflowController(self.store, self.logs, simulated=simulated))
+            self.argo = ArgoServer(self.store, self.auth, self.logs)
+        self._argo_runner: web.AppRunner | None = None
+        self._argo_listener: GatedListener | None = None
+        self.argo_url = ""
         self._runner: web.AppRunner | None = None
         self._listener: GatedListener | None = None
         self._host, self._port = "127.0.0.1", 0
         self.url = ""
+        self._argo_port = 0
 
     def token_for(self, user: str = "admin") -> str:
         for token, name in self.tokens.items():
@@ -161,6 +173,18 @@ class SimCluster:
         self._port = self._listener.open(host, port)
         self.url = f"https://{host}:{self._port}"
         log.info("cluster %s serves %s", self.spec.name, self.url)
+        if self.argo is not None:
+            self._argo_runner = web.AppRunner(self.argo.make_app(), access_log=None, shutdown_timeout=1.0)
+            await self._argo_runner.setup()
+            if self._argo_runner.server is None:
+                raise RuntimeError("the Argo Server runner has no server")
+            self._argo_listener = GatedListener(
+                self._argo_runner.server, self.certs.server_context(), self.api_link
+            )
+            self._argo_port = self._argo_listener.open(host, 0)
+            # Hera joins its paths to the host with urljoin: the URL ends with "/"
+            self.argo_url = f"https://{host}:{self._argo_port}/"
+            log.info("cluster %s serves the Argo Server at %s", self.spec.name, self.argo_url)
         return self.url
 
     async def set_down(self, down: bool) -> None:
@@ -170,9 +194,14 @@ class SimCluster:
         if down and self._listener.listening:
             self._listener.close()
             self._listener.abort_all()
+            if self._argo_listener is not None:
+                self._argo_listener.close()
+                self._argo_listener.abort_all()
             self.store.close_watches()
         elif not down and not self._listener.listening:
             self._listener.open(self._host, self._port)
+            if self._argo_listener is not None:
+                self._argo_listener.open(self._host, self._argo_port)
         self.faults.down = down
 
     def check_hung(self, parts: frozenset[str]) -> None:
@@ -278,6 +307,11 @@ class SimCluster:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._argo_listener is not None:
+            await self._argo_listener.stop()
+        if self._argo_runner is not None:
+            await self._argo_runner.cleanup()
+            self._argo_runner = None
 
 
 @dataclass
@@ -337,6 +371,8 @@ class SimEnvironment:
                     "runtime": c.runtime.name,
                     # where pods reach this machine (a hub, say)
                     "pod_gateway": GATEWAY if c.runtime.name == "process" else "127.0.0.1",
+                    # the Argo Server (Hera's host), when the cluster file leaves Argo on
+                    **({"argoServer": c.argo_url} if c.argo_url else {}),
                 }
                 for name, c in self.clusters.items()
             },

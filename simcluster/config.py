@@ -107,6 +107,8 @@ class ClusterSpec:
     storage_classes: tuple[str, ...] = ("standard",)
     default_storage_class: str = "standard"
     runtime: str = "simulated"  # simulated | process | process-loopback
+    argo: bool = True  # the Argo Server and the workflow controller
+    jobs: bool = True  # the batch/v1 Job controller
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -266,6 +268,8 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         "loadBalancerCIDR",
         "storageClasses",
         "runtime",
+        "argo",
+        "jobs",
     }
     unknown = set(data) - known
     if unknown:
@@ -309,6 +313,12 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
     if runtime not in RUNTIMES:
         raise ConfigError(f"{where}.runtime: must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     namespaces = tuple(data.get("namespaces") or ClusterSpec.namespaces)
+    switches = {}
+    for key in ("argo", "jobs"):
+        value = data.get(key, True)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}")
+        switches[key] = value
     classes = tuple(data.get("storageClasses") or ("standard",))
     users, user_groups, user_tokens = _users(data.get("users"), f"{where}.users")
     return ClusterSpec(
@@ -329,6 +339,8 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         storage_classes=classes,
         default_storage_class=classes[0],
         runtime=runtime,
+        argo=switches["argo"],
+        jobs=switches["jobs"],
     )
 
 

@@ -44,6 +44,16 @@ class PodLogs:
         del log.lines[:-MAX_LINES]
         asyncio.get_running_loop().create_task(self._notify(log))
 
+    def lines(self, namespace: str, pod: str, container: str) -> list[tuple[str, str]]:
+        """What the container wrote so far: (timestamp, line) pairs, oldest first."""
+        found = self._logs.get((namespace, pod, container))
+        return list(found.lines) if found is not None else []
+
+    def closed(self, namespace: str, pod: str, container: str) -> bool:
+        """Whether the container ended (or its pod is gone): no more lines will come."""
+        found = self._logs.get((namespace, pod, container))
+        return found is None or found.closed
+
     def close(self, namespace: str, pod: str, container: str) -> None:
         """The container ended: followers stop after the last line."""
         log = self._log((namespace, pod, container))
