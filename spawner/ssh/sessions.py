@@ -111,6 +111,8 @@ async def run_session(process: asyncssh.SSHServerProcess[bytes], settings: Sessi
         process.exit_with_signal(signal.Signals(-rc).name.removeprefix("SIG"))
     else:
         process.exit(rc)
+    # until the client closes the channel; this also runs asyncssh's clean-up of the redirects
+    await process.wait_closed()
 
 
 async def _run_with_pipes(

@@ -114,8 +114,9 @@ def test_pty_window_resize_reaches_the_program(alice: Running, keys: Keys) -> No
         out = b""
         while b"30 100" not in out:
             out += chan.recv(1024)
+        # the window-change request goes before the newline on the same channel, so the program sees
+        # the new size when its read returns
         chan.resize_pty(width=120, height=40)
-        time.sleep(0)  # the resize request is sent before the line below, in order, on one channel
         chan.sendall(b"\n")
         while b"40 120" not in out:
             chunk = chan.recv(1024)
