@@ -16,6 +16,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import asyncssh
+from asyncssh.forward import SSHForwarder
 
 from .gateway_api import GatewayAPI, ServerState
 from .gateway_policy import Target, may_reach, progress_url, target_candidates, valid_target
@@ -98,6 +99,46 @@ class KeyCache:
 
 def _holds(keys: tuple[asyncssh.SSHKey, ...], key: asyncssh.SSHKey) -> bool:
     return any(k.public_data == key.public_data for k in keys)
+
+
+class _ChannelSide(SSHForwarder):
+    """The client's channel end of a tunnel. asyncssh's own forwarder drops what the pod's server
+    sends before the channel is confirmed open (its write() has no transport yet), and an SSH server
+    speaks first: its version banner was lost now and then. This end keeps it until it can send."""
+
+    def __init__(self, peer: SSHForwarder) -> None:
+        self._pending = b""
+        self._pending_eof = False
+        super().__init__(peer)
+
+    def write(self, data: bytes) -> None:
+        if self._transport is None:
+            self._pending += data
+        else:
+            super().write(data)
+
+    def write_eof(self) -> None:
+        if self._transport is None:
+            self._pending_eof = True
+        else:
+            super().write_eof()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        pending, self._pending = self._pending, b""
+        if pending:
+            super().write(pending)
+        if self._pending_eof:
+            super().write_eof()
+
+
+async def _connect(ip: str, port: int) -> _ChannelSide:
+    """A TCP connection to the pod's SSH server, as the far end of a channel's forwarder."""
+    try:
+        _, pod = await asyncio.get_running_loop().create_connection(SSHForwarder, ip, port)
+    except OSError as exc:
+        raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, str(exc)) from None
+    return _ChannelSide(pod)
 
 
 def _refused(message: str) -> asyncssh.ChannelOpenError:
@@ -189,8 +230,7 @@ class _Connection(asyncssh.SSHServer):
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
     ) -> Awaitable[asyncssh.SSHTCPSession[bytes]]:
-        assert self._conn is not None
-        return self._gateway.tunnel(self._conn, self.login, dest_host)
+        return self._gateway.tunnel(self.login, dest_host)
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
         return False  # nothing listens on a user's behalf at the gateway
@@ -259,9 +299,7 @@ class Gateway:
 
     # ------------------------------------------------------------------ tunnels
 
-    async def tunnel(
-        self, conn: asyncssh.SSHServerConnection, login: str, host: str
-    ) -> asyncssh.SSHTCPSession[bytes]:  # an SSHForwarder, which asyncssh takes as one
+    async def tunnel(self, login: str, host: str) -> asyncssh.SSHTCPSession[bytes]:
         """The channel to ``host``'s SSH server, or ChannelOpenError with what the client should read."""
         try:
             target = await self._reachable(login, host)
@@ -269,9 +307,15 @@ class Gateway:
         except APIError as exc:
             log.warning("%s -> %s: the hub or the service did not answer: %s", login, host[:80], exc.message)
             raise _failed("the hub cannot say where that server runs now; try again shortly") from None
+        except asyncssh.ChannelOpenError as exc:
+            log.info("%s -> %s: %s", login, host[:80], exc.reason)
+            raise
+        except Exception:
+            log.exception("%s -> %s: the jump failed", login, host[:80])
+            raise _failed("the gateway failed to open this jump; its log says why") from None
         try:
             session = await asyncio.wait_for(
-                conn.forward_connection(ip, self.options.pod_ssh_port), self.options.connect_timeout
+                _connect(ip, self.options.pod_ssh_port), self.options.connect_timeout
             )
         except TimeoutError:
             raise _failed(

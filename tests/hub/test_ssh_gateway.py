@@ -1,0 +1,310 @@
+"""OpenSSH's client through the gateway to the SSH server in a notebook pod HybridSpawner started:
+``ssh -J`` as users run it, with only the service's CA in known hosts (StrictHostKeyChecking=yes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+import pytest
+
+from simcluster.testing import SimProcess
+from tests.environment import needs
+from tests.harness.hub import SINGLEUSER, HubProcess, free_port
+from tests.harness.hybrid import wire
+from tests.harness.service_api import call, user_token, wait_for_service
+from tests.harness.waits import wait_for
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    needs(shutil.which("ssh") and shutil.which("scp") and shutil.which("sftp"), "needs the OpenSSH client"),
+    needs(shutil.which("rsync"), "needs rsync (make test installs it)"),
+]
+
+ONPREM = {"gpus": 0, "cluster": "onprem"}
+POD_SSH_PORT = 2222
+
+
+@dataclass
+class Setup:
+    hub: HubProcess
+    gateway_port: int
+    tokens: dict[str, str]
+    known_hosts: Path
+    keys: dict[str, Path]  # user -> private key file
+    work: Path
+    gateway: subprocess.Popen[bytes]
+
+    def config(self, user: str, key_user: str | None = None) -> Path:
+        """An ssh_config for ``user`` with ``key_user``'s key (by default their own)."""
+        path = self.work / f"ssh_config_{user}_{key_user or user}"
+        path.write_text(
+            # ssh takes each option's first value: the gateway's own entry comes before the catch-all
+            "Host 127.0.0.1\n"
+            "  ProxyJump none\n"
+            "Host *\n"
+            f"  User {user}\n"
+            f"  IdentityFile {self.keys[key_user or user]}\n"
+            "  IdentitiesOnly yes\n"
+            "  BatchMode yes\n"
+            "  StrictHostKeyChecking yes\n"
+            f"  UserKnownHostsFile {self.known_hosts}\n"
+            "  ConnectTimeout 20\n"
+            f"  ProxyJump {user}@127.0.0.1:{self.gateway_port}\n"
+        )
+        path.chmod(0o600)
+        return path
+
+    def ssh(
+        self, user: str, host: str, *args: str, key_user: str | None = None, stdin: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            ["ssh", "-F", str(self.config(user, key_user)), host, *args],
+            input=stdin,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+def run(*cmd: str) -> None:
+    """Run an OpenSSH tool; fail with what it said."""
+    done = subprocess.run(cmd, capture_output=True, timeout=60)
+    said = done.stderr.decode(errors="replace")
+    assert done.returncode == 0, f"{cmd[0]} exited with {done.returncode}: {said}"
+
+
+def public_line(key: asyncssh.SSHKey) -> str:
+    return key.export_public_key().decode().strip()
+
+
+@pytest.fixture(scope="module")
+def ssh_setup(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    work = tmp_path_factory.mktemp("sshgw")
+    hub = HubProcess(work / "hub", hsim, singleuser="echosu")
+    hub.wiring = wiring = wire(hub, hsim, work, spawner=True)
+    pod_gateway = hsim.endpoints["clusters"]["onprem"]["pod_gateway"]
+    gateway_port = free_port()
+    gateway_token = os.urandom(16).hex()
+    service = f"http://127.0.0.1:{wiring.service_port}/services/hybridhub/"
+    with (work / "hybridhub_service_config.py").open("a") as config:
+        # pods reach the service at the clusters' gateway address, as pods reach it in-cluster
+        config.write(
+            f"c.HybridHubService.bind_url = 'http://0.0.0.0:{wiring.service_port}/services/hybridhub/'\n"
+        )
+        config.write(f"c.HybridHubService.db_url = 'sqlite:///{work / 'hybridhub.sqlite'}'\n")
+        config.write(f"c.HybridHubService.ssh_gateway_address = '127.0.0.1:{gateway_port}'\n")
+    pod_service = f"http://{pod_gateway}:{wiring.service_port}/services/hybridhub/"
+    # the pod runs the SSH server beside the notebook's command, as the notebook image's entrypoint does
+    cmd = [
+        sys.executable,
+        "-m",
+        "spawner.cli",
+        "ssh-server",
+        f"--port={POD_SSH_PORT}",
+        "--",
+        *SINGLEUSER["echosu"],
+    ]
+    hub.extra_config += f"""
+c.Spawner.cmd = {cmd!r}
+c.Spawner.environment = {{"HOME": "/home/jovyan", "HYBRIDHUB_SERVICE_URL": {pod_service!r}}}
+c.Spawner.server_token_scopes = [
+    "users:activity!user", "access:servers!server", "access:services!service=hybridhub",
+]
+for _role in c.JupyterHub.load_roles:
+    if _role["name"] == "hybridhub-service":
+        _role["scopes"] = [*_role["scopes"], "read:users", "read:shares", "read:groups"]
+c.JupyterHub.services.append({{"name": "ssh-gateway", "api_token": {gateway_token!r}}})
+c.JupyterHub.load_roles.append({{
+    "name": "ssh-gateway",
+    "scopes": ["read:users", "read:servers", "read:shares", "servers", "custom:hybridhub:servers",
+               "access:services!service=hybridhub"],
+    "services": ["ssh-gateway"],
+}})
+"""
+    with hub:
+        wait_for_service(hub)
+        key_file = work / "gateway_host_key"
+        env = {
+            **os.environ,
+            "JUPYTERHUB_API_URL": hub.api_url,
+            "HYBRIDHUB_SERVICE_URL": service,
+            "JUPYTERHUB_API_TOKEN": gateway_token,
+        }
+        log = (work / "gateway.log").open("wb")
+        gateway = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "spawner.cli", "ssh-gateway", "--ip=127.0.0.1"),
+                *(
+                    f"--port={gateway_port}",
+                    f"--host-key={key_file}",
+                    f"--GatewayApp.pod_ssh_port={POD_SSH_PORT}",
+                ),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for("the gateway to listen", lambda: _listens(gateway_port), 30, every=0.1)
+            ca = call(hub, "GET", "api/ssh/ca", hub.wiring.hub_token)[1]["known_hosts"]
+            host_key = public_line(asyncssh.read_private_key(str(key_file)))
+            known = work / "known_hosts"
+            known.write_text(f"{ca}\n[127.0.0.1]:{gateway_port} {host_key}\n")
+            tokens, keys = {}, {}
+            for user in ("alice", "bob", "carol"):
+                tokens[user] = user_token(hub, user)
+                key = asyncssh.generate_private_key("ssh-ed25519")
+                keys[user] = work / f"id_{user}"
+                keys[user].write_bytes(key.export_private_key())
+                keys[user].chmod(0o600)
+                status, body = call(
+                    hub, "POST", "api/ssh/keys", tokens[user], {"public_key": public_line(key)}
+                )
+                assert status == 201, body
+            yield Setup(hub, gateway_port, tokens, known, keys, work, gateway)
+        finally:
+            gateway.terminate()
+            gateway.wait(10)
+            log.close()
+
+
+def _listens(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(setup: Setup, user: str) -> None:
+    """Start ``user``'s server and wait until its SSH server answers through the gateway (it listens
+    once it has its host certificate)."""
+    setup.hub.start_server(user, ONPREM)
+    setup.hub.wait_ready(user)
+    last: list[bytes] = [b""]
+
+    def answers() -> bool:
+        done = setup.ssh(user, user, "true")
+        last[0] = done.stderr
+        return done.returncode == 0
+
+    wait_for(
+        f"{user}'s SSH server through the gateway",
+        answers,
+        60,
+        every=0.5,
+        explain=lambda: f"ssh: {last[0]!r}\n{gateway_log(setup)}\npod log:\n{pod_log(setup, user)}",
+    )
+
+
+def pod_log(setup: Setup, user: str) -> str:
+    out = setup.hub.sim.kubectl("logs", f"jupyter-{user}", "-n", "jupyterhub", context="onprem", check=False)
+    return out.stdout[-3000:] + out.stderr[-1000:]
+
+
+def gateway_log(setup: Setup) -> str:
+    return (setup.work / "gateway.log").read_text(errors="replace")[-3000:]
+
+
+def test_openssh_through_the_gateway(ssh_setup: Setup, tmp_path: Path) -> None:
+    s = ssh_setup
+    start(s, "alice")
+    done = s.ssh("alice", "alice", "echo out; echo err >&2; exit 3")
+    assert (done.returncode, done.stdout, done.stderr) == (3, b"out\n", b"err\n"), done.stderr.decode()
+
+    # scp both ways, sftp, rsync
+    config = s.config("alice")
+    local = tmp_path / "up.bin"
+    local.write_bytes(os.urandom(300_000))
+    run(*["scp", "-F", str(config), str(local), "alice:up.bin"])
+    back = tmp_path / "back.bin"
+    run(*["scp", "-F", str(config), "alice:up.bin", str(back)])
+    assert back.read_bytes() == local.read_bytes()
+    got = tmp_path / "sftp.bin"
+    batch = tmp_path / "batch"
+    batch.write_text(f"get up.bin {got}\n")
+    run(*["sftp", "-F", str(config), "-b", str(batch), "alice"])
+    assert got.read_bytes() == local.read_bytes()
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "f.txt").write_text("rsynced\n")
+    ssh_cmd = f"ssh -F {config}"
+    run(*["rsync", "-a", "-e", ssh_cmd, f"{tree}/", "alice:tree/"])
+    assert s.ssh("alice", "alice", "cat tree/sub/f.txt").stdout == b"rsynced\n"
+
+    # bob may not reach alice's server: the same words as for a server that does not exist
+    refused = s.ssh("bob", "alice", "true")
+    assert refused.returncode == 255
+    assert b"no server 'alice' that you may reach" in refused.stderr, refused.stderr
+    nobody = s.ssh("bob", "nobody-here", "true")
+    assert b"no server 'nobody-here' that you may reach" in nobody.stderr, nobody.stderr
+    # bob's key does not log in as alice at the gateway
+    wrong_key = s.ssh("alice", "alice", "true", key_user="bob")
+    assert wrong_key.returncode == 255 and b"Permission denied" in wrong_key.stderr, wrong_key.stderr
+
+    # a stopped server, the gateway not starting servers: refused with the page that starts it
+    stopped = s.ssh("carol", "carol", "true")
+    assert stopped.returncode == 255
+    assert b"carol's server is not running; start it at http://127.0.0.1:" in stopped.stderr, stopped.stderr
+    assert b"/hub/spawn-pending/carol" in stopped.stderr
+
+    # the gateway itself opens no shell: it says how to use it
+    direct = subprocess.run(
+        ["ssh", "-F", str(config), "-o", "ProxyJump=none", "-p", str(s.gateway_port), "127.0.0.1", "true"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert direct.returncode == 1 and b"jump host" in direct.stderr, direct.stderr
+
+
+def test_bad_input_leaves_the_gateway_serving(ssh_setup: Setup) -> None:
+    s = ssh_setup
+    start(s, "alice")
+    # a 100 KB user name, and one that is not UTF-8, each refused
+    with pytest.raises((asyncssh.Error, OSError)):
+        asyncio.run(_login(s, "x" * 100_000))
+    raw = subprocess.run(
+        [
+            *(b"ssh", b"-F", str(s.config("alice")).encode(), b"-o", b"ProxyJump=none"),
+            *(b"-p", str(s.gateway_port).encode(), b"-l", b"\xff\xfe-user", b"127.0.0.1", b"true"),
+        ],
+        capture_output=True,
+        timeout=60,
+    )
+    assert raw.returncode == 255, raw.stderr
+    # 200 connections that never log in: beyond the cap (100) the gateway closes new ones at once, as
+    # sshd's MaxStartups does; it stays up, and serves others again as they go
+    held = [socket.create_connection(("127.0.0.1", s.gateway_port), timeout=5) for _ in range(200)]
+    try:
+        assert s.gateway.poll() is None
+        busy = s.ssh("alice", "alice", "echo still")
+        assert busy.returncode == 255, busy.stderr  # closed before the version exchange
+    finally:
+        for conn in held:
+            conn.close()
+    assert s.gateway.poll() is None, gateway_log(s)
+    wait_for(
+        "the gateway to serve again",
+        lambda: s.ssh("alice", "alice", "echo still").stdout == b"still\n" or None,
+        30,
+        every=0.5,
+        explain=lambda: gateway_log(s),
+    )
+
+
+async def _login(s: Setup, login: str) -> None:
+    key = asyncssh.read_private_key(str(s.keys["alice"]))
+    async with asyncssh.connect(
+        "127.0.0.1",
+        s.gateway_port,
+        username=login,
+        client_keys=[key],
+        known_hosts=None,
+        connect_timeout=20,
+    ):
+        pass
