@@ -18,8 +18,22 @@ log = logging.getLogger(__name__)
 
 
 def authorized_keys_text(keys: tuple[AllowedKey, ...], login: str) -> str:
-    """The registered keys of hub user ``login``, one per line, in authorized_keys form."""
-    return "".join(f"{k.key.strip()}\n" for k in keys if k.user == login and "\n" not in k.key.strip())
+    """The registered keys of hub user ``login``, one per line, in authorized_keys form.
+
+    Only plain public key lines count: a registered line carrying options (``cert-authority``,
+    ``command=``...) or anything else is left out, as the service's page offers none.
+    """
+    return "".join(f"{k.key.strip()}\n" for k in keys if k.user == login and _plain_key(k.key))
+
+
+def _plain_key(line: str) -> bool:
+    if "\n" in line.strip():
+        return False
+    try:
+        asyncssh.import_public_key(line.strip())
+    except (ValueError, asyncssh.KeyImportError):
+        return False
+    return True
 
 
 class ClientKeys:
@@ -51,9 +65,13 @@ class ClientKeys:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def refresh(self) -> bool:
-        """Fetch the service's answer now; False (keeping the old copy) when it fails."""
+    async def refresh(self, *, unless_younger_than: float = 0.0) -> bool:
+        """Fetch the service's answer now, unless the copy is younger than ``unless_younger_than``
+        seconds; False when it did not fetch or the fetch failed (the old copy stays)."""
         async with self._lock:
+            # checked under the lock: logins that wait here together cause one fetch, not one each
+            if time.monotonic() - self._fetched_at < unless_younger_than:
+                return False
             self._fetched_at = time.monotonic()
             try:
                 self.registered = await self._api.authorized_keys()
@@ -64,9 +82,7 @@ class ClientKeys:
 
     async def refresh_for_unknown_key(self) -> bool:
         """Refresh unless the copy is younger than ``min_refresh_interval``; True when it refreshed."""
-        if time.monotonic() - self._fetched_at < self._min_refresh_interval:
-            return False
-        return await self.refresh()
+        return await self.refresh(unless_younger_than=self._min_refresh_interval)
 
     def _read_owner_file(self) -> str:
         path = Path(self.authorized_keys_file).expanduser()

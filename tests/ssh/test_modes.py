@@ -76,6 +76,24 @@ def test_the_subcommand_beside_the_notebook_across_a_restart(
             second.wait()
 
 
+def test_without_its_settings_the_server_says_what_is_missing(tmp_path: Path) -> None:
+    """Alone it refuses to start; beside the notebook it lets the notebook run without SSH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "HYBRIDHUB_"))}
+    argv = [sys.executable, "-m", "spawner.cli", "ssh-server", "--ip=127.0.0.1", "--port=0"]
+    alone = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, timeout=60)
+    assert alone.returncode == 2
+    assert b"not configured: the service's URL (HYBRIDHUB_SERVICE_URL)" in alone.stderr, alone.stderr
+    beside = subprocess.run(
+        [*argv, "--", "sh", "-c", "echo notebook ran; exit 5"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
+    )
+    assert (beside.returncode, beside.stdout) == (5, b"notebook ran\n"), beside.stderr
+    assert b"SSH server not started, the notebook runs without it" in beside.stderr
+
+
 @needs_openssh
 def test_sidecar_mode_serves_the_home_volume(
     loop_thread: LoopThread, standin: StandIn, keys: Keys, tmp_path: Path

@@ -8,6 +8,8 @@ from traitlets import TraitError
 
 from spawner.ssh.cli import SSHServerApp
 from spawner.ssh.hostcert import CertificateProblem, check_certificate
+from spawner.ssh.hubapi import AllowedKey
+from spawner.ssh.keys import authorized_keys_text
 from spawner.ssh.policy import (
     activity_body,
     backoff_delay,
@@ -179,3 +181,19 @@ def test_what_is_missing_is_said_in_words(monkeypatch: pytest.MonkeyPatch) -> No
         "the server's hub token (JUPYTERHUB_API_TOKEN)",
         "the owner's name (JUPYTERHUB_USER)",
     ]
+
+
+def test_only_plain_registered_keys_of_the_login_count() -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip()
+    registered = (
+        AllowedKey("alice", key),
+        AllowedKey("carol", other),
+        AllowedKey("alice", f"cert-authority {other}"),  # would trust every certificate that key signs
+        AllowedKey("alice", f'command="true" {other}'),
+        AllowedKey("alice", f"{other}\n{other}"),  # two lines in one
+        AllowedKey("alice", "not a key"),
+    )
+    assert authorized_keys_text(registered, "alice") == f"{key}\n"
+    assert authorized_keys_text(registered, "carol") == f"{other}\n"
+    assert authorized_keys_text(registered, "bob") == ""
