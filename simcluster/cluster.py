@@ -134,7 +134,7 @@ class SimCluster:
         if spec.argo and workflow_type(self.store) is not None:
             simulated = self.runtime.name == "simulated"
             self.controllers.append(WorkflowController(self.store, self.logs, simulated=simulated))
-            self.argo = ArgoServer(self.store, self.auth, self.logs)
+            self.argo = ArgoServer(self.store, self.auth, self.logs, authorizer=self.api.authorizer)
         self._argo_runner: web.AppRunner | None = None
         self._argo_listener: GatedListener | None = None
         self.argo_url = ""

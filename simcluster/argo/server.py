@@ -19,6 +19,8 @@ import orjson
 from aiohttp import web
 
 from ..auth import Authenticator
+from ..authz.attributes import Attributes, UserInfo
+from ..authz.rbac import Authorizer
 from ..errors import ApiError
 from ..logs import PodLogs
 from ..selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -60,18 +62,18 @@ class ArgoError(Exception):
         return web.Response(body=body, status=_HTTP_BY_GRPC.get(self.code, 500), content_type=JSON)
 
 
-# authorize(user, verb, namespace): raise ApiError (403) when the user may not do that to workflows
-Authorize = Callable[[str, str, str], None]
-
-
 @dataclass
 class ArgoServer:
-    """Routes Argo's workflow service to the store; the same bearer tokens as the cluster's API."""
+    """Routes Argo's workflow service to the store; the same bearer tokens as the cluster's API.
+
+    Argo's server in ``client`` auth mode makes its Kubernetes calls with the caller's token, so
+    the cluster's RBAC decides: each request is checked as the calls it would make.
+    """
 
     store: Store
     auth: Authenticator
     logs: PodLogs
-    authorize: Authorize | None = None
+    authorizer: Authorizer | None = None
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors])
@@ -97,7 +99,7 @@ class ArgoServer:
     ) -> web.StreamResponse:
         try:
             if request.path != "/api/v1/version":
-                user = self.auth.authenticate(request.headers.get("Authorization"))
+                user = self.auth.authenticate_user(request.headers.get("Authorization"))
                 if user is None:
                     raise ArgoError(16, "token not valid")
                 request["user"] = user
@@ -122,10 +124,28 @@ class ArgoServer:
             raise ArgoError(12, "this cluster serves no argoproj.io/v1alpha1 workflows")
         return rt
 
-    def _check(self, request: web.Request, verb: str) -> str:
+    def _check(
+        self, request: web.Request, verb: str, resource: str = "workflows", subresource: str = ""
+    ) -> str:
+        """The request's namespace, once RBAC allows ``verb`` on ``resource`` there (else 403)."""
         namespace = request.match_info["ns"]
-        if self.authorize is not None:
-            self.authorize(request["user"], verb, namespace)
+        if self.authorizer is not None:
+            user: UserInfo = request["user"]
+            group = "" if resource == "pods" else "argoproj.io"
+            self.authorizer.check(
+                Attributes(
+                    user,
+                    verb,
+                    True,
+                    path=request.path,
+                    api_group=group,
+                    api_version="v1" if resource == "pods" else "v1alpha1",
+                    resource=resource,
+                    subresource=subresource,
+                    namespace=namespace,
+                    name=request.match_info.get("name", ""),
+                )
+            )
         return namespace
 
     @staticmethod
@@ -237,6 +257,8 @@ class ArgoServer:
 
     async def _log(self, request: web.Request) -> web.StreamResponse:
         namespace = self._check(request, "get")
+        self._check(request, "list", "pods")
+        self._check(request, "get", "pods", "log")
         name = request.match_info["name"]
         self.store.get(self._rt, namespace, name)  # 404 for a workflow that does not exist
         q = request.query

@@ -37,6 +37,7 @@ clusters:
     runtime: process
     podCIDR: 10.232.0.0/16
     timings: {pod_start: 0.05}
+    users: [admin, {name: outsider, groups: [guests], token: outsider-token-0123456789}]
     nodeGroups:
       - name: cpu
         count: 1
@@ -252,6 +253,19 @@ def test_argo_server_errors_and_watch_are_worded_as_argo_does(
     assert missing.json() == {"code": 5, "message": 'workflows.argoproj.io "nope" not found'}
     anonymous = requests.get(service.host + "api/v1/workflows/default", verify=service.verify_ssl, timeout=20)
     assert anonymous.status_code == 401 and anonymous.json()["code"] == 16
+    # RBAC decides, as for Argo's client auth mode: a user bound to no role may not list workflows
+    outsider = requests.get(
+        service.host + "api/v1/workflows/default",
+        headers={"Authorization": "Bearer outsider-token-0123456789"},
+        verify=service.verify_ssl,
+        timeout=20,
+    )
+    assert outsider.status_code == 403
+    assert outsider.json() == {
+        "code": 7,
+        "message": 'workflows.argoproj.io is forbidden: User "outsider" cannot list resource "workflows" '
+        'in API group "argoproj.io" in the namespace "default"',
+    }
     bad = service.session.post(
         service.host + "api/v1/workflows/default",
         headers={"Authorization": str(service.token)},
