@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .batch.defaults import default_job
 from .errors import ApiError, bad_request, invalid
 from .quantity import QuantityError, format_bytes, format_cpu, parse_quantity
 from .resources import ResourceType
@@ -115,6 +116,8 @@ def prepare_create(
     defaulter = _CREATE_DEFAULTS.get(rt.kind) if rt.builtin else None
     if defaulter is not None:
         defaulter(obj, now, allocate)
+    if rt.group == "batch" and rt.kind == "Job":
+        default_job(obj)
     return obj
 
 

@@ -19,6 +19,7 @@ from .argo.controller import WorkflowController, workflow_type
 from .argo.server import ArgoServer
 from .auth import Authenticator
 from .autoscaler import Autoscaler, create_node
+from .batch.controller import JobController
 from .config import ClusterSpec
 from .controller import Controller
 from .errors import ApiError
@@ -129,6 +130,8 @@ class SimCluster:
             ),
             *install_security(self.store),
         ]
+        if spec.jobs:
+            self.controllers.append(JobController(self.store))
         # Argo: the workflow controller, and the Argo Server on a port of its own behind the same link
         self.argo: ArgoServer | None = None
         if spec.argo and workflow_type(self.store) is not None:
