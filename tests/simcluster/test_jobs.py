@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from simcluster.batch.policy import compress_indexes, plan
 from simcluster.testing import SimProcess
-
-pytestmark = pytest.mark.kubectl
 
 # the simulated runtime runs nothing: these annotations script each pod's containers to end
 EXIT = "simcluster.hybridhub.io/exit-after"
@@ -71,6 +71,7 @@ def conditions(obj: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c.get("reason", "")) for c in obj["status"].get("conditions") or []}
 
 
+@pytest.mark.kubectl
 def test_a_job_runs_its_completions_in_parallel_and_completes(sim: SimProcess) -> None:
     create(sim, job("batch", completions=3, parallelism=2))
     sim.kubectl("wait", "--for=condition=complete", "job/batch", "--timeout=30s")
@@ -106,6 +107,7 @@ def test_a_job_runs_its_completions_in_parallel_and_completes(sim: SimProcess) -
     assert pods_of(sim, "batch") == []
 
 
+@pytest.mark.kubectl
 def test_an_indexed_job_gives_each_pod_its_completion_index(sim: SimProcess) -> None:
     create(sim, job("indexed", completions=3, parallelism=3, completionMode="Indexed"))
     sim.kubectl("wait", "--for=condition=complete", "job/indexed", "--timeout=30s")
@@ -123,6 +125,7 @@ def test_an_indexed_job_gives_each_pod_its_completion_index(sim: SimProcess) -> 
     sim.kubectl("delete", "job", "indexed", "--timeout=30s")
 
 
+@pytest.mark.kubectl
 def test_a_job_past_its_backoff_limit_fails(sim: SimProcess) -> None:
     create(sim, job("broken", exit_code=1, backoffLimit=1))
     sim.kubectl("wait", "--for=condition=failed", "job/broken", "--timeout=30s")
@@ -135,6 +138,7 @@ def test_a_job_past_its_backoff_limit_fails(sim: SimProcess) -> None:
     sim.kubectl("delete", "job", "broken", "--timeout=30s")
 
 
+@pytest.mark.kubectl
 def test_a_suspended_job_starts_no_pods_until_resumed(sim: SimProcess) -> None:
     create(sim, job("held", suspend=True))
     sim.kubectl("wait", "--for=condition=suspended", "job/held", "--timeout=30s")
@@ -149,6 +153,7 @@ def test_a_suspended_job_starts_no_pods_until_resumed(sim: SimProcess) -> None:
     sim.kubectl("delete", "job", "held", "--timeout=30s")
 
 
+@pytest.mark.kubectl
 def test_a_job_without_a_valid_restart_policy_is_refused(sim: SimProcess) -> None:
     bad = job("always")
     bad["spec"]["template"]["spec"]["restartPolicy"] = "Always"
@@ -158,3 +163,52 @@ def test_a_job_without_a_valid_restart_policy_is_refused(sim: SimProcess) -> Non
         'The Job "always" is invalid: spec.template.spec.restartPolicy: Unsupported value: "Always": '
         'supported values: "OnFailure", "Never"'
     ) in result.stderr
+
+
+# ---------------------------------------------------------------------- the controller's pure plan
+
+
+@pytest.mark.parametrize(
+    ("indexes", "text"),
+    [([], ""), ([0], "0"), ([0, 1, 2, 5], "0-2,5"), ([3, 1, 2, 7, 8], "1-3,7-8")],
+)
+def test_completed_indexes_are_written_as_ranges(indexes: list[int], text: str) -> None:
+    assert compress_indexes(indexes) == text
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+STAMP = "2026-01-01T00:00:00Z"
+
+
+def spec_job(**spec: Any) -> dict[str, Any]:
+    base = {"parallelism": 1, "backoffLimit": 6, "completionMode": "NonIndexed", "template": {"spec": {}}}
+    return {"metadata": {"name": "j"}, "spec": {**base, **spec}}
+
+
+def a_pod(name: str, phase: str, created: str = STAMP) -> dict[str, Any]:
+    return {"metadata": {"name": name, "creationTimestamp": created}, "status": {"phase": phase}}
+
+
+def test_a_work_queue_job_stops_adding_pods_once_one_succeeded() -> None:
+    queue = spec_job(parallelism=3)
+    assert plan(queue, [], NOW, STAMP).create == (None, None, None)
+    step = plan(queue, [a_pod("a", "Succeeded"), a_pod("b", "Running")], NOW, STAMP)
+    assert step.create == () and step.status["active"] == 1
+    done = plan(queue, [a_pod("a", "Succeeded"), a_pod("b", "Succeeded")], NOW, STAMP)
+    assert [c["type"] for c in done.status["conditions"]] == ["SuccessCriteriaMet", "Complete"]
+
+
+def test_lowering_parallelism_removes_the_newest_pods() -> None:
+    pods = [a_pod("old", "Running", "2026-01-01T00:00:00Z"), a_pod("new", "Running", "2026-01-01T00:00:05Z")]
+    assert plan(spec_job(parallelism=1, completions=5), pods, NOW, STAMP).delete == ("new",)
+
+
+def test_the_active_deadline_fails_the_job_and_removes_its_pods() -> None:
+    started = spec_job(completions=1, activeDeadlineSeconds=10)
+    started["status"] = {"startTime": "2025-12-31T23:59:55Z"}
+    waiting = plan(started, [a_pod("a", "Running")], NOW, STAMP)
+    assert waiting.recheck_after == pytest.approx(5.0) and waiting.delete == ()
+    late = plan(started, [a_pod("a", "Running")], NOW + timedelta(seconds=6), STAMP)
+    assert late.delete == ("a",)
+    failed = {c["type"]: c["reason"] for c in late.status["conditions"]}
+    assert failed == {"FailureTarget": "DeadlineExceeded", "Failed": "DeadlineExceeded"}
