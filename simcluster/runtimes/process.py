@@ -128,6 +128,11 @@ _HOST_PATH_KINDS = {
 }
 
 
+def _absolute(path: str) -> str:
+    """A path in the pod, normalised: relative ones start at its root, ``..`` goes no higher than it."""
+    return os.path.normpath(os.path.join("/", path))
+
+
 def _inside(root: Path, path: Path) -> Path:
     """``path`` with its symlinks resolved; ValueError when that leaves ``root``."""
     resolved = path.resolve()
@@ -370,7 +375,7 @@ class ProcessRuntime(LocalRuntime):
         script.append(f"mount --bind {shlex.quote(str(hosts))} /etc/hosts")
         for container in [*(pod["spec"].get("initContainers") or []), *pod["spec"]["containers"]]:
             for mount in container.get("volumeMounts") or []:
-                target = str(mount["mountPath"])
+                target = _absolute(str(mount["mountPath"]))
                 if target in mounted:  # one mount namespace per pod: the first container's wins
                     continue
                 if mount["name"] not in volumes:
@@ -405,7 +410,7 @@ class ProcessRuntime(LocalRuntime):
         wanted = container.get("workingDir")
         if not wanted:
             return []
-        path = Path(os.path.normpath(str(wanted)))
+        path = Path(_absolute(str(wanted)))
         if any(path == Path(t) or path.is_relative_to(t) for t in mounted):
             return [f"mkdir -p {shlex.quote(str(path))}"]
         if path.exists():
