@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 from jupyterhub.utils import url_path_join
+from kubernetes_asyncio.client import V1ContainerPort
 from traitlets import default
 
 from spawner.core.clusters import ClusterConfig
@@ -39,6 +40,7 @@ from spawner.spawning.home import home_note, usual_home
 from spawner.spawning.leftovers import LeftoverPods
 from spawner.spawning.options import GpuOptions
 from spawner.spawning.service_client import Placed, ReservationKeeper, ServiceClient
+from spawner.spawning.ssh_wiring import SSH_PORT_NAME, with_ssh_server
 
 __all__ = ["HybridSpawner", "OptionsRefused", "SpawnRefused"]
 
@@ -116,6 +118,35 @@ class HybridSpawner(HybridConfig):
         for name, value in self._configured.items():
             setattr(self, name, _copied(value))
         self._applied = {}
+
+    # ------------------------------------------------------------------ SSH
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        url = self.pod_service_urls.get(self.cluster_name or "")
+        if url:
+            env["HYBRIDHUB_SERVICE_URL"] = url
+        return env
+
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod, with the SSH server wrapped around the notebook's command when SSH is on."""
+        pod = await super().get_pod_manifest()
+        if self.ssh_enabled:
+            notebook = pod.spec.containers[0]  # KubeSpawner's notebook container comes first
+            if not notebook.args:  # no cmd: the image's own command runs, and it cannot be wrapped
+                raise SpawnRefused(
+                    "SSH is on (HybridSpawner.ssh_enabled) but the notebook's command is not set: the SSH "
+                    "server starts the notebook's command beside itself, so set c.Spawner.cmd (z2jh: "
+                    "singleuser.cmd), e.g. jupyterhub-singleuser",
+                    reason="config",
+                )
+            notebook.args = with_ssh_server(notebook.args or [], self.ssh_server_command, self.ssh_port)
+            ports = list(notebook.ports or [])
+            if not any(p.name == SSH_PORT_NAME for p in ports):
+                ssh = V1ContainerPort(name=SSH_PORT_NAME, container_port=self.ssh_port, protocol="TCP")
+                ports.append(ssh)
+            notebook.ports = ports
+        return pod
 
     # ------------------------------------------------------------------ the service
 

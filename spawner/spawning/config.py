@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy.orm import object_session
 from tornado import web
+from traitlets import Bool, Dict, Float, Integer, List, TraitError, Unicode, Union, default, observe, validate
 from traitlets import Callable as CallableTrait
-from traitlets import Float, Integer, List, TraitError, Unicode, Union, default, observe, validate
 
 from spawner.core.labels import label_value_problem
 from spawner.kube.instance import FALLBACK, default_hub_instance
@@ -131,6 +131,38 @@ class HybridConfig(MultiClusterSpawner):
         retries a pod DELETE for ``k8s_api_request_retry_timeout``. More than 0.""",
     )
 
+    ssh_enabled = Bool(
+        False,
+        config=True,
+        help="""Whether notebook pods run ``hybridhub ssh-server`` beside the notebook, in the notebook
+        container (its GPUs, its files), so that users reach them with ``ssh`` through the SSH gateway
+        (docs/ssh.md). The notebook image must have the ``ssh`` extra installed. The SSH port is never
+        put on a per-user Service: only the gateway reaches it, as the NetworkPolicies allow.""",
+    )
+    ssh_port = Integer(
+        2222,
+        config=True,
+        help="""Port of the SSH server in each notebook pod, e.g. 2222 (the gateway's
+        ``GatewayApp.pod_ssh_port`` must be the same). Not 8888 or another port the notebook uses.""",
+    )
+    ssh_server_command = List(
+        Unicode(),
+        ["hybridhub", "ssh-server"],
+        config=True,
+        help="""The command that starts the SSH server in the notebook container, before its own options
+        and ``-- <the notebook's command>``, e.g. ``["hybridhub", "ssh-server"]`` (on the image's PATH),
+        or ``["/opt/conda/bin/hybridhub", "ssh-server", "--config=/etc/hybridhub/ssh.py"]``.""",
+    )
+    pod_service_urls = Dict(
+        Unicode(),
+        config=True,
+        help="""The hybridhub service's URL with its prefix as each cluster's pods reach it, by cluster
+        name, e.g. ``{"eks": "http://hub:10101/services/hybridhub/", "onprem":
+        "https://hub.example.org/services/hybridhub/"}``. Pods get it as $HYBRIDHUB_SERVICE_URL: the
+        SSH server asks there for its host certificate and the keys allowed in. A cluster left out:
+        its pods get none, and their SSH server does not start (the notebook runs regardless).""",
+    )
+
     hub_instance = Unicode(
         # the default is _default_hub_instance's; a static one other than "" makes a configured "" a
         # change of value, which traitlets then checks
@@ -152,6 +184,25 @@ class HybridConfig(MultiClusterSpawner):
         problem = label_value_problem(value) if value else "must not be empty"
         if problem:
             raise TraitError(f"HybridSpawner.hub_instance {problem}")
+        return value
+
+    @validate("ssh_port")
+    def _check_ssh_port(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if not 0 < value < 65536 or value == self.port:
+            raise TraitError(
+                f"HybridSpawner.ssh_port must be a port from 1 to 65535 other than the notebook's "
+                f"({self.port}), not {value}"
+            )
+        return value
+
+    @validate("pod_service_urls")
+    def _check_pod_service_urls(self, proposal: dict[str, Any]) -> dict[str, str]:
+        value: dict[str, str] = dict(proposal["value"])
+        for cluster, url in value.items():
+            problem = CHECKS["service_url"](url)
+            if problem:
+                raise TraitError(f"HybridSpawner.pod_service_urls[{cluster!r}] {problem}")
         return value
 
     @validate("attempt_create_timeout", "attempt_cleanup_timeout")

@@ -18,7 +18,7 @@ import pytest
 
 from simcluster.testing import SimProcess
 from tests.environment import needs
-from tests.harness.hub import SINGLEUSER, HubProcess, free_port
+from tests.harness.hub import HubProcess, free_port
 from tests.harness.hybrid import wire
 from tests.harness.service_api import call, user_token, wait_for_service
 from tests.harness.waits import wait_for
@@ -102,19 +102,13 @@ def ssh_setup(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Ite
         config.write(f"c.HybridHubService.db_url = 'sqlite:///{work / 'hybridhub.sqlite'}'\n")
         config.write(f"c.HybridHubService.ssh_gateway_address = '127.0.0.1:{gateway_port}'\n")
     pod_service = f"http://{pod_gateway}:{wiring.service_port}/services/hybridhub/"
-    # the pod runs the SSH server beside the notebook's command, as the notebook image's entrypoint does
-    cmd = [
-        sys.executable,
-        "-m",
-        "spawner.cli",
-        "ssh-server",
-        f"--port={POD_SSH_PORT}",
-        "--",
-        *SINGLEUSER["echosu"],
-    ]
+    # HybridSpawner runs the SSH server beside the notebook's command; this machine's Python runs the pods
+    ssh_server = [sys.executable, "-m", "spawner.cli", "ssh-server"]
     hub.extra_config += f"""
-c.Spawner.cmd = {cmd!r}
-c.Spawner.environment = {{"HOME": "/home/jovyan", "HYBRIDHUB_SERVICE_URL": {pod_service!r}}}
+c.HybridSpawner.ssh_enabled = True
+c.HybridSpawner.ssh_port = {POD_SSH_PORT}
+c.HybridSpawner.ssh_server_command = {ssh_server!r}
+c.HybridSpawner.pod_service_urls = {{"onprem": {pod_service!r}, "eks": {pod_service!r}}}
 c.Spawner.server_token_scopes = [
     "users:activity!user", "access:servers!server", "access:services!service=hybridhub",
 ]

@@ -19,6 +19,7 @@ from kubespawner import KubeSpawner
 from kubespawner.objects import make_owner_reference
 
 from spawner.spawning.attempt import Candidate
+from spawner.spawning.compat import SpawnRefused
 from spawner.spawning.options import GpuOptions
 from tests.spawner.in_process import A100, L40S, make_spawner
 
@@ -118,3 +119,48 @@ async def test_an_attempt_after_another_is_as_if_it_were_the_first(kind: str) ->
         tried.apply_attempt(*CASES[other])
     tried.apply_attempt(*CASES[kind])
     assert serialise(await tried.get_pod_manifest()) == serialise(await fresh.get_pod_manifest())
+
+
+# SSH on: the server wrapped around the notebook's command, its port, the service's URL for the pod
+SSH: dict[str, Any] = {
+    "cmd": ["jupyterhub-singleuser"],
+    "ssh_enabled": True,
+    "pod_service_urls": {"onprem": "https://hub.example.org/services/hybridhub/"},
+}
+
+
+@pytest.mark.asyncio
+async def test_pod_manifest_with_ssh() -> None:
+    spawner = make_spawner(**CONFIGURED, **SSH)
+    spawner.apply_attempt(*CASES["fixed-pool"])
+    pod = serialise(await spawner.get_pod_manifest())
+    notebook = pod["spec"]["containers"][0]
+    assert notebook["args"][:4] == ["hybridhub", "ssh-server", "--port=2222", "--"]
+    assert notebook["args"][4:] == ["jupyterhub-singleuser"]
+    assert {"name": "ssh", "containerPort": 2222, "protocol": "TCP"} in notebook["ports"]
+    env = {e["name"]: e.get("value") for e in notebook["env"]}
+    assert env["HYBRIDHUB_SERVICE_URL"] == "https://hub.example.org/services/hybridhub/"
+    check_golden("fixed-pool.ssh.yaml", pod)
+    # a second manifest of the same spawn is wrapped once
+    assert (await spawner.get_pod_manifest()).spec.containers[0].args == notebook["args"]
+
+
+@pytest.mark.asyncio
+async def test_the_ssh_port_is_never_on_a_per_user_service() -> None:
+    spawner = make_spawner(**CONFIGURED, **SSH)
+    spawner.apply_attempt(*CASES["per-user-service"])
+    owner = make_owner_reference(spawner.pod_name, "0c5b6a4e-2f7d-4d8e-9a51-3f0e7c1d2b9a")
+    port = (spawner.port,) if "port" in inspect.signature(KubeSpawner.get_service_manifest).parameters else ()
+    service = serialise(spawner.get_service_manifest(owner, *port))
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == [spawner.port]
+    # a cluster without a URL for the service: no variable, the SSH server then stays off in the pod
+    env = {e.name for e in (await spawner.get_pod_manifest()).spec.containers[0].env}
+    assert "HYBRIDHUB_SERVICE_URL" not in env
+
+
+@pytest.mark.asyncio
+async def test_ssh_needs_the_notebooks_command() -> None:
+    spawner = make_spawner(**CONFIGURED, **{**SSH, "cmd": None})
+    spawner.apply_attempt(*CASES["fixed-pool"])
+    with pytest.raises(SpawnRefused, match=r"set c\.Spawner\.cmd"):
+        await spawner.get_pod_manifest()
