@@ -378,6 +378,28 @@ _COLUMNS: dict[str, tuple[dict[str, Any], ...]] = {
     ),
 }
 
+_COLUMNS["Job"] = (
+    _NAME_COL,
+    _col("Status", "string", "Status of the job."),
+    _col(
+        "Completions",
+        "string",
+        "The number of pods which reached phase Succeeded. The value increases monotonically for a given "
+        "spec. However, it may decrease in reaction to scale down of elastic indexed jobs.",
+    ),
+    _col("Duration", "string", "Time required to complete the job."),
+    _AGE_COL,
+    _col("Containers", "string", "Names of each container in the template.", priority=1),
+    _col("Images", "string", "Images referenced by each container in the template.", priority=1),
+    _col(
+        "Selector",
+        "string",
+        "A label query over pods that should match the pod count. Normally, the system sets this field "
+        "for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
+        priority=1,
+    ),
+)
+
 # Custom resources without additionalPrinterColumns: the CRD convertor's Name plus the
 # logically defaulted "Age" column of type date (serveDefaultColumnsIfEmpty).
 _GENERIC_COLUMNS: tuple[dict[str, Any], ...] = (_NAME_COL, _col("Age", "date", _AGE_DOC))
@@ -818,6 +840,44 @@ def _service_account_cells(sa: Obj, now: datetime) -> list[Any]:
     return [_name(sa), len(_list(sa.get("secrets"))), _created(sa, now)]
 
 
+def _job_cells(job: Obj, now: datetime) -> list[Any]:
+    """printJob: the first condition that holds names the status; completions as kubectl shows them."""
+    spec, status = _map(job.get("spec")), _map(job.get("status"))
+    held = {c.get("type") for c in _list(status.get("conditions")) if _map(c).get("status") == "True"}
+    if "Complete" in held:
+        state = "Complete"
+    elif "Failed" in held:
+        state = "Failed"
+    elif _meta(job).get("deletionTimestamp"):
+        state = "Terminating"
+    else:
+        later = ("Suspended", "FailureTarget", "SuccessCriteriaMet")
+        state = next((t for t in later if t in held), "Running")
+    succeeded = int(status.get("succeeded") or 0)
+    parallelism = int(spec.get("parallelism") or 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif parallelism > 1:
+        completions = f"{succeeded}/1 of {parallelism}"
+    else:
+        completions = f"{succeeded}/1"
+    started, finished = _parse_time(status.get("startTime")), _parse_time(status.get("completionTime"))
+    duration = "" if started is None else human_duration(((finished or now) - started).total_seconds())
+    pod_spec = _map(_map(spec.get("template")).get("spec"))
+    containers = [_map(c) for c in _list(pod_spec.get("containers"))]
+    match = _map(_map(spec.get("selector")).get("matchLabels"))
+    return [
+        _name(job),
+        state,
+        completions,
+        duration,
+        _created(job, now),
+        ",".join(_str(c.get("name")) for c in containers),
+        ",".join(_str(c.get("image")) for c in containers),
+        ",".join(f"{k}={v}" for k, v in sorted(match.items())) or "<none>",
+    ]
+
+
 def _generic_cells(obj: Obj, now: datetime) -> list[Any]:
     # The CRD convertor reads .metadata.creationTimestamp by JSONPath: absent -> null cell.
     created = _meta(obj).get("creationTimestamp")
@@ -840,6 +900,7 @@ _ROWS: dict[str, Callable[[Obj, datetime], list[Any]]] = {
     "PersistentVolumeClaim": _pvc_cells,
     "Event": _event_cells,
     "ServiceAccount": _service_account_cells,
+    "Job": _job_cells,
 }
 
 

@@ -97,6 +97,9 @@ def test_a_job_runs_its_completions_in_parallel_and_completes(sim: SimProcess) -
         assert labels["app"] == "batch" and pod["metadata"]["name"].startswith("batch-")
         (owner,) = pod["metadata"]["ownerReferences"]
         assert (owner["kind"], owner["uid"], owner["controller"]) == ("Job", uid, True)
+    header, row = sim.kubectl("get", "job", "batch").stdout.splitlines()
+    assert header.split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert row.split()[:3] == ["batch", "Complete", "3/3"]
     reasons = [
         e["reason"] for e in get(sim, "events", "--field-selector", "involvedObject.name=batch")["items"]
     ]
