@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
 from ..controller import Controller
@@ -93,6 +94,16 @@ class WorkflowController(Controller):
                     node.update(phase="Error", message=err.message, finishedAt=self.store.now())
                 self._dirty.add((ns, name))  # the failed node ends its DAG or steps in the next pass
                 log.info("workflow %s/%s: pod %s refused: %s", ns, name, pod["metadata"]["name"], err.message)
+        for nid, pod in pods.items():  # Argo relabels a pod once its node has ended
+            node = status.get("nodes", {}).get(nid) or {}
+            if node.get("phase") in DONE and pod["metadata"]["labels"].get(LABEL_COMPLETED) != "true":
+                with suppress(ApiError):
+                    self.store.update(
+                        self._pods,
+                        ns,
+                        pod["metadata"]["name"],
+                        lambda p: p["metadata"]["labels"].update({LABEL_COMPLETED: "true"}),
+                    )
         phase = str(status.get("phase") or "Running")
 
         def write(obj: dict[str, Any]) -> None:

@@ -135,6 +135,7 @@ def test_a_dag_with_a_script_and_a_gpu_step_succeeds_and_its_output_comes_back(
     assert gpu_pod["metadata"]["name"].startswith(f"{name}-gpu-")
     assert [c["name"] for c in gpu_pod["spec"]["containers"]] == ["main"]
     assert gpu_pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
+    assert gpu_pod["metadata"]["labels"]["workflows.argoproj.io/completed"] == "true"
     gpu_node = gpu_pod["spec"]["nodeName"]
     node = json.loads(sim.kubectl("get", "node", gpu_node, "-o", "json").stdout)
     assert node["metadata"]["labels"]["simcluster.hybridhub.io/node-group"] == "gpu"
