@@ -9,6 +9,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,10 +67,16 @@ class Setup:
         return path
 
     def ssh(
-        self, user: str, host: str, *args: str, key_user: str | None = None, stdin: bytes | None = None
+        self,
+        user: str,
+        host: str,
+        command: str,
+        *options: str,
+        key_user: str | None = None,
+        stdin: bytes | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            ["ssh", "-F", str(self.config(user, key_user)), host, *args],
+            ["ssh", "-F", str(self.config(user, key_user)), *options, host, command],
             input=stdin,
             capture_output=True,
             timeout=60,
@@ -103,7 +112,8 @@ def ssh_setup(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Ite
         config.write(f"c.HybridHubService.ssh_gateway_address = '127.0.0.1:{gateway_port}'\n")
     pod_service = f"http://{pod_gateway}:{wiring.service_port}/services/hybridhub/"
     # HybridSpawner runs the SSH server beside the notebook's command; this machine's Python runs the pods
-    ssh_server = [sys.executable, "-m", "spawner.cli", "ssh-server"]
+    # SSH activity reported at most every second here (a minute by default), so that a test sees it
+    ssh_server = [sys.executable, "-m", "spawner.cli", "ssh-server", "--SSHServerApp.activity_interval=1"]
     hub.extra_config += f"""
 c.HybridSpawner.ssh_enabled = True
 c.HybridSpawner.ssh_port = {POD_SSH_PORT}
@@ -170,15 +180,23 @@ c.JupyterHub.load_roles.append({{
             log.close()
 
 
+def _http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except (OSError, urllib.error.URLError):
+        return None
+
+
 def _listens(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start(setup: Setup, user: str) -> None:
+def start(setup: Setup, user: str, options: dict[str, object] = ONPREM) -> None:
     """Start ``user``'s server and wait until its SSH server answers through the gateway (it listens
     once it has its host certificate)."""
-    setup.hub.start_server(user, ONPREM)
+    setup.hub.start_server(user, options)
     setup.hub.wait_ready(user)
     last: list[bytes] = [b""]
 
@@ -210,6 +228,35 @@ def test_openssh_through_the_gateway(ssh_setup: Setup, tmp_path: Path) -> None:
     start(s, "alice")
     done = s.ssh("alice", "alice", "echo out; echo err >&2; exit 3")
     assert (done.returncode, done.stdout, done.stderr) == (3, b"out\n", b"err\n"), done.stderr.decode()
+
+    # a PTY, and a local forward to a port inside the pod (the notebook's own, on its loopback)
+    tty = s.ssh("alice", "alice", "tty", "-tt")
+    assert tty.returncode == 0 and tty.stdout.startswith(b"/dev/pts/"), tty
+    local_port = free_port()
+    forward = subprocess.Popen(
+        ["ssh", "-F", str(s.config("alice")), "-N", "-L", f"127.0.0.1:{local_port}:127.0.0.1:8888", "alice"]
+    )
+    try:
+        status = wait_for(
+            "the notebook through ssh -L",
+            lambda: _http_status(f"http://127.0.0.1:{local_port}/user/alice/api"),
+            30,
+            every=0.2,
+        )
+        assert status == 200
+    finally:
+        forward.terminate()
+        forward.wait(10)
+    # SSH sessions count as activity: the hub's last_activity of the server moves on
+    before = s.hub.user("alice")["servers"][""]["last_activity"]
+    time.sleep(1.1)  # the hub keeps activity to the second or so
+    assert s.ssh("alice", "alice", "true").returncode == 0
+    wait_for(
+        "alice's last_activity to advance",
+        lambda: s.hub.user("alice")["servers"][""]["last_activity"] > before or None,
+        20,
+        every=0.5,
+    )
 
     # scp both ways, sftp, rsync
     config = s.config("alice")
@@ -302,3 +349,20 @@ async def _login(s: Setup, login: str) -> None:
         connect_timeout=20,
     ):
         pass
+
+
+def test_a_server_that_moved_and_an_on_prem_outage(ssh_setup: Setup) -> None:
+    """Only the CA in known hosts: the server on EKS after on-prem is accepted as it was, and with the
+    on-prem API down, SSH into it through the gateway goes on (the hub, the service and its store of
+    keys run in the cloud)."""
+    s = ssh_setup
+    start(s, "alice")
+    s.hub.stop_server("alice")
+    start(s, "alice", {"gpus": 0, "cluster": "eks"})
+    admin = s.hub.sim.admin("onprem")
+    admin.set_faults(down=True)
+    try:
+        done = s.ssh("alice", "alice", "echo $HYBRIDHUB_CLUSTER")
+        assert (done.returncode, done.stdout) == (0, b"eks\n"), done.stderr
+    finally:
+        admin.clear_faults()
