@@ -458,6 +458,7 @@ class ApiServer:
             grace_period=grace_period,
             preconditions=options.get("preconditions"),
             dry_run=self._dry_run(request) or options.get("dryRun") == ["All"],
+            orphan=_orphans(request, options, target.rt),
         )
         return self._json(obj)
 
@@ -593,6 +594,27 @@ class ApiServer:
 def _strategic(rt: ResourceType) -> bool:
     """Whether strategic merge patch applies: Kubernetes' own kinds, not custom resources."""
     return rt.builtin or rt.group == RBAC_GROUP
+
+
+_POLICIES = ("Foreground", "Background", "Orphan")
+
+
+def _orphans(request: web.Request, options: dict[str, Any], rt: ResourceType) -> bool:
+    """Whether a delete orphans the object's dependents: ``propagationPolicy: Orphan``, the old
+    ``orphanDependents``, or neither for a batch/v1 Job (its REST default; kubectl asks for
+    Background). Foreground is served as Background."""
+    policy = request.query.get("propagationPolicy", options.get("propagationPolicy"))
+    if policy is not None and policy not in _POLICIES:
+        raise ApiError(
+            422,
+            f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{policy}": '
+            'supported values: "Foreground", "Background", "Orphan"',
+            reason="Invalid",
+        )
+    flag = request.query.get("orphanDependents", options.get("orphanDependents"))
+    if policy is None and flag is not None:
+        return str(flag).lower() in _TRUE
+    return policy == "Orphan" or (policy is None and rt.key == ("batch", "v1", "jobs"))
 
 
 def _list_body(head: bytes, entries: list[Entry]) -> payload.AsyncIterablePayload:

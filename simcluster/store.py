@@ -368,8 +368,12 @@ class Store:
         grace_period: int | None = None,
         preconditions: Mapping[str, Any] | None = None,
         dry_run: bool = False,
+        orphan: bool = False,
     ) -> dict[str, Any]:
-        """DELETE: remove now, or mark with deletionTimestamp while finalizers or a pod's grace remain."""
+        """DELETE: remove now, or mark with deletionTimestamp while finalizers or a pod's grace remain.
+
+        ``orphan`` is the Orphan propagation policy: dependents lose their owner reference and stay.
+        """
         current = self.entry(rt, namespace, name)
         meta = current.obj["metadata"]
         for key, have in (("uid", meta["uid"]), ("resourceVersion", meta["resourceVersion"])):
@@ -383,6 +387,8 @@ class Store:
                 )
         if dry_run:
             return current.obj
+        if orphan:
+            self._orphan_dependents(meta["uid"])
         obj = clone(current.obj)
         grace = self._grace_period(rt, obj, grace_period)
         finalizers = obj["metadata"].get("finalizers")
@@ -442,6 +448,20 @@ class Store:
                 continue
             with contextlib.suppress(ApiError):
                 self.delete(dep_rt, dep_ns or None, dep_name)
+
+    def _orphan_dependents(self, uid: str) -> None:
+        for dep_key, dep_ns, dep_name in sorted(self._owners.get(uid, set())):
+            dep_rt = self.registry.types.get(dep_key)
+            entry = self._objects.get(dep_key, {}).get(dep_ns, {}).get(dep_name)
+            if dep_rt is None or entry is None:
+                continue
+            new = clone(entry.obj)
+            refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            if refs:
+                new["metadata"]["ownerReferences"] = refs
+            else:
+                new["metadata"].pop("ownerReferences", None)
+            self._write(dep_rt, new, entry)
 
     # ------------------------------------------------------------------ watching
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -154,6 +155,34 @@ def test_a_suspended_job_starts_no_pods_until_resumed(sim: SimProcess) -> None:
     assert conditions(resumed)["Suspended"] == ("False", "JobResumed")
     assert len(pods_of(sim, "held")) == 1
     sim.kubectl("delete", "job", "held", "--timeout=30s")
+
+
+def api_delete(sim: SimProcess, path: str, body: dict[str, Any] | None = None) -> int:
+    """A DELETE as a client library sends it, with or without DeleteOptions."""
+    request = urllib.request.Request(
+        sim.api_url("onprem") + path,
+        method="DELETE",
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {sim.token('onprem')}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=20, context=sim.ssl_context()) as resp:
+        return int(resp.status)
+
+
+@pytest.mark.kubectl
+def test_deleting_a_job_through_the_api_orphans_its_pods_unless_asked_otherwise(sim: SimProcess) -> None:
+    for name in ("kept", "gone"):
+        create(sim, job(name))
+        sim.kubectl("wait", "--for=condition=complete", f"job/{name}", "--timeout=30s")
+    # batch/v1's REST default is Orphan: the pods stay, without their owner
+    assert api_delete(sim, "/apis/batch/v1/namespaces/default/jobs/kept") == 200
+    (left,) = pods_of(sim, "kept")
+    assert "ownerReferences" not in left["metadata"]
+    sim.kubectl("delete", "pod", left["metadata"]["name"], "--timeout=30s")
+    # what kubernetes clients pass to have them go too
+    body = {"propagationPolicy": "Background"}
+    assert api_delete(sim, "/apis/batch/v1/namespaces/default/jobs/gone", body) == 200
+    sim.kubectl("wait", "--for=delete", "pod", "-l", "job-name=gone", "--timeout=30s")
 
 
 @pytest.mark.kubectl
