@@ -189,7 +189,9 @@ class LimitRanger:
             limits.update(item.get("default") or {})
         notes = []
         spec = pod["spec"]
-        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        every = [("container", c) for c in spec.get("containers") or []]
+        every += [("init container", c) for c in spec.get("initContainers") or []]
+        for what, c in every:
             res = c.setdefault("resources", {})
             for kind, defaults in (("requests", requests), ("limits", limits)):
                 have = res.setdefault(kind, {})
@@ -199,7 +201,7 @@ class LimitRanger:
                 if not have:
                     del res[kind]
                 if added:
-                    notes.append(f"{', '.join(added)} {kind[:-1]} for container {c.get('name', '')}")
+                    notes.append(f"{', '.join(added)} {kind[:-1]} for {what} {c.get('name', '')}")
         if notes:
             annotations = pod["metadata"].setdefault("annotations", {})
             annotations["kubernetes.io/limit-ranger"] = "LimitRanger plugin set: " + "; ".join(notes)
