@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubAuth, HubOAuth
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Enum, Float, Integer, TraitError, Unicode, default, validate
+from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
 from spawner.core.clusters import ClusterSet
@@ -233,6 +233,14 @@ class HybridHubService(Application):
         gives users (api/ssh/config). Empty: the snippet is not offered (503 naming this setting).
         Default: $HYBRIDHUB_SSH_GATEWAY_ADDRESS.""",
     )
+    ssh_gateway_services = List(
+        Unicode(),
+        ["ssh-gateway"],
+        config=True,
+        help="""Names of the hub services that are SSH gateways, e.g. ``["ssh-gateway"]``: a token of one
+        of them gets the gateway's host key signed (api/ssh/gateway-certificate) for the host of
+        ssh_gateway_address, so that clients trusting the CA accept the gateway as well.""",
+    )
     ssh_host_certificate_validity = Float(
         3600.0,
         config=True,
@@ -388,6 +396,7 @@ class HybridHubService(Application):
             "ssh_ca": ssh_ca,
             "ssh_access": SshAccess(self.api_url, self.api_token, timeout=self.probe_timeout),
             "ssh_gateway": self.ssh_gateway_address,
+            "ssh_gateway_services": frozenset(self.ssh_gateway_services),
             "ssh_host_certificate_validity": self.ssh_host_certificate_validity,
             "ssh_max_keys": self.ssh_max_keys_per_user,
             # the scope a token needs to use this service (the hub's own check at its proxy is off for

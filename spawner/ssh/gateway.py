@@ -9,6 +9,7 @@ host certificate. The gateway holds no key of the pods and sees nothing of the s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -21,6 +22,7 @@ from asyncssh.forward import SSHForwarder
 from .gateway_api import GatewayAPI, ServerState
 from .gateway_policy import Target, may_reach, progress_url, target_candidates, valid_target
 from .hubapi import APIError
+from .policy import backoff_delay, renew_delay
 from .server import Limits
 
 __all__ = ["Gateway", "GatewayOptions", "KeyCache"]
@@ -254,14 +256,50 @@ class Gateway:
         self,
         options: GatewayOptions,
         api: GatewayAPI,
-        host_keys: list[asyncssh.SSHKey | tuple[asyncssh.SSHKey, asyncssh.SSHCertificate]],
+        host_key: asyncssh.SSHKey,
+        certificate: asyncssh.SSHCertificate | None = None,
+        *,
+        certify: bool = False,
     ) -> None:
         self.options = options
         self.api = api
-        self.host_keys = host_keys
+        self.host_key = host_key
+        self.certificate = certificate
+        self.certify = certify  # ask the service's CA for a host certificate, and renew it
         self.keys = KeyCache(api, ttl=options.keys_ttl)
         self.unauthenticated = 0
         self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._renewing: asyncio.Task[None] | None = None
+
+    @property
+    def host_keys(self) -> list[asyncssh.SSHKey | tuple[asyncssh.SSHKey, asyncssh.SSHCertificate]]:
+        return [(self.host_key, self.certificate)] if self.certificate is not None else [self.host_key]
+
+    async def _get_certificate(self) -> float | None:
+        """A fresh host certificate from the service; when it is valid until, or None on failure."""
+        public = self.host_key.export_public_key().decode().strip()
+        try:
+            line, valid_before = await self.api.gateway_certificate(public)
+            self.certificate = asyncssh.import_certificate(line)
+        except (APIError, asyncssh.KeyImportError, ValueError) as exc:
+            log.warning("no host certificate from the service's CA: %s", getattr(exc, "message", exc))
+            return None
+        if self._acceptor is not None:
+            self._acceptor.update(server_host_keys=self.host_keys)
+        log.info("host certificate from the service's CA, valid for %.0f s", valid_before - time.time())
+        return valid_before
+
+    async def _renew(self, valid_before: float | None) -> None:
+        """Renew the certificate at half its remaining life; after a failure, retry with backoff."""
+        failures = 0
+        while True:
+            if valid_before is None:
+                delay = backoff_delay(failures, first=1.0, cap=60.0)
+                failures += 1
+            else:
+                delay, failures = renew_delay(time.time(), valid_before), 0
+            await asyncio.sleep(delay)
+            valid_before = await self._get_certificate()
 
     @property
     def port(self) -> int:
@@ -269,6 +307,7 @@ class Gateway:
         return int(self._acceptor.get_port())
 
     async def start(self) -> None:
+        valid_before = await self._get_certificate() if self.certify else None
         limits = self.options.limits
         self._acceptor = await asyncssh.listen(
             self.options.ip or None,
@@ -289,8 +328,15 @@ class Gateway:
             max_pktsize=32768,
         )
         log.info("SSH gateway listening on %s:%d", self.options.ip or "*", self.port)
+        if self.certify:
+            self._renewing = asyncio.create_task(self._renew(valid_before), name="gateway-certificate")
 
     async def stop(self) -> None:
+        if self._renewing is not None:
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewing
+            self._renewing = None
         if self._acceptor is not None:
             self._acceptor.close()
             await self._acceptor.wait_closed()

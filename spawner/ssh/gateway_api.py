@@ -127,6 +127,15 @@ class GatewayAPI:
         _, data = await self._request("GET", self.service_url + path)
         return data if isinstance(data, dict) else None
 
+    async def gateway_certificate(self, public_key: str) -> tuple[str, float]:
+        """The gateway's host certificate from the service's CA: (OpenSSH certificate line, valid_before)."""
+        url = self.service_url + "api/ssh/gateway-certificate"
+        _, data = await self._request("POST", url, body={"public_key": public_key})
+        try:
+            return str(data["certificate"]), float(data["valid_before"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise APIError(url, 200, f"unexpected answer: {exc!r}") from None
+
     async def registered_keys(self, user: str) -> tuple[str, ...]:
         """The public key lines ``user`` registered with the service."""
         url = f"{self.service_url}api/ssh/keys?user={_q(user)}"

@@ -21,17 +21,14 @@ from .gateway_api import GatewayAPI
 from .policy import DEFAULT_CIPHERS, DEFAULT_KEX, DEFAULT_MACS
 from .server import Limits
 
-__all__ = ["GatewayApp", "load_host_keys", "main"]
+__all__ = ["GatewayApp", "load_host_key", "main"]
 
 log = logging.getLogger(__name__)
 
 
-def load_host_keys(
-    key_file: str, certificate_file: str = ""
-) -> list[asyncssh.SSHKey | tuple[asyncssh.SSHKey, asyncssh.SSHCertificate]]:
-    """The gateway's host key from ``key_file``, made there (mode 0600) on first start, with its
-    certificate when ``certificate_file`` names one. The gateway is one stable address, so its key is
-    kept, unlike the pods' servers' ephemeral keys."""
+def load_host_key(key_file: str) -> asyncssh.SSHKey:
+    """The gateway's host key from ``key_file``, made there (mode 0600) on first start. The gateway is
+    one stable address, so its key is kept, unlike the pods' servers' ephemeral keys."""
     path = Path(key_file)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,10 +39,7 @@ def load_host_keys(
         log.info("made the gateway's host key %s (%s)", path, key.get_fingerprint())
     elif path.stat().st_mode & 0o077:
         raise ValueError(f"{path} may be read by others (mode {path.stat().st_mode & 0o777:o}): chmod 600 it")
-    key = asyncssh.read_private_key(str(path))
-    if certificate_file:
-        return [(key, asyncssh.read_certificate(certificate_file))]
-    return [key]
+    return asyncssh.read_private_key(str(path))
 
 
 class GatewayApp(Application):
@@ -111,12 +105,20 @@ class GatewayApp(Application):
         help="""The gateway's private host key (OpenSSH format), made on first start with mode 0600, e.g.
         on a volume (a Secret in Kubernetes) so that clients see the same key after a restart.""",
     )
+    certify = Bool(
+        True,
+        config=True,
+        help="""Whether the gateway asks the hybridhub service's SSH CA to sign its host key (and renews
+        the certificate at half its life), so that clients trusting the CA line of their config
+        snippet accept the gateway too. The service signs for the host of its
+        ``ssh_gateway_address``. Off, or while the service cannot sign: the plain key, which clients
+        then pin in their known_hosts.""",
+    )
     host_certificate_file = Unicode(
         "",
         config=True,
-        help="""A host certificate for that key signed by the service's SSH CA, e.g.
-        ``/srv/hybridhub/ssh-gateway/host_key-cert.pub``, so clients trusting the CA accept the gateway
-        too. Empty: the plain key (clients then pin it in known_hosts).""",
+        help="""A host certificate for that key made otherwise (your own CA), e.g.
+        ``/srv/hybridhub/ssh-gateway/host_key-cert.pub``; with ``certify`` off. Empty: none.""",
     )
     start_servers = Bool(
         False,
@@ -261,7 +263,11 @@ class GatewayApp(Application):
             keys_ttl=self.keys_ttl,
             keepalive_interval=self.keepalive_interval,
         )
-        return Gateway(options, api, load_host_keys(self.host_key_file, self.host_certificate_file))
+        certificate = (
+            asyncssh.read_certificate(self.host_certificate_file) if self.host_certificate_file else None
+        )
+        certify = self.certify and certificate is None
+        return Gateway(options, api, load_host_key(self.host_key_file), certificate, certify=certify)
 
     async def run(self) -> int:
         missing = self.missing()

@@ -159,9 +159,9 @@ c.JupyterHub.load_roles.append({{
         try:
             wait_for("the gateway to listen", lambda: _listens(gateway_port), 30, every=0.1)
             ca = call(hub, "GET", "api/ssh/ca", hub.wiring.hub_token)[1]["known_hosts"]
-            host_key = public_line(asyncssh.read_private_key(str(key_file)))
+            # only the CA: the gateway's host key is certified by it as well
             known = work / "known_hosts"
-            known.write_text(f"{ca}\n[127.0.0.1]:{gateway_port} {host_key}\n")
+            known.write_text(f"{ca}\n")
             tokens, keys = {}, {}
             for user in ("alice", "bob", "carol"):
                 tokens[user] = user_token(hub, user)
@@ -293,6 +293,11 @@ def test_openssh_through_the_gateway(ssh_setup: Setup, tmp_path: Path) -> None:
     assert stopped.returncode == 255
     assert b"carol's server is not running; start it at http://127.0.0.1:" in stopped.stderr, stopped.stderr
     assert b"/hub/spawn-pending/carol" in stopped.stderr
+
+    # only the gateway's own token gets the gateway's host certificate
+    key = public_line(asyncssh.generate_private_key("ssh-ed25519"))
+    status, body = call(s.hub, "POST", "api/ssh/gateway-certificate", s.tokens["alice"], {"public_key": key})
+    assert status == 403 and "only the SSH gateway" in body["message"], body
 
     # the gateway itself opens no shell: it says how to use it
     direct = subprocess.run(

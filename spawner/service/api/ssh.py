@@ -19,6 +19,7 @@ __all__ = [
     "AuthorizedKeysHandler",
     "CaHandler",
     "ConfigHandler",
+    "GatewayCertificateHandler",
     "HostCertificateHandler",
     "KeyHandler",
     "KeysHandler",
@@ -134,6 +135,24 @@ class SshApiHandler(ApiHandler):
         return self.body()
 
 
+def host_key_of(text: Any) -> asyncssh.SSHKey:
+    """The public host key a request's ``public_key`` holds; a 400 saying what is wrong otherwise."""
+    if not isinstance(text, str) or not text.strip():
+        raise web.HTTPError(400, "public_key is required: the OpenSSH public host key line")
+    if len(text) > MAX_LINE:
+        raise web.HTTPError(
+            400, f"public_key is {len(text)} characters long; at most {MAX_LINE} are accepted"
+        )
+    try:
+        key = asyncssh.import_public_key(text.strip())
+    except (asyncssh.KeyImportError, ValueError):
+        raise web.HTTPError(400, "public_key is not an OpenSSH public key line") from None
+    if key.algorithm.decode() not in HOST_KEY_TYPES:
+        kind = key.algorithm.decode()
+        raise web.HTTPError(400, f"host keys of type {kind} are not signed; use ssh-ed25519")
+    return key
+
+
 class CaHandler(SshApiHandler):
     """GET api/ssh/ca: the CA's public key and the known_hosts line that trusts it (no token needed)."""
 
@@ -151,21 +170,7 @@ class HostCertificateHandler(SshApiHandler):
     @web.authenticated
     async def post(self) -> None:
         server = self.own_server()
-        text = self.json_body().get("public_key")
-        if not isinstance(text, str) or not text.strip():
-            raise web.HTTPError(400, "public_key is required: the server's OpenSSH public host key line")
-        if len(text) > MAX_LINE:
-            raise web.HTTPError(
-                400, f"public_key is {len(text)} characters long; at most {MAX_LINE} are accepted"
-            )
-        try:
-            key = asyncssh.import_public_key(text.strip())
-        except (asyncssh.KeyImportError, ValueError):
-            raise web.HTTPError(400, "public_key is not an OpenSSH public key line") from None
-        if key.algorithm.decode() not in HOST_KEY_TYPES:
-            raise web.HTTPError(
-                400, f"host keys of type {key.algorithm.decode()} are not signed; use ssh-ed25519"
-            )
+        key = host_key_of(self.json_body().get("public_key"))
         try:
             taken = await self.access.existing_users(shadowing_users(server))
         except HubUnreachable as exc:
@@ -180,6 +185,31 @@ class HostCertificateHandler(SshApiHandler):
             )
         cert = self.ca.sign_host(key, server.principal, self.settings["ssh_host_certificate_validity"])
         log.info("signed a host certificate for %s until %s", server.principal, cert.valid_before)
+        self.write_json(
+            {"certificate": cert.line, "principals": list(cert.principals), "valid_before": cert.valid_before}
+        )
+
+
+class GatewayCertificateHandler(SshApiHandler):
+    """POST api/ssh/gateway-certificate: the SSH gateway gets its host key signed for the host users
+    reach it at (ssh_gateway_address), so the CA line users trust covers the gateway too. Only a
+    token of a hub service named in ssh_gateway_services may ask."""
+
+    @web.authenticated
+    def post(self) -> None:
+        model = self.current_user
+        if model.get("kind") != "service" or model.get("name") not in self.settings["ssh_gateway_services"]:
+            raise web.HTTPError(403, f"{self.caller()} may not do this: only the SSH gateway's own token may")
+        gateway = self.settings["ssh_gateway"]
+        host = gateway.rsplit(":", 1)[0] if gateway.count(":") == 1 else gateway
+        host = host.strip("[]")
+        if not host:
+            raise web.HTTPError(
+                503, "the gateway's address is not configured (HybridHubService.ssh_gateway_address)"
+            )
+        key = host_key_of(self.json_body().get("public_key"))
+        cert = self.ca.sign_host(key, host, self.settings["ssh_host_certificate_validity"])
+        log.info("signed the SSH gateway's host certificate for %s until %s", host, cert.valid_before)
         self.write_json(
             {"certificate": cert.line, "principals": list(cert.principals), "valid_before": cert.valid_before}
         )
