@@ -18,7 +18,11 @@ from .templates import (
     TemplateError,
     build_pod,
     dependencies,
+    evaluate_when,
+    expand_items,
     input_parameters,
+    item_label,
+    item_scope,
     kind_of,
     substitute,
 )
@@ -141,6 +145,8 @@ class _Execution:
         return node
 
     def _finish(self, node: dict[str, Any], phase: str, message: str | None = None) -> dict[str, Any]:
+        if node.get("phase") == phase and node.get("finishedAt"):
+            return node  # ended in an earlier pass: keep its time
         node["phase"] = phase
         node["finishedAt"] = self.now
         if message:
@@ -372,8 +378,7 @@ class _Execution:
                     states[name] = "Omitted"
                     progress = True
                     continue
-                arguments = substitute(task.get("arguments") or {}, local)
-                child = self._run(str(task.get("template")), child_name, arguments, node["id"], local, name)
+                child = self._call(task, child_name, local, node["id"], name)
                 if child["id"] in self.nodes:
                     self._link(self._parent(node, deps), self.nodes[child["id"]])
                 states[name] = child["phase"]
@@ -393,6 +398,47 @@ class _Execution:
             return self._finish(node, "Failed", f"child '{first}' failed")
         return self._finish(node, "Succeeded")
 
+    def _call(
+        self, caller: Mapping[str, Any], name: str, scope: dict[str, str], boundary: str, display: str
+    ) -> dict[str, Any]:
+        """A DAG task or a step: its ``when``, then its template, once or once per item."""
+        nid = node_id(self.name, name)
+        if nid in self.nodes and self.nodes[nid]["phase"] in DONE:
+            return self.nodes[nid]
+        template = str(caller.get("template"))
+        when = caller.get("when")
+        if when and nid not in self.nodes:
+            text = str(substitute(str(when), scope))
+            if not evaluate_when(text):
+                skipped = self._node(name, template, "Skipped", boundary, display)
+                return self._finish(skipped, "Skipped", f"when '{text}' evaluated false")
+        items = expand_items(caller, scope)
+        if items is None:
+            arguments = substitute(caller.get("arguments") or {}, scope)
+            return self._run(template, name, arguments, boundary, scope, display)
+        group = self._node(name, template, "TaskGroup", boundary, display)
+        children = []
+        for i, item in enumerate(items):
+            label = item_label(item)
+            local = {**scope, **item_scope(item)}
+            arguments = substitute(caller.get("arguments") or {}, local)
+            child = self._run(
+                template, f"{name}({i}:{label})", arguments, boundary, local, f"{display}({i}:{label})"
+            )
+            if child["id"] in self.nodes:
+                self._link(group, self.nodes[child["id"]])
+            children.append(child)
+        if any(c["phase"] not in DONE for c in children):
+            group["phase"] = "Running"
+            return group
+        results = [(c.get("outputs") or {}).get("result") for c in children]
+        if any(r is not None for r in results):
+            group["outputs"] = {"result": json.dumps(results)}
+        failed = [c for c in children if c["phase"] in _FAILED]
+        if failed:
+            return self._finish(group, "Failed", f"child '{failed[0]['id']}' failed")
+        return self._finish(group, "Succeeded")
+
     def _parent(self, dag: dict[str, Any], deps: Mapping[str, str]) -> dict[str, Any]:
         """Argo hangs a task under the tasks it depends on, and a task without any under the DAG."""
         if not deps:
@@ -411,10 +457,7 @@ class _Execution:
             phases = []
             for step in group or []:
                 sname = str(step["name"])
-                arguments = substitute(step.get("arguments") or {}, local)
-                child = self._run(
-                    str(step.get("template")), f"{gname}.{sname}", arguments, node["id"], local, sname
-                )
+                child = self._call(step, f"{gname}.{sname}", local, node["id"], sname)
                 if child["id"] in self.nodes:
                     self._link(gnode, self.nodes[child["id"]])
                 phases.append((sname, child))
@@ -432,6 +475,8 @@ class _Execution:
 
 
 def _satisfied(phase: str, want: str) -> bool:
+    if not want:  # a bare name: Argo's (a.Succeeded || a.Skipped || a.Daemoned)
+        return phase in {"Succeeded", "Skipped"}
     if want in {"Succeeded", "AnySucceeded"}:
         return phase == "Succeeded"
     if want in {"Failed", "AllFailed"}:

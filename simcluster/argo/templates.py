@@ -14,7 +14,11 @@ __all__ = [
     "TemplateError",
     "build_pod",
     "dependencies",
+    "evaluate_when",
+    "expand_items",
     "input_parameters",
+    "item_label",
+    "item_scope",
     "kind_of",
     "script_argv",
     "substitute",
@@ -88,7 +92,7 @@ def dependencies(task: Mapping[str, Any]) -> dict[str, str]:
     ``dependencies`` lists names; ``depends`` is read when it is a conjunction of ``name`` or
     ``name.Phase`` terms, which is what Hera writes for ``a >> b``; anything richer is refused.
     """
-    out = {str(name): "Succeeded" for name in task.get("dependencies") or []}
+    out = {str(name): "" for name in task.get("dependencies") or []}
     depends = task.get("depends")
     if depends:
         for term in str(depends).split("&&"):
@@ -98,8 +102,86 @@ def dependencies(task: Mapping[str, Any]) -> dict[str, str]:
                     f"depends {depends!r}: simcluster reads only terms joined by && "
                     "(name or name.Succeeded, .Failed, ...)"
                 )
-            out[match.group(1)] = match.group(2) or "Succeeded"
+            out[match.group(1)] = match.group(2) or ""
     return out
+
+
+def expand_items(caller: Mapping[str, Any], scope: Mapping[str, str]) -> list[Any] | None:
+    """The items a task or step fans out over (``withItems``, ``withParam``, ``withSequence``), or None."""
+    if caller.get("withItems") is not None:
+        items = substitute(caller["withItems"], scope)
+        if not isinstance(items, list):
+            raise TemplateError("withItems must be a list")
+        return items
+    if caller.get("withParam") is not None:
+        text = str(substitute(str(caller["withParam"]), scope))
+        try:
+            items = json.loads(text)
+        except ValueError:
+            items = None
+        if not isinstance(items, list):
+            raise TemplateError(f"withParam value could not be parsed as a JSON list: {text}")
+        return items
+    sequence = caller.get("withSequence")
+    if sequence is not None:
+        values = {k: str(substitute(str(v), scope)) for k, v in sequence.items()}
+        try:
+            start = int(values.get("start", "0"))
+            end = int(values["end"]) if "end" in values else start + int(values.get("count", "0")) - 1
+        except ValueError as exc:
+            raise TemplateError(f"withSequence {sequence!r}: {exc}") from exc
+        step = 1 if end >= start else -1
+        return [str(i) for i in range(start, end + step, step)]
+    return None
+
+
+def item_label(item: Any) -> str:
+    """An item as it appears in node names and ``{{item}}``: strings as they are, the rest as JSON."""
+    return item if isinstance(item, str) else json.dumps(item, separators=(",", ":"), sort_keys=True)
+
+
+def item_scope(item: Any) -> dict[str, str]:
+    """``{{item}}``, and ``{{item.key}}`` for each key of a map item."""
+    scope = {"item": item_label(item)}
+    if isinstance(item, dict):
+        scope.update({f"item.{k}": _text(v) for k, v in item.items()})
+    return scope
+
+
+_COMPARISONS = ("==", "!=", ">=", "<=", ">", "<")
+
+
+def evaluate_when(text: str) -> bool:
+    """Argo's ``when`` for what Hera pipelines write: comparisons joined by ``&&`` and ``||``.
+
+    Operands are compared as numbers when both are numbers, else as strings without their quotes;
+    a term may also be ``true`` or ``false``. Anything else is refused.
+    """
+    return any(all(_term(t, text) for t in part.split("&&")) for part in text.split("||"))
+
+
+def _operand(raw: str) -> str:
+    value = raw.strip().strip("()").strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _term(term: str, text: str) -> bool:
+    bare = term.strip().strip("()").strip()
+    if bare.lower() in {"true", "false"}:
+        return bare.lower() == "true"
+    for op in _COMPARISONS:
+        if op in bare:
+            lhs, rhs = (_operand(side) for side in bare.split(op, 1))
+            try:
+                a, b = float(lhs), float(rhs)
+            except ValueError:
+                if op in {"==", "!="}:
+                    return (lhs == rhs) == (op == "==")
+                raise TemplateError(f"when '{text}': {lhs!r} {op} {rhs!r} compares strings") from None
+            return {"==": a == b, "!=": a != b, ">=": a >= b, "<=": a <= b, ">": a > b, "<": a < b}[op]
+    raise TemplateError(f"when '{text}': simcluster evaluates only comparisons joined by && or ||")
 
 
 def script_argv(script: Mapping[str, Any]) -> list[str]:

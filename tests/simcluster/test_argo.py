@@ -227,7 +227,8 @@ def test_a_suspended_workflow_runs_nothing_until_resumed(sim: SimProcess, servic
         ) as w,
         Steps(name="main"),
     ):
-        hello(arguments={"name": "later"})
+        hello(arguments={"name": "{{item}}"}, with_items=["later", "again"])
+        hello(name="unlucky", arguments={"name": "x"}, when="heads == tails")
     name = w.create().metadata.name
     assert name is not None
     # the pass that sets the phase is the one that would have created the pods
@@ -243,7 +244,14 @@ def test_a_suspended_workflow_runs_nothing_until_resumed(sim: SimProcess, servic
     assert resumed.spec.suspend is None
     done = w.wait(poll_interval=POLL)  # type: ignore[arg-type]
     assert done.status is not None and done.status.phase == "Succeeded"
-    assert [n.outputs.result for n in done.status.nodes.values() if n.outputs] == ["hello later"]
+    nodes = {n.display_name: n for n in done.status.nodes.values()}
+    assert nodes["hello(0:later)"].outputs.result == "hello later"
+    assert nodes["hello(1:again)"].outputs.result == "hello again"
+    assert (
+        nodes["unlucky"].phase == "Skipped"
+        and nodes["unlucky"].message == "when 'heads == tails' evaluated false"
+    )
+    assert len(pods_of(sim, name)) == 2
 
 
 def test_argo_server_errors_and_watch_are_worded_as_argo_does(

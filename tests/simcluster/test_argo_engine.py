@@ -8,7 +8,17 @@ import pytest
 
 from simcluster.argo.engine import advance
 from simcluster.argo.naming import fnv32a, node_id, pod_name
-from simcluster.argo.templates import TemplateError, dependencies, input_parameters, script_argv, substitute
+from simcluster.argo.templates import (
+    TemplateError,
+    dependencies,
+    evaluate_when,
+    expand_items,
+    input_parameters,
+    item_label,
+    item_scope,
+    script_argv,
+    substitute,
+)
 
 
 @pytest.mark.parametrize(
@@ -46,9 +56,9 @@ def test_substitute(value: Any, expected: Any) -> None:
 @pytest.mark.parametrize(
     ("task", "expected"),
     [
-        ({"dependencies": ["a", "b"]}, {"a": "Succeeded", "b": "Succeeded"}),
-        ({"depends": "a && b.Failed"}, {"a": "Succeeded", "b": "Failed"}),
-        ({"depends": "(a)"}, {"a": "Succeeded"}),
+        ({"dependencies": ["a", "b"]}, {"a": "", "b": ""}),
+        ({"depends": "a && b.Failed"}, {"a": "", "b": "Failed"}),
+        ({"depends": "(a.Succeeded)"}, {"a": "Succeeded"}),
         ({}, {}),
     ],
 )
@@ -128,3 +138,96 @@ def test_an_undefined_template_errors_the_workflow() -> None:
     broken = {**WORKFLOW, "spec": {**WORKFLOW["spec"], "entrypoint": "nope"}}
     result = advance(broken, {}, "t0", lambda p: None)
     assert (result.status["phase"], result.status["message"]) == ("Error", "templates.nope not found")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("heads == heads", True),
+        ("heads == tails", False),
+        ("'a b' != \"a b\"", False),
+        ("3 > 10", False),
+        ("3.5 >= 3 && 1 < 2", True),
+        ("false || 2 == 2", True),
+        ("true", True),
+    ],
+)
+def test_evaluate_when(text: str, expected: bool) -> None:
+    assert evaluate_when(text) is expected
+
+
+def test_when_refuses_what_it_cannot_read() -> None:
+    with pytest.raises(TemplateError, match="only comparisons"):
+        evaluate_when("a =~ b")
+
+
+@pytest.mark.parametrize(
+    ("caller", "items"),
+    [
+        ({"withItems": ["a", 1, {"k": "v"}]}, ["a", 1, {"k": "v"}]),
+        ({"withParam": "{{tasks.t.outputs.result}}"}, [1, 2]),
+        ({"withSequence": {"count": "3"}}, ["0", "1", "2"]),
+        ({"withSequence": {"start": "5", "end": "3"}}, ["5", "4", "3"]),
+        ({}, None),
+    ],
+)
+def test_expand_items(caller: dict[str, Any], items: list[Any] | None) -> None:
+    assert expand_items(caller, {"tasks.t.outputs.result": "[1, 2]"}) == items
+
+
+def test_item_scope_and_labels() -> None:
+    assert item_scope({"k": "v", "n": 1}) == {"item": '{"k":"v","n":1}', "item.k": "v", "item.n": "1"}
+    assert item_label("x") == "x" and item_label(2) == "2"
+
+
+FANOUT = {
+    "metadata": {"name": "fan", "namespace": "default", "uid": "u2"},
+    "spec": {
+        "entrypoint": "main",
+        "templates": [
+            {
+                "name": "main",
+                "dag": {
+                    "tasks": [
+                        {
+                            "name": "each",
+                            "template": "echo",
+                            "withItems": ["a", "b"],
+                            "arguments": {"parameters": [{"name": "x", "value": "{{item}}"}]},
+                        },
+                        {
+                            "name": "never",
+                            "template": "echo",
+                            "when": "1 == 2",
+                            "arguments": {"parameters": [{"name": "x", "value": "n"}]},
+                        },
+                        {
+                            "name": "after",
+                            "template": "echo",
+                            "depends": "never",
+                            "arguments": {"parameters": [{"name": "x", "value": "z"}]},
+                        },
+                    ]
+                },
+            },
+            {
+                "name": "echo",
+                "inputs": {"parameters": [{"name": "x"}]},
+                "container": {"image": "busybox", "command": ["echo", "{{inputs.parameters.x}}"]},
+            },
+        ],
+    },
+}
+
+
+def test_items_fan_out_and_a_false_when_skips_without_blocking_dependents() -> None:
+    first = advance(FANOUT, {}, "t0", lambda p: None)
+    commands = sorted(p["spec"]["containers"][0]["command"][1] for p in first.pods)
+    assert commands == ["a", "b", "z"]  # "never" is skipped, so "after" may start
+    nodes = {n["displayName"]: n for n in first.status["nodes"].values()}
+    assert nodes["each"]["type"] == "TaskGroup" and len(nodes["each"]["children"]) == 2
+    assert nodes["each(0:a)"]["name"] == "fan.each(0:a)"
+    assert (nodes["never"]["phase"], nodes["never"]["message"]) == (
+        "Skipped",
+        "when '1 == 2' evaluated false",
+    )
