@@ -94,6 +94,9 @@ class WorkflowController(Controller):
                     node.update(phase="Error", message=err.message, finishedAt=self.store.now())
                 self._dirty.add((ns, name))  # the failed node ends its DAG or steps in the next pass
                 log.info("workflow %s/%s: pod %s refused: %s", ns, name, pod["metadata"]["name"], err.message)
+        for pod_name in step.delete:  # a stopped or terminated workflow's running pods
+            with suppress(ApiError):
+                self.store.delete(self._pods, ns, pod_name)
         for nid, pod in pods.items():  # Argo relabels a pod once its node has ended
             node = status.get("nodes", {}).get(nid) or {}
             if node.get("phase") in DONE and pod["metadata"]["labels"].get(LABEL_COMPLETED) != "true":

@@ -36,10 +36,11 @@ _NODE_TYPES = {"container": "Pod", "script": "Pod", "dag": "DAG", "steps": "Step
 
 @dataclass
 class Pass:
-    """What one pass decided: the workflow's new status and the pods to create."""
+    """What one pass decided: the workflow's new status, the pods to create and those to delete."""
 
     status: dict[str, Any]
     pods: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -104,6 +105,9 @@ class _Execution:
             status.update(phase="Running", startedAt=self.now)
         if status["phase"] in DONE:
             return Pass(status)
+        shutdown = self.spec.get("shutdown")
+        if shutdown:
+            return self._shut_down(str(shutdown))
         try:
             entry = str(self.spec.get("entrypoint") or "")
             root = self._run(entry, self.name, self.spec.get("arguments"), "", dict(self.scope), self.name)
@@ -122,6 +126,24 @@ class _Execution:
         done = sum(1 for n in leaves if n["phase"] == "Succeeded")
         status["progress"] = f"{done}/{len(leaves)}"
         return Pass(status, self.created)
+
+    def _shut_down(self, strategy: str) -> Pass:
+        """``stop`` or ``terminate``: running pods are deleted, unfinished nodes fail, and so does the run."""
+        message = f"workflow shutdown with strategy: {strategy}"
+        delete = []
+        for nid, node in self.nodes.items():
+            if node["phase"] in DONE:
+                continue
+            pod = self.pods.get(nid)
+            if pod is not None:
+                delete.append(str(pod["metadata"]["name"]))
+            self._finish(node, "Failed", message)
+        self.status.update(phase="Failed", finishedAt=self.now, message=f"Stopped with strategy '{strategy}'")
+        self.status["conditions"] = [
+            {"type": "PodRunning", "status": "False"},
+            {"type": "Completed", "status": "True"},
+        ]
+        return Pass(self.status, [], delete)
 
     # ------------------------------------------------------------------ nodes
 

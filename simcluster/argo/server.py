@@ -87,6 +87,8 @@ class ArgoServer:
         r.add_get("/api/v1/workflows/{ns}/{name}/log", self._log)
         r.add_put("/api/v1/workflows/{ns}/{name}/resume", self._resume)
         r.add_put("/api/v1/workflows/{ns}/{name}/suspend", self._suspend)
+        r.add_put("/api/v1/workflows/{ns}/{name}/stop", self._stop)
+        r.add_put("/api/v1/workflows/{ns}/{name}/terminate", self._terminate)
         r.add_get("/api/v1/workflow-events/{ns}", self._watch)
         r.add_route("*", "/{tail:.*}", self._unknown)
         return app
@@ -237,6 +239,23 @@ class ArgoServer:
             wf.setdefault("spec", {})["suspend"] = True
 
         return self._json(self.store.update(self._rt, namespace, name, suspend))
+
+    async def _stop(self, request: web.Request) -> web.Response:
+        return self._shutdown(request, "Stop")
+
+    async def _terminate(self, request: web.Request) -> web.Response:
+        return self._shutdown(request, "Terminate")
+
+    def _shutdown(self, request: web.Request, strategy: str) -> web.Response:
+        namespace = self._check(request, "update")
+        name = request.match_info["name"]
+        if (self.store.get(self._rt, namespace, name).get("status") or {}).get("phase") in DONE:
+            raise ArgoError(3, "cannot shutdown a completed workflow")
+
+        def shut(wf: dict[str, Any]) -> None:
+            wf.setdefault("spec", {})["shutdown"] = strategy
+
+        return self._json(self.store.update(self._rt, namespace, name, shut))
 
     # ------------------------------------------------------------------ streams
 

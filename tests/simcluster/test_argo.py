@@ -21,7 +21,13 @@ from hera.workflows import (
     WorkflowsService,
     script,
 )
-from hera.workflows.models import EnvVar, EnvVarSource, ObjectFieldSelector, WorkflowResumeRequest
+from hera.workflows.models import (
+    EnvVar,
+    EnvVarSource,
+    ObjectFieldSelector,
+    WorkflowResumeRequest,
+    WorkflowTerminateRequest,
+)
 
 from simcluster.testing import SimProcess
 from tests.environment import needs
@@ -302,6 +308,31 @@ def test_argo_server_errors_and_watch_are_worded_as_argo_does(
     event = json.loads(first.decode().removeprefix("data: "))["result"]
     assert event["type"] == "ADDED" and event["object"]["metadata"]["name"] == name
     assert w.wait(poll_interval=POLL).status.phase == "Succeeded"  # type: ignore[arg-type, union-attr]
+
+
+def test_terminating_a_running_workflow_deletes_its_pods(sim: SimProcess, service: WorkflowsService) -> None:
+    with Workflow(
+        generate_name="long-", entrypoint="main", namespace="default", workflows_service=service
+    ) as w:
+        Container(name="main", image="busybox", command=["sleep", "300"])
+    name = w.create().metadata.name
+    assert name is not None
+    sim.kubectl("wait", "--for=jsonpath={.status.phase}=Running", "pod", name, "--timeout=30s")
+    service.terminate_workflow(name, WorkflowTerminateRequest())
+    done = w.wait(poll_interval=POLL)  # type: ignore[arg-type]
+    assert done.status is not None and done.status.phase == "Failed"
+    assert done.status.message == "Stopped with strategy 'Terminate'"
+    (node,) = (done.status.nodes or {}).values()
+    assert (node.phase, node.message) == ("Failed", "workflow shutdown with strategy: Terminate")
+    sim.kubectl("wait", "--for=delete", "pod", name, "--timeout=30s")
+    again = service.session.put(
+        service.host + f"api/v1/workflows/default/{name}/terminate",
+        headers={"Authorization": str(service.token)},
+        json={},
+        verify=service.verify_ssl,
+        timeout=20,
+    )
+    assert again.status_code == 400 and again.json()["message"] == "cannot shutdown a completed workflow"
 
 
 def test_the_cluster_file_turns_argo_off(tmp_path: Path) -> None:
