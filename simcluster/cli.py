@@ -34,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--endpoints",
         type=Path,
-        help="where to write a JSON file of endpoints (per cluster: API and admin URL) and the "
-        "admin token; it is removed again on exit",
+        help="where to write a JSON file of endpoints (per cluster: API, admin and Argo Server URL) "
+        "and the admin token; it is removed again on exit",
     )
     up.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     up.add_argument(
@@ -105,6 +105,8 @@ async def _up(args: argparse.Namespace) -> int:
         write_files(env, args.kubeconfig, args.endpoints)
         for name, cluster in env.clusters.items():
             print(f"cluster {name} ({cluster.spec.role}): {cluster.url}", flush=True)
+            if cluster.argo_url:
+                print(f"  Argo Server (Hera's host): {cluster.argo_url}", flush=True)
         print(f"kubeconfig: {args.kubeconfig} (contexts: {', '.join(env.clusters)})", flush=True)
         if args.endpoints:
             print(f"endpoints: {args.endpoints}", flush=True)
