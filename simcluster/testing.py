@@ -167,6 +167,10 @@ class SimProcess:
     def api_url(self, cluster: str) -> str:
         return str(self.endpoints["clusters"][cluster]["api"])
 
+    def argo_url(self, cluster: str) -> str:
+        """The cluster's Argo Server, ending in "/" as Hera's ``host`` must."""
+        return str(self.endpoints["clusters"][cluster]["argoServer"])
+
     def admin(self, cluster: str) -> AdminClient:
         return AdminClient(
             self.endpoints["clusters"][cluster]["admin"], self.endpoints["admin_token"], self.ssl_context()

@@ -66,7 +66,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
 
 @pytest.fixture(scope="module")
 def host(sim: SimProcess) -> str:
-    url = str(sim.endpoints["clusters"]["onprem"]["argoServer"])
+    url = sim.argo_url("onprem")
     assert url.startswith("https://") and url.endswith("/")
     return url
 
