@@ -76,7 +76,7 @@ class ArgoServer:
     authorizer: Authorizer | None = None
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors])
+        app = web.Application(middlewares=[self._errors], client_max_size=64 * 1024**2)
         r = app.router
         r.add_get("/api/v1/version", self._version)
         r.add_get("/api/v1/workflows/{ns}", self._list)
