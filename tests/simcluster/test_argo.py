@@ -4,6 +4,7 @@
 import asyncio
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -242,7 +243,7 @@ def test_a_suspended_workflow_runs_nothing_until_resumed(sim: SimProcess, servic
         wf = service.get_workflow(name)
         if wf.status is not None and wf.status.phase:
             break
-        asyncio.run(asyncio.sleep(0.05))
+        time.sleep(0.05)
     assert wf.status is not None and wf.status.phase == "Running"
     assert pods_of(sim, name) == []
     assert not [n for n in (wf.status.nodes or {}).values() if n.type == "Pod"]
