@@ -42,7 +42,7 @@ CLUSTER_FILE = """
 clusters:
   - name: onprem
     runtime: process
-    podCIDR: 10.232.0.0/16
+    podCIDR: 10.236.0.0/16
     timings: {pod_start: 0.05}
     users: [admin, {name: outsider, groups: [guests], token: outsider-token-0123456789}]
     nodeGroups:
