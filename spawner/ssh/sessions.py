@@ -12,6 +12,7 @@ import logging
 import os
 import pty
 import signal
+import struct
 import termios
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -185,6 +186,10 @@ async def _run_with_pty(
     process: asyncssh.SSHServerProcess[bytes], argv: list[str], executable: str, env: dict[str, str], cwd: str
 ) -> int:
     master, slave = pty.openpty()
+    # the size first: asyncssh sets it only when it attaches the PTY, after the program may have asked
+    width, height, pixwidth, pixheight = process.term_size
+    if width and height:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, pixwidth, pixheight))
     try:
         child = await asyncio.create_subprocess_exec(
             *argv,

@@ -105,15 +105,45 @@ def test_pty_with_tt(alice: Running) -> None:
     assert lines[0].startswith("/dev/pts/"), lines
 
 
+def test_an_interactive_login_gets_a_login_shell_on_a_pty(alice: Running) -> None:
+    result = alice.ssh("-tt", "alice", input=b'echo "shell=$0"; tty; exit 6\n')
+    out = result.stdout.decode().replace("\r", "")
+    assert result.returncode == 6, result.stderr
+    assert "shell=-bash" in out and "/dev/pts/" in out, out
+
+
+def test_a_pty_has_the_clients_size_from_the_start(alice: Running, keys: Keys) -> None:
+    """A program that asks at once sees the client's size, not 0 0 (asyncssh sets it only when it
+    attaches the PTY; half of these came back "0 0" before the server set it first)."""
+    client = paramiko_client(alice, keys)
+    try:
+        sizes = []
+        for _ in range(10):
+            chan = client.get_transport().open_session()  # type: ignore[union-attr]
+            chan.settimeout(20)
+            chan.get_pty(term="xterm", width=100, height=30)
+            chan.exec_command("stty size")
+            out = b""
+            while chunk := chan.recv(1024):
+                out += chunk
+            sizes.append(out.strip())
+        assert sizes == [b"30 100"] * 10
+    finally:
+        client.close()
+
+
 def test_pty_window_resize_reaches_the_program(alice: Running, keys: Keys) -> None:
     client = paramiko_client(alice, keys)
     try:
         chan = client.get_transport().open_session()  # type: ignore[union-attr]
+        chan.settimeout(20)
         chan.get_pty(term="xterm", width=100, height=30)
         chan.exec_command("stty size; read line; stty size")
         out = b""
-        while b"30 100" not in out:
-            out += chan.recv(1024)
+        while b"30 100" not in out:  # the size the client asked for, from the program's first look
+            chunk = chan.recv(1024)
+            assert chunk, out
+            out += chunk
         # the window-change request goes before the newline on the same channel, so the program sees
         # the new size when its read returns
         chan.resize_pty(width=120, height=40)
