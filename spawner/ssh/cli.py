@@ -166,8 +166,10 @@ class SSHServerApp(Application):
     keys_min_refresh_interval = Float(
         10.0,
         config=True,
-        help="""Fewest seconds between two fetches of the registered keys caused by unknown keys, e.g.
-        10: a client offering many keys cannot make the server hammer the service. 0 or more.""",
+        help="""Fewest seconds between two fetches of the registered keys caused by the same unknown
+        key, e.g. 10 (unknown keys together cause at most five a second): a client offering keys that
+        are not registered cannot make the server hammer the service, while a key just registered
+        works at once. 0 or more.""",
     )
     activity_interval = Float(
         60.0,

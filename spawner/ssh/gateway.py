@@ -59,16 +59,28 @@ class GatewayOptions:
 
 
 class KeyCache:
-    """Each user's registered public keys, fetched from the service at most every ``ttl`` seconds, and
-    again at once (at most every ``min_interval`` seconds) when a client offers a key the copy lacks, so
-    a key just registered works and a removed one stops working within ``ttl``."""
+    """Each user's registered public keys, fetched from the service at most every ``ttl`` seconds, so
+    a removed key stops working within ``ttl``; a key the copy lacks makes a fetch at once, so that a
+    key just registered works. Each unknown key does so at most once every ``per_key_interval``
+    seconds, and unknown keys together at most ``unknown_per_second`` times a second, so a client
+    offering made-up keys cannot make the gateway hammer the service."""
 
-    def __init__(self, api: GatewayAPI, *, ttl: float, min_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        api: GatewayAPI,
+        *,
+        ttl: float,
+        per_key_interval: float = 10.0,
+        unknown_per_second: float = 5.0,
+    ) -> None:
         self._api = api
         self.ttl = ttl
-        self.min_interval = min_interval
+        self.per_key_interval = per_key_interval
+        self.unknown_spacing = 1.0 / unknown_per_second
         self._keys: dict[str, tuple[float, tuple[asyncssh.SSHKey, ...]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._unknown: dict[bytes, float] = {}  # public key data -> when it last made a fetch
+        self._last_unknown = float("-inf")
 
     async def _fetch(self, user: str) -> tuple[asyncssh.SSHKey, ...]:
         lines = await self._api.registered_keys(user)
@@ -83,15 +95,27 @@ class KeyCache:
         self._keys[user] = (time.monotonic(), tuple(keys))
         return tuple(keys)
 
+    def _may_fetch_for(self, key: asyncssh.SSHKey) -> bool:
+        """Whether an unknown ``key`` may make a fetch now (and count it when so)."""
+        now = time.monotonic()
+        if len(self._unknown) > 10_000:
+            self._unknown.clear()
+        if now - self._unknown.get(key.public_data, float("-inf")) < self.per_key_interval:
+            return False
+        if now - self._last_unknown < self.unknown_spacing:
+            return False
+        self._unknown[key.public_data] = self._last_unknown = now
+        return True
+
     async def matches(self, user: str, key: asyncssh.SSHKey) -> bool:
         """Whether ``key`` is one ``user`` registered; False when the service cannot say."""
         if len(self._locks) > 10_000:
             self._locks.clear()  # a lock dropped while held only lets a second fetch run beside it
         async with self._locks.setdefault(user, asyncio.Lock()):
             fetched, keys = self._keys.get(user, (float("-inf"), ()))
-            age = time.monotonic() - fetched
+            stale = time.monotonic() - fetched >= self.ttl
             try:
-                if age >= self.ttl or (not _holds(keys, key) and age >= self.min_interval):
+                if stale or (not _holds(keys, key) and self._may_fetch_for(key)):
                     keys = await self._fetch(user)
             except APIError as exc:
                 # the last copy stays, however old: a service restart does not lock everyone out

@@ -36,10 +36,16 @@ def _plain_key(line: str) -> bool:
     return True
 
 
+# Fewest seconds between two fetches caused by unknown keys, whichever keys: made-up keys offered in
+# a flood of connections cost the service at most five requests a second.
+UNKNOWN_SPACING = 0.2
+
+
 class ClientKeys:
     """A cached copy of the service's authorized-keys answer, refreshed every ``refresh_interval``
-    seconds and, at most once every ``min_refresh_interval`` seconds, when a client offers a key the
-    copy does not hold (a key just registered works at once).
+    seconds and when a client offers a key the copy does not hold, so that a key just registered
+    works at once: each unknown key at most once every ``min_refresh_interval`` seconds, and unknown
+    keys together at most every UNKNOWN_SPACING seconds.
 
     The owner's ``~/.ssh/authorized_keys`` is read at each login, so an edit there needs no restart;
     asyncssh applies its options (``from=``, ``command=``, ``no-port-forwarding``, ``permitopen=``...).
@@ -61,6 +67,7 @@ class ClientKeys:
         self._min_refresh_interval = min_refresh_interval
         self.registered: tuple[AllowedKey, ...] = ()
         self._fetched_at = float("-inf")
+        self._unknown: dict[bytes, float] = {}  # public key data -> when it last caused a fetch
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -80,9 +87,17 @@ class ClientKeys:
                 return False
             return True
 
-    async def refresh_for_unknown_key(self) -> bool:
-        """Refresh unless the copy is younger than ``min_refresh_interval``; True when it refreshed."""
-        return await self.refresh(unless_younger_than=self._min_refresh_interval)
+    async def refresh_for_unknown_key(self, key: asyncssh.SSHKey) -> None:
+        """Refresh for ``key``, which the copy does not hold, unless that key caused a fetch less than
+        ``min_refresh_interval`` seconds ago or the copy is younger than UNKNOWN_SPACING seconds (a
+        login waiting for a fetch under way uses its answer)."""
+        now = time.monotonic()
+        if now - self._unknown.get(key.public_data, float("-inf")) < self._min_refresh_interval:
+            return
+        if len(self._unknown) > 10_000:  # bounded: a flood of made-up keys cannot fill memory
+            self._unknown.clear()
+        self._unknown[key.public_data] = now
+        await self.refresh(unless_younger_than=UNKNOWN_SPACING)
 
     def _read_owner_file(self) -> str:
         path = Path(self.authorized_keys_file).expanduser()

@@ -371,3 +371,17 @@ def test_a_server_that_moved_and_an_on_prem_outage(ssh_setup: Setup) -> None:
         assert (done.returncode, done.stdout) == (0, b"eks\n"), done.stderr
     finally:
         admin.clear_faults()
+
+
+def test_a_key_registered_now_works_at_once(ssh_setup: Setup) -> None:
+    """At the gateway and at the pod's server, both of which hold a copy of the registered keys."""
+    s = ssh_setup
+    start(s, "alice")
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    s.keys["alice-new"] = s.work / "id_alice_new"
+    s.keys["alice-new"].write_bytes(key.export_private_key())
+    s.keys["alice-new"].chmod(0o600)
+    status, body = call(s.hub, "POST", "api/ssh/keys", s.tokens["alice"], {"public_key": public_line(key)})
+    assert status == 201, body
+    done = s.ssh("alice", "alice", "echo new", key_user="alice-new")
+    assert (done.returncode, done.stdout) == (0, b"new\n"), done.stderr
