@@ -3,7 +3,9 @@
 The chart's own ``singleuser`` values still configure the pods (image, resources, storage): they
 set ``c.KubeSpawner.*``, which HybridSpawner, a KubeSpawner, inherits. The service's URL is set by
 30-service.py (HYBRIDHUB_SERVICE_*), the placement token comes from the hub's environment
-(HYBRIDHUB_HUB_TOKEN, HybridSpawner's default), and the clusters from 10-clusters.py.
+(HYBRIDHUB_HUB_TOKEN, HybridSpawner's default), and the clusters from 10-clusters.py. SSH into
+notebooks (HybridSpawner.ssh_enabled, pod_service_urls) is turned on by 30-service.py together with the
+SSH gateway it registers.
 """
 
 # `c` is the shared config object the loader runs this file with (see ../jupyterhub_config.py)

@@ -5,10 +5,16 @@ Mirrors the wiring the tests run (tests/harness/hybrid.py): the service answers 
 service; users, and their notebook servers' tokens, may read GPU capacity. The service's addresses
 are settings (HYBRIDHUB_SERVICE_*), and tokens come from the hub's environment (a Kubernetes Secret,
 see ../values.yaml), never from this file.
+
+With the SSH gateway's token (HYBRIDHUB_SSH_GATEWAY_TOKEN) it also registers the gateway
+(`hybridhub ssh-gateway`, manifests/eks/ssh-gateway.yaml) as the hub service ``ssh-gateway``, turns on
+the SSH server in notebook pods, and tells each cluster's pods where the service is.
 """
 
 import os
 from urllib.parse import urlsplit
+
+from spawner.spawning.cluster_access import HUB_SERVICE_URL
 
 # `c` is the shared config object the loader runs this file with (see ../jupyterhub_config.py)
 c = c  # noqa: F821
@@ -62,9 +68,11 @@ CLUSTERS_FILE = setting(
 )
 # A managed service inherits little of the hub's environment (PATH, LANG, ...): hand it what the
 # clusters file and the cluster clients read (in-cluster config needs KUBERNETES_SERVICE_*; the
-# `aws eks get-token` plugin the AWS_* variables and HOME), but not the hub's tokens.
+# `aws eks get-token` plugin the AWS_* variables and HOME) and the service's own settings (its
+# database, HYBRIDHUB_SERVICE_DB_URL, and the gateway's address for users' SSH config,
+# HYBRIDHUB_SSH_GATEWAY_ADDRESS), but not the hub's tokens.
 _PASSED = ("HOME", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAMESPACE")
-_NOT_PASSED = ("HYBRIDHUB_HUB_TOKEN", "HYBRIDHUB_PROMETHEUS_TOKEN")
+_NOT_PASSED = ("HYBRIDHUB_HUB_TOKEN", "HYBRIDHUB_PROMETHEUS_TOKEN", "HYBRIDHUB_SSH_GATEWAY_TOKEN")
 SERVICE_ENVIRONMENT = {
     name: value
     for name, value in os.environ.items()
@@ -157,5 +165,64 @@ if PROMETHEUS_TOKEN:
             "name": "prometheus",
             "scopes": [f"access:services!service={SERVICE}", "read:metrics"],
             "services": ["prometheus"],
+        }
+    )
+
+# ---------------------------------------------------------------------------------------------- SSH
+# The SSH gateway runs beside the hub (its own Deployment, manifests/eks/ssh-gateway.yaml) and asks the
+# hub who may reach which server, and the service where it runs, with this token. Without it there is no
+# gateway to reach the pods' SSH servers, so SSH stays off. To turn SSH off, drop
+# HYBRIDHUB_SSH_GATEWAY_TOKEN from hub.extraEnv (and leave ssh-gateway.yaml out): notebook pods then run
+# the notebook's command alone.
+GATEWAY = "ssh-gateway"
+GATEWAY_TOKEN = setting("HYBRIDHUB_SSH_GATEWAY_TOKEN")
+# Whether the gateway may start a user's stopped server when they jump to it (its --start-servers flag,
+# which the shipped Deployment leaves off): only then does its token get the `servers` scope.
+_start = setting("HYBRIDHUB_SSH_GATEWAY_START_SERVERS", "false").lower()
+if _start not in ("true", "false", "1", "0", "yes", "no"):
+    raise ValueError(
+        f"30-service.py: HYBRIDHUB_SSH_GATEWAY_START_SERVERS must be true or false, not {_start!r}"
+    )
+GATEWAY_STARTS_SERVERS = _start in ("true", "1", "yes")
+# what the gateway calls: the users and servers it lets in (the owner, admins, who the owner shared the
+# server with), where a server runs (the service's api/servers), and the users' registered keys
+GATEWAY_SCOPES = [
+    "read:users",
+    "read:servers",
+    "read:shares",
+    *(["servers"] if GATEWAY_STARTS_SERVERS else []),
+    "custom:hybridhub:servers",
+    f"access:services!service={SERVICE}",
+]
+
+
+def pod_service_url(cluster: dict) -> str:
+    """The service's URL with its prefix as ``cluster``'s pods reach it (their SSH servers ask it for
+    their host certificates and the keys allowed in): HYBRIDHUB_<CLUSTER>_SERVICE_URL if set; pods that
+    reach the hub through the hub's Service (the hub's own cluster) reach the service through the same
+    Service's extra port; others through the cluster's hub URL, the public proxy, which routes the
+    service's prefix."""
+    name = str(cluster["name"])
+    hub = urlsplit(str(cluster.get("hub_connect_url") or HUB_SERVICE_URL))
+    if hub.hostname == urlsplit(HUB_SERVICE_URL).hostname:
+        default = f"http://{hub.hostname}:{PORT}{_prefix}"
+    else:
+        default = f"{hub.scheme}://{hub.netloc}{_prefix}"
+    return url_setting(f"HYBRIDHUB_{name.upper()}_SERVICE_URL", default)
+
+
+if GATEWAY_TOKEN:
+    c.HybridSpawner.ssh_enabled = True  # the notebook image has the ssh extra; off: see above
+    # the clusters 10-clusters.py set before this file runs
+    c.HybridSpawner.pod_service_urls = {
+        str(cluster["name"]): pod_service_url(cluster) for cluster in c.ClusterSet.get("clusters", [])
+    }
+    c.JupyterHub.services.append({"name": GATEWAY, "api_token": GATEWAY_TOKEN})
+    c.JupyterHub.load_roles.append(
+        {
+            "name": GATEWAY,
+            "description": "The SSH gateway: who may reach which server, where it runs, users' keys",
+            "scopes": GATEWAY_SCOPES,
+            "services": [GATEWAY],
         }
     )

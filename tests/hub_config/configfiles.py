@@ -21,7 +21,7 @@ CONFIG_D = HUB_CONFIG / "jupyterhub_config.d"
 Z2JH_CONFIG_D = "/usr/local/etc/jupyterhub/jupyterhub_config.d"  # where the chart mounts the files
 TOPOLOGIES = ["two-cluster", "single-cluster"]
 
-CLUSTER_FIELDS = ("KUBECONFIG", "CONTEXT", "NAMESPACE", "HUB_URL")
+CLUSTER_FIELDS = ("KUBECONFIG", "CONTEXT", "NAMESPACE", "HUB_URL", "SERVICE_URL")
 # Every variable the files read. A test starts with none of them set, so the machine's own
 # environment never leaks in, and sets those it means.
 SETTINGS = (
@@ -31,6 +31,12 @@ SETTINGS = (
     "HYBRIDHUB_CLUSTERS_FILE",
     *(f"HYBRIDHUB_{cluster}_{field}" for cluster in ("ONPREM", "EKS") for field in CLUSTER_FIELDS),
     *(f"HYBRIDHUB_SERVICE_{field}" for field in ("PORT", "PROXY_URL", "BIND_URL", "URL")),
+    # SSH: the gateway's hub token and whether it may start servers (30-service.py), and the
+    # service's own settings, which reach it through the service's environment
+    "HYBRIDHUB_SSH_GATEWAY_TOKEN",
+    "HYBRIDHUB_SSH_GATEWAY_START_SERVERS",
+    "HYBRIDHUB_SERVICE_DB_URL",
+    "HYBRIDHUB_SSH_GATEWAY_ADDRESS",
 )
 
 
@@ -102,7 +108,8 @@ def roles(config: Config) -> list[dict[str, Any]]:
 def wiring(config: Config) -> dict[str, Any]:
     """Every address and credential the files configure, by where it is used: ``CLUSTER.FIELD`` for
     each cluster's API access and hub URL, ``service.*`` for the managed service's definition, and
-    ``spawner.service_url`` as HybridSpawner sees it."""
+    ``spawner.*`` as HybridSpawner sees it (the service's URL for the hub, and for each cluster's pods,
+    and whether SSH is on)."""
     result: dict[str, Any] = {}
     for cluster in ClusterSet(config=config).configs:
         for field in ("kubeconfig", "context", "namespace", "hub_connect_url"):
@@ -113,7 +120,10 @@ def wiring(config: Config) -> dict[str, Any]:
     result["service.url"] = service["url"]
     result["service.bind_url"] = binds[0] if len(binds) == 1 else binds
     result["service.config"] = command[command.index("--config") + 1]
-    result["spawner.service_url"] = HybridSpawner(config=config, _mock=True).service_url
+    spawner = HybridSpawner(config=config, _mock=True)
+    result["spawner.service_url"] = spawner.service_url
+    result["spawner.ssh_enabled"] = spawner.ssh_enabled
+    result["spawner.pod_service_urls"] = dict(spawner.pod_service_urls)
     return result
 
 

@@ -55,6 +55,7 @@ ENV = {
     "HYBRIDHUB_ONPREM_NAMESPACE": "notebooks",
     "HYBRIDHUB_ONPREM_HUB_URL": "https://hub.example.org",
     "HYBRIDHUB_HUB_TOKEN": "hub-token-not-for-files",
+    "HYBRIDHUB_SSH_GATEWAY_TOKEN": "gateway-token-not-for-files",
     "KUBERNETES_SERVICE_HOST": "10.96.0.1",
     "KUBERNETES_SERVICE_PORT": "443",
     "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
@@ -154,10 +155,13 @@ def test_the_managed_service(config: Config, env: dict[str, str]) -> None:
     port = re.search(r":(\d+)$", service["url"])
     assert port and f"--HybridHubService.bind_url=http://0.0.0.0:{port.group(1)}" in command
     environment = service["environment"]
-    assert not {"HYBRIDHUB_HUB_TOKEN", "HYBRIDHUB_PROMETHEUS_TOKEN"} & set(environment)
+    assert not {"HYBRIDHUB_HUB_TOKEN", "HYBRIDHUB_PROMETHEUS_TOKEN", "HYBRIDHUB_SSH_GATEWAY_TOKEN"} & set(
+        environment
+    )
     for name in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAMESPACE", "AWS_ACCESS_KEY_ID"):
         assert environment[name] == env[name]
     assert env["HYBRIDHUB_HUB_TOKEN"] not in repr(service)  # the API shows url and command to readers
+    assert env["HYBRIDHUB_SSH_GATEWAY_TOKEN"] not in repr(service)
 
 
 def test_the_service_reads_the_same_clusters_with_its_own_environment(
@@ -231,6 +235,66 @@ def test_prometheus_only_with_its_token(env: dict[str, str], monkeypatch: pytest
     assert services(config)["prometheus"]["api_token"] == "prom-token"
     role = next(r for r in roles(config) if r["name"] == "prometheus")
     assert role["services"] == ["prometheus"] and "read:metrics" in role["scopes"]
+
+
+# ---------------------------------------------------------------------------------------------- SSH
+
+GATEWAY = "ssh-gateway"
+# What the gateway's token may do (spawner/ssh/gateway_cli.py, GatewayApp.api_token): see users (admins,
+# and who the owner shared a server with), their servers and shares, where a server runs (the service's
+# api/servers) and the users' keys (the service itself); `servers` only to start a stopped one.
+GATEWAY_SCOPES = {
+    "read:users",
+    "read:servers",
+    "read:shares",
+    SCOPE_SERVERS,
+    "access:services!service=hybridhub",
+}
+
+
+def gateway_roles(config: Config) -> list[dict[str, Any]]:
+    return [r for r in roles(config) if GATEWAY in r.get("services", [])]
+
+
+@pytest.mark.parametrize(
+    ("start_servers", "extra"),
+    [(None, set()), ("false", set()), ("0", set()), ("true", {"servers"}), ("yes", {"servers"})],
+    ids=["default", "false", "0", "true", "yes"],
+)
+def test_the_ssh_gateway_with_its_token_and_exactly_its_scopes(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, start_servers: str | None, extra: set[str]
+) -> None:
+    if start_servers is not None:
+        monkeypatch.setenv("HYBRIDHUB_SSH_GATEWAY_START_SERVERS", start_servers)
+    config = load(HUB_CONFIG)
+    assert services(config)[GATEWAY] == {"name": GATEWAY, "api_token": env["HYBRIDHUB_SSH_GATEWAY_TOKEN"]}
+    (role,) = gateway_roles(config)
+    assert sorted(role["scopes"]) == sorted(GATEWAY_SCOPES | extra)
+    assert role["services"] == [GATEWAY]
+    spawner = HybridSpawner(config=config, _mock=True)
+    assert spawner.ssh_enabled is True
+    assert set(spawner.pod_service_urls) == {c.name for c in spawner.cluster_set.configs}
+    # the service signs the host certificate of a gateway by this name (HybridHubService's default)
+    assert GATEWAY in HybridHubService().ssh_gateway_services
+
+
+def test_without_the_gateway_token_ssh_is_off(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """No gateway to reach them: no SSH server in notebook pods, no service URL handed to them, and no
+    gateway service or role in the hub."""
+    monkeypatch.delenv("HYBRIDHUB_SSH_GATEWAY_TOKEN")
+    config = load(HUB_CONFIG)
+    assert GATEWAY not in services(config) and not gateway_roles(config)
+    assert GATEWAY not in [r["name"] for r in roles(config)]
+    spawner = HybridSpawner(config=config, _mock=True)
+    assert (spawner.ssh_enabled, spawner.pod_service_urls) == (False, {})
+
+
+def test_the_gateway_token_goes_to_the_gateway_only(config: Config, env: dict[str, str]) -> None:
+    """Only the ssh-gateway service holds the token: not the managed service's environment, nor any
+    other service's definition."""
+    token = env["HYBRIDHUB_SSH_GATEWAY_TOKEN"]
+    holders = [name for name, service in services(config).items() if token in repr(service)]
+    assert holders == [GATEWAY]
 
 
 # ---------------------------------------------------------------------------------------------- loaders
@@ -339,3 +403,47 @@ def test_values_set_what_the_files_read(values: dict[str, Any], monkeypatch: pyt
     assert bind_port in ingress and bind_port in egress
     # a user-scheduler exists only in the chart's cluster: pods naming it would never start in EKS
     assert values["scheduling"]["userScheduler"]["enabled"] is False
+
+
+def gateway_pod_labels() -> dict[str, str]:
+    """The labels of the SSH gateway's pods (manifests/eks/ssh-gateway.yaml)."""
+    path = HUB_CONFIG / "manifests" / "eks" / "ssh-gateway.yaml"
+    (deployment,) = [d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == "Deployment"]
+    return dict(deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def admitted_ports(rules: list[dict[str, Any]], labels: dict[str, str]) -> set[int]:
+    """The ports that ingress ``rules`` open to pods labelled ``labels`` (by a podSelector's labels)."""
+    return {
+        port["port"]
+        for rule in rules
+        for peer in rule["from"]
+        if set(peer) == {"podSelector"} and peer["podSelector"]["matchLabels"].items() <= labels.items()
+        for port in rule["ports"]
+    }
+
+
+def test_values_wire_ssh(values: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's token and the service's database URL come from Secrets, the gateway's address is a
+    placeholder to replace; the hub admits the gateway's pods to its API and the service, notebook pods
+    to their SSH port; and the notebook's command stays set, for the SSH server to run it."""
+    hub_env = values["hub"]["extraEnv"]
+    for name, secret, key in (
+        ("HYBRIDHUB_SSH_GATEWAY_TOKEN", "hybridhub", "ssh-gateway-token"),
+        ("HYBRIDHUB_SERVICE_DB_URL", "hybridhub-service-db", "url"),
+    ):
+        assert hub_env[name] == {"valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}, name
+    assert hub_env["HYBRIDHUB_SSH_GATEWAY_ADDRESS"].endswith(".example.org")
+    labels = gateway_pod_labels()
+    assert admitted_ports(values["hub"]["networkPolicy"]["ingress"], labels) == {8081, 10101}
+    ssh_port = HybridSpawner(config=Config(), _mock=True).ssh_port
+    assert admitted_ports(values["singleuser"]["networkPolicy"]["ingress"], labels) == {ssh_port}
+    # the chart's proxy, hub and notebook labels do not match the gateway's selector rules
+    for component in ("hub", "proxy", "singleuser-server"):
+        assert not admitted_ports(
+            values["singleuser"]["networkPolicy"]["ingress"], {"app": "jupyterhub", "component": component}
+        )
+    assert values["singleuser"]["cmd"] == "jupyterhub-singleuser"
+    # with the chart's environment, SSH is on
+    use_environment(monkeypatch, chart_environment(values))
+    assert HybridSpawner(config=load(HUB_CONFIG), _mock=True).ssh_enabled is True

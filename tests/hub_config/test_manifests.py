@@ -19,13 +19,20 @@ import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncssh
 import kubernetes.client
 import kubespawner
 import pytest
 import yaml
 from kubernetes_asyncio.client import CoreV1Api
 from traitlets.config import Config
+
+from spawner.cli import SUBCOMMANDS
+from spawner.hybrid import HybridSpawner
+from spawner.service.app import HybridHubService
+from spawner.ssh.gateway_cli import GatewayApp, load_host_key
 
 from .configfiles import chart_environment, use_environment
 
@@ -611,7 +618,7 @@ def test_only_the_hub_and_proxy_reach_the_notebook_port(docs: list[dict[str, Any
     ingress = policies["hybridhub-notebook-ingress"]
     assert ingress["podSelector"] == {"matchLabels": {"component": "singleuser-server"}}
     assert ingress["policyTypes"] == ["Ingress"]
-    (rule,) = ingress["ingress"]
+    rule, ssh = ingress["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": "notebook-port"}]  # KubeSpawner's port name
     (peer,) = rule["from"]
     if cluster == "eks":  # the hub and the proxy run here: their pods' labels
@@ -622,13 +629,18 @@ def test_only_the_hub_and_proxy_reach_the_notebook_port(docs: list[dict[str, Any
         ]
     else:  # the hub and the proxy are in the other cluster: an address range
         assert set(peer) == {"ipBlock"}
-    # every other policy leaves ingress alone (they add up: one more could admit anyone)
+    # the SSH server's port (HybridSpawner.ssh_port), to the SSH gateway alone
+    assert ssh["ports"] == [{"protocol": "TCP", "port": HybridSpawner(config=Config(), _mock=True).ssh_port}]
+    (peer,) = ssh["from"]
+    if cluster == "eks":  # the gateway runs here: its pods' labels
+        assert peer == {"podSelector": {"matchLabels": gateway_selector()}}
+    else:  # the gateway is in EKS: its pods' range over the site link
+        assert set(peer) == {"ipBlock"} and "except" not in peer["ipBlock"]
+    # every other policy that selects notebook pods leaves ingress alone (they add up: one more could
+    # admit anyone)
     for name, spec in policies.items():
-        if name != "hybridhub-notebook-ingress":
+        if name != "hybridhub-notebook-ingress" and selects_notebooks(spec):
             assert "Ingress" not in spec["policyTypes"], name
-    # the SSH gateway's port, as a commented placeholder until the gateway ships
-    text = (MANIFESTS / cluster / "networkpolicy.yaml").read_text()
-    assert re.search(r"^\s*#\s*port: 2222$", text, re.MULTILINE)
 
 
 def test_notebooks_cannot_reach_instance_metadata() -> None:
@@ -642,8 +654,195 @@ def test_notebooks_cannot_reach_instance_metadata() -> None:
     assert not [
         p
         for p in one(folder_docs(MANIFESTS / "eks"), "NetworkPolicy")
-        if "Egress" in p["spec"]["policyTypes"]
+        if "Egress" in p["spec"]["policyTypes"] and selects_notebooks(p["spec"])
     ]
     values = yaml.safe_load((HUB_CONFIG / "values.yaml").read_text())
     rules = values["singleuser"]["networkPolicy"].get("egressAllowRules", {})
     assert rules.get("cloudMetadataServer", False) is False  # the chart's default: blocked
+
+
+# ------------------------------------------------------------------------------------------ the SSH gateway
+
+GATEWAY_FILE = MANIFESTS / "eks" / "ssh-gateway.yaml"
+
+
+def gateway(kind: str) -> dict[str, Any]:
+    (doc,) = [d for d in yaml.safe_load_all(GATEWAY_FILE.read_text()) if d and d["kind"] == kind]
+    return dict(doc)
+
+
+def gateway_labels() -> dict[str, str]:
+    """The labels of the gateway's pods, which the other NetworkPolicies and values.yaml admit."""
+    return dict(gateway("Deployment")["spec"]["template"]["metadata"]["labels"])
+
+
+def gateway_selector() -> dict[str, str]:
+    """The labels that pick the gateway's pods: its Deployment's selector."""
+    return dict(gateway("Deployment")["spec"]["selector"]["matchLabels"])
+
+
+def gateway_pod() -> dict[str, Any]:
+    return dict(gateway("Deployment")["spec"]["template"]["spec"])
+
+
+def selects_notebooks(spec: dict[str, Any]) -> bool:
+    """Whether a policy's pod selector takes in notebook pods (KubeSpawner's `component` label)."""
+    return spec["podSelector"].get("matchLabels", {}).get("component", "singleuser-server") == (
+        "singleuser-server"
+    )
+
+
+def chart_values() -> dict[str, Any]:
+    return dict(yaml.safe_load((HUB_CONFIG / "values.yaml").read_text()))
+
+
+def test_the_gateway_runs_the_hub_image_locked_down() -> None:
+    """Non-root, no privilege escalation, no capabilities, a read-only root filesystem, bounded
+    resources, no service-account token; the hub image of values.yaml; probes on its SSH port."""
+    deployment = gateway("Deployment")
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= gateway_labels().items()
+    assert gateway("PodDisruptionBudget")["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+    pod = gateway_pod()
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    image = chart_values()["hub"]["image"]
+    for container in pod["initContainers"] + pod["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context["readOnlyRootFilesystem"] is True, container["name"]
+        assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"]) and "memory" in resources["limits"]
+        assert container["image"] == f"{image['name']}:{image['tag']}"
+    (container,) = pod["containers"]
+    (port,) = container["ports"]
+    assert (port["name"], port["containerPort"]) == ("ssh", 2222)
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "ssh"}, probe
+
+
+def gateway_environment(container: dict[str, Any]) -> dict[str, str]:
+    """The container's environment, a stand-in for each Secret key."""
+    env = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            env[entry["name"]] = f"secret-{ref['name']}-{ref['key']}"
+    return env
+
+
+def test_the_gateway_is_configured_as_the_hub_expects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hybridhub ssh-gateway` with the manifest's arguments and environment: complete, on the port the
+    Service and the policies name, reaching the hub and the service through the hub's Service on the
+    ports values.yaml opens, with the token of the Secret key the hub registers it with, and its host
+    key where the init container copies it."""
+    pod = gateway_pod()
+    (container,) = pod["containers"]
+    assert container["command"] == ["hybridhub", "ssh-gateway"] and "ssh-gateway" in SUBCOMMANDS
+    env = gateway_environment(container)
+    for name in list(os.environ):
+        if name.startswith(("JUPYTERHUB_", "HYBRIDHUB_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = GatewayApp()
+    app.initialize(container["args"])
+    assert app.missing() == []
+    assert app.port == container["ports"][0]["containerPort"] == 2222
+    assert app.pod_ssh_port == HybridSpawner(config=Config(), _mock=True).ssh_port
+    assert app.start_servers is False  # the hub's role for it then lacks `servers` (30-service.py)
+    values = chart_values()
+    # the token: the Secret key whose value the hub registers as the ssh-gateway service's token
+    hub_ref = values["hub"]["extraEnv"]["HYBRIDHUB_SSH_GATEWAY_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert app.api_token == f"secret-{hub_ref['name']}-{hub_ref['key']}"
+    api, service = urlsplit(app.api_url), urlsplit(app.service_url)
+    assert (api.hostname, api.port, api.path) == ("hub", 8081, "/hub/api")
+    (extra,) = [p for p in values["hub"]["service"]["extraPorts"] if p["name"] == "hybridhub"]
+    assert (service.hostname, service.port) == ("hub", extra["port"])
+    assert service.path == HybridHubService().service_prefix  # /services/hybridhub/
+    assert app.hub_public_url == values["hub"]["extraEnv"]["HYBRIDHUB_ONPREM_HUB_URL"]
+    # the host key: the Secret's file, copied by the init container into the memory volume it reads
+    (init,) = pod["initContainers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in init["volumeMounts"]}
+    source, target = init["args"]
+    secret = mounts[str(Path(source).parent)]["secret"]
+    assert secret["secretName"] == "hybridhub-ssh-gateway" and secret["defaultMode"] == 0o400
+    assert [item["path"] for item in secret["items"]] == [Path(source).name]
+    assert target == app.host_key_file
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(Path(target).parent)]
+    assert volumes[mount["name"]]["emptyDir"]["medium"] == "Memory"
+    assert mounts[mount["mountPath"]] is volumes[mount["name"]]
+
+
+def test_the_init_container_makes_a_key_the_gateway_accepts(tmp_path: Path) -> None:
+    """A Secret's file is root's, or with fsGroup group-readable (the kubelet adds the group's read to
+    defaultMode 0400): the gateway refuses a key others may read. The init container's command copies
+    it with mode 0600, which the gateway reads: the same key."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    secret = tmp_path / "secret" / "host_key"
+    secret.parent.mkdir()
+    secret.write_bytes(key.export_private_key())
+    secret.chmod(0o440)
+    with pytest.raises(ValueError, match="may be read by others"):
+        load_host_key(str(secret))
+    (init,) = gateway_pod()["initContainers"]
+    copied = tmp_path / "run" / "host_key"
+    copied.parent.mkdir()
+    source, target = init["args"]
+    assert Path(source).name == secret.name and Path(target).name == copied.name
+    subprocess.run([*init["command"], str(secret), str(copied)], check=True, timeout=30)
+    assert copied.stat().st_mode & 0o777 == 0o600
+    assert load_host_key(str(copied)).public_data == key.public_data
+
+
+def test_the_gateway_service_is_one_load_balancer_on_port_22() -> None:
+    service = gateway("Service")
+    spec = service["spec"]
+    assert spec["type"] == "LoadBalancer"
+    assert spec["selector"].items() <= gateway_labels().items()
+    (port,) = spec["ports"]
+    (container,) = gateway_pod()["containers"]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert (port["port"], named[port["targetPort"]], port["protocol"]) == (22, 2222, "TCP")
+    annotations = service["metadata"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-type"] == "external"  # an NLB
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == "ip"
+
+
+def test_the_gateway_reaches_the_hub_the_notebooks_and_dns_only() -> None:
+    """Anyone may reach its SSH port; it may reach the hub's API and the service, the notebook pods' SSH
+    port here and in the on-prem pod range (the one values.yaml gives the hub and the proxy), and DNS."""
+    policy = gateway("NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= gateway_labels().items()
+    assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"]
+    assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": 2222}]}]  # no `from`: anyone
+    allowed = set()
+    for rule in policy["egress"]:
+        ports = {(p["protocol"], p["port"]) for p in rule["ports"]}
+        for peer in rule["to"]:
+            allowed.add((json.dumps(peer, sort_keys=True), frozenset(ports)))
+    values = chart_values()
+    (onprem_pods,) = [
+        peer["ipBlock"]["cidr"]
+        for rule in values["hub"]["networkPolicy"]["egress"]
+        for peer in rule["to"]
+        if {"protocol": "TCP", "port": 8888} in rule["ports"]
+    ]
+    tcp = "TCP"
+    expected: list[tuple[dict[str, Any], set[tuple[str, int]]]] = [
+        (
+            {"podSelector": {"matchLabels": {"app": "jupyterhub", "component": "hub"}}},
+            {(tcp, 8081), (tcp, 10101)},
+        ),
+        ({"podSelector": {"matchLabels": {"component": "singleuser-server"}}}, {(tcp, 2222)}),
+        ({"ipBlock": {"cidr": onprem_pods}}, {(tcp, 2222)}),
+        (
+            {"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}},
+            {("UDP", 53), (tcp, 53)},
+        ),
+    ]
+    assert allowed == {(json.dumps(peer, sort_keys=True), frozenset(ports)) for peer, ports in expected}

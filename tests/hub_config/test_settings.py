@@ -56,6 +56,13 @@ CHART_WIRING = {
     "service.bind_url": "http://0.0.0.0:10101",
     "service.config": f"{Z2JH_CONFIG_D}/10-clusters.py",
     "spawner.service_url": "http://127.0.0.1:10101/services/hybridhub/",  # the hub, in the same pod
+    # SSH is on with the gateway's token, which the chart's environment has; pods reach the service
+    # through the public proxy from on-prem, through the hub's Service in the hub's cluster
+    "spawner.ssh_enabled": True,
+    "spawner.pod_service_urls": {
+        "onprem": "https://hub.example.org/services/hybridhub/",
+        "eks": "http://hub:10101/services/hybridhub/",
+    },
 }
 
 # The hub in the on-prem cluster, the documented alternative: the two kubeconfig settings flipped, EKS
@@ -84,6 +91,10 @@ OVERRIDES: list[tuple[str, dict[str, str], dict[str, Any]]] = [
             "eks.context": "eks",
             "eks.namespace": "jupyterhub",  # a remote cluster's default, not the hub's namespace
             "eks.hub_connect_url": "https://hub.example.org",
+            "spawner.pod_service_urls": {
+                "onprem": "http://hub:10101/services/hybridhub/",
+                "eks": "https://hub.example.org/services/hybridhub/",
+            },
         },
     ),
     (
@@ -107,6 +118,12 @@ OVERRIDES: list[tuple[str, dict[str, str], dict[str, Any]]] = [
             "eks.context": "eks",
             "eks.namespace": "default",
             "eks.hub_connect_url": "http://10.0.0.1:8081",
+            # the hub URL's origin: pods reach the service there only if a proxy routes its prefix;
+            # otherwise set HYBRIDHUB_<CLUSTER>_SERVICE_URL (below)
+            "spawner.pod_service_urls": {
+                "onprem": "http://10.0.0.1:8081/services/hybridhub/",
+                "eks": "http://10.0.0.1:8081/services/hybridhub/",
+            },
         },
     ),
     (
@@ -116,6 +133,10 @@ OVERRIDES: list[tuple[str, dict[str, str], dict[str, Any]]] = [
             "service.url": "http://hub:10202",
             "service.bind_url": "http://0.0.0.0:10202",
             "spawner.service_url": "http://127.0.0.1:10202/services/hybridhub/",
+            "spawner.pod_service_urls": {
+                "onprem": "https://hub.example.org/services/hybridhub/",
+                "eks": "http://hub:10202/services/hybridhub/",
+            },
         },
     ),
     (
@@ -147,6 +168,21 @@ OVERRIDES: list[tuple[str, dict[str, str], dict[str, Any]]] = [
         "the hub's own URL of the service",
         {"HYBRIDHUB_SERVICE_URL": "http://hybridhub.internal:9000/services/hybridhub/"},
         {"spawner.service_url": "http://hybridhub.internal:9000/services/hybridhub/"},
+    ),
+    (
+        "a cluster's own URL of the service",  # e.g. on-prem pods through an internal load balancer
+        {"HYBRIDHUB_ONPREM_SERVICE_URL": "https://hub-internal.example.org/services/hybridhub/"},
+        {
+            "spawner.pod_service_urls": {
+                "onprem": "https://hub-internal.example.org/services/hybridhub/",
+                "eks": "http://hub:10101/services/hybridhub/",
+            },
+        },
+    ),
+    (
+        "no SSH gateway",  # its token left out: SSH off, and pods get no service URL
+        {"HYBRIDHUB_SSH_GATEWAY_TOKEN": ""},
+        {"spawner.ssh_enabled": False, "spawner.pod_service_urls": {}},
     ),
     (
         "the clusters file elsewhere",
@@ -210,6 +246,16 @@ ERRORS: list[tuple[str, dict[str, str], str]] = [
         "HYBRIDHUB_SERVICE_URL must be a URL",
     ),
     ("no hub token", {"HYBRIDHUB_HUB_TOKEN": ""}, "set HYBRIDHUB_HUB_TOKEN"),
+    (
+        "a pod service URL without a scheme",
+        {"HYBRIDHUB_EKS_SERVICE_URL": "hub:10101/services/hybridhub/"},
+        "HYBRIDHUB_EKS_SERVICE_URL must be a URL",
+    ),
+    (
+        "start servers neither true nor false",
+        {"HYBRIDHUB_SSH_GATEWAY_START_SERVERS": "sometimes"},
+        "HYBRIDHUB_SSH_GATEWAY_START_SERVERS must be true or false",
+    ),
 ]
 
 
@@ -252,9 +298,13 @@ def test_the_hubs_url_of_the_service_follows_the_base_url(chart_env: dict[str, s
     answers under it (JupyterHub passes the prefix to the service)."""
     chart = Config()
     chart.JupyterHub.base_url = "/jupyter/"
-    assert wiring(load_as_chart(HUB_CONFIG, chart))["spawner.service_url"] == (
-        "http://127.0.0.1:10101/jupyter/services/hybridhub/"
-    )
+    wired = wiring(load_as_chart(HUB_CONFIG, chart))
+    assert wired["spawner.service_url"] == "http://127.0.0.1:10101/jupyter/services/hybridhub/"
+    # and so do the pods' URLs of it: the proxy routes the prefix under the base URL too
+    assert wired["spawner.pod_service_urls"] == {
+        "onprem": "https://hub.example.org/jupyter/services/hybridhub/",
+        "eks": "http://hub:10101/jupyter/services/hybridhub/",
+    }
 
 
 @pytest.mark.parametrize(
@@ -297,7 +347,8 @@ def test_the_service_gets_the_same_clusters_and_its_bind_address(
     chart_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, overrides: dict[str, str]
 ) -> None:
     """The service runs the clusters file itself, with only the environment JupyterHub gives a managed
-    service (its definition's ``environment``): the settings must reach it."""
+    service (its definition's ``environment``): the settings must reach it, its database's URL and the
+    SSH gateway's address among them, but not the gateway's token."""
     for name, value in {**overrides, "HYBRIDHUB_SERVICE_BIND_URL": "http://127.0.0.1:18000"}.items():
         monkeypatch.setenv(name, value)
     config = load(HUB_CONFIG)
@@ -315,6 +366,10 @@ def test_the_service_gets_the_same_clusters_and_its_bind_address(
     app.initialize(argv)
     assert app.cluster_set.configs == ClusterSet(config=config).configs
     assert app.bind_url == "http://127.0.0.1:18000"
+    assert app.db_url == chart_env["HYBRIDHUB_SERVICE_DB_URL"]
+    assert app.ssh_gateway_address == chart_env["HYBRIDHUB_SSH_GATEWAY_ADDRESS"] == "ssh.hub.example.org"
+    assert "HYBRIDHUB_SSH_GATEWAY_TOKEN" in chart_env
+    assert chart_env["HYBRIDHUB_SSH_GATEWAY_TOKEN"] not in service["environment"].values()
 
 
 def kubeconfig(path: Path, server: str, user: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ import yaml
 from spawner.core.clusters import ClusterSet
 from spawner.kube.client import ClusterClient
 
-from .configfiles import HUB_CONFIG, chart_environment, load, services, use_environment, wiring
+from .configfiles import HUB_CONFIG, chart_environment, hub_dir, load, services, use_environment, wiring
 
 MANIFESTS = HUB_CONFIG / "manifests"
 VALUES = HUB_CONFIG / "values.yaml"
@@ -155,6 +155,50 @@ def test_the_chart_values_keep_the_default(monkeypatch: pytest.MonkeyPatch, key:
     use_environment(monkeypatch, chart_environment(values))
     assert not [name for name in values["hub"]["extraEnv"] if name.startswith("HYBRIDHUB_EKS_")]
     assert wiring(load(HUB_CONFIG))[key] == expected
+
+
+# ---------------------------------------------------------------------------------------------- SSH
+
+# The service as each cluster's pods reach it (their SSH servers ask it for host certificates and keys):
+# in the hub's cluster through the hub's Service on the service's port (values.yaml's extra port, which
+# notebook pods there may reach), elsewhere through the hub's public address, whose proxy routes the
+# service's prefix.
+IN_HUB_CLUSTER = "http://hub:10101/services/hybridhub/"
+POD_SERVICE_URLS: list[tuple[str, dict[str, str], dict[str, str]]] = [
+    (
+        "two-cluster",
+        {},
+        {"onprem": "https://hub.site-link.example/services/hybridhub/", "eks": IN_HUB_CLUSTER},
+    ),
+    ("hub on-prem", FLIP, {"onprem": IN_HUB_CLUSTER, "eks": "https://hub.example.org/services/hybridhub/"}),
+    ("single-cluster", {}, {"eks": IN_HUB_CLUSTER}),
+]
+
+
+@pytest.mark.parametrize(
+    ("topology", "overrides", "expected"), POD_SERVICE_URLS, ids=[row[0] for row in POD_SERVICE_URLS]
+)
+def test_pods_reach_the_service_as_their_cluster_reaches_the_hub(
+    defaults: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    topology: str,
+    overrides: dict[str, str],
+    expected: dict[str, str],
+) -> None:
+    """With the SSH gateway's token SSH is on, and every cluster's pods get the service's URL: the one
+    of the hub's cluster follows the hub when it moves."""
+    monkeypatch.setenv("HYBRIDHUB_SSH_GATEWAY_TOKEN", "gateway-token")
+    for name, value in overrides.items():
+        monkeypatch.setenv(name, value)
+    wired = wiring(
+        load(hub_dir("single-cluster" if topology == "single-cluster" else "two-cluster", tmp_path))
+    )
+    assert wired["spawner.ssh_enabled"] is True
+    assert wired["spawner.pod_service_urls"] == expected
+    # the hub's own cluster is the one whose pods go through the hub's Service
+    inside = [name for name, url in expected.items() if url == IN_HUB_CLUSTER]
+    assert inside == [name for name in expected if wired[f"{name}.hub_connect_url"] == HUB_SERVICE]
 
 
 # ---------------------------------------------------------------------------------------------- credentials
@@ -312,7 +356,12 @@ DOCUMENTATION_RANGES = [
 
 
 # the files that carry site addresses; every other YAML file in hub_config/ carries none
-ADDRESSED = {VALUES, KUBECONFIG_TEMPLATE, MANIFESTS / "onprem" / "networkpolicy.yaml"}
+ADDRESSED = {
+    VALUES,
+    KUBECONFIG_TEMPLATE,
+    MANIFESTS / "onprem" / "networkpolicy.yaml",
+    MANIFESTS / "eks" / "ssh-gateway.yaml",  # the on-prem pod range the gateway reaches
+}
 NOT_SITE = {"0.0.0.0/0", "169.254.169.254/32"}  # anywhere; the metadata address, the same everywhere
 
 
