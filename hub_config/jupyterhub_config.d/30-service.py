@@ -12,6 +12,7 @@ the SSH server in notebook pods, and tells each cluster's pods where the service
 """
 
 import os
+from typing import Any
 from urllib.parse import urlsplit
 
 from spawner.spawning.cluster_access import HUB_SERVICE_URL
@@ -196,7 +197,7 @@ GATEWAY_SCOPES = [
 ]
 
 
-def pod_service_url(cluster: dict) -> str:
+def pod_service_url(cluster: dict[str, Any]) -> str:
     """The service's URL with its prefix as ``cluster``'s pods reach it (their SSH servers ask it for
     their host certificates and the keys allowed in): HYBRIDHUB_<CLUSTER>_SERVICE_URL if set; pods that
     reach the hub through the hub's Service (the hub's own cluster) reach the service through the same
