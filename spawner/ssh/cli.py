@@ -415,7 +415,8 @@ class SSHServerApp(Application):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            assert serving is not None
+            if serving is None:  # not reached: alone, a missing setting returned above
+                return 2
             stopped = asyncio.ensure_future(stop.wait())
             await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()

@@ -91,7 +91,8 @@ class _Connection(asyncssh.SSHServer):
         return True
 
     def auth_completed(self) -> None:
-        assert self._conn is not None
+        if self._conn is None:
+            return
         self._login = self._conn.get_extra_info("username") or "?"
         self._release()
         self._server.activity.session_opened()
@@ -181,7 +182,8 @@ class PodSSHServer:
     @property
     def port(self) -> int:
         """The port listened on (the one the OS chose when configured as 0)."""
-        assert self._acceptor is not None
+        if self._acceptor is None:
+            raise RuntimeError("the SSH server is not listening")
         return int(self._acceptor.get_port())
 
     def _host_key_changed(self, pair: HostKeyPair) -> None:
@@ -192,9 +194,8 @@ class PodSSHServer:
         """Start listening once the first host certificate is in hand; False if stopped before that."""
         self.client_keys.start()
         self.activity.start()
-        if not await self.identity.start():
+        if not await self.identity.start() or self.identity.pair is None:
             return False
-        assert self.identity.pair is not None
         limits = self.options.limits
         self._acceptor = await asyncssh.listen(
             self.options.ip or None,
