@@ -81,10 +81,12 @@ SIDES: tuple[Side, ...] = (
         name="hub",
         extra="hub",
         roots=("spawner",),
-        exclude=("spawner.ssh",),
+        # alembic loads the migrations by path, and their env.py runs only inside alembic: their
+        # imports are compared as files
+        exclude=("spawner.ssh", "spawner.service.store.migrations"),
         entry_points=("jupyterhub.spawners:hybrid",),
         commands=(("hybridhub", "--help"), ("hybridhub", "service", "--help")),
-        files=("hub_config",),
+        files=("hub_config", "spawner/service/store/migrations"),
     ),
     Side(
         name="ssh",
