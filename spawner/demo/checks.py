@@ -56,7 +56,8 @@ def check_ports(plan: Plan, runtime: str) -> None:
         ("--port", plan.ip or "0.0.0.0", plan.ports.public),
         ("--proxy-api-port", "127.0.0.1", plan.ports.proxy_api),
         ("--hub-port", hub_bind_host(runtime), plan.ports.hub),
-        ("--service-port", "127.0.0.1", plan.ports.service),
+        ("--service-port", hub_bind_host(runtime), plan.ports.service),
+        ("--ssh-port", plan.ip or "0.0.0.0", plan.ports.ssh),
     )
     seen: dict[int, str] = {}
     for option, host, port in wanted:

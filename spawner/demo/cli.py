@@ -60,7 +60,14 @@ def _run_parser() -> argparse.ArgumentParser:
         "--service-port",
         type=int,
         default=10101,
-        help="the hybridhub service, on 127.0.0.1 (default: %(default)s)",
+        help="the hybridhub service, on 127.0.0.1 (as root on every address, for the pods) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ssh-port",
+        type=int,
+        default=2222,
+        help="the SSH gateway, on --ip: ssh -J USER@HOST:PORT USER (default: %(default)s)",
     )
     parser.add_argument(
         "--startup-timeout",
@@ -146,14 +153,14 @@ def _run(args: argparse.Namespace) -> int:
     from .plan import Plan, Ports
     from .run import run
 
-    for option in ("port", "proxy_api_port", "hub_port", "service_port"):
+    for option in ("port", "proxy_api_port", "hub_port", "service_port", "ssh_port"):
         if not 0 < getattr(args, option) < 65536:
             raise DemoError(f"--{option.replace('_', '-')} must be a TCP port (1-65535)")
     plan = Plan(
         repo=Path(__file__).resolve().parents[2],
         state_dir=Path(args.state_dir).resolve(),
         ip=args.ip,
-        ports=Ports(args.port, args.proxy_api_port, args.hub_port, args.service_port),
+        ports=Ports(args.port, args.proxy_api_port, args.hub_port, args.service_port, args.ssh_port),
     )
     return run(plan, shown_dir=args.state_dir, startup_timeout=args.startup_timeout)
 

@@ -11,6 +11,7 @@ from typing import Any
 __all__ = [
     "CLUSTERS",
     "DEMO_SERVICE",
+    "GATEWAY_SERVICE",
     "NAMESPACE",
     "OUTAGES",
     "Outage",
@@ -18,10 +19,12 @@ __all__ = [
     "Ports",
     "ServerRow",
     "commands_text",
+    "gateway_environment",
     "hub_bind_host",
     "hub_environment",
     "outage_problem",
     "overlay",
+    "pod_service_urls",
     "status_lines",
 ]
 
@@ -47,9 +50,16 @@ class Ports:
     proxy_api: int = 8001  # the proxy's REST API, for the hub
     hub: int = 8081  # the hub itself: the proxy, the service and the pods reach it here
     service: int = 10101  # the hybridhub service
+    ssh: int = 2222  # the SSH gateway (ssh -J USER@HOST:PORT USER)
 
     def as_dict(self) -> dict[str, int]:
-        return {"public": self.public, "proxy_api": self.proxy_api, "hub": self.hub, "service": self.service}
+        return {
+            "public": self.public,
+            "proxy_api": self.proxy_api,
+            "hub": self.hub,
+            "service": self.service,
+            "ssh": self.ssh,
+        }
 
 
 def _secret() -> str:
@@ -67,6 +77,7 @@ class Plan:
     password: str = field(default_factory=_secret)  # the shared password people log in with
     hub_token: str = field(default_factory=_secret)  # HybridSpawner's token for the service
     demo_token: str = field(default_factory=_secret)  # `hybridhub demo status`'s token for the hub API
+    gateway_token: str = field(default_factory=_secret)  # the SSH gateway's token for the hub and service
 
     @property
     def local_host(self) -> str:
@@ -87,6 +98,17 @@ class Plan:
     @property
     def endpoints(self) -> Path:
         return self.state_dir / "endpoints.json"
+
+    @property
+    def gateway_key(self) -> Path:
+        """The SSH gateway's host key, kept across demo runs (users' known_hosts trust the CA anyway)."""
+        return self.state_dir / "ssh_gateway_host_key"
+
+    @property
+    def ssh_address(self) -> str:
+        """Where users' SSH clients reach the gateway, host:port."""
+        host = self.local_host
+        return f"[{host}]:{self.ports.ssh}" if ":" in host else f"{host}:{self.ports.ssh}"
 
     @property
     def hub_config(self) -> Path:
@@ -117,9 +139,10 @@ def hub_bind_host(runtime: str) -> str:
     return "0.0.0.0" if runtime == "process" else "127.0.0.1"
 
 
-def hub_environment(plan: Plan, endpoints: Mapping[str, Any]) -> dict[str, str]:
+def hub_environment(plan: Plan, endpoints: Mapping[str, Any], runtime: str = "process") -> dict[str, str]:
     """The HYBRIDHUB_* settings the shipped config.d files read, pointed at the simclusters. Both clusters
-    get a kubeconfig, whatever the shipped defaults say about which cluster the hub runs in."""
+    get a kubeconfig, whatever the shipped defaults say about which cluster the hub runs in. The service
+    listens where the pods reach it (as the hub does: hub_bind_host)."""
     env = {}
     for cluster in CLUSTERS:
         gateway = endpoints["clusters"][cluster]["pod_gateway"]
@@ -133,16 +156,52 @@ def hub_environment(plan: Plan, endpoints: Mapping[str, Any]) -> dict[str, str]:
         {
             "HYBRIDHUB_SERVICE_PORT": str(plan.ports.service),
             "HYBRIDHUB_SERVICE_PROXY_URL": service,
-            "HYBRIDHUB_SERVICE_BIND_URL": service,
+            "HYBRIDHUB_SERVICE_BIND_URL": f"http://{hub_bind_host(runtime)}:{plan.ports.service}",
             "HYBRIDHUB_SERVICE_URL": f"{service}/services/hybridhub/",
             "HYBRIDHUB_CLUSTERS_FILE": str(plan.clusters_file),
             "HYBRIDHUB_HUB_TOKEN": plan.hub_token,
+            # the service's store (SSH keys, its CA) in the state directory
+            "HYBRIDHUB_SERVICE_DB_URL": f"sqlite:///{plan.state_dir / 'hybridhub.sqlite'}",
+            "HYBRIDHUB_SSH_GATEWAY_ADDRESS": plan.ssh_address,
+            "HYBRIDHUB_SSH_GATEWAY_TOKEN": plan.gateway_token,
         }
     )
     return env
 
 
-def overlay(plan: Plan, *, runtime: str, as_root: bool) -> str:
+def gateway_environment(plan: Plan) -> dict[str, str]:
+    """What ``hybridhub ssh-gateway`` reads: the hub's API and the service on this machine, its token."""
+    return {
+        "JUPYTERHUB_API_URL": f"http://127.0.0.1:{plan.ports.hub}/hub/api",
+        "HYBRIDHUB_SERVICE_URL": f"http://127.0.0.1:{plan.ports.service}/services/hybridhub/",
+        "JUPYTERHUB_API_TOKEN": plan.gateway_token,
+        "JUPYTERHUB_PUBLIC_URL": plan.url,
+    }
+
+
+def pod_service_urls(plan: Plan, endpoints: Mapping[str, Any], runtime: str) -> dict[str, str]:
+    """The service's URL as each cluster's pods reach it: at their gateway address (process runtime),
+    or on loopback (the loopback runtime's pods are processes of this machine)."""
+    urls = {}
+    for cluster in CLUSTERS:
+        host = endpoints["clusters"][cluster]["pod_gateway"] if runtime == "process" else "127.0.0.1"
+        urls[cluster] = f"http://{host}:{plan.ports.service}/services/hybridhub/"
+    return urls
+
+
+GATEWAY_SERVICE = "ssh-gateway"
+# What the SSH gateway's token may do (GatewayApp.api_token's help): read users, servers and shares in
+# the hub, and where servers run in the service.
+GATEWAY_SCOPES = (
+    "read:users",
+    "read:servers",
+    "read:shares",
+    "access:services!service=hybridhub",
+    "custom:hybridhub:servers",
+)
+
+
+def overlay(plan: Plan, *, runtime: str, as_root: bool, endpoints: Mapping[str, Any] | None = None) -> str:
     """The hub's config file: the shipped files through their own loader, then the demo's addresses,
     login and notebook command. It holds the password, so it is written readable by its owner only."""
     state = plan.state_dir
@@ -166,6 +225,10 @@ def overlay(plan: Plan, *, runtime: str, as_root: bool) -> str:
         ]
     uid = 0 if as_root else None
     scopes = list(DEMO_SCOPES)
+    # SSH: each pod's server beside JupyterLab (its own network namespace, or its own 127.x address)
+    ssh_server = ["hybridhub", "ssh-server"] + ([] if runtime == "process" else ["--ip=$(POD_IP)"])
+    urls = pod_service_urls(plan, endpoints, runtime) if endpoints is not None else {}
+    gateway_scopes = list(GATEWAY_SCOPES)
     return f'''"""hybridhub demo: the shipped hub configuration, then the demo's addresses and login.
 
 Written by `hybridhub demo` at each start (edits are lost); the HYBRIDHUB_* settings the shipped files
@@ -207,6 +270,20 @@ c.Spawner.http_timeout = 60
 c.KubeSpawner.uid = {uid!r}
 c.KubeSpawner.gid = {uid!r}
 {chr(10).join(spawner_lines)}
+
+# SSH into the notebooks through the demo's gateway (hybridhub ssh-gateway, which the demo starts).
+c.HybridSpawner.ssh_enabled = True
+c.HybridSpawner.ssh_server_command = {ssh_server!r}
+c.HybridSpawner.pod_service_urls = {urls!r}
+# registered by the shipped 30-service.py from HYBRIDHUB_SSH_GATEWAY_TOKEN; here only if it did not
+# (an appended setting is a lazy value until the hub reads it: its to_dict() shows what was appended)
+_services = c.JupyterHub.services
+_services = _services if isinstance(_services, list) else _services.to_dict().get("extend", [])
+if not any(s.get("name") == {GATEWAY_SERVICE!r} for s in _services):
+    c.JupyterHub.services.append({{"name": {GATEWAY_SERVICE!r}, "api_token": {plan.gateway_token!r}}})
+    c.JupyterHub.load_roles.append(
+        {{"name": {GATEWAY_SERVICE!r}, "scopes": {gateway_scopes!r}, "services": [{GATEWAY_SERVICE!r}]}}
+    )
 
 # `hybridhub demo status` reads who runs what, and the service's capacity, with this token.
 c.JupyterHub.services.append({{"name": {DEMO_SERVICE!r}, "api_token": {plan.demo_token!r}}})

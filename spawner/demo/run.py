@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from .checks import check_commands, check_ports, check_state_dir
+from .checks import busy_port, check_commands, check_ports, check_state_dir
 from .control import capacity, create_namespace, hub_answers, read_endpoints, wait_for
-from .plan import CLUSTERS, NAMESPACE, Plan, commands_text, hub_environment, overlay
+from .plan import CLUSTERS, NAMESPACE, Plan, commands_text, gateway_environment, hub_environment, overlay
 from .processes import Child, Supervisor
 from .state import DemoError, DemoState, remove_state, write_state
 
@@ -73,6 +73,9 @@ def _banner(plan: Plan, state: DemoState, shown_dir: str, seconds: float) -> str
             f"  simcluster runs pods without root ({state.runtime}): outages --link and --site need root"
         )
     lines += [
+        f"SSH into a notebook: add your public key at {plan.url}services/hybridhub/ssh, which also gives",
+        "  a ready ~/.ssh/config snippet; or, with the CA line it shows in ~/.ssh/hybridhub_known_hosts,",
+        f"  ssh -J USER@{plan.ssh_address} USER",
         "From another shell:",
         commands_text(_program(), option),
         f"  KUBECONFIG={shown_dir}/kubeconfig kubectl --context onprem get pods -n {NAMESPACE} -o wide",
@@ -131,14 +134,14 @@ def run(plan: Plan, *, shown_dir: str, startup_timeout: float) -> int:
         runtime = str(endpoints["clusters"][CLUSTERS[0]]["runtime"])
         for cluster in CLUSTERS:
             create_namespace(plan.kubeconfig, endpoints, cluster, NAMESPACE)
-        _write_private(plan.hub_config, overlay(plan, runtime=runtime, as_root=as_root))
+        _write_private(plan.hub_config, overlay(plan, runtime=runtime, as_root=as_root, endpoints=endpoints))
         if runtime != "process":
             plan.loopback_home.mkdir(mode=0o700, exist_ok=True)
         print("hybridhub demo: starting JupyterHub, the proxy and the hybridhub service", flush=True)
         hub = supervisor.start(
             "jupyterhub",
             [sys.executable, "-m", "jupyterhub", "-f", str(plan.hub_config)],
-            env={**env, **hub_environment(plan, endpoints)},
+            env={**env, **hub_environment(plan, endpoints, runtime)},
             cwd=state_dir,
             log=state_dir / "jupyterhub.log",
         )
@@ -160,6 +163,26 @@ def run(plan: Plan, *, shown_dir: str, startup_timeout: float) -> int:
                 startup_timeout,
                 "JupyterHub and the hybridhub service did not come up",
                 alive=lambda: hub.running() and sim.running(),
+            )
+        if stop.is_set():
+            return 0
+        print("hybridhub demo: starting the SSH gateway", flush=True)
+        gateway = supervisor.start(
+            "ssh-gateway",
+            [
+                *(sys.executable, "-m", "spawner.cli", "ssh-gateway", f"--ip={plan.ip or '0.0.0.0'}"),
+                *(f"--port={plan.ports.ssh}", f"--host-key={plan.gateway_key}"),
+            ],
+            env={**env, **gateway_environment(plan)},
+            cwd=state_dir,
+            log=state_dir / "ssh-gateway.log",
+        )
+        with _log_on_error(gateway):
+            wait_for(
+                lambda: stop.is_set() or busy_port(plan.local_host, plan.ports.ssh),
+                30,
+                "the SSH gateway did not start",
+                alive=gateway.running,
             )
         if stop.is_set():
             return 0

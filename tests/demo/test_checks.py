@@ -47,12 +47,13 @@ def test_busy_port(listener: int) -> None:
         ("proxy_api", "--proxy-api-port"),
         ("hub", "--hub-port"),
         ("service", "--service-port"),
+        ("ssh", "--ssh-port"),
     ],
 )
 def test_check_ports_names_the_busy_port_and_its_option(
     tmp_path: Path, listener: int, field: str, option: str
 ) -> None:
-    ports = {"public": free_port(), "proxy_api": free_port(), "hub": free_port(), "service": free_port()}
+    ports = {name: free_port() for name in ("public", "proxy_api", "hub", "service", "ssh")}
     ports[field] = listener
     plan = Plan(repo=REPO, state_dir=tmp_path, ports=Ports(**ports))
     with pytest.raises(DemoError, match=rf"port {listener} on .* is in use .* {option} PORT"):
@@ -61,13 +62,13 @@ def test_check_ports_names_the_busy_port_and_its_option(
 
 def test_check_ports_refuses_one_port_twice(tmp_path: Path) -> None:
     port = free_port()
-    plan = Plan(repo=REPO, state_dir=tmp_path, ports=Ports(port, free_port(), port, free_port()))
+    plan = Plan(repo=REPO, state_dir=tmp_path, ports=Ports(port, free_port(), port, free_port(), free_port()))
     with pytest.raises(DemoError, match=f"--hub-port and --port are both {port}"):
         check_ports(plan, "process")
 
 
 def test_check_ports_passes_free_ports(tmp_path: Path) -> None:
-    check_ports(Plan(repo=REPO, state_dir=tmp_path, ports=Ports(*(free_port() for _ in range(4)))), "process")
+    check_ports(Plan(repo=REPO, state_dir=tmp_path, ports=Ports(*(free_port() for _ in range(5)))), "process")
 
 
 @pytest.mark.parametrize(

@@ -52,17 +52,17 @@ class Demo:
 
     def __init__(self, state_dir: Path, ports: list[int] | None = None) -> None:
         self.state_dir = state_dir
-        self.ports = ports or free_ports(4)
+        self.ports = ports or free_ports(5)
         self.out = state_dir.parent / f"{state_dir.name}.out"
         self.proc: subprocess.Popen[bytes] | None = None
         self.state: dict[str, Any] = {}
 
     def argv(self) -> list[str]:
-        public, proxy_api, hub, service = self.ports
+        public, proxy_api, hub, service, ssh = self.ports
         return [
             *(sys.executable, "-m", "spawner.cli", "demo", "--state-dir", str(self.state_dir)),
             *("--port", str(public), "--proxy-api-port", str(proxy_api)),
-            *("--hub-port", str(hub), "--service-port", str(service)),
+            *("--hub-port", str(hub), "--service-port", str(service), "--ssh-port", str(ssh)),
         ]
 
     def start(self, timeout: float = 90.0) -> Demo:

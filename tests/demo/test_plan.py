@@ -30,7 +30,7 @@ def endpoints(gateway: str) -> dict[str, Any]:
 
 
 def plan(tmp_path: Path, ip: str = "127.0.0.1") -> Plan:
-    return Plan(repo=REPO, state_dir=tmp_path, ip=ip, ports=Ports(18000, 18001, 18081, 18101))
+    return Plan(repo=REPO, state_dir=tmp_path, ip=ip, ports=Ports(18000, 18001, 18081, 18101, 12222))
 
 
 @pytest.mark.parametrize(
@@ -63,10 +63,19 @@ def test_hub_environment_points_both_clusters_at_simcluster(tmp_path: Path, gate
         assert env[f"HYBRIDHUB_{cluster}_CONTEXT"] == context
         assert env[f"HYBRIDHUB_{cluster}_NAMESPACE"] == "jupyterhub"
         assert env[f"HYBRIDHUB_{cluster}_HUB_URL"] == f"http://{gateway}:18081"
-    assert env["HYBRIDHUB_SERVICE_BIND_URL"] == env["HYBRIDHUB_SERVICE_PROXY_URL"] == "http://127.0.0.1:18101"
+    # the service listens where the pods reach it, as the hub does (hub_bind_host)
+    assert env["HYBRIDHUB_SERVICE_BIND_URL"] == "http://0.0.0.0:18101"
+    assert env["HYBRIDHUB_SERVICE_PROXY_URL"] == "http://127.0.0.1:18101"
+    assert hub_environment(p, endpoints(gateway), "process-loopback")["HYBRIDHUB_SERVICE_BIND_URL"] == (
+        "http://127.0.0.1:18101"
+    )
     assert env["HYBRIDHUB_SERVICE_URL"] == "http://127.0.0.1:18101/services/hybridhub/"
     assert env["HYBRIDHUB_HUB_TOKEN"] == p.hub_token
     assert Path(env["HYBRIDHUB_CLUSTERS_FILE"]).is_file()
+    # SSH: the service's store in the state directory, the gateway's address and token
+    assert env["HYBRIDHUB_SERVICE_DB_URL"] == f"sqlite:///{tmp_path / 'hybridhub.sqlite'}"
+    assert env["HYBRIDHUB_SSH_GATEWAY_ADDRESS"] == "127.0.0.1:12222"
+    assert env["HYBRIDHUB_SSH_GATEWAY_TOKEN"] == p.gateway_token
 
 
 @pytest.mark.parametrize(
@@ -88,9 +97,9 @@ def test_overlay_loads_the_shipped_files_then_the_demo_settings(
 ) -> None:
     p = plan(tmp_path)
     gateway = "169.254.1.1" if runtime == "process" else "127.0.0.1"
-    for name, value in hub_environment(p, endpoints(gateway)).items():
+    for name, value in hub_environment(p, endpoints(gateway), runtime).items():
         monkeypatch.setenv(name, value)
-    p.hub_config.write_text(overlay(p, runtime=runtime, as_root=as_root))
+    p.hub_config.write_text(overlay(p, runtime=runtime, as_root=as_root, endpoints=endpoints(gateway)))
     c = PyFileConfigLoader(p.hub_config.name, path=str(tmp_path)).load_config()
 
     # the shipped files ran: HybridSpawner, the service, its roles, both clusters from the settings
@@ -128,12 +137,23 @@ def test_overlay_loads_the_shipped_files_then_the_demo_settings(
     home = "/home/jovyan" if runtime == "process" else str(tmp_path / "home")  # a volume, or the state dir
     assert c.Spawner.environment["HOME"] == c.KubeSpawner.working_dir == home
     assert str(tmp_path) in c.JupyterHub.db_url
+    # SSH: each pod's server beside JupyterLab, the service where the pods reach it, the gateway's token
+    assert c.HybridSpawner.ssh_enabled is True
+    pod_ip = [] if runtime == "process" else ["--ip=$(POD_IP)"]
+    assert c.HybridSpawner.ssh_server_command == ["hybridhub", "ssh-server", *pod_ip]
+    url = f"http://{gateway}:18101/services/hybridhub/"
+    assert c.HybridSpawner.pod_service_urls == {"onprem": url, "eks": url}
+    assert [s["api_token"] for s in services.values() if s["name"] == "ssh-gateway"] == [p.gateway_token]
+    assert set(roles["ssh-gateway"]["scopes"]) >= {"read:users", "custom:hybridhub:servers"}
 
 
 def test_every_run_has_fresh_secrets(tmp_path: Path) -> None:
     a, b = plan(tmp_path), plan(tmp_path)
-    secrets = [a.password, a.hub_token, a.demo_token, b.password, b.hub_token, b.demo_token]
-    assert len(set(secrets)) == 6
+    secrets = [
+        *(a.password, a.hub_token, a.demo_token, a.gateway_token),
+        *(b.password, b.hub_token, b.demo_token, b.gateway_token),
+    ]
+    assert len(set(secrets)) == 8
     assert all(len(s) >= 8 for s in secrets)  # SharedPasswordAuthenticator wants 8 or more
 
 

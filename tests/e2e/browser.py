@@ -249,6 +249,19 @@ class Browser:
         assert answer["status"] == 200, f"contents API: {answer}"
         return dict(json.loads(answer["body"]))
 
+    # ------------------------------------------------------------------ the service's SSH page
+
+    def add_ssh_key(self, public_key: str) -> str:
+        """Register ``public_key`` on the service's SSH keys page, as a person pastes it there; the
+        ready ``~/.ssh/config`` snippet the page then shows."""
+        self.driver.get(f"{self.url}services/hybridhub/ssh")  # logs in through the hub, no prompt
+        self.wait().until(ec.text_to_be_present_in_element((By.ID, "config"), f"Host hub-{self.user}"))
+        self.driver.find_element(By.ID, "public_key").send_keys(public_key)
+        self._click(self.driver.find_element(By.CSS_SELECTOR, "#add button[type=submit]"))
+        comment = public_key.split()[-1]
+        self.wait().until(ec.text_to_be_present_in_element((By.ID, "keys"), comment))
+        return str(self.driver.find_element(By.ID, "config").text)
+
 
 _NOTEBOOK_CARD = '.jp-LauncherCard[data-category="Notebook"]'
 _CELLS = ".jp-NotebookPanel .jp-Notebook .jp-Cell"

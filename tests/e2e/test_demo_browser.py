@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
+
+import asyncssh
 
 from tests.demo.test_demo import CHP, Demo
 from tests.e2e.browser import CHROMEDRIVER, CHROMIUM, Browser, assigned_node
@@ -18,6 +24,7 @@ pytestmark = [
         shutil.which("node") and CHP.exists(), "needs Node.js and configurable-http-proxy (make test: npm ci)"
     ),
     needs(shutil.which("nft"), "the demo's site outage hangs pod addresses with nft (make test: nftables)"),
+    needs(shutil.which("ssh"), "reads a notebook's file with the OpenSSH client (make test: openssh-client)"),
     needs(
         os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK),
         "needs Debian's chromium and chromium-driver (make test installs them)",
@@ -35,7 +42,45 @@ def placed(demo: Demo, user: str) -> tuple[str, str]:
     return where.group(1), where.group(2)
 
 
-def test_four_people_through_an_onprem_site_outage(demo: Demo, browsers: Callable[[str], Browser]) -> None:
+def over_ssh(demo: Demo, person: Browser, tmp_path: Path, command: str) -> str:
+    """Run ``command`` in the person's notebook with the OpenSSH client: a new key registered on the
+    service's page, the config snippet the page shows, and the CA line it tells them to save (in this
+    test's folder rather than ~/.ssh, which OpenSSH finds through the passwd entry, not $HOME)."""
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=f"{person.user}@laptop")
+    key_file = tmp_path / f"id_{person.user}"
+    key_file.write_bytes(key.export_private_key())
+    key_file.chmod(0o600)
+    snippet = person.add_ssh_key(key.export_public_key().decode().strip())
+    with urllib.request.urlopen(f"{demo.state['url']}services/hybridhub/api/ssh/ca", timeout=30) as answer:
+        ca = json.loads(answer.read())["known_hosts"]
+    known = tmp_path / "hybridhub_known_hosts"
+    known.write_text(ca + "\n")
+    config = tmp_path / f"ssh_config_{person.user}"
+    snippet = snippet.replace("~/.ssh/hybridhub_known_hosts", str(known))
+    snippet = snippet.replace("~/.ssh/known_hosts", "/dev/null")  # the CA alone vouches for the gateway
+    config.write_text(f"IdentityFile {key_file}\nIdentitiesOnly yes\nBatchMode yes\n{snippet}")
+    done = subprocess.run(
+        ["ssh", "-F", str(config), f"hub-{person.user}", command], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0:
+        logs = subprocess.run(
+            [
+                *("kubectl", "--kubeconfig", str(demo.state_dir / "kubeconfig"), "--context", "onprem"),
+                *("logs", "-n", "jupyterhub", f"jupyter-{person.user}"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        gateway = (demo.state_dir / "ssh-gateway.log").read_text(errors="replace")[-2000:]
+        ssh_lines = "\n".join(line for line in logs.stdout.splitlines() if "spawner.ssh" in line)
+        raise AssertionError(f"ssh: {done.stderr}\npod log:\n{ssh_lines[-3000:]}\ngateway log:\n{gateway}")
+    return done.stdout
+
+
+def test_four_people_through_an_onprem_site_outage(
+    demo: Demo, browsers: Callable[[str], Browser], tmp_path: Path
+) -> None:
     password = demo.state["password"]
 
     # 1. A first person logs in; the form shows what is free where; 1 GPU of a product on-prem has.
@@ -66,6 +111,9 @@ def test_four_people_through_an_onprem_site_outage(demo: Demo, browsers: Callabl
     # the on-prem home volume, where simcluster's process runtime keeps the pod's /home/jovyan
     homes = list((demo.state_dir / "sim" / "onprem" / "volumes").glob("*/from-the-browser.txt"))
     assert [p.read_text() for p in homes] == ["alice was here"]
+    # ... and reads it back with OpenSSH through the demo's gateway, as the SSH keys page tells her
+    assert over_ssh(demo, alice, tmp_path, "cat from-the-browser.txt") == "alice was here"
+    alice.shoot("04b-ssh-keys-page")
 
     # 2. A second person picks EKS.
     bob = browsers("bob")
