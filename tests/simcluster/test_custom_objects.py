@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client, config, watch
@@ -167,26 +167,36 @@ def test_strategic_merge_patch_on_custom_object_is_415(
 ) -> None:
     args = (GROUP, VERSION, namespace, PLURAL)
     custom.create_namespaced_custom_object(*args, experiment("exp-s"))
-    with pytest.raises(ApiException) as err:
-        custom.patch_namespaced_custom_object(
-            *args,
-            "exp-s",
-            {"spec": {"maxTrialCount": 4}},
-            _content_type="application/strategic-merge-patch+json",
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/exp-s"
+
+    def patch(content_type: str, body: object) -> dict[str, Any]:
+        # the generated client picks the patch type itself (kubernetes 35 has no _content_type), so
+        # each type goes through its ApiClient, as kubectl --type=... sends it
+        data, _, _ = custom.api_client.call_api(
+            path,
+            "PATCH",
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+            response_type="object",
+            _request_timeout=10,
         )
+        return cast(dict[str, Any], data)
+
+    with pytest.raises(ApiException) as err:
+        patch("application/strategic-merge-patch+json", {"spec": {"maxTrialCount": 4}})
     assert err.value.status == 415
     body = status_of(err.value)
     assert body["reason"] == "UnsupportedMediaType"
     assert "application/merge-patch+json" in body["message"]
     assert "strategic" not in body["message"]
-    # a JSON patch works (this client sends merge patches unless told otherwise)
-    patched = custom.patch_namespaced_custom_object(
-        *args,
-        "exp-s",
-        [{"op": "replace", "path": "/spec/maxTrialCount", "value": 4}],
-        _content_type="application/json-patch+json",
+    # a JSON patch and a merge patch work
+    patched = patch(
+        "application/json-patch+json", [{"op": "replace", "path": "/spec/maxTrialCount", "value": 4}]
     )
     assert patched["spec"]["maxTrialCount"] == 4
+    patched = patch("application/merge-patch+json", {"spec": {"maxTrialCount": 5}})
+    assert patched["spec"]["maxTrialCount"] == 5
 
 
 def test_katib_sdk(sim: SimProcess, namespace: str) -> None:

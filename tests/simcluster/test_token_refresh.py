@@ -97,7 +97,9 @@ def test_clients_across_token_expiries(short_lived: SimProcess) -> None:
 
     def sync_list() -> tuple[list[str], int]:
         names = [n.metadata.name for n in sync_v1.list_namespace().items]
-        return names, token_expiry(str(sync_api.configuration.api_key["BearerToken"]))
+        # kubernetes 36 keeps the token under "BearerToken", 35 (which the job SDKs need) "authorization"
+        keys = sync_api.configuration.api_key
+        return names, token_expiry(str(keys.get("BearerToken") or keys["authorization"]))
 
     def async_list() -> list[str]:
         namespaces = loop.run_until_complete(asyncio.wait_for(async_v1.list_namespace(), 10))
