@@ -11,6 +11,7 @@ With the SSH gateway's token (HYBRIDHUB_SSH_GATEWAY_TOKEN) it also registers the
 the SSH server in notebook pods, and tells each cluster's pods where the service is.
 """
 
+import json
 import os
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,7 +78,9 @@ _NOT_PASSED = ("HYBRIDHUB_HUB_TOKEN", "HYBRIDHUB_PROMETHEUS_TOKEN", "HYBRIDHUB_S
 SERVICE_ENVIRONMENT = {
     name: value
     for name, value in os.environ.items()
-    if (name in _PASSED or name.startswith(("HYBRIDHUB_", "AWS_"))) and name not in _NOT_PASSED
+    if (name in _PASSED or name.startswith(("HYBRIDHUB_", "AWS_")))
+    and name not in _NOT_PASSED
+    and not name.endswith("_SSH_GATEWAY_TOKEN")  # a site's gateway's token (below)
 }
 
 HUB_TOKEN = setting("HYBRIDHUB_HUB_TOKEN")
@@ -212,6 +215,22 @@ def pod_service_url(cluster: dict[str, Any]) -> str:
     return url_setting(f"HYBRIDHUB_{name.upper()}_SERVICE_URL", default)
 
 
+def site_gateways(clusters: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Gateways running inside a cluster (optional), so that SSH to that cluster's servers need not
+    cross the site link: HYBRIDHUB_<CLUSTER>_SSH_GATEWAY_TOKEN (the hub token that gateway holds) and
+    HYBRIDHUB_<CLUSTER>_SSH_GATEWAY_ADDRESS (host:port as users reach it), both or neither."""
+    found = {}
+    for cluster in clusters:
+        name = str(cluster["name"])
+        key = f"HYBRIDHUB_{name.upper().replace('-', '_')}_SSH_GATEWAY"
+        token, address = setting(f"{key}_TOKEN"), setting(f"{key}_ADDRESS")
+        if bool(token) != bool(address):
+            raise ValueError(f"30-service.py: set both {key}_TOKEN and {key}_ADDRESS, or neither")
+        if token:
+            found[name] = {"service": f"{GATEWAY}-{name}", "address": address, "token": token}
+    return found
+
+
 if GATEWAY_TOKEN:
     c.HybridSpawner.ssh_enabled = True  # the notebook image has the ssh extra; off: see above
     # the clusters 10-clusters.py set before this file runs
@@ -219,11 +238,21 @@ if GATEWAY_TOKEN:
         str(cluster["name"]): pod_service_url(cluster) for cluster in c.ClusterSet.get("clusters", [])
     }
     c.JupyterHub.services.append({"name": GATEWAY, "api_token": GATEWAY_TOKEN})
+    SITE_GATEWAYS = site_gateways(c.ClusterSet.get("clusters", []))
+    for site in SITE_GATEWAYS.values():
+        c.JupyterHub.services.append({"name": site["service"], "api_token": site["token"]})
     c.JupyterHub.load_roles.append(
         {
             "name": GATEWAY,
-            "description": "The SSH gateway: who may reach which server, where it runs, users' keys",
+            "description": "The SSH gateways: who may reach which server, where it runs, users' keys",
             "scopes": GATEWAY_SCOPES,
-            "services": [GATEWAY],
+            "services": [GATEWAY, *(site["service"] for site in SITE_GATEWAYS.values())],
         }
     )
+    if SITE_GATEWAYS:  # HybridHubService.ssh_site_gateways, in the service's definition's environment
+        SERVICE_ENVIRONMENT["HYBRIDHUB_SSH_SITE_GATEWAYS"] = json.dumps(
+            {
+                name: {"address": site["address"], "service": site["service"]}
+                for name, site in SITE_GATEWAYS.items()
+            }
+        )

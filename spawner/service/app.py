@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -14,7 +15,7 @@ from urllib.parse import urlparse
 from jupyterhub.services.auth import HubAuth, HubOAuth
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Bool, Enum, Float, Integer, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
 from spawner.core.clusters import ClusterSet
@@ -29,6 +30,7 @@ from .fleet import ClusterMember, Fleet, FleetView
 from .metrics import Metrics
 from .ssh.access import SshAccess
 from .ssh.ca import CertificateAuthority, generate_ca_key, load_or_create_key_file
+from .ssh.gateways import address_problem, site_gateways
 from .store import Store
 from .sweeper import HubServers, LeftoverSweeper
 
@@ -241,6 +243,16 @@ class HybridHubService(Application):
         of them gets the gateway's host key signed (api/ssh/gateway-certificate) for the host of
         ssh_gateway_address, so that clients trusting the CA accept the gateway as well.""",
     )
+    ssh_site_gateways = Dict(
+        config=True,
+        help="""SSH gateways that run inside a cluster, by cluster: ``{"onprem": {"address":
+        "ssh.onprem.example.org:2222", "service": "ssh-gateway-onprem"}}``. A server that runs in such a
+        cluster gets that gateway as its ProxyJump in the ``~/.ssh/config`` snippet, so its SSH traffic
+        stays on the site; ssh_gateway_address still reaches every server, wherever it runs. ``service``
+        is the hub service whose token that gateway holds: it gets its host key signed for the host of
+        ``address``, and needs the same scopes as the gateway beside the hub. Default:
+        $HYBRIDHUB_SSH_SITE_GATEWAYS (JSON), else empty: one gateway for all.""",
+    )
     ssh_host_certificate_validity = Float(
         3600.0,
         config=True,
@@ -250,6 +262,23 @@ class HybridHubService(Application):
     ssh_max_keys_per_user = Integer(
         20, config=True, help="How many SSH public keys one user may register, e.g. 20. At least 1."
     )
+
+    @validate("ssh_gateway_address")
+    def _check_ssh_gateway_address(self, proposal: dict[str, Any]) -> str:
+        value: str = proposal["value"]
+        problem = address_problem(value) if value else None
+        if problem:
+            raise TraitError(f"HybridHubService.ssh_gateway_address: {problem}")
+        return value
+
+    @validate("ssh_site_gateways")
+    def _check_ssh_site_gateways(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        value: dict[str, Any] = proposal["value"]
+        try:
+            site_gateways(value)
+        except ValueError as exc:
+            raise TraitError(f"HybridHubService.ssh_site_gateways: {exc}") from None
+        return value
 
     @validate("ssh_host_certificate_validity", "ssh_max_keys_per_user")
     def _check_ssh_number(self, proposal: dict[str, Any]) -> float:
@@ -332,6 +361,21 @@ class HybridHubService(Application):
     def _default_ssh_gateway_address(self) -> str:
         return os.environ.get("HYBRIDHUB_SSH_GATEWAY_ADDRESS", "")
 
+    @default("ssh_site_gateways")
+    def _default_ssh_site_gateways(self) -> dict[str, Any]:
+        text = os.environ.get("HYBRIDHUB_SSH_SITE_GATEWAYS", "")
+        try:
+            value = json.loads(text) if text else {}
+        except ValueError as exc:
+            raise TraitError(
+                f"HybridHubService.ssh_site_gateways: $HYBRIDHUB_SSH_SITE_GATEWAYS: {exc}"
+            ) from None
+        if not isinstance(value, dict):
+            raise TraitError(
+                "HybridHubService.ssh_site_gateways: $HYBRIDHUB_SSH_SITE_GATEWAYS is not an object"
+            )
+        return value
+
     @default("service_prefix")
     def _default_prefix(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/hybridhub/")
@@ -361,11 +405,27 @@ class HybridHubService(Application):
                 raise SystemExit(f"hybridhub service: config file {path} not found")
         try:
             # defaults read from JupyterHub's environment are checked like configured values
-            for name in ("service_prefix", "bind_url", "api_url", "hub_instance"):
+            for name in (
+                "service_prefix",
+                "bind_url",
+                "api_url",
+                "hub_instance",
+                "ssh_gateway_address",
+                "ssh_site_gateways",
+            ):
                 setattr(self, name, getattr(self, name))
             self.cluster_set = ClusterSet(parent=self)
         except TraitError as exc:
             raise SystemExit(f"hybridhub service: {exc}") from exc
+        if self.ssh_site_gateways:
+            try:
+                clusters = frozenset(c.name for c in self.cluster_set.configs)
+            except ValueError as exc:  # no clusters
+                raise SystemExit(f"hybridhub service: {exc}") from exc
+            try:  # each site gateway names a cluster of this service
+                site_gateways(self.ssh_site_gateways, clusters)
+            except ValueError as exc:
+                raise SystemExit(f"hybridhub service: HybridHubService.ssh_site_gateways: {exc}") from exc
 
     def make_app(
         self,
@@ -397,6 +457,7 @@ class HybridHubService(Application):
             "ssh_access": SshAccess(self.api_url, self.api_token, timeout=self.probe_timeout),
             "ssh_gateway": self.ssh_gateway_address,
             "ssh_gateway_services": frozenset(self.ssh_gateway_services),
+            "ssh_site_gateways": site_gateways(self.ssh_site_gateways),
             "ssh_host_certificate_validity": self.ssh_host_certificate_validity,
             "ssh_max_keys": self.ssh_max_keys_per_user,
             # the scope a token needs to use this service (the hub's own check at its proxy is off for

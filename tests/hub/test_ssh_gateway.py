@@ -15,11 +15,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import asyncssh
 import pytest
 
 from simcluster.testing import SimProcess
+from spawner.service.ssh.snippet import KNOWN_HOSTS_FILE
 from tests.environment import needs
 from tests.harness.hub import HubProcess, free_port
 from tests.harness.hybrid import wire
@@ -45,6 +47,7 @@ class Setup:
     keys: dict[str, Path]  # user -> private key file
     work: Path
     gateway: subprocess.Popen[bytes]
+    site_gateway_port: int  # on-prem's own gateway (HybridHubService.ssh_site_gateways), as "localhost"
 
     def config(self, user: str, key_user: str | None = None) -> Path:
         """An ssh_config for ``user`` with ``key_user``'s key (by default their own)."""
@@ -100,8 +103,8 @@ def ssh_setup(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Ite
     hub = HubProcess(work / "hub", hsim, singleuser="echosu")
     hub.wiring = wiring = wire(hub, hsim, work, spawner=True)
     pod_gateway = hsim.endpoints["clusters"]["onprem"]["pod_gateway"]
-    gateway_port = free_port()
-    gateway_token = os.urandom(16).hex()
+    gateway_port, site_gateway_port = free_port(), free_port()
+    gateway_token, site_gateway_token = os.urandom(16).hex(), os.urandom(16).hex()
     service = f"http://127.0.0.1:{wiring.service_port}/services/hybridhub/"
     with (work / "hybridhub_service_config.py").open("a") as config:
         # pods reach the service at the clusters' gateway address, as pods reach it in-cluster
@@ -110,6 +113,9 @@ def ssh_setup(hsim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Ite
         )
         config.write(f"c.HybridHubService.db_url = 'sqlite:///{work / 'hybridhub.sqlite'}'\n")
         config.write(f"c.HybridHubService.ssh_gateway_address = '127.0.0.1:{gateway_port}'\n")
+        # on-prem's own gateway: users reach it by another name, which its certificate holds
+        site = {"onprem": {"address": f"localhost:{site_gateway_port}", "service": "ssh-gateway-onprem"}}
+        config.write(f"c.HybridHubService.ssh_site_gateways = {site!r}\n")
     pod_service = f"http://{pod_gateway}:{wiring.service_port}/services/hybridhub/"
     # HybridSpawner runs the SSH server beside the notebook's command; this machine's Python runs the pods
     # SSH activity reported at most every second here (a minute by default), so that a test sees it
@@ -126,38 +132,37 @@ for _role in c.JupyterHub.load_roles:
     if _role["name"] == "hybridhub-service":
         _role["scopes"] = [*_role["scopes"], "read:users", "read:shares", "read:groups"]
 c.JupyterHub.services.append({{"name": "ssh-gateway", "api_token": {gateway_token!r}}})
+c.JupyterHub.services.append({{"name": "ssh-gateway-onprem", "api_token": {site_gateway_token!r}}})
 c.JupyterHub.load_roles.append({{
     "name": "ssh-gateway",
     "scopes": ["read:users", "read:servers", "read:shares", "servers", "custom:hybridhub:servers",
                "access:services!service=hybridhub"],
-    "services": ["ssh-gateway"],
+    "services": ["ssh-gateway", "ssh-gateway-onprem"],
 }})
 """
     with hub:
         wait_for_service(hub)
-        key_file = work / "gateway_host_key"
-        env = {
-            **os.environ,
-            "JUPYTERHUB_API_URL": hub.api_url,
-            "HYBRIDHUB_SERVICE_URL": service,
-            "JUPYTERHUB_API_TOKEN": gateway_token,
-        }
-        log = (work / "gateway.log").open("wb")
-        gateway = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "spawner.cli", "ssh-gateway", "--ip=127.0.0.1"),
-                *(
-                    f"--port={gateway_port}",
-                    f"--host-key={key_file}",
-                    f"--GatewayApp.pod_ssh_port={POD_SSH_PORT}",
-                ),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        gateways: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        for name, port, token in (
+            ("gateway", gateway_port, gateway_token),
+            ("site-gateway", site_gateway_port, site_gateway_token),
+        ):
+            env = {
+                **os.environ,
+                "JUPYTERHUB_API_URL": hub.api_url,
+                "HYBRIDHUB_SERVICE_URL": service,
+                "JUPYTERHUB_API_TOKEN": token,
+            }
+            log = (work / f"{name}.log").open("wb")
+            command = [
+                *(sys.executable, "-m", "spawner.cli", "ssh-gateway", "--ip=127.0.0.1", f"--port={port}"),
+                *(f"--host-key={work / name}_host_key", f"--GatewayApp.pod_ssh_port={POD_SSH_PORT}"),
+            ]
+            gateways.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+        gateway = gateways[0][0]
         try:
-            wait_for("the gateway to listen", lambda: _listens(gateway_port), 30, every=0.1)
+            for port in (gateway_port, site_gateway_port):
+                wait_for("the gateways to listen", lambda port=port: _listens(port), 30, every=0.1)
             ca = call(hub, "GET", "api/ssh/ca", hub.wiring.hub_token)[1]["known_hosts"]
             # only the CA: the gateway's host key is certified by it as well
             known = work / "known_hosts"
@@ -173,11 +178,12 @@ c.JupyterHub.load_roles.append({{
                     hub, "POST", "api/ssh/keys", tokens[user], {"public_key": public_line(key)}
                 )
                 assert status == 201, body
-            yield Setup(hub, gateway_port, tokens, known, keys, work, gateway)
+            yield Setup(hub, gateway_port, tokens, known, keys, work, gateway, site_gateway_port)
         finally:
-            gateway.terminate()
-            gateway.wait(10)
-            log.close()
+            for proc, log in gateways:
+                proc.terminate()
+                proc.wait(10)
+                log.close()
 
 
 def _http_status(url: str) -> int | None:
@@ -297,7 +303,7 @@ def test_openssh_through_the_gateway(ssh_setup: Setup, tmp_path: Path) -> None:
     # only the gateway's own token gets the gateway's host certificate
     key = public_line(asyncssh.generate_private_key("ssh-ed25519"))
     status, body = call(s.hub, "POST", "api/ssh/gateway-certificate", s.tokens["alice"], {"public_key": key})
-    assert status == 403 and "only the SSH gateway" in body["message"], body
+    assert status == 403 and "only an SSH gateway's own token may" in body["message"], body
 
     # the gateway itself opens no shell: it says how to use it
     direct = subprocess.run(
@@ -362,8 +368,23 @@ def test_a_server_that_moved_and_an_on_prem_outage(ssh_setup: Setup) -> None:
     keys run in the cloud)."""
     s = ssh_setup
     start(s, "alice")
+    # on-prem: her snippet jumps through on-prem's own gateway, whose certificate names it "localhost"
+    site = f"localhost:{s.site_gateway_port}"
+    assert f"ProxyJump alice@{site}" in snippet(s, "alice")
+    done = subprocess.run(
+        ["ssh", "-F", str(snippet_config(s, "alice")), "hub-alice", "echo $HYBRIDHUB_CLUSTER"],
+        capture_output=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (0, b"onprem\n"), done.stderr
+    assert "alice -> alice: tunnel to" in (s.work / "site-gateway.log").read_text(errors="replace")
+    # the same gateway under a name its certificate does not hold is refused
+    done = s.ssh("alice", "alice", "true", "-J", f"alice@127.0.0.1:{s.site_gateway_port}")
+    assert done.returncode == 255 and b"Host key verification failed" in done.stderr, done.stderr
     s.hub.stop_server("alice")
     start(s, "alice", {"gpus": 0, "cluster": "eks"})
+    # on EKS, which has no gateway of its own: the hub's gateway
+    assert f"ProxyJump alice@127.0.0.1:{s.gateway_port}" in snippet(s, "alice")
     admin = s.hub.sim.admin("onprem")
     admin.set_faults(down=True)
     try:
@@ -371,6 +392,23 @@ def test_a_server_that_moved_and_an_on_prem_outage(ssh_setup: Setup) -> None:
         assert (done.returncode, done.stdout) == (0, b"eks\n"), done.stderr
     finally:
         admin.clear_faults()
+
+
+def snippet(setup: Setup, user: str) -> str:
+    status, text = call(setup.hub, "GET", "api/ssh/config", setup.tokens[user])
+    assert status == 200, text
+    return str(text)
+
+
+def snippet_config(setup: Setup, user: str) -> Path:
+    """The user's snippet as they would save it, with this test's known hosts file and key."""
+    path = setup.work / f"snippet_{user}"
+    text = snippet(setup, user).replace(KNOWN_HOSTS_FILE, str(setup.known_hosts))
+    # after the snippet's entries, as a user's own defaults would be
+    text += f"Host *\n  IdentityFile {setup.keys[user]}\n  IdentitiesOnly yes\n  BatchMode yes\n"
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
 
 
 def test_a_key_registered_now_works_at_once(ssh_setup: Setup) -> None:

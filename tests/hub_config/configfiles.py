@@ -21,7 +21,16 @@ CONFIG_D = HUB_CONFIG / "jupyterhub_config.d"
 Z2JH_CONFIG_D = "/usr/local/etc/jupyterhub/jupyterhub_config.d"  # where the chart mounts the files
 TOPOLOGIES = ["two-cluster", "single-cluster"]
 
-CLUSTER_FIELDS = ("KUBECONFIG", "CONTEXT", "NAMESPACE", "HUB_URL", "SERVICE_URL")
+CLUSTER_FIELDS = (
+    "KUBECONFIG",
+    "CONTEXT",
+    "NAMESPACE",
+    "HUB_URL",
+    "SERVICE_URL",
+    # a gateway inside the cluster (optional)
+    "SSH_GATEWAY_TOKEN",
+    "SSH_GATEWAY_ADDRESS",
+)
 # Every variable the files read. A test starts with none of them set, so the machine's own
 # environment never leaks in, and sets those it means.
 SETTINGS = (
@@ -37,6 +46,13 @@ SETTINGS = (
     "HYBRIDHUB_SSH_GATEWAY_START_SERVERS",
     "HYBRIDHUB_SERVICE_DB_URL",
     "HYBRIDHUB_SSH_GATEWAY_ADDRESS",
+    # a gateway inside a cluster (optional)
+    *(
+        f"HYBRIDHUB_{cluster}_SSH_GATEWAY_{field}"
+        for cluster in ("ONPREM", "EKS")
+        for field in ("TOKEN", "ADDRESS")
+    ),
+    "HYBRIDHUB_SSH_SITE_GATEWAYS",
 )
 
 

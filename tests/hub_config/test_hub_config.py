@@ -297,6 +297,30 @@ def test_the_gateway_token_goes_to_the_gateway_only(config: Config, env: dict[st
     assert holders == [GATEWAY]
 
 
+def test_a_gateway_inside_a_cluster(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """HYBRIDHUB_ONPREM_SSH_GATEWAY_TOKEN and _ADDRESS: a second gateway service with the gateway's role,
+    its token in no other definition, and the service told where that cluster's gateway is."""
+    monkeypatch.setenv("HYBRIDHUB_ONPREM_SSH_GATEWAY_TOKEN", "onprem-gateway-token-not-for-files")
+    monkeypatch.setenv("HYBRIDHUB_ONPREM_SSH_GATEWAY_ADDRESS", "ssh.onprem.example.org:2222")
+    config = load(HUB_CONFIG)
+    site = "ssh-gateway-onprem"
+    assert services(config)[site] == {"name": site, "api_token": "onprem-gateway-token-not-for-files"}
+    (role,) = gateway_roles(config)
+    assert role["services"] == [GATEWAY, site] and sorted(role["scopes"]) == sorted(GATEWAY_SCOPES)
+    holders = [n for n, svc in services(config).items() if "onprem-gateway-token-not-for-files" in repr(svc)]
+    assert holders == [site]
+    environment = services(config)["hybridhub"]["environment"]
+    monkeypatch.setenv("HYBRIDHUB_SSH_SITE_GATEWAYS", environment["HYBRIDHUB_SSH_SITE_GATEWAYS"])
+    assert HybridHubService().ssh_site_gateways == {
+        "onprem": {"address": "ssh.onprem.example.org:2222", "service": site}
+    }
+    monkeypatch.delenv("HYBRIDHUB_ONPREM_SSH_GATEWAY_ADDRESS")
+    with pytest.raises(
+        ValueError, match=r"set both HYBRIDHUB_ONPREM_SSH_GATEWAY_TOKEN and .*_ADDRESS, or neither"
+    ):
+        load(HUB_CONFIG)
+
+
 # ---------------------------------------------------------------------------------------------- loaders
 
 

@@ -10,6 +10,7 @@ from tornado import web
 
 from ..ssh.access import HubUnreachable, ServerName, SshAccess, ordered, server_of_token, shadowing_users
 from ..ssh.ca import CertificateAuthority
+from ..ssh.gateways import host_of
 from ..ssh.keys import MAX_COMMENT, MAX_LINE, KeyProblem, parse_key
 from ..ssh.snippet import config_snippet
 from ..store import DuplicateKey, KeyRecord, Store
@@ -191,25 +192,30 @@ class HostCertificateHandler(SshApiHandler):
 
 
 class GatewayCertificateHandler(SshApiHandler):
-    """POST api/ssh/gateway-certificate: the SSH gateway gets its host key signed for the host users
-    reach it at (ssh_gateway_address), so the CA line users trust covers the gateway too. Only a
-    token of a hub service named in ssh_gateway_services may ask."""
+    """POST api/ssh/gateway-certificate: an SSH gateway gets its host key signed for the host users
+    reach it at, so the CA line users trust covers the gateways too. The gateway beside the hub (a
+    hub service named in ssh_gateway_services) gets the host of ssh_gateway_address; a site's gateway
+    (ssh_site_gateways) the host of its own address; any other token 403."""
 
     @web.authenticated
     def post(self) -> None:
         model = self.current_user
-        if model.get("kind") != "service" or model.get("name") not in self.settings["ssh_gateway_services"]:
-            raise web.HTTPError(403, f"{self.caller()} may not do this: only the SSH gateway's own token may")
-        gateway = self.settings["ssh_gateway"]
-        host = gateway.rsplit(":", 1)[0] if gateway.count(":") == 1 else gateway
-        host = host.strip("[]")
+        name = model.get("name") if model.get("kind") == "service" else None
+        site = next((g for g in self.settings["ssh_site_gateways"].values() if g.service == name), None)
+        if site is not None:
+            address, setting = site.address, f"HybridHubService.ssh_site_gateways[{site.cluster!r}]"
+        elif name in self.settings["ssh_gateway_services"]:
+            address, setting = self.settings["ssh_gateway"], "HybridHubService.ssh_gateway_address"
+        else:
+            raise web.HTTPError(403, f"{self.caller()} may not do this: only an SSH gateway's own token may")
+        host = host_of(address)
         if not host:
-            raise web.HTTPError(
-                503, "the gateway's address is not configured (HybridHubService.ssh_gateway_address)"
-            )
+            raise web.HTTPError(503, f"the gateway's address is not configured ({setting})")
         key = host_key_of(self.json_body().get("public_key"))
         cert = self.ca.sign_host(key, host, self.settings["ssh_host_certificate_validity"])
-        log.info("signed the SSH gateway's host certificate for %s until %s", host, cert.valid_before)
+        log.info(
+            "signed the SSH gateway %s's host certificate for %s until %s", name, host, cert.valid_before
+        )
         self.write_json(
             {"certificate": cert.line, "principals": list(cert.principals), "valid_before": cert.valid_before}
         )
@@ -293,7 +299,8 @@ class KeyHandler(SshApiHandler):
 
 
 class ConfigHandler(SshApiHandler):
-    """GET api/ssh/config: the caller's ready ``~/.ssh/config`` snippet, as text."""
+    """GET api/ssh/config: the caller's ready ``~/.ssh/config`` snippet, as text. A server that runs now
+    in a cluster with a gateway of its own (ssh_site_gateways) jumps through that one."""
 
     @web.authenticated
     def get(self) -> None:
@@ -303,5 +310,12 @@ class ConfigHandler(SshApiHandler):
             raise web.HTTPError(
                 503, "the SSH gateway's address is not configured (HybridHubService.ssh_gateway_address)"
             )
+        sites = self.settings["ssh_site_gateways"]
+        # where each server runs, as api/servers answers it: a running pod before one that is not
+        found = sorted(self.fleet.servers(user), key=lambda f: f[1].phase == "Running")
+        runs_in = {where.server: cluster for cluster, where in found}
+        site = {
+            name: (cluster, sites[cluster].address) for name, cluster in runs_in.items() if cluster in sites
+        }
         self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish(config_snippet(user, gateway, self.ca.known_hosts_line))
+        self.finish(config_snippet(user, gateway, self.ca.known_hosts_line, site))

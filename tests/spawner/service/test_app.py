@@ -12,6 +12,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from spawner.service.app import HybridHubService
+from tests.spawner.in_process import CLUSTERS
 
 
 def loaded(**settings: Any) -> HybridHubService:
@@ -49,6 +50,17 @@ def loaded(**settings: Any) -> HybridHubService:
         ("hub_instance", "", "must not be empty"),
         ("hub_instance", "my hub", "letters, digits"),
         ("hub_instance", "x" * 64, "at most 63 characters"),
+        ("ssh_gateway_address", "ssh.example.org:0", "the port must be 1 to 65535"),
+        ("ssh_gateway_address", "ssh user@host", "is not host or host:port"),
+        ("ssh_site_gateways", {"onprem": "ssh.onprem:2222"}, "give exactly 'address'"),
+        ("ssh_site_gateways", {"onprem": {"address": "ssh.onprem:2222"}}, "give exactly 'address'"),
+        ("ssh_site_gateways", {"onprem": {"address": "", "service": "gw"}}, "is not host or host:port"),
+        ("ssh_site_gateways", {"onprem": {"address": "a:1", "service": ""}}, "must be non-empty strings"),
+        (
+            "ssh_site_gateways",
+            {"onprem": {"address": "a:1", "service": "gw"}, "eks": {"address": "b:1", "service": "gw"}},
+            "service 'gw' is the gateway of 'onprem' already",
+        ),
     ],
 )
 def test_a_setting_that_breaks_the_product_is_refused(name: str, value: Any, message: str) -> None:
@@ -73,6 +85,8 @@ def test_a_setting_that_breaks_the_product_is_refused(name: str, value: Any, mes
         ("api_url", "https://hub.example.org/hub/api"),
         ("hub_instance", "research-hub"),
         ("hub_instance", "a"),
+        ("ssh_gateway_address", "[fd00::1]:2222"),
+        ("ssh_site_gateways", {"onprem": {"address": "ssh.onprem.example.org:2222", "service": "gw-onprem"}}),
     ],
 )
 def test_the_smallest_good_values_are_accepted(name: str, value: Any) -> None:
@@ -112,3 +126,20 @@ def test_a_bad_hub_instance_from_the_environment_stops_the_service(
     monkeypatch.setenv("HYBRIDHUB_HUB_INSTANCE", "site a")
     with pytest.raises(SystemExit, match=r"HybridHubService\.hub_instance: .*letters, digits"):
         HybridHubService().initialize([])
+
+
+def test_a_site_gateway_of_a_cluster_there_is_not_stops_the_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "service_config.py"
+    clusters = [c for c in CLUSTERS if c["name"] in ("onprem", "eks")]
+    config.write_text(
+        f"c.ClusterSet.clusters = {clusters!r}\n"
+        "c.HybridHubService.ssh_site_gateways = "
+        "{'on-prem': {'address': 'ssh.onprem.example.org', 'service': 'ssh-gateway-onprem'}}\n"
+    )
+    with pytest.raises(
+        SystemExit, match=r"ssh_site_gateways: 'on-prem' is not one of the clusters \(eks, onprem\)"
+    ):
+        HybridHubService().initialize(["--config", str(config)])
