@@ -25,6 +25,9 @@ from .controller import Controller
 from .errors import ApiError
 from .faults import ApiFaults, FaultUnsupported
 from .gate import GatedListener
+from .katib.admission import KatibAdmission
+from .katib.experiments import ExperimentController
+from .katib.trials import TrialController
 from .kubelet import Kubelet
 from .link import Link
 from .logs import PodLogs
@@ -42,6 +45,9 @@ from .security import install as install_security
 from .serviceproxy import ServiceProxy, default_load_balancer_cidr
 from .store import Store, clone
 from .tls import ServingCerts, make_serving_certs
+from .trainer.controller import TrainJobController
+from .trainer.controller import seed as seed_trainer
+from .training.controller import PyTorchJobController
 
 __all__ = ["SimCluster", "SimEnvironment"]
 
@@ -138,6 +144,16 @@ class SimCluster:
             simulated = self.runtime.name == "simulated"
             self.controllers.append(WorkflowController(self.store, self.logs, simulated=simulated))
             self.argo = ArgoServer(self.store, self.auth, self.logs, authorizer=self.api.authorizer)
+        # Katib: its webhooks as an admission plugin ahead of the validating ones, and its controllers
+        if spec.katib and self.registry.get("kubeflow.org", "v1beta1", "experiments") is not None:
+            self.store.admission_plugins.insert(0, KatibAdmission(self.store))
+            self.controllers += [ExperimentController(self.store), TrialController(self.store, self.logs)]
+        # Kubeflow Trainer: the TrainJob controller (its webhook is an admission plugin); its Jobs need `jobs`
+        if spec.trainer and self.registry.get("trainer.kubeflow.org", "v1alpha1", "trainjobs") is not None:
+            self.controllers.append(TrainJobController(self.store))
+        # Training Operator (v1): the PyTorchJob controller, its validating webhook an admission plugin
+        if spec.training_operator and self.registry.get("kubeflow.org", "v1", "pytorchjobs") is not None:
+            self.controllers.append(PyTorchJobController(self.store))
         self._argo_runner: web.AppRunner | None = None
         self._argo_listener: GatedListener | None = None
         self.argo_url = ""
@@ -160,6 +176,8 @@ class SimCluster:
         for group in self.spec.node_groups:
             for _ in range(group.min if group.elastic else group.count):
                 create_node(self.store, self.spec, self.addresses, group, ready=True)
+        if any(isinstance(c, TrainJobController) for c in self.controllers):
+            seed_trainer(self.store)  # what the Trainer install leaves: torch-distributed and its ConfigMap
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._seed()

@@ -109,6 +109,9 @@ class ClusterSpec:
     runtime: str = "simulated"  # simulated | process | process-loopback
     argo: bool = True  # the Argo Server and the workflow controller
     jobs: bool = True  # the batch/v1 Job controller
+    katib: bool = True  # Katib's webhooks and its experiment, suggestion and trial controllers
+    trainer: bool = True  # Kubeflow Trainer: the TrainJob controller, its webhook, torch-distributed
+    training_operator: bool = True  # the Training Operator: PyTorchJobs (`trainingOperator` in the file)
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -270,6 +273,9 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         "runtime",
         "argo",
         "jobs",
+        "katib",
+        "trainer",
+        "trainingOperator",
     }
     unknown = set(data) - known
     if unknown:
@@ -314,7 +320,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         raise ConfigError(f"{where}.runtime: must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     namespaces = tuple(data.get("namespaces") or ClusterSpec.namespaces)
     switches = {}
-    for key in ("argo", "jobs"):
+    for key in ("argo", "jobs", "katib", "trainer", "trainingOperator"):
         value = data.get(key, True)
         if not isinstance(value, bool):
             raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}")
@@ -341,6 +347,9 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         runtime=runtime,
         argo=switches["argo"],
         jobs=switches["jobs"],
+        katib=switches["katib"],
+        trainer=switches["trainer"],
+        training_operator=switches["trainingOperator"],
     )
 
 

@@ -51,6 +51,19 @@ def service_endpoint(service: Mapping[str, Any], pods: Iterable[Mapping[str, Any
     return str(found[0]["status"]["podIP"]) if found else None
 
 
+def _service_addresses(service: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> list[str]:
+    """The addresses a service name resolves to in /etc/hosts, oldest pod first.
+
+    Cluster DNS answers a headless Service (``clusterIP: None``) with one record per ready pod, so
+    each gets a line; glibc returns every line of a name. Other Services name one pod, see
+    ``service_endpoint``.
+    """
+    if (service.get("spec") or {}).get("clusterIP") == "None":
+        return [str(p["status"]["podIP"]) for p in backing_pods(service, pods)]
+    target = service_endpoint(service, pods)
+    return [] if target is None else [target]
+
+
 def hosts_file(
     pod: Mapping[str, Any],
     ip: str,
@@ -72,14 +85,12 @@ def hosts_file(
         f"{ip}\t{' '.join(own)}",
     ]
     for svc in sorted(services, key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"])):
-        target = service_endpoint(svc, pods)
-        if target is None:
-            continue
         name, ns = svc["metadata"]["name"], svc["metadata"]["namespace"]
         names = [f"{name}.{ns}.svc.{CLUSTER_DOMAIN}", f"{name}.{ns}.svc", f"{name}.{ns}"]
         if ns == namespace:
             names.append(name)
-        lines.append(f"{target}\t{' '.join(names)}")
+        for target in _service_addresses(svc, pods):
+            lines.append(f"{target}\t{' '.join(names)}")
     for other in pods:  # pods a headless service names: hostname.subdomain.ns.svc.cluster.local
         ospec, ometa = other.get("spec") or {}, other["metadata"]
         if other is pod or not ospec.get("subdomain") or not _ready(other):

@@ -302,6 +302,10 @@ class Kubelet(Controller):
         def record(p: dict[str, Any]) -> None:
             nonlocal restarts
             status = p["status"]
+            if not status.get("containerStatuses"):
+                # a container that ends while the pod's later containers still start (a Katib trial's
+                # wrapped command beside its collector sidecar) ends before the start is recorded
+                status["containerStatuses"] = [_running(c, now) for c in p["spec"]["containers"]]
             for cs in status.get("containerStatuses") or []:
                 if cs["name"] != container:
                     continue

@@ -240,6 +240,29 @@ DEFAULT_CUSTOM_RESOURCES: tuple[dict[str, Any], ...] = (
     },
     # Training Operator
     {"group": "kubeflow.org", "version": "v1", "plural": "pytorchjobs", "kind": "PyTorchJob", "status": True},
+    # Kubeflow Trainer v2 (simcluster.trainer): TrainJobs and their runtimes, one of them cluster-scoped
+    {
+        "group": "trainer.kubeflow.org",
+        "version": "v1alpha1",
+        "plural": "trainjobs",
+        "kind": "TrainJob",
+        "status": True,
+    },
+    {
+        "group": "trainer.kubeflow.org",
+        "version": "v1alpha1",
+        "plural": "trainingruntimes",
+        "kind": "TrainingRuntime",
+        "status": False,
+    },
+    {
+        "group": "trainer.kubeflow.org",
+        "version": "v1alpha1",
+        "plural": "clustertrainingruntimes",
+        "kind": "ClusterTrainingRuntime",
+        "namespaced": False,
+        "status": False,
+    },
 )
 
 

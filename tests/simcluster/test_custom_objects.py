@@ -21,6 +21,26 @@ pytestmark = [pytest.mark.kubectl, pytest.mark.timeout(60)]
 
 GROUP, VERSION, PLURAL = "kubeflow.org", "v1beta1", "experiments"
 
+# Experiments serve here as a sample custom resource: on "onprem" Katib is switched off, so its webhook
+# (which refuses these bare specs and unlabelled namespaces, as the real one does) and its controllers
+# leave them alone; test_katib_sdk drives the real thing on "eks", where Katib runs.
+CLUSTER_FILE = """
+clusters:
+  - name: onprem
+    katib: false
+    nodeGroups: [{name: cpu, count: 1, capacity: {cpu: "8", memory: 32Gi}}]
+  - name: eks
+    nodeGroups: [{name: cpu, count: 1, capacity: {cpu: "8", memory: 32Gi}}]
+"""
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
+    tmp = tmp_path_factory.mktemp("custom-objects")
+    (tmp / "clusters.yaml").write_text(CLUSTER_FILE)
+    with SimProcess(tmp / "sim", config=tmp / "clusters.yaml") as proc:
+        yield proc
+
 
 @pytest.fixture
 def custom(sim: SimProcess) -> Iterator[client.CustomObjectsApi]:
@@ -261,9 +281,17 @@ def test_katib_sdk(sim: SimProcess, namespace: str) -> None:
             ),
         ),
     )
+    # Katib's webhook admits Experiments only in namespaces labelled for its metrics collector
+    sim.kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "katib.kubeflow.org/metrics-collector-injection=enabled",
+        context="eks",
+    )
     # KatibClient loads the kubeconfig into the kubernetes client's process-wide default: restore it
     saved = client.Configuration.get_default_copy()
-    katib = KatibClient(config_file=str(sim.kubeconfig), context="onprem", namespace=namespace)
+    katib = KatibClient(config_file=str(sim.kubeconfig), context="eks", namespace=namespace)
     try:
         katib.create_experiment(exp)
         got = katib.get_experiment("random-lr")

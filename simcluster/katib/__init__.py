@@ -1,0 +1,1 @@
+"""Katib: the Experiment webhooks and the experiment, suggestion and trial controllers."""
