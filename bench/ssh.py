@@ -1,16 +1,19 @@
 """Throughput, CPU and new-connection latency of hybridhub's SSH server and gateway against OpenSSH sshd.
 
-    .venv/bin/python bench/ssh.py              # 1 GiB per transfer, 10 logins per path: about 5 minutes
-    .venv/bin/python bench/ssh.py --quick      # 64 MiB, 3 logins: about 30 s
+    .venv/bin/python bench/ssh.py              # 1 GiB per transfer, 3 runs each, 10 logins per path: 4 min
+    .venv/bin/python bench/ssh.py --quick      # 64 MiB, 1 run each, 3 logins: about 30 s
 
 In one run, with the real OpenSSH client and the same cipher everywhere (``--cipher``, AES-GCM by
-default, the first our server offers), each of these paths gets three transfers of ``--size`` bytes:
+default, the first our server offers), each of these paths gets three transfers of ``--size`` bytes,
+``--reps`` times, interleaved so that the machine's drift hits every path alike (medians shown):
 
 - ``ours``: the pod's SSH server (``hybridhub ssh-server``) directly;
 - ``ours via gateway``: the same server through ``hybridhub ssh-gateway`` (``ssh -J``);
 - ``sshd``: Debian's OpenSSH sshd on a port of its own, with its own config, directly;
 - ``sshd via sshd``: sshd as the ProxyJump host in front of itself;
-- ``ours via sshd``: sshd as the ProxyJump host in front of the pod's server, the peer of our gateway.
+- ``ours via sshd``: sshd as the ProxyJump host in front of the pod's server, the peer of our gateway;
+- ``asyncssh minimal``: bench/ssh_minimal.py, the least an asyncssh server does (exec through its
+  own redirects, its in-process SFTP server): the floor ours is held to.
 
 The transfers: ``stream`` (``ssh HOST 'head -c SIZE /dev/zero'`` read to the end), ``upload``
 (``SIZE`` bytes piped to ``ssh HOST 'wc -c'``, which must print SIZE) and ``sftp get`` (a file of
@@ -40,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +190,7 @@ class Setup:
     server_pid: int
     gateway_pid: int
     sshd_pid: int
+    minimal_pid: int
     big_file: Path
     size: int
 
@@ -195,7 +199,7 @@ class Setup:
 class Route:
     name: str
     host: str  # the ssh_config host
-    server: str  # which process is the server: "ours" or "sshd"
+    server: str  # which process is the server: "ours", "sshd" or "minimal"
     jump: str | None  # which process is the jump host: "gateway", "sshd" or None
 
 
@@ -205,7 +209,11 @@ PATHS = (
     Route("sshd", "sshd", "sshd", None),
     Route("sshd via sshd", "sshd-via-sshd", "sshd", "sshd"),
     Route("ours via sshd", "ours-via-sshd", "ours", "sshd"),
+    Route("asyncssh minimal", "minimal", "minimal", None),
 )
+
+
+OPS = ("stream", "upload", "sftp get")
 
 
 @dataclass
@@ -216,11 +224,24 @@ class Result:
     cpu: dict[str, float] = field(default_factory=dict)  # process role -> CPU seconds
 
 
+def median_result(runs: list[Result]) -> Result:
+    """The median time of the runs of one transfer on one path, with the median CPU of each role."""
+    cpu = {role: statistics.median(r.cpu[role] for r in runs) for role in runs[0].cpu}
+    return Result(runs[0].path, runs[0].op, statistics.median(r.seconds for r in runs), cpu)
+
+
 def ssh_config(
-    work: Path, keys: Path, *, ca_line: str, sshd_key: str, ports: dict[str, int], cipher: str
+    work: Path,
+    keys: Path,
+    *,
+    ca_line: str,
+    sshd_key: str,
+    minimal_key: str,
+    ports: dict[str, int],
+    cipher: str,
 ) -> Path:
     known = work / "known_hosts"
-    known.write_text(f"@cert-authority * {ca_line}\nsshd-bench {sshd_key}\n")
+    known.write_text(f"@cert-authority * {ca_line}\nsshd-bench {sshd_key}\nminimal-bench {minimal_key}\n")
     common = (
         f"  IdentityFile {keys}\n  IdentitiesOnly yes\n  BatchMode yes\n  StrictHostKeyChecking yes\n"
         f"  UserKnownHostsFile {known}\n  GlobalKnownHostsFile /dev/null\n  Ciphers {cipher}\n"
@@ -237,6 +258,9 @@ def ssh_config(
         "sshd": sshd,
         "sshd-via-sshd": sshd + "  ProxyJump sshd\n",
         "ours-via-sshd": ours + "  ProxyJump sshd\n",
+        "minimal": (
+            f"  HostName 127.0.0.1\n  Port {ports['minimal']}\n  User root\n  HostKeyAlias minimal-bench\n"
+        ),
     }
     config = work / "ssh_config"
     config.write_text("".join(f"Host {name}\n{body}{common}\n" for name, body in stanzas.items()))
@@ -258,7 +282,7 @@ def sshd_config(work: Path, port: int, authorized: Path, cipher: str) -> Path:
 
 def roles(setup: Setup, path: Route) -> dict[str, int]:
     """The server-side processes a path's CPU is read from (the client is read from its own rusage)."""
-    server = setup.server_pid if path.server == "ours" else setup.sshd_pid
+    server = {"ours": setup.server_pid, "sshd": setup.sshd_pid, "minimal": setup.minimal_pid}[path.server]
     out = {"server": server}
     if path.jump == "gateway":
         out["jump"] = setup.gateway_pid
@@ -279,6 +303,15 @@ def wait_rusage(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, flo
             proc.kill()
             raise SystemExit(f"{shlex.join(map(str, proc.args))} took over {timeout:g} s")  # type: ignore[arg-type]
         time.sleep(0.005)
+
+
+def settle(pids: Iterable[int], timeout: float = 10) -> None:
+    """Until the servers have reaped the processes of the connection just closed (sshd's per-connection
+    process, the sessions' programs): only then are their CPU times in the parent's children times."""
+    deadline = time.monotonic() + timeout
+    procs = [psutil.Process(pid) for pid in set(pids)]
+    while any(p.children() for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def run_op(setup: Setup, path: Route, op: str, timeout: float) -> Result:
@@ -318,6 +351,7 @@ def run_op(setup: Setup, path: Route, op: str, timeout: float) -> Result:
     seconds = time.perf_counter() - started_at
     if rc != 0 or received != size:
         raise SystemExit(f"{path.name} {op}: exit status {rc}, {received} bytes of {size}")
+    settle(pids.values())
     cpu = {role: cpu_seconds(pid) - before[role] for role, pid in pids.items()}
     cpu["client"] = client_cpu
     return Result(path, op, seconds, cpu)
@@ -356,7 +390,7 @@ def start_all(stack: ExitStack, work: Path, cipher: str, size: int) -> Setup:
     runner = loop.run(standin.start())
     stack.callback(lambda: loop.run(runner.cleanup()))
 
-    ports = {"ours": free_port(), "gateway": free_port(), "sshd": free_port()}
+    ports = {"ours": free_port(), "gateway": free_port(), "sshd": free_port(), "minimal": free_port()}
     hybridhub = str(Path(sys.executable).parent / "hybridhub")
     home = work / "home"
     home.mkdir()
@@ -404,14 +438,40 @@ def start_all(stack: ExitStack, work: Path, cipher: str, size: int) -> Setup:
     )
     wait_for_banner(ports["sshd"], sshd)
     sshd_key = (work / "sshd_host_ed25519.pub").read_text().split()
+    minimal_host_key = asyncssh.generate_private_key("ssh-ed25519")
+    minimal_host_key.write_private_key(work / "minimal_host_key")
+    minimal = stack.enter_context(
+        started(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("ssh_minimal.py")),
+                str(ports["minimal"]),
+                str(work / "minimal_host_key"),
+                str(authorized),
+            ],
+            work / "minimal.log",
+        )
+    )
+    wait_for_banner(ports["minimal"], minimal)
     big = work / "big"
     with big.open("wb") as f:
         f.truncate(size)  # sparse: the disk is not what is measured
+    # read once, so that every path reads it from the page cache: the first reader of a sparse file
+    # pays for filling the cache, which made whichever path came first look twice as slow
+    with big.open("rb") as f:
+        while f.read(1 << 20):
+            pass
     ca_line = standin.ca.export_public_key().decode().strip()
     config = ssh_config(
-        work, key_file, ca_line=ca_line, sshd_key=" ".join(sshd_key[:2]), ports=ports, cipher=cipher
+        work,
+        key_file,
+        ca_line=ca_line,
+        sshd_key=" ".join(sshd_key[:2]),
+        minimal_key=minimal_host_key.export_public_key().decode().strip(),
+        ports=ports,
+        cipher=cipher,
     )
-    return Setup(work, config, server.pid, gateway.pid, sshd.pid, big, size)
+    return Setup(work, config, server.pid, gateway.pid, sshd.pid, minimal.pid, big, size)
 
 
 def fmt_row(cells: list[str], widths: list[int]) -> str:
@@ -486,13 +546,14 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024, help="MiB per transfer (default 1024)")
+    parser.add_argument("--reps", type=int, default=3, help="runs of each transfer; medians (default 3)")
     parser.add_argument("--logins", type=int, default=10, help="ssh HOST true per path (default 10)")
     parser.add_argument("--cipher", default="aes128-gcm@openssh.com", help="the cipher of every connection")
     parser.add_argument("--quick", action="store_true", help="64 MiB, 3 logins")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per transfer (default 300)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.size, args.logins = min(args.size, 64), min(args.logins, 3)
+        args.size, args.logins, args.reps = min(args.size, 64), min(args.logins, 3), 1
     missing = [b for b in ("ssh", "sftp", SSHD, SFTP_SERVER) if not shutil.which(b) and not Path(b).exists()]
     if missing or os.geteuid() != 0:
         print(f"bench/ssh.py needs root and {', '.join(missing) or 'OpenSSH'} (make test installs them)")
@@ -507,12 +568,17 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size << 20
     with tempfile.TemporaryDirectory(prefix="bench-ssh-") as tmp, ExitStack() as stack:
         setup = start_all(stack, Path(tmp), args.cipher, size)
-        results = []
-        for path in PATHS:
-            for op in ("stream", "upload", "sftp get"):
-                results.append(run_op(setup, path, op, args.timeout))
+        runs: dict[tuple[str, str], list[Result]] = {}
+        for _ in range(args.reps):  # interleaved, so that the machine's drift hits every path alike
+            for path in PATHS:
+                for op in OPS:
+                    runs.setdefault((path.name, op), []).append(run_op(setup, path, op, args.timeout))
+        results = [median_result(r) for r in runs.values()]
         logins = {path.name: login_times(setup, path, args.logins) for path in PATHS}
-        print(f"# {args.size} MiB per transfer; CPU seconds per GiB moved; 'vs sshd': sshd's time over this")
+        print(
+            f"# {args.size} MiB per transfer, median of {args.reps}; CPU seconds per GiB moved; "
+            "'vs sshd': sshd's time over this"
+        )
         report(results, logins, size, print)
     return 0
 
