@@ -14,9 +14,16 @@ __all__ = [
     "COMPONENT_LABEL",
     "GPU",
     "HUB_LABEL",
+    "KATIB_INJECTION_LABEL",
     "MEMORY_LABEL",
+    "NAMESPACE_NAME_LABEL",
     "NOTEBOOK_COMPONENT",
+    "POD_SECURITY_AUDIT",
+    "POD_SECURITY_ENFORCE",
+    "POD_SECURITY_WARN",
     "PRODUCT_LABEL",
+    "RUNS_USER_ANNOTATION",
+    "RUNS_USER_LABEL",
     "SERVERNAME_KEY",
     "USERNAME_KEY",
     "label_value_problem",
@@ -44,6 +51,23 @@ CLUSTER_LABEL = "hybridhub.io/cluster"
 # sweep judges only pods with its own hub's name, in any namespace, so two hubs that share a namespace
 # or a cluster never remove each other's servers. Not on home claims either.
 HUB_LABEL = "hybridhub.io/hub"
+
+# On a user's run namespace: whose it is. The label value is the user name made label-safe; the
+# annotation spells the name as the hub does, since a label cannot hold every hub name.
+RUNS_USER_LABEL = "hybridhub.io/user"
+RUNS_USER_ANNOTATION = "hybridhub.io/username"
+
+# Pod Security admission's namespace labels: the level it enforces, and the ones it only warns and
+# audits about.
+POD_SECURITY_ENFORCE = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_WARN = "pod-security.kubernetes.io/warn"
+POD_SECURITY_AUDIT = "pod-security.kubernetes.io/audit"
+
+# Kubernetes puts this label on every namespace, holding its name: NetworkPolicies select namespaces by it.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+# Katib's webhook injects its metrics collector only into trial pods of namespaces with this label.
+KATIB_INJECTION_LABEL = "katib.kubeflow.org/metrics-collector-injection"
 
 # Kubernetes' syntax for a label value: 63 characters at most, alphanumeric at both ends.
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
