@@ -132,7 +132,8 @@ def test_tune_finds_the_trial_that_printed_the_lowest_loss(katib: Any, api: clie
 
         x, n = float(parameters["x"]), int(parameters["n"])
         print(f"trial {os.environ['KATIB_TRIAL_NAME']} x={x} n={n}")
-        print(f"loss={(x - 0.3) ** 2 + n / 100:.6f}")
+        # 0.33, not 0.3, around which 0.2 and 0.4 would tie: the best trial is one trial
+        print(f"loss={(x - 0.33) ** 2 + n / 100:.6f}")
 
     katib.tune(
         name="tune-grid",
@@ -477,7 +478,8 @@ def test_the_optimizer_client_searches_over_trainjob_trials(sim: SimProcess, api
         import os
 
         if os.environ.get("RANK", "0") == "0":
-            print(f"loss={(float(lr) - 0.02) ** 2:.8f}")
+            # 0.018, not 0.02, around which 0.01 and 0.03 would tie for the best
+            print(f"loss={(float(lr) - 0.018) ** 2:.8f}")
 
     cfg = client.Configuration()
     config.load_kube_config(config_file=str(sim.kubeconfig), context="onprem", client_configuration=cfg)
