@@ -5,12 +5,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
+from typing import Any
 
+from .resources import ResourceType
 from .store import Store, WatchEvent
 
-__all__ = ["Controller"]
+__all__ = ["Controller", "Key", "KindController"]
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +78,64 @@ class Controller(abc.ABC):
             except Exception:
                 log.exception("%s: reconcile failed; retrying in 1s", self.name)
                 due = loop.time() + 1.0
+
+
+Key = tuple[str, str]  # an object's namespace and name
+
+
+class KindController(Controller):
+    """A controller of one kind of object: each object is synced when it changes, when an object it
+    controls changes, and again at the time its last sync asked for. Subclasses take notes in
+    ``observe`` (``observe_kind``, ``mark_controller``, ``mark``) and do the work in ``sync``."""
+
+    def __init__(self, store: Store, kind: ResourceType | None) -> None:
+        super().__init__(store)
+        self.kind = kind  # None when the cluster file leaves the kind out: nothing to do
+        self._dirty: set[Key] = set()
+        self._due: dict[Key, float] = {}  # loop times at which to sync an object again
+
+    def mark(self, namespace: str, name: str) -> None:
+        """Sync this object in the next pass."""
+        self._dirty.add((namespace, name))
+
+    def check_again(self, namespace: str, name: str, after: float) -> None:
+        """Sync this object again ``after`` seconds from now (a deadline, a wait for logs)."""
+        self._due[(namespace, name)] = asyncio.get_running_loop().time() + max(0.0, after)
+
+    def observe_kind(self, event: WatchEvent) -> bool | None:
+        """For an event of the controller's own kind, note it and say whether to reconcile (a
+        deleted object is forgotten: what it owns goes by garbage collection); None for other kinds."""
+        if self.kind is None or event.rt.key != self.kind.key:
+            return None
+        key = (event.namespace, event.obj["metadata"]["name"])
+        if event.type == "DELETED":
+            self._dirty.discard(key)
+            self._due.pop(key, None)
+            return False
+        self._dirty.add(key)
+        return True
+
+    def mark_controller(self, event: WatchEvent, kind: str, api_version: str) -> bool:
+        """Note the object of ``kind`` that controls the event's object, if one does."""
+        for ref in event.obj["metadata"].get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("kind") == kind and ref.get("apiVersion") == api_version:
+                self.mark(event.namespace, str(ref.get("name")))
+                return True
+        return False
+
+    def reconcile(self) -> float | None:
+        now = asyncio.get_running_loop().time()
+        for key, due in list(self._due.items()):
+            if due <= now:
+                del self._due[key]
+                self._dirty.add(key)
+        while self._dirty and self.kind is not None:
+            key = self._dirty.pop()
+            obj = self.store.find(self.kind, *key)
+            if obj is not None:
+                self.sync(obj)
+        return min(self._due.values()) if self._due else None
+
+    @abc.abstractmethod
+    def sync(self, obj: Mapping[str, Any]) -> None:
+        """Bring the cluster closer to what ``obj`` asks for, and write its status."""

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..controller import Controller
+from ..controller import KindController
 from ..errors import ApiError
 from ..events import EventRecorder
 from ..selectors import parse_label_selector
@@ -18,8 +17,6 @@ from .policy import plan, pod_index
 __all__ = ["JobController", "job_pod"]
 
 log = logging.getLogger(__name__)
-
-JobKey = tuple[str, str]
 
 
 def job_pod(job: Mapping[str, Any], index: int | None) -> dict[str, Any]:
@@ -61,52 +58,24 @@ def job_pod(job: Mapping[str, Any], index: int | None) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": pod_spec}
 
 
-class JobController(Controller):
+class JobController(KindController):
     """Every Job is synced when it or one of its pods changes, and again when its deadline is due."""
 
     name = "job-controller"
 
     def __init__(self, store: Store) -> None:
-        super().__init__(store)
+        super().__init__(store, store.registry.get("batch", "v1", "jobs"))
         self.events = EventRecorder(store, "job-controller")
-        self._jobs = store.registry.get("batch", "v1", "jobs")
         self._pods = store.registry.core("pods")
-        self._dirty: set[JobKey] = set()
-        self._due: dict[JobKey, float] = {}  # active deadlines to check again
 
     def observe(self, event: WatchEvent) -> bool:
-        if self._jobs is not None and event.rt.key == self._jobs.key:
-            key = (event.namespace, event.obj["metadata"]["name"])
-            if event.type == "DELETED":
-                self._dirty.discard(key)
-                self._due.pop(key, None)
-                return False
-            self._dirty.add(key)
-            return True
-        if event.rt.kind == "Pod" and event.rt.builtin:
-            for ref in event.obj["metadata"].get("ownerReferences") or []:
-                if ref.get("kind") == "Job" and ref.get("controller") and ref.get("apiVersion") == "batch/v1":
-                    self._dirty.add((event.namespace, str(ref.get("name"))))
-                    return True
-        return False
+        own = self.observe_kind(event)
+        if own is not None:
+            return own
+        return event.rt.kind == "Pod" and event.rt.builtin and self.mark_controller(event, "Job", "batch/v1")
 
-    def reconcile(self) -> float | None:
-        loop = asyncio.get_running_loop()
-        for key, due in list(self._due.items()):
-            if due <= loop.time():
-                del self._due[key]
-                self._dirty.add(key)
-        while self._dirty:
-            key = self._dirty.pop()
-            if self._jobs is None:
-                break
-            job = self.store.find(self._jobs, *key)
-            if job is not None:
-                self._sync(job)
-        return min(self._due.values()) if self._due else None
-
-    def _sync(self, job: Mapping[str, Any]) -> None:
-        jobs = self._jobs
+    def sync(self, job: Mapping[str, Any]) -> None:
+        jobs = self.kind
         if jobs is None:
             return
         meta = job["metadata"]
@@ -139,7 +108,7 @@ class JobController(Controller):
         for type_, reason, message in step.events:
             self.events.record(job, type_, reason, message)
         if step.recheck_after is not None:
-            self._due[(ns, name)] = asyncio.get_running_loop().time() + step.recheck_after
+            self.check_again(ns, name, step.recheck_after)
         current = self.store.find(jobs, ns, name)
         if current is None or current.get("status") == step.status:
             return

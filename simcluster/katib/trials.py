@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
-from ..controller import Controller
+from ..controller import KindController
 from ..errors import ApiError
 from ..events import EventRecorder
 from ..logs import PodLogs
@@ -25,7 +24,6 @@ __all__ = ["TrialController"]
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]
 LOG_WAIT = 0.2  # seconds between looks at a finished job's pod logs that are still being written
 _DONE = ("Succeeded", "Failed", "Killed", "EarlyStopped", "MetricsUnavailable")
 
@@ -34,56 +32,33 @@ def _completed(trial: Mapping[str, Any]) -> bool:
     return any(has(trial, t) for t in _DONE)
 
 
-class TrialController(Controller):
+class TrialController(KindController):
     """Each Trial is synced when it, its job or one of its pods changes."""
 
     name = "trial-controller"
 
     def __init__(self, store: Store, logs: PodLogs) -> None:
-        super().__init__(store)
+        super().__init__(store, store.registry.get(GROUP, "v1beta1", "trials"))
         self.logs = logs
         self.events = EventRecorder(store, "trial-controller")
-        self._trials = store.registry.get(GROUP, "v1beta1", "trials")
+        self._trials = self.kind
         self._pods = store.registry.core("pods")
-        self._dirty: set[Key] = set()
-        self._due: dict[Key, float] = {}
 
     def observe(self, event: WatchEvent) -> bool:
-        if self._trials is None:
-            return False
-        meta = event.obj["metadata"]
-        if event.rt.key == self._trials.key:
-            key = (event.namespace, meta["name"])
-            if event.type == "DELETED":
-                self._dirty.discard(key)
-                self._due.pop(key, None)
-                return False
-            self._dirty.add(key)
-            return True
+        own = self.observe_kind(event)
+        if own is not None or self._trials is None:
+            return bool(own)
         if event.rt.kind == "Pod" and event.rt.builtin:
-            trial = (meta.get("labels") or {}).get(LABEL_TRIAL)
+            trial = (event.obj["metadata"].get("labels") or {}).get(LABEL_TRIAL)
             if trial:
-                self._dirty.add((event.namespace, trial))
+                self.mark(event.namespace, trial)
                 return True
             return False
-        for ref in meta.get("ownerReferences") or []:
-            if ref.get("controller") and ref.get("kind") == "Trial" and ref.get("apiVersion") == API_VERSION:
-                self._dirty.add((event.namespace, str(ref.get("name"))))
-                return True
-        return False
+        return self.mark_controller(event, "Trial", API_VERSION)
 
-    def reconcile(self) -> float | None:
-        loop = asyncio.get_running_loop()
-        for key, due in list(self._due.items()):
-            if due <= loop.time():
-                del self._due[key]
-                self._dirty.add(key)
-        while self._dirty and self._trials is not None:
-            ns, name = self._dirty.pop()
-            trial = self.store.find(self._trials, ns, name)
-            if trial is not None and not trial["metadata"].get("deletionTimestamp"):
-                self._sync(trial)
-        return min(self._due.values()) if self._due else None
+    def sync(self, trial: Mapping[str, Any]) -> None:
+        if not trial["metadata"].get("deletionTimestamp"):
+            self._sync(trial)
 
     def _write(self, trial: Mapping[str, Any], status: dict[str, Any]) -> dict[str, Any] | None:
         if self._trials is None:
@@ -125,7 +100,7 @@ class TrialController(Controller):
         if state.condition == "Succeeded":
             found = self._observation(trial)
             if found is None:
-                self._due[(ns, trial["metadata"]["name"])] = asyncio.get_running_loop().time() + LOG_WAIT
+                self.check_again(ns, trial["metadata"]["name"], LOG_WAIT)
                 return
             trial = {**trial, "status": {**(trial.get("status") or {}), "observation": found}}
         status, event = trial_outcome(trial, state, now)

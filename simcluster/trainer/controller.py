@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from ..controller import Controller
+from ..controller import KindController
 from ..errors import ApiError
 from ..events import EventRecorder
 from ..resources import ResourceType
@@ -46,8 +45,6 @@ log = logging.getLogger(__name__)
 
 TORCHRUN_DIR = Path(__file__).resolve().parent / "bin"
 
-Key = tuple[str, str]
-
 
 def seed(store: Store) -> None:
     """What installing Kubeflow Trainer leaves in a cluster: its namespace, the public ConfigMap the
@@ -66,23 +63,21 @@ def seed(store: Store) -> None:
         store.create(runtimes, None, torch_distributed())
 
 
-class TrainJobController(Controller):
+class TrainJobController(KindController):
     """Every TrainJob is synced when it or one of its Jobs changes, or a runtime appears; it also
     answers for the TrainJob webhook, as an admission plugin of the store."""
 
     name = "trainjob-controller"
 
     def __init__(self, store: Store) -> None:
-        super().__init__(store)
-        self.events = EventRecorder(store, "trainjob-controller")
         registry = store.registry
-        self._trainjobs = registry.get(GROUP, VERSION, TRAINJOBS)
+        super().__init__(store, registry.get(GROUP, VERSION, TRAINJOBS))
+        self.events = EventRecorder(store, "trainjob-controller")
+        self._trainjobs = self.kind
         self._runtimes = registry.get(GROUP, VERSION, RUNTIMES)
         self._cluster_runtimes = registry.get(GROUP, VERSION, CLUSTER_RUNTIMES)
         self._jobs = registry.get("batch", "v1", "jobs")
         self._services = registry.core("services")
-        self._dirty: set[Key] = set()
-        self._due: dict[Key, float] = {}  # active deadlines to check again
         store.admission_plugins.append(self._admit)
 
     # ------------------------------------------------------------------ the webhook
@@ -98,46 +93,20 @@ class TrainJobController(Controller):
     # ------------------------------------------------------------------ events
 
     def observe(self, event: WatchEvent) -> bool:
-        if self._trainjobs is None:
-            return False
+        own = self.observe_kind(event)
+        if own is not None or self._trainjobs is None:
+            return bool(own)
         key = event.rt.key
-        if key == self._trainjobs.key:
-            name = (event.namespace, event.obj["metadata"]["name"])
-            if event.type == "DELETED":
-                self._dirty.discard(name)
-                self._due.pop(name, None)
-                return False
-            self._dirty.add(name)
-            return True
         if self._jobs is not None and key == self._jobs.key:
-            for ref in event.obj["metadata"].get("ownerReferences") or []:
-                if ref.get("kind") == TRAINJOB_KIND and ref.get("apiVersion") == API_VERSION:
-                    self._dirty.add((event.namespace, str(ref.get("name"))))
-                    return True
-            return False
+            return self.mark_controller(event, TRAINJOB_KIND, API_VERSION)
         if event.type == "ADDED" and any(
             r is not None and key == r.key for r in (self._runtimes, self._cluster_runtimes)
         ):
             # a TrainJob that waited for its runtime may start now
-            self._dirty.update(
-                (str(t["metadata"]["namespace"]), str(t["metadata"]["name"]))
-                for t in self.store.list(self._trainjobs)
-            )
+            for t in self.store.list(self._trainjobs):
+                self.mark(str(t["metadata"]["namespace"]), str(t["metadata"]["name"]))
             return True
         return False
-
-    def reconcile(self) -> float | None:
-        loop = asyncio.get_running_loop()
-        for key, due in list(self._due.items()):
-            if due <= loop.time():
-                del self._due[key]
-                self._dirty.add(key)
-        while self._dirty and self._trainjobs is not None:
-            key = self._dirty.pop()
-            trainjob = self.store.find(self._trainjobs, *key)
-            if trainjob is not None:
-                self._sync(trainjob)
-        return min(self._due.values()) if self._due else None
 
     # ------------------------------------------------------------------ one TrainJob
 
@@ -157,7 +126,7 @@ class TrainJobController(Controller):
             f'not found TrainingRuntime specified in TrainJob: {RUNTIMES}.{GROUP} "{name}" not found',
         )
 
-    def _sync(self, trainjob: Mapping[str, Any]) -> None:
+    def sync(self, trainjob: Mapping[str, Any]) -> None:
         jobs_rt, trainjobs = self._jobs, self._trainjobs
         if jobs_rt is None or trainjobs is None:
             return
@@ -201,7 +170,7 @@ class TrainJobController(Controller):
             with suppress(ApiError):
                 self.store.delete(jobs_rt, ns, job_name)
         if step.recheck_after is not None:
-            self._due[(ns, name)] = asyncio.get_running_loop().time() + step.recheck_after
+            self.check_again(ns, name, step.recheck_after)
         current = self.store.find(trainjobs, ns, name)
         if current is None or current.get("status") == status:
             return

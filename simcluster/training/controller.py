@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..controller import Controller
+from ..controller import KindController
 from ..errors import ApiError
 from ..events import EventRecorder
 from ..resources import ResourceType
@@ -23,63 +22,37 @@ __all__ = ["PyTorchJobController"]
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]
 
-
-class PyTorchJobController(Controller):
+class PyTorchJobController(KindController):
     """Every PyTorchJob is synced when it or one of its pods changes, and again when its deadline is
     due; it also answers for the operator's validating webhook, as an admission plugin of the store."""
 
     name = CONTROLLER_NAME
 
     def __init__(self, store: Store) -> None:
-        super().__init__(store)
+        super().__init__(store, store.registry.get(GROUP, VERSION, PLURAL))
         self.events = EventRecorder(store, CONTROLLER_NAME)
-        self._jobs = store.registry.get(GROUP, VERSION, PLURAL)
         self._pods = store.registry.core("pods")
         self._services = store.registry.core("services")
-        self._dirty: set[Key] = set()
-        self._due: dict[Key, float] = {}
         store.admission_plugins.append(self._admit)
 
     def _admit(self, rt: ResourceType, obj: dict[str, Any], old: Mapping[str, Any] | None) -> None:
-        if self._jobs is not None and rt.key == self._jobs.key:
+        if self.kind is not None and rt.key == self.kind.key:
             validate(obj)
 
     def observe(self, event: WatchEvent) -> bool:
-        if self._jobs is None:
-            return False
-        if event.rt.key == self._jobs.key:
-            key = (event.namespace, event.obj["metadata"]["name"])
-            if event.type == "DELETED":  # its pods and Services go by garbage collection
-                self._dirty.discard(key)
-                self._due.pop(key, None)
-                return False
-            self._dirty.add(key)
-            return True
-        if event.rt.builtin and event.rt.kind in ("Pod", "Service"):
-            for ref in event.obj["metadata"].get("ownerReferences") or []:
-                if (
-                    ref.get("kind") == KIND
-                    and ref.get("controller")
-                    and ref.get("apiVersion") == f"{GROUP}/{VERSION}"
-                ):
-                    self._dirty.add((event.namespace, str(ref.get("name"))))
-                    return True
-        return False
+        own = self.observe_kind(event)
+        if own is not None:
+            return own
+        return (
+            event.rt.builtin
+            and event.rt.kind in ("Pod", "Service")
+            and self.mark_controller(event, KIND, f"{GROUP}/{VERSION}")
+        )
 
-    def reconcile(self) -> float | None:
-        loop = asyncio.get_running_loop()
-        for key, due in list(self._due.items()):
-            if due <= loop.time():
-                del self._due[key]
-                self._dirty.add(key)
-        while self._dirty and self._jobs is not None:
-            key = self._dirty.pop()
-            job = self.store.find(self._jobs, *key)
-            if job is not None and not job["metadata"].get("deletionTimestamp"):
-                self._sync(self._jobs, job)
-        return min(self._due.values()) if self._due else None
+    def sync(self, job: Mapping[str, Any]) -> None:
+        if self.kind is not None and not job["metadata"].get("deletionTimestamp"):
+            self._sync(self.kind, job)
 
     def _owned(self, rt: ResourceType, job: Mapping[str, Any]) -> list[dict[str, Any]]:
         meta = job["metadata"]
@@ -111,7 +84,7 @@ class PyTorchJobController(Controller):
         for type_, reason, message in step.events:
             self.events.record(job, type_, reason, message)
         if step.recheck_after is not None:
-            self._due[(ns, name)] = asyncio.get_running_loop().time() + max(0.0, step.recheck_after)
+            self.check_again(ns, name, step.recheck_after)
         current = self.store.find(jobs, ns, name)
         if current is None or current.get("status") == step.status:
             return
