@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from kubernetes.client.rest import ApiException
 
 from simcluster.testing import SimProcess
 from tests.environment import needs
+from tests.harness.waits import wait_for
 
 # the process runtime needs root; without it pods fall back to process-loopback (test_loopback_runtime.py)
 pytestmark = [
@@ -67,17 +67,6 @@ def katib(sim: SimProcess) -> Iterator[Any]:
     yield kc
     kc.api_client.close()
     client.Configuration.set_default(saved)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s; last: {got!r}")
-        time.sleep(every)
 
 
 def experiment_of(api: client.ApiClient, name: str, namespace: str = NS) -> dict[str, Any]:
@@ -302,7 +291,7 @@ def test_failing_trials_fail_the_experiment_at_max_failed_trial_count(api: clien
             maxFailedTrialCount=1,
         ),
     )
-    exp = wait_for(finished(api, "fails"))
+    exp = wait_for("experiment fails to end", finished(api, "fails"), 60)
     assert conditions(exp)["Failed"] == ("True", "ExperimentFailed")
     assert exp["status"]["trialsFailed"] == 1 and exp["status"]["trials"] == 1
     (trial,) = trials_of(api, "fails")
@@ -314,7 +303,7 @@ def test_failing_trials_fail_the_experiment_at_max_failed_trial_count(api: clien
 def test_a_trial_that_prints_no_objective_is_metrics_unavailable(katib: Any, api: client.ApiClient) -> None:
     # "accuracy: 0.9" is not Katib's name=value format (katib#1416), so the objective is never seen
     create(api, job_experiment("no-metric", "print('accuracy: A')", maxTrialCount=1, parallelTrialCount=1))
-    exp = wait_for(finished(api, "no-metric"))
+    exp = wait_for("experiment no-metric to end", finished(api, "no-metric"), 60)
     assert exp["status"]["trialMetricsUnavailable"] == 1
     assert conditions(exp)["Succeeded"] == ("True", "ExperimentMaxTrialsReached")
     (trial,) = trials_of(api, "no-metric")
@@ -336,7 +325,7 @@ def test_reaching_the_goal_ends_the_experiment_and_trial_jobs_go(api: client.Api
             objective={"type": "maximize", "goal": 0.5, "objectiveMetricName": "accuracy"},
         ),
     )
-    exp = wait_for(finished(api, "goal"))
+    exp = wait_for("experiment goal to end", finished(api, "goal"), 60)
     assert conditions(exp)["Succeeded"] == ("True", "ExperimentGoalReached")
     assert exp["status"]["trials"] == 1  # the first trial already printed more than the goal
     best = exp["status"]["currentOptimalTrial"]
@@ -349,7 +338,9 @@ def test_reaching_the_goal_ends_the_experiment_and_trial_jobs_go(api: client.Api
         batch.read_namespaced_job(trial, NS)  # retain: false deletes the trial's Job ...
     assert err.value.status == 404
     wait_for(
-        lambda: not core.list_namespaced_pod(NS, label_selector=f"katib.kubeflow.org/trial={trial}").items
+        "the trial's pods to go",
+        lambda: not core.list_namespaced_pod(NS, label_selector=f"katib.kubeflow.org/trial={trial}").items,
+        60,
     )
 
 
@@ -458,7 +449,7 @@ def test_a_search_the_suggestion_service_refuses_fails_the_experiment(api: clien
         {"name": "a", "parameterType": "discrete", "feasibleSpace": {"list": ["1", "2"]}}
     ]
     create(api, body)
-    exp = wait_for(finished(api, "small-grid"))
+    exp = wait_for("experiment small-grid to end", finished(api, "small-grid"), 60)
     assert conditions(exp)["Failed"] == ("True", "ExperimentFailed")
     assert [c["message"] for c in exp["status"]["conditions"] if c["type"] == "Failed"] == [
         "Suggestion has failed"
@@ -523,10 +514,12 @@ def test_the_trial_budget_is_editable_and_lowering_parallelism_deletes_the_newes
         ),
     )
     wait_for(
+        "three trials of slow running",
         lambda: (
             len(trials_of(api, "slow")) == 3
             and experiment_of(api, "slow")["status"].get("trialsRunning") == 3
-        )
+        ),
+        60,
     )
     first = sorted(trials_of(api, "slow"), key=lambda t: t["metadata"]["creationTimestamp"])
     custom = client.CustomObjectsApi(api)
@@ -541,7 +534,7 @@ def test_the_trial_budget_is_editable_and_lowering_parallelism_deletes_the_newes
     custom.patch_namespaced_custom_object(
         GROUP, VERSION, NS, "experiments", "slow", {"spec": {"parallelTrialCount": 1}}
     )
-    wait_for(lambda: len(trials_of(api, "slow")) == 1)
+    wait_for("slow down to one trial", lambda: len(trials_of(api, "slow")) == 1, 60)
     (left,) = trials_of(api, "slow")
     assert left["metadata"]["name"] in {t["metadata"]["name"] for t in first}  # none added, two deleted
     suggestion = custom.get_namespaced_custom_object(GROUP, VERSION, NS, "suggestions", "slow")
@@ -549,11 +542,13 @@ def test_the_trial_budget_is_editable_and_lowering_parallelism_deletes_the_newes
     custom.delete_namespaced_custom_object(GROUP, VERSION, NS, "experiments", "slow")
     # the experiment's trials, their Jobs and pods go with it
     wait_for(
+        "slow's pods to go",
         lambda: (
             not client.CoreV1Api(api)
             .list_namespaced_pod(NS, label_selector="katib.kubeflow.org/experiment=slow")
             .items
-        )
+        ),
+        60,
     )
     assert trials_of(api, "slow") == []
 

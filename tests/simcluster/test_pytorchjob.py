@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from kubernetes.client.rest import ApiException
 
 from simcluster.testing import SimProcess
 from tests.environment import needs
+from tests.harness.waits import wait_for
 
 # the process runtime needs root; without it pods fall back to process-loopback (test_loopback_runtime.py)
 pytestmark = [
@@ -168,16 +168,6 @@ def conditions(obj: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     }
 
 
-def wait_for(what: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def patch_run_policy(api: client.ApiClient, name: str, **fields: Any) -> None:
     body = {"spec": {"runPolicy": fields}}
     client.CustomObjectsApi(api).patch_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, name, body)
@@ -275,13 +265,17 @@ def test_backoff_limit_and_clean_pod_policy(training: TrainingClient, api: clien
         "PyTorchJobFailed",
         "Job crash has failed because it has reached the specified backoff limit",
     )
-    wait_for(lambda: not pods_of(api, "crash") and not services_of(api, "crash"))
+    wait_for(
+        "crash's pods and Services to go",
+        lambda: not pods_of(api, "crash") and not services_of(api, "crash"),
+        30,
+    )
 
 
 def test_suspend_resume_and_delete(training: TrainingClient, api: client.ApiClient) -> None:
     sleeper = ["python", "-c", "import time; print('up', flush=True); time.sleep(60)"]
     training.create_job(job=pytorchjob("nap", sleeper, run_policy={"suspend": True}))
-    conds = wait_for(lambda: conditions(raw(api, "nap")).get("Suspended"))
+    conds = wait_for("nap suspended", lambda: conditions(raw(api, "nap")).get("Suspended"), 30)
     assert conds == ("True", "PyTorchJobSuspended", "PyTorchJob nap is suspended.")
     assert pods_of(api, "nap") == []
 
@@ -295,24 +289,39 @@ def test_suspend_resume_and_delete(training: TrainingClient, api: client.ApiClie
     assert len(pods_of(api, "nap")) == 2
 
     patch_run_policy(api, "nap", suspend=True)
-    wait_for(lambda: not pods_of(api, "nap") and not services_of(api, "nap"))
+    wait_for(
+        "nap's pods and Services to go on suspend",
+        lambda: not pods_of(api, "nap") and not services_of(api, "nap"),
+        30,
+    )
     conds = conditions(raw(api, "nap"))
     assert conds["Running"] == ("False", "PyTorchJobSuspended", "PyTorchJob nap is suspended.")
     assert conds["Suspended"][:2] == ("True", "PyTorchJobSuspended")
 
     patch_run_policy(api, "nap", suspend=False)
-    wait_for(lambda: len([p for p in pods_of(api, "nap") if p["status"].get("phase") == "Running"]) == 2)
+    wait_for(
+        "nap's two pods running",
+        lambda: len([p for p in pods_of(api, "nap") if p["status"].get("phase") == "Running"]) == 2,
+        30,
+    )
     training.delete_job("nap")
-    wait_for(lambda: not pods_of(api, "nap") and not services_of(api, "nap"))
+    wait_for(
+        "nap's pods and Services to go on delete",
+        lambda: not pods_of(api, "nap") and not services_of(api, "nap"),
+        30,
+    )
 
 
 def test_a_job_kueue_manages_is_left_alone(training: TrainingClient, api: client.ApiClient) -> None:
     policy = {"managed_by": "kueue.x-k8s.io/multikueue"}
     training.create_job(job=pytorchjob("queued", ["true"], run_policy=policy))
-    time.sleep(1.0)
+    # a job the operator does take, made after it, shows the operator has had its turn
+    training.create_job(job=pytorchjob("taken", ["true"], run_policy={"suspend": True}))
+    wait_for("taken suspended", lambda: conditions(raw(api, "taken")).get("Suspended"), 30)
     assert raw(api, "queued").get("status") is None
     assert pods_of(api, "queued") == [] and services_of(api, "queued") == []
     training.delete_job("queued")
+    training.delete_job("taken")
 
 
 WEBHOOK = 'admission webhook "validator.pytorchjob.training-operator.kubeflow.org" denied the request: '

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from kubernetes.client.rest import ApiException
 
 from simcluster.testing import SimProcess
 from tests.environment import needs
+from tests.harness.waits import wait_for
 
 # the process runtime needs root; without it pods fall back to process-loopback (test_loopback_runtime.py)
 pytestmark = [
@@ -92,16 +93,6 @@ def conditions(obj: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
     }
 
 
-def wait_for(what: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 # ---------------------------------------------------------------------- the functions the nodes run
 
 
@@ -109,7 +100,6 @@ def exchange_ranks() -> None:
     """Rank 0 listens beside torchrun's port; the other rank connects; each prints what it got."""
     import os
     import socket
-    import time
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
@@ -182,7 +172,7 @@ def test_a_two_node_custom_trainer_rendezvouses_over_tcp_and_its_logs_come_back(
     assert service.spec.selector == {"jobset.sigs.k8s.io/jobset-name": name}
     # deleting the TrainJob takes its Jobs, their pods and the Service with it
     trainer.delete_job(name)
-    wait_for(lambda: pods_of(api, name) == [])
+    wait_for("the TrainJob's pods to go", lambda: pods_of(api, name) == [], 30)
     with pytest.raises(ApiException):
         core.read_namespaced_service(name, NS)
     assert (
@@ -319,7 +309,7 @@ def test_a_suspended_trainjob_runs_no_pods_until_resumed(
 ) -> None:
     custom = client.CustomObjectsApi(api)
     custom.create_namespaced_custom_object(GROUP, VERSION, NS, "trainjobs", a_trainjob("held", suspend=True))
-    wait_for(lambda: "Suspended" in conditions(trainjob(api, "held")))
+    wait_for("held suspended", lambda: "Suspended" in conditions(trainjob(api, "held")), 30)
     assert conditions(trainjob(api, "held"))["Suspended"] == ("True", "Suspended", "TrainJob is suspended")
     job = client.BatchV1Api(api).read_namespaced_job("held-node-0", NS)
     assert job.spec.suspend is True and pods_of(api, "held") == []
@@ -331,7 +321,9 @@ def test_a_suspended_trainjob_runs_no_pods_until_resumed(
 
     patch(False)
     running = wait_for(
-        lambda: [p for p in pods_of(api, "held") if p["status"].get("phase") == "Running"] or None
+        "held's pods running",
+        lambda: [p for p in pods_of(api, "held") if p["status"].get("phase") == "Running"] or None,
+        30,
     )
     assert {p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] for p in running} <= {
         "0",
@@ -340,13 +332,17 @@ def test_a_suspended_trainjob_runs_no_pods_until_resumed(
     assert conditions(trainjob(api, "held"))["Suspended"] == ("False", "Resumed", "TrainJob is resumed")
     # suspending a running TrainJob takes its pods away
     patch(True)
-    wait_for(lambda: pods_of(api, "held") == [])
+    wait_for("held's pods to go on suspend", lambda: pods_of(api, "held") == [], 30)
     assert conditions(trainjob(api, "held"))["Suspended"][:2] == ("True", "Suspended")
     patch(False)
-    wait_for(lambda: [p for p in pods_of(api, "held") if p["status"].get("phase") == "Running"] or None)
+    wait_for(
+        "held's pods running again",
+        lambda: [p for p in pods_of(api, "held") if p["status"].get("phase") == "Running"] or None,
+        30,
+    )
     # the SDK follows node 0's log while it runs, to its end
     assert list(trainer.get_job_logs("held", follow=True)) == ["done"]
-    wait_for(lambda: "Complete" in conditions(trainjob(api, "held")), timeout=30)
+    wait_for("held complete", lambda: "Complete" in conditions(trainjob(api, "held")), timeout=30)
     custom.delete_namespaced_custom_object(GROUP, VERSION, NS, "trainjobs", "held")
 
 
@@ -356,7 +352,7 @@ def test_a_trainjob_managed_by_another_controller_is_left_alone(api: client.ApiC
     custom.create_namespaced_custom_object(GROUP, VERSION, NS, "trainjobs", body)
     # a TrainJob the controller does take, made after it, shows the controller has had its turn
     custom.create_namespaced_custom_object(GROUP, VERSION, NS, "trainjobs", a_trainjob("here", suspend=True))
-    wait_for(lambda: "Suspended" in conditions(trainjob(api, "here")))
+    wait_for("here suspended", lambda: "Suspended" in conditions(trainjob(api, "here")), 30)
     left = trainjob(api, "elsewhere")
     assert left["spec"]["managedBy"] == "kueue.x-k8s.io/multikueue" and "status" not in left
     assert pods_of(api, "elsewhere") == []
