@@ -10,6 +10,7 @@ from contextlib import suppress
 from typing import Any
 
 from .resources import ResourceType
+from .selectors import LabelSelector
 from .store import Store, WatchEvent
 
 __all__ = ["Controller", "Key", "KindController"]
@@ -122,6 +123,21 @@ class KindController(Controller):
                 self.mark(event.namespace, str(ref.get("name")))
                 return True
         return False
+
+    def controlled(
+        self, rt: ResourceType, owner: Mapping[str, Any], labels: LabelSelector
+    ) -> list[dict[str, Any]]:
+        """The objects of ``rt`` in ``owner``'s namespace that match ``labels`` and that ``owner``
+        controls: the labels narrow the list, the owner's uid decides (a name can be reused)."""
+        meta = owner["metadata"]
+        return [
+            obj
+            for obj in self.store.list(rt, meta["namespace"], labels=labels)
+            if any(
+                r.get("uid") == meta["uid"] and r.get("controller")
+                for r in obj["metadata"].get("ownerReferences") or []
+            )
+        ]
 
     def reconcile(self) -> float | None:
         now = asyncio.get_running_loop().time()

@@ -81,14 +81,7 @@ class JobController(KindController):
         meta = job["metadata"]
         ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
         mine = parse_label_selector(f"{BATCH_CONTROLLER_UID}={uid}")
-        pods = [
-            p
-            for p in self.store.list(self._pods, ns, labels=mine)
-            if any(
-                r.get("uid") == uid and r.get("controller")
-                for r in p["metadata"].get("ownerReferences") or []
-            )
-        ]
+        pods = self.controlled(self._pods, job, mine)
         step = plan(job, pods, self.store.clock(), self.store.now())
         for pod_name in step.delete:
             try:

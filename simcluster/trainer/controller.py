@@ -133,13 +133,9 @@ class TrainJobController(KindController):
         meta, spec = trainjob["metadata"], trainjob.get("spec") or {}
         if spec.get("managedBy", DEFAULT_MANAGER) != DEFAULT_MANAGER:
             return  # another controller (MultiKueue) runs it
-        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        ns, name = meta["namespace"], meta["name"]
         mine = parse_label_selector(f"{JOBSET_NAME}={name}")
-        jobs = [
-            j
-            for j in self.store.list(jobs_rt, ns, labels=mine)
-            if any(r.get("uid") == uid for r in j["metadata"].get("ownerReferences") or [])
-        ]
+        jobs = self.controlled(jobs_rt, trainjob, mine)
         runtime, why = self._runtime(trainjob)
         template = ((runtime or {}).get("spec") or {}).get("template") or {}
         rjobs = [str(r["name"]) for r in (template.get("spec") or {}).get("replicatedJobs") or []]

@@ -55,16 +55,8 @@ class PyTorchJobController(KindController):
             self._sync(self.kind, job)
 
     def _owned(self, rt: ResourceType, job: Mapping[str, Any]) -> list[dict[str, Any]]:
-        meta = job["metadata"]
-        selector = label_selector_from_dict({"matchLabels": job_labels(meta["name"])})
-        return [
-            obj
-            for obj in self.store.list(rt, meta["namespace"], labels=selector)
-            if any(
-                r.get("uid") == meta["uid"] and r.get("controller")
-                for r in obj["metadata"].get("ownerReferences") or []
-            )
-        ]
+        selector = label_selector_from_dict({"matchLabels": job_labels(job["metadata"]["name"])})
+        return self.controlled(rt, job, selector)
 
     def _sync(self, jobs: ResourceType, stored: Mapping[str, Any]) -> None:
         manager = ((stored.get("spec") or {}).get("runPolicy") or {}).get("managedBy")
