@@ -144,6 +144,10 @@ API_RESOURCES: tuple[ResourceType, ...] = (
     _rbac("rolebindings", "RoleBinding", True),
     _rbac("clusterroles", "ClusterRole", False),
     _rbac("clusterrolebindings", "ClusterRoleBinding", False),
+    # stored and served, not enforced: simcluster's pod network has no policy (docs/simcluster.md)
+    ResourceType(
+        "networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, short_names=("netpol",)
+    ),
     ResourceType(
         "authorization.k8s.io",
         "v1",

@@ -28,10 +28,13 @@ from .api import handlers
 from .capacity import CapacitySource, fleet_capacity
 from .fleet import ClusterMember, Fleet, FleetView
 from .metrics import Metrics
+from .runs.manager import RunManager, RunSettings
+from .runs.namespaces import RunNamespaceSettings, settings_problems
 from .ssh.access import SshAccess
 from .ssh.ca import CertificateAuthority, generate_ca_key, load_or_create_key_file
 from .ssh.gateways import address_problem, site_gateways
 from .store import Store
+from .store.runs import RunRegistry
 from .sweeper import HubServers, LeftoverSweeper
 
 __all__ = ["HybridHubService", "main"]
@@ -263,6 +266,57 @@ class HybridHubService(Application):
         20, config=True, help="How many SSH public keys one user may register, e.g. 20. At least 1."
     )
 
+    run_namespace_template = Unicode(
+        "hybridhub-runs-{user}",
+        config=True,
+        help="""The name of each user's run namespace in every cluster; ``{user}`` becomes the hub user
+        name made a DNS label, e.g. ``runs-{user}``. The service makes the namespace on the user's first
+        run there (docs/runs.md lists what it holds).""",
+    )
+    run_impersonate_template = Unicode(
+        "hybridhub:user:{username}",
+        config=True,
+        help="""The user the service acts as in a cluster when it writes a user's run
+        (``Impersonate-User``); ``{username}`` is the hub user name. The default's prefix keeps a hub
+        user named like a cluster identity from getting that identity's rights. Sites whose cluster
+        users are their hub users may set ``{username}``. The service's credentials need the
+        ``impersonate`` verb on users.""",
+    )
+    run_gpu_quota = Integer(
+        8,
+        config=True,
+        help="""GPUs one user's runs may request at once in each cluster (the run namespace's
+        ResourceQuota), and the most one run's gang may ask for, e.g. 8. At least 0.""",
+    )
+    run_pod_quota = Integer(
+        200, config=True, help="Pods one user's runs may have at once in each cluster, e.g. 200. At least 1."
+    )
+    run_max_wait = Float(
+        1800.0,
+        config=True,
+        help="""Seconds a run with cluster ``auto`` may expect to wait for on-prem before it goes to
+        the cloud instead, e.g. 1800. A run overrides it with the label ``hybridhub.io/max-wait``
+        (``90``, ``30m``, ``2h``). At least 0.""",
+    )
+    run_admission_interval = Float(
+        2.0,
+        config=True,
+        help="""Seconds between admission passes, which let waiting runs start when their whole GPU
+        gang fits in one cluster, e.g. 2. A new run or a deletion starts a pass at once. At least 0.1.""",
+    )
+    run_kueue_queues = Dict(
+        config=True,
+        help="""Clusters that run Kueue, and the LocalQueue of each user namespace that admits runs
+        there: ``{"onprem": "user-queue"}``. Runs placed in such a cluster carry Kueue's queue label
+        and Kueue, not the service, lets them start. Default: none.""",
+    )
+    run_blocked_egress_cidrs = List(
+        Unicode(),
+        config=True,
+        help="""Address ranges run pods may not reach, typically the pod ranges where notebooks run,
+        e.g. ``["10.240.0.0/16"]`` (the run namespace's NetworkPolicy). Default: none.""",
+    )
+
     @validate("ssh_gateway_address")
     def _check_ssh_gateway_address(self, proposal: dict[str, Any]) -> str:
         value: str = proposal["value"]
@@ -279,6 +333,42 @@ class HybridHubService(Application):
         except ValueError as exc:
             raise TraitError(f"HybridHubService.ssh_site_gateways: {exc}") from None
         return value
+
+    @validate("run_gpu_quota", "run_pod_quota", "run_max_wait", "run_admission_interval")
+    def _check_run_number(self, proposal: dict[str, Any]) -> float:
+        name = proposal["trait"].name
+        value: float = proposal["value"]
+        least = {"run_gpu_quota": 0, "run_pod_quota": 1, "run_max_wait": 0, "run_admission_interval": 0.1}[
+            name
+        ]
+        if not (value >= least and value != float("inf")):
+            raise TraitError(f"HybridHubService.{name}: must be at least {least}, got {value!r}")
+        return value
+
+    def run_settings(self) -> RunSettings:
+        """The runs' settings; SystemExit naming the setting when they cannot be used."""
+        namespaces = RunNamespaceSettings(
+            hub_instance=self.hub_instance,
+            name_template=self.run_namespace_template,
+            impersonate_template=self.run_impersonate_template,
+            gpu_quota=self.run_gpu_quota,
+            pod_quota=self.run_pod_quota,
+            blocked_egress_cidrs=tuple(self.run_blocked_egress_cidrs),
+        )
+        problems = settings_problems(namespaces)
+        for cluster, queue in self.run_kueue_queues.items():
+            if not isinstance(queue, str) or label_value_problem(queue) or not queue:
+                problems.append(f"run_kueue_queues[{cluster!r}]: {queue!r} is not a queue name")
+        if problems:
+            raise SystemExit(f"hybridhub service: HybridHubService run settings: {'; '.join(problems)}")
+        return RunSettings(
+            namespaces=namespaces,
+            max_gpus=self.run_gpu_quota,
+            default_max_wait=self.run_max_wait,
+            request_timeout=max(self.probe_timeout * 3, 5.0),
+            admission_interval=self.run_admission_interval,
+            kueue_queues=dict(self.run_kueue_queues),
+        )
 
     @validate("ssh_host_certificate_validity", "ssh_max_keys_per_user")
     def _check_ssh_number(self, proposal: dict[str, Any]) -> float:
@@ -438,6 +528,7 @@ class HybridHubService(Application):
         store: Store | None = None,
         ssh_ca: CertificateAuthority | None = None,
         hub_oauth: HubOAuth | None = None,
+        runs: RunManager | None = None,
     ) -> web.Application:
         """The tornado application of the API; ``hub_auth`` checks callers' tokens with the hub,
         ``hub_oauth`` tokens and the SSH page's login cookie; without ``store`` the SSH API answers 503."""
@@ -453,6 +544,7 @@ class HybridHubService(Application):
             # the SSH API and page (api/ssh.py, api/ssh_page.py)
             "hub_oauth": oauth,
             "store": store,
+            "runs": runs,
             "ssh_ca": ssh_ca,
             "ssh_access": SshAccess(self.api_url, self.api_token, timeout=self.probe_timeout),
             "ssh_gateway": self.ssh_gateway_address,
@@ -539,13 +631,17 @@ class HybridHubService(Application):
             request_timeout=self.probe_timeout,
             on_removed=lambda x: metrics.leftovers.labels(x.cluster).inc(),
         )
+        run_settings = self.run_settings()
         store, ssh_ca = await self.open_store()
         await fleet.start()
+        runs = RunManager(RunRegistry(store), fleet, book, run_settings)
+        runs.start()
         if self.leftover_sweep_interval > 0:
             sweeper.start()
         url = urlparse(self.bind_url)
         server = HTTPServer(
-            self.make_app(fleet, book, metrics, capacity, store=store, ssh_ca=ssh_ca), xheaders=True
+            self.make_app(fleet, book, metrics, capacity, store=store, ssh_ca=ssh_ca, runs=runs),
+            xheaders=True,
         )
         try:
             server.listen(url.port or 80, url.hostname or "127.0.0.1")
@@ -560,6 +656,7 @@ class HybridHubService(Application):
             await stop.wait()
         finally:
             server.stop()
+            await runs.stop()
             await sweeper.stop()
             await fleet.stop()
             await store.close()

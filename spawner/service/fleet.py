@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from kubernetes_asyncio.client import V1DeleteOptions, V1Preconditions
+from kubernetes_asyncio.client import ApiClient, V1DeleteOptions, V1Preconditions
 
 from spawner.core.clusters import ClusterConfig
 from spawner.core.health import HealthPolicy, HealthState, Probe, classify, cluster_health, pool_probes
@@ -244,6 +244,10 @@ class Fleet:
 
     def inventories(self) -> list[ClusterInventory]:
         return [m.inventory() for m in self.members.values()]
+
+    def api_client(self, cluster: str) -> ApiClient:
+        """The cluster's API client, with the service's credentials (renewed before they expire)."""
+        return self.members[cluster].client.api_client
 
     def health(self) -> dict[str, ClusterHealth]:
         return {name: m.health() for name, m in self.members.items()}

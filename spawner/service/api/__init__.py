@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from tornado import web
 
-from .base import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
+from .argo import ArgoLogHandler, ArgoWatchHandler, ArgoWorkflowHandler, ArgoWorkflowsHandler
+from .base import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_RUNS, SCOPE_SERVERS
 from .capacity import CapacityHandler
 from .health import HealthHandler
+from .k8s import KubeHandler
 from .metrics import MetricsHandler
 from .placements import ExtendHandler, PlacementsHandler, ReservationHandler
+from .runs import RunsHandler
 from .servers import ServerHandler
 from .ssh import (
     AuthorizedKeysHandler,
@@ -21,7 +24,7 @@ from .ssh import (
 )
 from .ssh_page import OAuthCallbackHandler, SshPageHandler
 
-__all__ = ["SCOPE_CAPACITY", "SCOPE_PLACE", "SCOPE_SERVERS", "handlers"]
+__all__ = ["SCOPE_CAPACITY", "SCOPE_PLACE", "SCOPE_RUNS", "SCOPE_SERVERS", "handlers"]
 
 
 def handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
@@ -36,6 +39,14 @@ def handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{p}/api/servers/(?P<user>[^/]+)", ServerHandler),
         (rf"{p}/api/servers/(?P<user>[^/]+)/(?P<name>[^/]*)", ServerHandler),
         (rf"{p}/metrics", MetricsHandler),
+        (rf"{p}/api/runs", RunsHandler),
+        # the Argo Server API subset Hera uses: Hera's host is {prefix}argo/
+        (rf"{p}/argo/api/v1/workflows/(?P<namespace>[^/]+)", ArgoWorkflowsHandler),
+        (rf"{p}/argo/api/v1/workflows/(?P<namespace>[^/]+)/(?P<name>[^/]+)", ArgoWorkflowHandler),
+        (rf"{p}/argo/api/v1/workflows/(?P<namespace>[^/]+)/(?P<name>[^/]+)/log", ArgoLogHandler),
+        (rf"{p}/argo/api/v1/workflow-events/(?P<namespace>[^/]+)", ArgoWatchHandler),
+        # the Kubernetes API subset the Katib and Kubeflow SDKs use: a kubeconfig's server is {prefix}k8s
+        (rf"{p}/k8s(?P<path>/.*)?", KubeHandler),
         (rf"{p}/api/ssh/ca", CaHandler),
         (rf"{p}/api/ssh/host-certificate", HostCertificateHandler),
         (rf"{p}/api/ssh/gateway-certificate", GatewayCertificateHandler),

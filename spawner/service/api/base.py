@@ -15,11 +15,12 @@ from ..capacity import CapacitySource
 from ..fleet import FleetView
 from ..metrics import Metrics
 
-__all__ = ["SCOPE_CAPACITY", "SCOPE_PLACE", "SCOPE_SERVERS", "ApiHandler"]
+__all__ = ["SCOPE_CAPACITY", "SCOPE_PLACE", "SCOPE_RUNS", "SCOPE_SERVERS", "ApiHandler"]
 
 SCOPE_CAPACITY = "custom:hybridhub:capacity"  # see cluster GPU availability (users)
 SCOPE_PLACE = "custom:hybridhub:place"  # ask for, extend and release placements (the hub only)
 SCOPE_SERVERS = "custom:hybridhub:servers"  # look up where anyone's server runs (gateway, admins)
+SCOPE_RUNS = "custom:hybridhub:runs"  # submit, read and delete one's own runs (users, their servers)
 
 
 class ApiHandler(HubAuthenticated, web.RequestHandler):  # type: ignore[misc]

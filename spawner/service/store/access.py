@@ -113,7 +113,9 @@ class Store:
     def backend(self) -> str:
         return self.engine.url.get_backend_name()
 
-    async def _run(self, fn: Callable[[Session], T]) -> T:
+    async def call(self, fn: Callable[[Session], T]) -> T:
+        """``fn(session)`` in one of the store's worker threads, with a session of its own."""
+
         def call() -> T:
             with self._sessions() as session:
                 return fn(session)
@@ -168,7 +170,7 @@ class Store:
                 raise DuplicateKey(fingerprint) from exc
             return _record(row)
 
-        return await self._run(add)
+        return await self.call(add)
 
     async def keys(self, users: Iterable[str] | None = None) -> list[KeyRecord]:
         """The keys of ``users`` (every user's when None), oldest first."""
@@ -182,14 +184,14 @@ class Store:
 
         if wanted == []:
             return []
-        return await self._run(read)
+        return await self.call(read)
 
     async def key(self, key_id: int) -> KeyRecord | None:
         def read(session: Session) -> KeyRecord | None:
             row = session.get(SshKey, key_id)
             return _record(row) if row else None
 
-        return await self._run(read)
+        return await self.call(read)
 
     async def delete_key(self, key_id: int, user: str) -> bool:
         """Remove ``user``'s key ``key_id``; False when there is no such key of that user."""
@@ -199,7 +201,7 @@ class Store:
             session.commit()
             return bool(getattr(result, "rowcount", 0))
 
-        return await self._run(remove)
+        return await self.call(remove)
 
     # ------------------------------------------------------------------ SSH CA
 
@@ -221,4 +223,4 @@ class Store:
                 raise RuntimeError("the SSH CA row vanished while it was being created")
             return row.private_key
 
-        return await self._run(get_or_create)
+        return await self.call(get_or_create)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Float, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["VERSION_TABLE", "Base", "SshCa", "SshKey"]
+__all__ = ["VERSION_TABLE", "Base", "RunRow", "SshCa", "SshKey"]
 
 # alembic's own table, named so that the store may share a database with other applications
 VERSION_TABLE = "hybridhub_alembic_version"
@@ -55,3 +55,38 @@ class SshCa(Base):
     # the private key in OpenSSH format: whoever reads this table can sign host certificates
     private_key: Mapped[str] = mapped_column(Text)
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RunRow(Base):
+    """A run a user submitted: where it went and why, and where it stands in the service's queue."""
+
+    __tablename__ = "runs"
+    # Kubernetes names are unique per kind and namespace; the registry makes them unique per user
+    # across clusters, so a name always means one run wherever it went.
+    __table_args__ = (UniqueConstraint("user", "kind", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(253))
+    # the user's run namespace; the same name in every cluster
+    namespace: Mapped[str] = mapped_column(String(63))
+    # "auto" or the cluster the user pinned
+    wanted: Mapped[str] = mapped_column(String(63))
+    # seconds the run may wait for on-prem before it goes to the cloud
+    max_wait: Mapped[float] = mapped_column(Float)
+    # the cluster the run is in or goes to; None before the service chose
+    cluster: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    # submitting, queued, admitted or deleting (see spawner.service.runs.registry)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    # the GPU gang as JSON: [[gpus, product], ...], one entry per pod that runs at once
+    gang: Mapped[str] = mapped_column(Text)
+    gpus: Mapped[int] = mapped_column(Integer)
+    # the run as accepted, JSON: what is created (again, after a crash) in the cluster
+    manifest: Mapped[str] = mapped_column(Text)
+    # why the run is where it is, or why it waits, in a sentence for the user
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # the object's uid in its cluster, once created
+    uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    submitted: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    admitted: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

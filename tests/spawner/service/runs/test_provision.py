@@ -2,8 +2,7 @@
 service's token and ``Impersonate-User``, so the cluster's RBAC, Pod Security and quota decide.
 
 One small cluster (simulated runtime) for the module; each test works with users of its own.
-simcluster serves no NetworkPolicy kind, so its cluster file declares one as a custom resource: the
-object is stored and served, not enforced.
+simcluster stores and serves NetworkPolicies but does not enforce them.
 """
 
 from __future__ import annotations
@@ -44,8 +43,6 @@ clusters:
         count: 1
         capacity: {cpu: "16", memory: 64Gi}
         gpu: {count: 8}
-    customResources:
-      - {group: networking.k8s.io, version: v1, plural: networkpolicies, kind: NetworkPolicy, status: false}
 """
 SETTINGS = RunNamespaceSettings(hub_instance="test-hub", gpu_quota=2, pod_quota=10)
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}

@@ -1,0 +1,682 @@
+"""Runs users submit: checked, registered, created held back in a cluster as the user, let go by admission."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kubernetes_asyncio.client import ApiClient
+
+from spawner.core.model import ClusterHealth, ClusterInventory, Health, Reservation
+from spawner.placement.reservations import ReservationBook
+from spawner.service.runs import admission
+from spawner.service.runs.clusterio import ClusterError, UserApi, collection_path, object_path
+from spawner.service.runs.manifests import RUN_POD_LABELS, generated_name, placeholder, prepare, wanted
+from spawner.service.runs.namespaces import RunNamespaceSettings, build, impersonated_user, namespace_name
+from spawner.service.runs.podspec import PodGpus
+from spawner.service.runs.policy import Gang, Refusal, Run, RunLimits, check_run
+from spawner.service.runs.provision import ProvisionError, ensure
+from spawner.service.store.runs import (
+    ADMITTED,
+    DELETING,
+    QUEUED,
+    REFUSED,
+    SUBMITTING,
+    DuplicateRun,
+    NewRun,
+    RunRecord,
+    RunRegistry,
+)
+
+__all__ = ["RunError", "RunManager", "RunSettings", "Waiting"]
+
+log = logging.getLogger(__name__)
+
+
+class RunError(Exception):
+    """A request about a run that the service answers with ``status``; ``reason`` is Kubernetes'
+    word for it (NotFound, AlreadyExists, Forbidden, Invalid...)."""
+
+    def __init__(self, status: int, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason
+
+
+class ClusterAccess(Protocol):
+    """What the manager needs of the fleet: snapshots and each cluster's API client."""
+
+    def inventories(self) -> list[ClusterInventory]: ...
+
+    def health(self) -> dict[str, ClusterHealth]: ...
+
+    def api_client(self, cluster: str) -> ApiClient: ...
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What an operator chooses for runs (HybridHubService's run_* settings)."""
+
+    namespaces: RunNamespaceSettings = field(default_factory=RunNamespaceSettings)
+    # the most GPUs one run's gang may hold at once
+    max_gpus: int = 8
+    # seconds a run with cluster auto may wait for on-prem before it goes to the cloud
+    default_max_wait: float = 1800.0
+    # seconds one cluster request may take
+    request_timeout: float = 10.0
+    # seconds between admission passes (a submission or a deletion also wakes it)
+    admission_interval: float = 2.0
+    # seconds the GPUs of a run just let go stay held, until its pods show in the inventory
+    admission_hold: float = 60.0
+    # seconds the oldest waiting run of a cluster may be passed by smaller ones before it blocks them
+    head_hold: float = 600.0
+    # seconds a followed log may stay silent before its stream ends
+    log_idle_timeout: float = 300.0
+    # clusters that run Kueue: the LocalQueue that admits runs there, by cluster
+    kueue_queues: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why a queued run waits, as the last admission pass saw it."""
+
+    cluster: str
+    position: int
+    expected_wait: float | None
+    reason: str
+
+
+def _gang(record: RunRecord) -> Gang:
+    return Gang(tuple(PodGpus(gpus, product) for gpus, product in record.gang))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cluster_answer(exc: ClusterError, cluster: str) -> RunError:
+    """A cluster's refusal as the service's answer: the cluster's status and message, or 503/504."""
+    if exc.status is None:
+        return RunError(504, f"cluster {cluster} did not answer: {exc}", "Timeout")
+    if exc.status >= 500 or exc.status == 0:
+        return RunError(503, f"cluster {cluster} failed: {exc}", "ServiceUnavailable")
+    reason = str(exc.body.get("reason") or "")
+    return RunError(exc.status, f"cluster {cluster} refused it: {exc}", reason)
+
+
+class RunManager:
+    """Owns the admission loop. Every public coroutine answers or raises RunError."""
+
+    def __init__(
+        self,
+        registry: RunRegistry,
+        fleet: ClusterAccess,
+        book: ReservationBook,
+        settings: RunSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.fleet = fleet
+        self.book = book
+        self.settings = settings
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._ensured: set[tuple[str, str]] = set()  # (cluster, user) whose namespace is made
+        self._in_flight: set[int] = set()  # registry ids a request of this process is creating
+        self.waiting: dict[int, Waiting] = {}  # the last admission pass's view of each queued run
+        # GPUs held for runs just let go, until their GPU pods are bound: run id -> (record, hold ids)
+        self._holding: dict[int, tuple[RunRecord, tuple[str, ...]]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="run-admission")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.pass_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("run admission pass failed; trying again")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.admission_interval):
+                    await self._wake.wait()
+
+    # ------------------------------------------------------------------ names and clients
+
+    def namespace(self, user: str) -> str:
+        return namespace_name(self.settings.namespaces, user)
+
+    def user_api(self, cluster: str, user: str) -> UserApi:
+        impersonate = impersonated_user(self.settings.namespaces, user)
+        return UserApi(self.fleet.api_client(cluster), impersonate, timeout=self.settings.request_timeout)
+
+    def service_api(self, cluster: str) -> UserApi:
+        """The service's own identity (no impersonation), for what admission does."""
+        return UserApi(self.fleet.api_client(cluster), None, timeout=self.settings.request_timeout)
+
+    async def _ensure_namespace(self, cluster: str, user: str) -> None:
+        if (cluster, user) in self._ensured:
+            return
+        try:
+            await ensure(
+                self.fleet.api_client(cluster),
+                build(self.settings.namespaces, user),
+                total_timeout=self.settings.request_timeout * 3,
+                request_timeout=self.settings.request_timeout,
+            )
+        except ProvisionError as exc:
+            status = 504 if exc.status is None else 503
+            raise RunError(status, f"cluster {cluster}: your run namespace could not be made: {exc}") from exc
+        self._ensured.add((cluster, user))
+
+    # ------------------------------------------------------------------ submit
+
+    def _snapshot(self) -> tuple[list[ClusterInventory], dict[str, ClusterHealth], tuple[Reservation, ...]]:
+        """Inventories, health and the live reservations, whose expiry is moved from the book's clock
+        to the manager's (wall time, which the registry's submission times are on)."""
+        shift = self.clock() - self.book.clock()
+        held = tuple(replace(r, expires=r.expires + shift) for r in self.book.active())
+        return self.fleet.inventories(), self.fleet.health(), held
+
+    async def submit(self, user: str, body: object) -> dict[str, Any]:
+        """Check, register and create a run held back; the object as the cluster (or the queue) has it."""
+        namespace = self.namespace(user)
+        checked = check_run(
+            body,
+            user_namespace=namespace,
+            runner_service_account=self.settings.namespaces.runner_service_account,
+            limits=RunLimits(max_gpus=self.settings.max_gpus),
+        )
+        if isinstance(checked, Refusal):
+            status = 403 if checked.field == "metadata.namespace" else 422
+            raise RunError(status, checked.message, "Forbidden" if status == 403 else "Invalid")
+        assert isinstance(body, dict)  # check_run accepted it, so it is an object
+        inventories, health, held = self._snapshot()
+        want = wanted(body, [i.cluster for i in inventories], self.settings.default_max_wait)
+        if isinstance(want, str):
+            raise RunError(422, want, "Invalid")
+        name = checked.name or generated_name(checked.generate_name or "run-")
+        choice = admission.choose_cluster(
+            admission.QueuedRun(
+                key=f"{user}/{checked.kind}/{name}",
+                user=user,
+                gang=checked.gang,
+                cluster=want.cluster,
+                max_wait=want.max_wait,
+                submitted=self.clock(),
+            ),
+            inventories,
+            health,
+            held,
+            self.clock(),
+            queued_ahead=await self._queued_gangs(),
+        )
+        if choice.cluster is None:
+            raise RunError(503, f"no cluster can take the run: {choice.reason}", "ServiceUnavailable")
+        cluster = choice.cluster
+        manifest = prepare(
+            body,
+            checked,
+            name,
+            hub_instance=self.settings.namespaces.hub_instance,
+            runner_service_account=self.settings.namespaces.runner_service_account,
+            kueue_queue=self.settings.kueue_queues.get(cluster),
+        )
+        try:
+            record = await self.registry.add(
+                NewRun(
+                    user=user,
+                    kind=checked.kind,
+                    name=name,
+                    namespace=namespace,
+                    wanted=want.cluster,
+                    max_wait=want.max_wait,
+                    cluster=cluster,
+                    gang=tuple((p.gpus, p.product) for p in checked.gang.pods),
+                    manifest=manifest,
+                    reason=choice.reason,
+                )
+            )
+        except DuplicateRun:
+            raise RunError(409, f'{checked.kind.lower()}s "{name}" already exists', "AlreadyExists") from None
+        self._in_flight.add(record.id)
+        try:
+            return await self._create(record, checked)
+        finally:
+            self._in_flight.discard(record.id)
+            self.wake()
+
+    async def _queued_gangs(self) -> dict[str, list[Gang]]:
+        """The gangs waiting in each cluster's queue, oldest first."""
+        gangs: dict[str, list[Gang]] = {}
+        for record in await self.registry.runs(states=[SUBMITTING, QUEUED]):
+            gangs.setdefault(record.cluster or "", []).append(_gang(record))
+        return gangs
+
+    async def _create(self, record: RunRecord, run: Run | None) -> dict[str, Any]:
+        """Create ``record`` in its cluster held back; a kind that cannot be held waits in the queue."""
+        cluster = record.cluster or ""
+        suspendable = run.suspendable if run is not None else record.kind != "Experiment"
+        if not suspendable:
+            await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED)
+            return placeholder(record.manifest, created=_iso(record.submitted), reason=record.reason)
+        try:
+            await self._ensure_namespace(cluster, record.user)
+            created = await self.user_api(cluster, record.user).send(
+                "POST", collection_path(record.kind, record.namespace), record.manifest
+            )
+        except RunError as exc:
+            if exc.status < 500:
+                await self.registry.remove(record.id)
+            raise
+        except ClusterError as exc:
+            if exc.status is not None and exc.status < 500:
+                # refused by the cluster's RBAC, Pod Security or quota: nothing was made
+                await self.registry.remove(record.id)
+            # unanswered or failed: the registry keeps the run; a later pass makes sure it exists once
+            raise _cluster_answer(exc, cluster) from exc
+        uid = (created.get("metadata") or {}).get("uid")
+        await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED, uid=uid)
+        log.info("run %s %s/%s created held back in %s", record.kind, record.user, record.name, cluster)
+        return created
+
+    # ------------------------------------------------------------------ read
+
+    async def _record(self, user: str, kind: str, name: str) -> RunRecord:
+        record = await self.registry.get(user, kind, name)
+        if record is None:
+            raise RunError(404, f'{kind.lower()}s "{name}" not found', "NotFound")
+        return record
+
+    def _placeholder(self, record: RunRecord) -> dict[str, Any]:
+        waiting = self.waiting.get(record.id)
+        reason = waiting.reason if waiting is not None else record.reason
+        return placeholder(
+            record.manifest, created=_iso(record.submitted), reason=reason, refused=record.state == REFUSED
+        )
+
+    async def get(self, user: str, kind: str, name: str) -> dict[str, Any]:
+        """The run as its cluster has it; read from the one cluster the registry names."""
+        record = await self._record(user, kind, name)
+        if record.uid is None:
+            return self._placeholder(record)
+        cluster = record.cluster or ""
+        try:
+            return await self.user_api(cluster, user).send("GET", object_path(kind, record.namespace, name))
+        except ClusterError as exc:
+            if exc.status == 404 and record.state != DELETING:
+                # deleted in the cluster behind the service's back (or with its namespace): forget it
+                await self.registry.remove(record.id)
+                raise RunError(404, f'{kind.lower()}s "{name}" not found', "NotFound") from exc
+            raise _cluster_answer(exc, cluster) from exc
+
+    async def list_runs(
+        self, user: str, kind: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The user's runs of ``kind``: one LIST per cluster that the registry says holds some, and the
+        queued ones no cluster holds yet. A cluster that does not answer fails the request."""
+        records = await self.registry.runs(user=user, kinds=[kind])
+        items: list[dict[str, Any]] = []
+        by_cluster: dict[str, set[str]] = {}
+        for record in records:
+            if record.uid is None:
+                if label_selector is None:
+                    items.append(self._placeholder(record))
+            else:
+                by_cluster.setdefault(record.cluster or "", set()).add(record.name)
+        for cluster, names in sorted(by_cluster.items()):
+            query = {"labelSelector": label_selector} if label_selector else None
+            try:
+                answer = await self.user_api(cluster, user).send(
+                    "GET", collection_path(kind, self.namespace(user)), query=query
+                )
+            except ClusterError as exc:
+                raise _cluster_answer(exc, cluster) from exc
+            items += [o for o in answer.get("items") or [] if (o.get("metadata") or {}).get("name") in names]
+        return items
+
+    async def pods(self, user: str, record: RunRecord, label_selector: str) -> list[dict[str, Any]]:
+        """The pods of the run's namespace in its cluster that match ``label_selector``."""
+        if record.uid is None:
+            return []
+        cluster = record.cluster or ""
+        try:
+            answer = await self.user_api(cluster, user).send(
+                "GET", f"/api/v1/namespaces/{record.namespace}/pods", query={"labelSelector": label_selector}
+            )
+        except ClusterError as exc:
+            raise _cluster_answer(exc, cluster) from exc
+        return list(answer.get("items") or [])
+
+    async def pod_log(
+        self,
+        user: str,
+        cluster: str,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        *,
+        follow: bool,
+        tail_lines: int | None = None,
+    ) -> AsyncIterator[bytes]:
+        """The lines of one pod's log, read as the user; with ``follow``, until the pod ends or the log
+        is quiet for log_idle_timeout seconds."""
+        query: dict[str, str] = {}
+        if container:
+            query["container"] = container
+        if follow:
+            query["follow"] = "true"
+        if tail_lines is not None:
+            query["tailLines"] = str(tail_lines)
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        try:
+            async for line in self.user_api(cluster, user).lines(
+                path, query, idle_timeout=self.settings.log_idle_timeout
+            ):
+                yield line
+        except ClusterError as exc:
+            raise _cluster_answer(exc, cluster) from exc
+
+    async def user_clusters(self, user: str) -> list[str]:
+        """The clusters that hold some of the user's runs, by the registry."""
+        return sorted({r.cluster for r in await self.registry.runs(user=user) if r.uid and r.cluster})
+
+    async def read(
+        self, cluster: str, path: str, query: Mapping[str, str] | None = None, *, user: str | None
+    ) -> dict[str, Any]:
+        """One GET in ``cluster``, as ``user`` (None: as the service, for what every user may read)."""
+        api = self.user_api(cluster, user) if user is not None else self.service_api(cluster)
+        try:
+            return await api.send("GET", path, query=query)
+        except ClusterError as exc:
+            raise _cluster_answer(exc, cluster) from exc
+
+    def reachable_clusters(self) -> list[str]:
+        """Every cluster that is not DOWN, on-prem first."""
+        health = self.fleet.health()
+        inventories = sorted(self.fleet.inventories(), key=lambda i: (i.role.value != "onprem", i.cluster))
+        return [i.cluster for i in inventories if not is_down(health, i.cluster)]
+
+    async def record(self, user: str, kind: str, name: str) -> RunRecord:
+        return await self._record(user, kind, name)
+
+    async def overview(self, user: str) -> list[dict[str, Any]]:
+        """The user's runs of every kind across clusters, oldest first: phase, cluster, GPUs, age,
+        why there, and while waiting the queue position and expected wait. One LIST per cluster and
+        kind that holds some; a cluster that does not answer shows its runs' phase as Unknown."""
+        records = await self.registry.runs(user=user)
+        live: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        wanted_lists = {(r.cluster or "", r.kind) for r in records if r.uid is not None}
+        for cluster, kind in sorted(wanted_lists):
+            try:
+                answer = await self.user_api(cluster, user).send(
+                    "GET", collection_path(kind, self.namespace(user))
+                )
+            except ClusterError as exc:
+                log.info("runs of %s in %s: %s", user, cluster, exc)
+                continue
+            live[(cluster, kind)] = {str(o["metadata"]["name"]): o for o in answer.get("items") or []}
+        now = datetime.now(UTC)
+        out: list[dict[str, Any]] = []
+        for r in records:
+            row: dict[str, Any] = {
+                "kind": r.kind,
+                "name": r.name,
+                "cluster": r.cluster,
+                "wanted": r.wanted,
+                "state": r.state,
+                "gpus": r.gpus,
+                "submitted": _iso(r.submitted),
+                "age": round((now - r.submitted).total_seconds(), 1),
+                "reason": r.reason,
+            }
+            if r.uid is None:
+                row["phase"] = "Failed" if r.state == REFUSED else "Queued"
+            else:
+                found = live.get((r.cluster or "", r.kind))
+                obj = None if found is None else found.get(r.name)
+                row["phase"] = "Unknown" if obj is None else phase_of(obj)
+            waiting = self.waiting.get(r.id)
+            if r.state == QUEUED and waiting is not None:
+                row["phase"] = "Queued"
+                row["queue"] = {
+                    "cluster": waiting.cluster,
+                    "position": waiting.position,
+                    "expected_wait": waiting.expected_wait,
+                    "reason": waiting.reason,
+                }
+            out.append(row)
+        return out
+
+    # ------------------------------------------------------------------ delete
+
+    async def delete(self, user: str, kind: str, name: str) -> dict[str, Any]:
+        """Delete the run wherever it is; a Status object as Kubernetes answers a delete."""
+        record = await self._record(user, kind, name)
+        await self.registry.update(record.id, state=DELETING)
+        self.waiting.pop(record.id, None)
+        if record.uid is not None or record.state == SUBMITTING:
+            try:
+                await self._delete_in_cluster(record)
+            except ClusterError as exc:
+                if exc.status is None or exc.status >= 500:
+                    # the registry keeps it as deleting; admission passes try again
+                    raise _cluster_answer(exc, record.cluster or "") from exc
+                raise _cluster_answer(exc, record.cluster or "") from exc
+        await self.registry.remove(record.id)
+        self._release(record.id)
+        self.wake()
+        log.info("run %s %s/%s deleted", kind, user, name)
+        return {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
+
+    async def _delete_in_cluster(self, record: RunRecord) -> None:
+        path = object_path(record.kind, record.namespace, record.name)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        try:
+            await self.user_api(record.cluster or "", record.user).send("DELETE", path, body)
+        except ClusterError as exc:
+            if exc.status != 404:
+                raise
+
+    # ------------------------------------------------------------------ admission
+
+    async def pass_once(self) -> None:
+        """One admission pass: finish what a crash or a hung cluster left, then let go what fits."""
+        records = await self.registry.runs(states=[SUBMITTING, QUEUED, DELETING])
+        for record in records:
+            if record.id in self._in_flight:
+                continue
+            try:
+                if record.state == SUBMITTING:
+                    await self._resume_submit(record)
+                elif record.state == DELETING:
+                    await self._delete_in_cluster(record)
+                    await self.registry.remove(record.id)
+                    self._release(record.id)
+            except (ClusterError, RunError) as exc:
+                log.info(
+                    "run %s/%s %s: still %s: %s", record.user, record.kind, record.name, record.state, exc
+                )
+        await self._release_bound()
+        queued = [r for r in await self.registry.runs(states=[QUEUED]) if r.id not in self._in_flight]
+        await self._admit(queued)
+
+    def _release(self, run_id: int) -> None:
+        """Give back what run ``run_id`` holds, if anything."""
+        _, holds = self._holding.pop(run_id, (None, ()))
+        for hold in holds:
+            self.book.release(hold)
+
+    async def _release_bound(self) -> None:
+        """Give back the holds of runs whose GPU pods are bound: the inventory counts them now, and
+        holding both would count those GPUs twice. A hold also ends by itself (admission_hold)."""
+        for run_id, (record, holds) in list(self._holding.items()):
+            live = [h for h in holds if self.book.get(h) is not None]
+            if not live:
+                del self._holding[run_id]
+                continue
+            selector = f"{RUN_POD_LABELS[record.kind]}={record.name}"
+            path = f"/api/v1/namespaces/{record.namespace}/pods"
+            try:
+                answer = await self.service_api(record.cluster or "").send(
+                    "GET", path, query={"labelSelector": selector}
+                )
+            except ClusterError:
+                continue
+            bound = sum(1 for pod in answer.get("items") or () if _bound_gpu_pod(pod))
+            if bound >= sum(1 for gpus, _ in record.gang if gpus):
+                self._release(run_id)
+
+    async def _resume_submit(self, record: RunRecord) -> None:
+        """A run registered but not confirmed created: created once, whether or not the first try
+        reached the cluster."""
+        if record.kind == "Experiment":
+            await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED)
+            return
+        cluster = record.cluster or ""
+        try:
+            found = await self.user_api(cluster, record.user).send(
+                "GET", object_path(record.kind, record.namespace, record.name)
+            )
+        except ClusterError as exc:
+            if exc.status != 404:
+                raise
+            await self._create(record, None)
+            return
+        uid = (found.get("metadata") or {}).get("uid")
+        await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED, uid=uid)
+
+    async def _admit(self, queued: Sequence[RunRecord]) -> None:
+        inventories, health, held = self._snapshot()
+        runs = {
+            f"{r.id}": admission.QueuedRun(
+                key=f"{r.id}",
+                user=r.user,
+                gang=_gang(r),
+                cluster=r.cluster or r.wanted,
+                max_wait=r.max_wait,
+                submitted=r.submitted.timestamp(),
+            )
+            for r in queued
+        }
+        by_key = {f"{r.id}": r for r in queued}
+        decisions = admission.admit(
+            list(runs.values()), inventories, health, held, self.clock(), head_hold=self.settings.head_hold
+        )
+        self.waiting = {}
+        for decision in decisions:
+            record = by_key[decision.key]
+            if isinstance(decision, admission.Wait):
+                self.waiting[record.id] = Waiting(
+                    decision.cluster, decision.position, decision.expected_wait, decision.reason
+                )
+                continue
+            await self._let_go(record, decision)
+
+    async def _let_go(self, record: RunRecord, decision: admission.Start) -> None:
+        cluster = decision.cluster
+        expires = self.book.clock() + self.settings.admission_hold
+        holds = admission.gang_reservations(decision.fit, f"run/{record.id}", expires)
+        for hold in holds:
+            self.book.add(hold)
+        self._holding[record.id] = (record, tuple(h.id for h in holds))
+        try:
+            if record.uid is None:  # a kind held in the queue: created now, as the user
+                await self._ensure_namespace(cluster, record.user)
+                created = await self.user_api(cluster, record.user).send(
+                    "POST", collection_path(record.kind, record.namespace), record.manifest
+                )
+                uid = (created.get("metadata") or {}).get("uid")
+                await self.registry.update(
+                    record.id, state=ADMITTED, uid=uid, admitted=datetime.now(UTC), reason=decision.reason
+                )
+            elif cluster in self.settings.kueue_queues:
+                # Kueue admits it in that cluster: it un-suspends the run itself
+                await self.registry.update(record.id, state=ADMITTED, admitted=datetime.now(UTC))
+            else:
+                kind = record.kind
+                path = object_path(kind, record.namespace, record.name)
+                patch = _unsuspend_patch(kind)
+                await self.service_api(cluster).send(
+                    "PATCH", path, patch, content_type="application/merge-patch+json"
+                )
+                await self.registry.update(
+                    record.id, state=ADMITTED, admitted=datetime.now(UTC), reason=decision.reason
+                )
+        except (ClusterError, RunError) as exc:
+            self._release(record.id)
+            status = getattr(exc, "status", None)
+            if record.uid is None and status is not None and 400 <= status < 500:
+                await self.registry.update(
+                    record.id, state=REFUSED, reason=f"cluster {cluster} refused it: {exc}"
+                )
+            log.warning(
+                "run %s/%s %s: could not be let go in %s: %s",
+                record.user,
+                record.kind,
+                record.name,
+                cluster,
+                exc,
+            )
+            return
+        log.info(
+            "run %s %s/%s let go in %s: %s", record.kind, record.user, record.name, cluster, decision.reason
+        )
+
+
+def _bound_gpu_pod(pod: Mapping[str, Any]) -> bool:
+    """A pod on a node that asks for GPUs: the inventory counts its GPUs from now on."""
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeName"):
+        return False
+    for container in spec.get("containers") or ():
+        limits = (container.get("resources") or {}).get("limits") or {}
+        if str(limits.get("nvidia.com/gpu", "0")) not in ("0", ""):
+            return True
+    return False
+
+
+def _unsuspend_patch(kind: str) -> dict[str, Any]:
+    if kind == "PyTorchJob":
+        return {"spec": {"runPolicy": {"suspend": False}}}
+    return {"spec": {"suspend": False}}
+
+
+def is_down(health: Mapping[str, ClusterHealth], cluster: str) -> bool:
+    state = health.get(cluster)
+    return state is not None and state.state == Health.DOWN
+
+
+def phase_of(obj: Mapping[str, Any]) -> str:
+    """A run's phase in one word: Argo's phase, else the newest True condition's type."""
+    status = obj.get("status") or {}
+    if status.get("phase"):
+        return str(status["phase"])
+    true = [c for c in status.get("conditions") or () if c.get("status") == "True"]
+    if not true:
+        return "Created"
+    newest = max(true, key=lambda c: str(c.get("lastTransitionTime") or ""))
+    return str(newest.get("type") or "Created")

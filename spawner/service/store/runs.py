@@ -1,0 +1,215 @@
+"""The run registry: every run a user submitted, where it went and why, and the queue of those waiting."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .access import Store
+from .models import RunRow
+
+__all__ = [
+    "ADMITTED",
+    "DELETING",
+    "QUEUED",
+    "REFUSED",
+    "STATES",
+    "SUBMITTING",
+    "DuplicateRun",
+    "NewRun",
+    "RunRecord",
+    "RunRegistry",
+]
+
+# The registry row is written before anything is sent to a cluster; the create is not confirmed yet.
+SUBMITTING = "submitting"
+# The run exists in its cluster, suspended, or (a kind that cannot be suspended) waits in the
+# registry only; either way the service has not let it start.
+QUEUED = "queued"
+# The service let the run start: un-suspended, or created.
+ADMITTED = "admitted"
+# The user deleted the run; the delete in its cluster is not confirmed yet.
+DELETING = "deleting"
+# A run held in the registry only was refused by its cluster (RBAC, Pod Security, quota) when the
+# service let it go; it stays, so that the user reads why, until they delete it.
+REFUSED = "refused"
+STATES = (SUBMITTING, QUEUED, ADMITTED, DELETING, REFUSED)
+
+
+class DuplicateRun(Exception):
+    """The user has a run of this kind and name already, in some cluster or in the queue."""
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What the registry is told of a run before it is sent anywhere."""
+
+    user: str
+    kind: str
+    name: str
+    namespace: str
+    wanted: str
+    max_wait: float
+    cluster: str | None
+    gang: tuple[tuple[int, str | None], ...]
+    manifest: Mapping[str, Any]
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A registry row as the service reads it."""
+
+    id: int
+    user: str
+    kind: str
+    name: str
+    namespace: str
+    wanted: str
+    max_wait: float
+    cluster: str | None
+    state: str
+    gang: tuple[tuple[int, str | None], ...]
+    gpus: int
+    manifest: Mapping[str, Any]
+    reason: str
+    uid: str | None
+    submitted: datetime
+    admitted: datetime | None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # sqlite hands back naive datetimes for timezone-aware columns
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _record(row: RunRow) -> RunRecord:
+    submitted = row.submitted if row.submitted.tzinfo else row.submitted.replace(tzinfo=UTC)
+    return RunRecord(
+        id=row.id,
+        user=row.user,
+        kind=row.kind,
+        name=row.name,
+        namespace=row.namespace,
+        wanted=row.wanted,
+        max_wait=row.max_wait,
+        cluster=row.cluster,
+        state=row.state,
+        gang=tuple((int(g), p) for g, p in json.loads(row.gang)),
+        gpus=row.gpus,
+        manifest=json.loads(row.manifest),
+        reason=row.reason,
+        uid=row.uid,
+        submitted=submitted,
+        admitted=_utc(row.admitted),
+    )
+
+
+# What update() may change.
+_CHANGEABLE = frozenset({"cluster", "state", "reason", "uid", "admitted", "manifest"})
+
+
+class RunRegistry:
+    """The runs table through the store's worker threads."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def add(self, run: NewRun) -> RunRecord:
+        """Write ``run`` as SUBMITTING; DuplicateRun when the user has one of that kind and name."""
+
+        def add(session: Session) -> RunRecord:
+            row = RunRow(
+                user=run.user,
+                kind=run.kind,
+                name=run.name,
+                namespace=run.namespace,
+                wanted=run.wanted,
+                max_wait=run.max_wait,
+                cluster=run.cluster,
+                state=SUBMITTING,
+                gang=json.dumps([list(pod) for pod in run.gang]),
+                gpus=sum(g for g, _ in run.gang),
+                manifest=json.dumps(run.manifest, sort_keys=True),
+                reason=run.reason,
+                uid=None,
+                submitted=datetime.now(UTC),
+                admitted=None,
+            )
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError as exc:
+                session.rollback()
+                raise DuplicateRun(f"{run.kind} {run.name}") from exc
+            return _record(row)
+
+        return await self.store.call(add)
+
+    async def get(self, user: str, kind: str, name: str) -> RunRecord | None:
+        def read(session: Session) -> RunRecord | None:
+            query = select(RunRow).where(RunRow.user == user, RunRow.kind == kind, RunRow.name == name)
+            row = session.scalars(query).first()
+            return _record(row) if row else None
+
+        return await self.store.call(read)
+
+    async def runs(
+        self,
+        *,
+        user: str | None = None,
+        kinds: Iterable[str] | None = None,
+        states: Iterable[str] | None = None,
+    ) -> list[RunRecord]:
+        """The runs that match, oldest first."""
+        kind_list = None if kinds is None else sorted(set(kinds))
+        state_list = None if states is None else sorted(set(states))
+
+        def read(session: Session) -> list[RunRecord]:
+            query = select(RunRow).order_by(RunRow.submitted, RunRow.id)
+            if user is not None:
+                query = query.where(RunRow.user == user)
+            if kind_list is not None:
+                query = query.where(RunRow.kind.in_(kind_list))
+            if state_list is not None:
+                query = query.where(RunRow.state.in_(state_list))
+            return [_record(row) for row in session.scalars(query)]
+
+        return await self.store.call(read)
+
+    async def update(self, run_id: int, *, expect_state: str | None = None, **fields: Any) -> bool:
+        """Change ``fields`` of run ``run_id``; with ``expect_state``, only while the run is in that
+        state. False when no row changed (gone, or in another state)."""
+        unknown = set(fields) - _CHANGEABLE
+        if unknown:
+            raise ValueError(f"run fields {sorted(unknown)} cannot be changed")
+        values = dict(fields)
+        if "manifest" in values:
+            values["manifest"] = json.dumps(values["manifest"], sort_keys=True)
+
+        def write(session: Session) -> bool:
+            query = update(RunRow).where(RunRow.id == run_id)
+            if expect_state is not None:
+                query = query.where(RunRow.state == expect_state)
+            result = session.execute(query.values(**values))
+            session.commit()
+            return bool(getattr(result, "rowcount", 0))
+
+        return await self.store.call(write)
+
+    async def remove(self, run_id: int) -> bool:
+        def write(session: Session) -> bool:
+            result = session.execute(delete(RunRow).where(RunRow.id == run_id))
+            session.commit()
+            return bool(getattr(result, "rowcount", 0))
+
+        return await self.store.call(write)

@@ -1,0 +1,99 @@
+"""The run registry on sqlite and PostgreSQL: a name once per user and kind, states, the queue's order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from spawner.service.store import Store
+from spawner.service.store.runs import (
+    ADMITTED,
+    DELETING,
+    QUEUED,
+    SUBMITTING,
+    DuplicateRun,
+    NewRun,
+    RunRegistry,
+)
+
+
+def new(user: str, name: str, kind: str = "Workflow", **kw: object) -> NewRun:
+    fields: dict[str, object] = {
+        "user": user,
+        "kind": kind,
+        "name": name,
+        "namespace": f"hybridhub-runs-{user}",
+        "wanted": "auto",
+        "max_wait": 1800.0,
+        "cluster": "onprem",
+        "gang": ((2, "NVIDIA-A100-SXM4-80GB"), (2, "NVIDIA-A100-SXM4-80GB")),
+        "manifest": {"kind": kind, "metadata": {"name": name}, "spec": {"suspend": True}},
+        "reason": "on-prem has room",
+    }
+    fields.update(kw)
+    return NewRun(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_a_name_is_one_run_per_user_and_kind(store: Store) -> None:
+    registry = RunRegistry(store)
+    first = await registry.add(new("alice", "train"))
+    assert first.state == SUBMITTING and first.gpus == 4 and first.uid is None
+    assert first.gang == ((2, "NVIDIA-A100-SXM4-80GB"), (2, "NVIDIA-A100-SXM4-80GB"))
+    assert first.manifest["spec"] == {"suspend": True}
+    with pytest.raises(DuplicateRun):
+        await registry.add(new("alice", "train", cluster="eks"))
+    # another user, or another kind, may use the name
+    await registry.add(new("bob", "train"))
+    await registry.add(new("alice", "train", kind="TrainJob"))
+    assert [r.kind for r in await registry.runs(user="alice")] == ["Workflow", "TrainJob"]
+    assert await registry.get("alice", "Workflow", "train") == first
+    assert await registry.get("carol", "Workflow", "train") is None
+    # the registry still takes runs after a refused one
+    await registry.add(new("alice", "other"))
+
+
+@pytest.mark.asyncio
+async def test_state_changes_only_from_the_expected_state(store: Store) -> None:
+    registry = RunRegistry(store)
+    run = await registry.add(new("alice", "train"))
+    assert await registry.update(run.id, expect_state=SUBMITTING, state=QUEUED, uid="u-1")
+    # a second writer that still thinks it is submitting changes nothing
+    assert not await registry.update(run.id, expect_state=SUBMITTING, state=QUEUED, uid="u-2")
+    got = await registry.get("alice", "Workflow", "train")
+    assert got is not None and got.state == QUEUED and got.uid == "u-1"
+    assert await registry.update(run.id, state=ADMITTED)
+    assert [r.name for r in await registry.runs(states=[QUEUED])] == []
+    assert [r.name for r in await registry.runs(states=[ADMITTED], kinds=["Workflow"])] == ["train"]
+    with pytest.raises(ValueError, match="user"):
+        await registry.update(run.id, user="mallory")
+    assert await registry.update(run.id, state=DELETING)
+    assert await registry.remove(run.id)
+    assert not await registry.remove(run.id)
+    assert not await registry.update(run.id, state=QUEUED)
+    # the name is free again once the run is gone
+    await registry.add(new("alice", "train"))
+
+
+@pytest.mark.asyncio
+async def test_two_submissions_of_one_name_at_once_make_one_run(store: Store) -> None:
+    registry = RunRegistry(store)
+    results = await asyncio.gather(
+        *(registry.add(new("alice", "race", cluster=c)) for c in ("onprem", "eks", "onprem", "eks")),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert all(isinstance(r, DuplicateRun) for r in results if isinstance(r, Exception))
+    assert len(await registry.runs(user="alice")) == 1
+
+
+@pytest.mark.asyncio
+async def test_the_queue_is_in_submission_order(store: Store) -> None:
+    registry = RunRegistry(store)
+    for name in ("a", "b", "c"):
+        run = await registry.add(new("alice", name))
+        await registry.update(run.id, state=QUEUED)
+    await registry.add(new("bob", "d"))
+    assert [r.name for r in await registry.runs(states=[QUEUED])] == ["a", "b", "c"]
+    assert [r.name for r in await registry.runs()] == ["a", "b", "c", "d"]
