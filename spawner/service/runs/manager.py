@@ -13,14 +13,15 @@ from typing import Any, Protocol
 
 from kubernetes_asyncio.client import ApiClient
 
+from spawner.core.labels import HUB_LABEL
 from spawner.core.model import ClusterHealth, ClusterInventory, Health, Reservation
 from spawner.placement.reservations import ReservationBook
 from spawner.service.runs import admission
-from spawner.service.runs.clusterio import ClusterError, UserApi, collection_path, object_path
+from spawner.service.runs.clusterio import COLLECTIONS, ClusterError, UserApi, collection_path, object_path
 from spawner.service.runs.manifests import RUN_POD_LABELS, generated_name, placeholder, prepare, wanted
 from spawner.service.runs.namespaces import RunNamespaceSettings, build, impersonated_user, namespace_name
 from spawner.service.runs.podspec import PodGpus
-from spawner.service.runs.policy import Gang, Refusal, Run, RunLimits, check_run
+from spawner.service.runs.policy import Gang, Refusal, Run, RunLimits, check_run, unchecked_run
 from spawner.service.runs.provision import ProvisionError, ensure
 from spawner.service.store.runs import (
     ADMITTED,
@@ -79,6 +80,15 @@ class RunSettings:
     head_hold: float = 600.0
     # seconds a followed log may stay silent before its stream ends
     log_idle_timeout: float = 300.0
+    # seconds between sweeps for runs in the clusters that the registry does not know (made by a
+    # create that a hung link delivered after the user deleted the run); 0 turns the sweep off
+    orphan_sweep_interval: float = 60.0
+    # seconds an unknown run must have existed before the sweep deletes it, so that a create still
+    # on its way to the registry is never taken for an orphan
+    orphan_grace: float = 120.0
+    # test-only: False sends runs the service's policy refuses on to the clusters, to show that
+    # their RBAC, Pod Security admission and quota refuse them too; never set it in a deployment
+    enforce_policy: bool = True
     # clusters that run Kueue: the LocalQueue that admits runs there, by cluster
     kueue_queues: Mapping[str, str] = field(default_factory=dict)
 
@@ -135,6 +145,7 @@ class RunManager:
         self.waiting: dict[int, Waiting] = {}  # the last admission pass's view of each queued run
         # GPUs held for runs just let go, until their GPU pods are bound: run id -> (record, hold ids)
         self._holding: dict[int, tuple[RunRecord, tuple[str, ...]]] = {}
+        self._swept_at: float | None = None  # when the last orphan sweep ran (self.clock)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -184,7 +195,7 @@ class RunManager:
             await ensure(
                 self.fleet.api_client(cluster),
                 build(self.settings.namespaces, user),
-                total_timeout=self.settings.request_timeout * 3,
+                total_timeout=self.settings.request_timeout * 2,
                 request_timeout=self.settings.request_timeout,
             )
         except ProvisionError as exc:
@@ -210,6 +221,8 @@ class RunManager:
             runner_service_account=self.settings.namespaces.runner_service_account,
             limits=RunLimits(max_gpus=self.settings.max_gpus),
         )
+        if isinstance(checked, Refusal) and not self.settings.enforce_policy:
+            checked = unchecked_run(body, namespace)
         if isinstance(checked, Refusal):
             status = 403 if checked.field == "metadata.namespace" else 422
             raise RunError(status, checked.message, "Forbidden" if status == 403 else "Invalid")
@@ -251,7 +264,7 @@ class RunManager:
                     user=user,
                     kind=checked.kind,
                     name=name,
-                    namespace=namespace,
+                    namespace=checked.namespace,
                     wanted=want.cluster,
                     max_wait=want.max_wait,
                     cluster=cluster,
@@ -262,6 +275,11 @@ class RunManager:
             )
         except DuplicateRun:
             raise RunError(409, f'{checked.kind.lower()}s "{name}" already exists', "AlreadyExists") from None
+        if is_down(health, cluster):
+            # a run pinned to a cluster that is down waits in the queue; a pass creates it there
+            # once the cluster is back
+            log.info("run %s %s/%s waits for %s, which is down", checked.kind, user, name, cluster)
+            return placeholder(record.manifest, created=_iso(record.submitted), reason=choice.reason)
         self._in_flight.add(record.id)
         try:
             return await self._create(record, checked)
@@ -277,7 +295,8 @@ class RunManager:
         return gangs
 
     async def _create(self, record: RunRecord, run: Run | None) -> dict[str, Any]:
-        """Create ``record`` in its cluster held back; a kind that cannot be held waits in the queue."""
+        """Create ``record`` in its cluster held back; a kind that cannot be held waits in the queue.
+        ``run`` is None when a pass finishes a submission that a crash or a hung cluster left."""
         cluster = record.cluster or ""
         suspendable = run.suspendable if run is not None else record.kind != "Experiment"
         if not suspendable:
@@ -293,6 +312,9 @@ class RunManager:
                 await self.registry.remove(record.id)
             raise
         except ClusterError as exc:
+            if exc.status == 409 and run is None:
+                # the first try reached the cluster after all (a hung link delivers late)
+                return await self._adopt(record)
             if exc.status is not None and exc.status < 500:
                 # refused by the cluster's RBAC, Pod Security or quota: nothing was made
                 await self.registry.remove(record.id)
@@ -302,6 +324,27 @@ class RunManager:
         await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED, uid=uid)
         log.info("run %s %s/%s created held back in %s", record.kind, record.user, record.name, cluster)
         return created
+
+    async def _adopt(self, record: RunRecord) -> dict[str, Any]:
+        """Take the object a submission made in its cluster as the run, when it is the service's own
+        (the hub's label); else the registry lets the name go and the user hears of the conflict."""
+        cluster = record.cluster or ""
+        try:
+            found = await self.user_api(cluster, record.user).send(
+                "GET", object_path(record.kind, record.namespace, record.name)
+            )
+        except ClusterError as exc:
+            raise _cluster_answer(exc, cluster) from exc
+        labels = (found.get("metadata") or {}).get("labels") or {}
+        if labels.get(HUB_LABEL) != self.settings.namespaces.hub_instance:
+            await self.registry.remove(record.id)
+            raise RunError(
+                409, f"{record.kind} {record.name} exists in {cluster}, not made by this hub", "AlreadyExists"
+            )
+        uid = (found.get("metadata") or {}).get("uid")
+        await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED, uid=uid)
+        log.info("run %s %s/%s found made in %s", record.kind, record.user, record.name, cluster)
+        return found
 
     # ------------------------------------------------------------------ read
 
@@ -430,15 +473,19 @@ class RunManager:
         records = await self.registry.runs(user=user)
         live: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         wanted_lists = {(r.cluster or "", r.kind) for r in records if r.uid is not None}
-        for cluster, kind in sorted(wanted_lists):
+
+        async def listed(cluster: str, kind: str) -> None:
             try:
                 answer = await self.user_api(cluster, user).send(
                     "GET", collection_path(kind, self.namespace(user))
                 )
             except ClusterError as exc:
                 log.info("runs of %s in %s: %s", user, cluster, exc)
-                continue
+                return
             live[(cluster, kind)] = {str(o["metadata"]["name"]): o for o in answer.get("items") or []}
+
+        # at once: a cluster whose link hangs costs one timeout, not one per kind
+        await asyncio.gather(*(listed(cluster, kind) for cluster, kind in sorted(wanted_lists)))
         now = datetime.now(UTC)
         out: list[dict[str, Any]] = []
         for r in records:
@@ -505,24 +552,68 @@ class RunManager:
 
     async def pass_once(self) -> None:
         """One admission pass: finish what a crash or a hung cluster left, then let go what fits."""
-        records = await self.registry.runs(states=[SUBMITTING, QUEUED, DELETING])
-        for record in records:
-            if record.id in self._in_flight:
-                continue
-            try:
-                if record.state == SUBMITTING:
-                    await self._resume_submit(record)
-                elif record.state == DELETING:
-                    await self._delete_in_cluster(record)
-                    await self.registry.remove(record.id)
-                    self._release(record.id)
-            except (ClusterError, RunError) as exc:
-                log.info(
-                    "run %s/%s %s: still %s: %s", record.user, record.kind, record.name, record.state, exc
-                )
+        health = self.fleet.health()
+        unfinished = [
+            r
+            for r in await self.registry.runs(states=[SUBMITTING, DELETING])
+            if r.id not in self._in_flight and not is_down(health, r.cluster or "")
+        ]
+        # at once, so that a cluster whose link hangs holds up no other cluster's runs
+        await asyncio.gather(*(self._finish(r) for r in unfinished))
         await self._release_bound()
+        interval = self.settings.orphan_sweep_interval
+        if interval > 0 and (self._swept_at is None or self.clock() - self._swept_at >= interval):
+            self._swept_at = self.clock()
+            await self.sweep_orphans()
         queued = [r for r in await self.registry.runs(states=[QUEUED]) if r.id not in self._in_flight]
         await self._admit(queued)
+
+    async def sweep_orphans(self) -> list[tuple[str, str, str, str]]:
+        """Delete runs this hub made that the registry no longer knows, older than orphan_grace:
+        (cluster, namespace, kind, name) of each. A create that a hung link delivered after the user
+        deleted the run leaves one; nothing else does."""
+        known = {(r.namespace, r.kind, r.name) for r in await self.registry.runs()}
+        selector = f"{HUB_LABEL}={self.settings.namespaces.hub_instance}"
+        health = self.fleet.health()
+        removed: list[tuple[str, str, str, str]] = []
+        now = datetime.now(UTC)
+        for cluster in [i.cluster for i in self.fleet.inventories() if not is_down(health, i.cluster)]:
+            api = self.service_api(cluster)
+            for kind, (prefix, plural) in COLLECTIONS.items():
+                try:
+                    found = await api.send("GET", f"{prefix}/{plural}", query={"labelSelector": selector})
+                except ClusterError:
+                    continue
+                for obj in found.get("items") or ():
+                    meta = obj.get("metadata") or {}
+                    key = (str(meta.get("namespace")), kind, str(meta.get("name")))
+                    if key in known or not _older(meta, now, self.settings.orphan_grace):
+                        continue
+                    try:
+                        await api.send("DELETE", object_path(kind, key[0], key[2]))
+                    except ClusterError as exc:
+                        if exc.status != 404:
+                            continue
+                    log.warning(
+                        "deleted %s %s/%s in %s: the registry has no such run", kind, key[0], key[2], cluster
+                    )
+                    removed.append((cluster, key[0], kind, key[2]))
+        return removed
+
+    async def _finish(self, record: RunRecord) -> None:
+        """Carry out what a crash or an unanswered request left: a create, or a delete."""
+        self._in_flight.add(record.id)
+        try:
+            if record.state == SUBMITTING:
+                await self._resume_submit(record)
+            else:
+                await self._delete_in_cluster(record)
+                await self.registry.remove(record.id)
+                self._release(record.id)
+        except (ClusterError, RunError) as exc:
+            log.info("run %s/%s %s: still %s: %s", record.user, record.kind, record.name, record.state, exc)
+        finally:
+            self._in_flight.discard(record.id)
 
     def _release(self, run_id: int) -> None:
         """Give back what run ``run_id`` holds, if anything."""
@@ -556,18 +647,7 @@ class RunManager:
         if record.kind == "Experiment":
             await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED)
             return
-        cluster = record.cluster or ""
-        try:
-            found = await self.user_api(cluster, record.user).send(
-                "GET", object_path(record.kind, record.namespace, record.name)
-            )
-        except ClusterError as exc:
-            if exc.status != 404:
-                raise
-            await self._create(record, None)
-            return
-        uid = (found.get("metadata") or {}).get("uid")
-        await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED, uid=uid)
+        await self._create(record, None)
 
     async def _admit(self, queued: Sequence[RunRecord]) -> None:
         inventories, health, held = self._snapshot()
@@ -645,6 +725,17 @@ class RunManager:
         log.info(
             "run %s %s/%s let go in %s: %s", record.kind, record.user, record.name, cluster, decision.reason
         )
+
+
+def _older(meta: Mapping[str, Any], now: datetime, seconds: float) -> bool:
+    """Whether the object was made more than ``seconds`` before ``now``; False when it does not say."""
+    try:
+        created = datetime.strptime(str(meta.get("creationTimestamp")), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=UTC
+        )
+    except ValueError:
+        return False
+    return (now - created).total_seconds() > seconds
 
 
 def _bound_gpu_pod(pod: Mapping[str, Any]) -> bool:

@@ -30,6 +30,7 @@ __all__ = [
     "RunLimits",
     "check_run",
     "resolve_namespace",
+    "unchecked_run",
 ]
 
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -338,3 +339,22 @@ def check_run(
         return _check(obj, user_namespace, runner_service_account, limits)
     except Refused as refused:
         return Refusal(refused.field, refused.reason)
+
+
+def unchecked_run(obj: object, user_namespace: str) -> Run | Refusal:
+    """A run read without the service's checks, for the test-only switch that shows what the
+    clusters refuse on their own: its kind and names as given, its namespace as named ("default"
+    still meaning the user's), no GPU gang. Only what the service cannot send at all is refused."""
+    try:
+        run = mapping(obj, "(the run)")
+        kind, spec = _kind_of(run, "", tuple(KINDS))
+        meta = optional_mapping(run.get("metadata"), "metadata")
+        named = text(meta.get("namespace"), "metadata.namespace")
+        namespace = resolve_namespace(named, user_namespace) or str(named)
+        name = text(meta.get("name"), "metadata.name") or None
+        generate = text(meta.get("generateName"), "metadata.generateName") or None
+        if not (name or generate):
+            raise Refused("metadata.name", "a run needs a name or a generateName")
+    except Refused as refused:
+        return Refusal(refused.field, refused.reason)
+    return Run(kind, spec.api_version, name, generate, namespace, Gang(()), spec.suspend_field)
