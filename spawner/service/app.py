@@ -215,8 +215,8 @@ class HybridHubService(Application):
 
     db_url = Unicode(
         config=True,
-        help="""The service's own SQL database (SQLAlchemy URL): registered SSH keys, the SSH CA, the run registry and queue. In a
-        deployment a PostgreSQL database beside the hub's, e.g.
+        help="""The service's own SQL database (SQLAlchemy URL): registered SSH keys, the SSH CA, the
+        run registry and queue. In a deployment a PostgreSQL database beside the hub's, e.g.
         ``postgresql://hybridhub@db.example.org/hybridhub`` (psycopg 3; the password in the URL or in
         ~/.pgpass); the default, a sqlite file in the working directory, suits one replica and the
         demo. The service upgrades its tables (alembic migrations) at start. Default:
