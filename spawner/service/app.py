@@ -634,7 +634,8 @@ class HybridHubService(Application):
         run_settings = self.run_settings()
         store, ssh_ca = await self.open_store()
         await fleet.start()
-        runs = RunManager(RunRegistry(store), fleet, book, run_settings)
+        hub = HubServers(self.api_url, self.api_token, timeout=self.probe_timeout)
+        runs = RunManager(RunRegistry(store), fleet, book, run_settings, hub_users=hub.all_users)
         runs.start()
         if self.leftover_sweep_interval > 0:
             sweeper.start()

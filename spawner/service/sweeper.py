@@ -185,6 +185,30 @@ class HubServers:
                 return found
             offset = next_offset
 
+    async def all_users(self) -> frozenset[str] | None:
+        """The names of every user of the hub (scope list:users), a page at a time; None when the hub
+        does not answer each page plainly, so that a caller never takes a failure for "no users"."""
+        found: set[str] = set()
+        offset = 0
+        while True:
+            resp = await self._get(
+                f"users?offset={offset}&limit={self.page}", Accept="application/jupyterhub-pagination+json"
+            )
+            if resp is None or resp.code != 200:
+                return None
+            try:
+                model: Any = json.loads(resp.body or b"")
+                items = model["items"]
+                found.update(str(item["name"]) for item in items)
+                next_page = (model.get("_pagination") or {}).get("next")
+            except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+                log.warning("the hub's list of users cannot be read")
+                return None
+            next_offset = next_page.get("offset") if isinstance(next_page, dict) else None
+            if not isinstance(next_offset, int) or next_offset <= offset:
+                return frozenset(found)
+            offset = next_offset
+
     async def active(self, user: str) -> frozenset[str] | None:
         resp = await self._get(f"users/{quote(user, safe='')}")
         if resp is None:

@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kubernetes_asyncio.client import ApiClient
 
-from spawner.core.labels import HUB_LABEL
+from spawner.core.labels import HUB_LABEL, RUNS_USER_ANNOTATION
 from spawner.core.model import ClusterHealth, ClusterInventory, Health, Reservation
 from spawner.placement.reservations import ReservationBook
 from spawner.service.runs import admission
@@ -22,7 +22,7 @@ from spawner.service.runs.manifests import RUN_POD_LABELS, generated_name, place
 from spawner.service.runs.namespaces import RunNamespaceSettings, build, impersonated_user, namespace_name
 from spawner.service.runs.podspec import PodGpus
 from spawner.service.runs.policy import Gang, Refusal, Run, RunLimits, check_run, unchecked_run
-from spawner.service.runs.provision import ProvisionError, ensure
+from spawner.service.runs.provision import ProvisionError, ensure, remove
 from spawner.service.store.runs import (
     ADMITTED,
     DELETING,
@@ -86,6 +86,8 @@ class RunSettings:
     # seconds an unknown run must have existed before the sweep deletes it, so that a create still
     # on its way to the registry is never taken for an orphan
     orphan_grace: float = 120.0
+    # seconds between sweeps for run namespaces of users the hub no longer has; 0 turns it off
+    user_sweep_interval: float = 600.0
     # test-only: False sends runs the service's policy refuses on to the clusters, to show that
     # their RBAC, Pod Security admission and quota refuse them too; never set it in a deployment
     enforce_policy: bool = True
@@ -132,6 +134,7 @@ class RunManager:
         settings: RunSettings,
         *,
         clock: Callable[[], float] = time.time,
+        hub_users: Callable[[], Awaitable[frozenset[str] | None]] | None = None,
     ) -> None:
         self.registry = registry
         self.fleet = fleet
@@ -146,6 +149,9 @@ class RunManager:
         # GPUs held for runs just let go, until their GPU pods are bound: run id -> (record, hold ids)
         self._holding: dict[int, tuple[RunRecord, tuple[str, ...]]] = {}
         self._swept_at: float | None = None  # when the last orphan sweep ran (self.clock)
+        # every user of the hub, or None when the hub does not answer: for the user sweep
+        self.hub_users = hub_users
+        self._users_swept_at: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -565,6 +571,11 @@ class RunManager:
         if interval > 0 and (self._swept_at is None or self.clock() - self._swept_at >= interval):
             self._swept_at = self.clock()
             await self.sweep_orphans()
+        interval = self.settings.user_sweep_interval
+        due = self._users_swept_at is None or self.clock() - self._users_swept_at >= interval
+        if self.hub_users is not None and interval > 0 and due:
+            self._users_swept_at = self.clock()
+            await self.sweep_users()
         queued = [r for r in await self.registry.runs(states=[QUEUED]) if r.id not in self._in_flight]
         await self._admit(queued)
 
@@ -598,6 +609,54 @@ class RunManager:
                         "deleted %s %s/%s in %s: the registry has no such run", kind, key[0], key[2], cluster
                     )
                     removed.append((cluster, key[0], kind, key[2]))
+        return removed
+
+    async def sweep_users(self) -> list[tuple[str, str]]:
+        """Remove the run namespaces, and with them the runs, of users the hub no longer has:
+        (cluster, user) of each. Nothing is removed unless the hub listed its users in full and has
+        at least one, so an unreachable or misconfigured hub never reads as "no users"."""
+        if self.hub_users is None:
+            return []
+        users = await self.hub_users()
+        if not users:
+            return []
+        settings = self.settings.namespaces
+        selector = f"{HUB_LABEL}={settings.hub_instance}"
+        health = self.fleet.health()
+        removed: list[tuple[str, str]] = []
+        for cluster in [i.cluster for i in self.fleet.inventories() if not is_down(health, i.cluster)]:
+            try:
+                found = await self.service_api(cluster).send(
+                    "GET", "/api/v1/namespaces", query={"labelSelector": selector}
+                )
+            except ClusterError:
+                continue
+            for ns in found.get("items") or ():
+                owner = ((ns.get("metadata") or {}).get("annotations") or {}).get(RUNS_USER_ANNOTATION)
+                if (
+                    not owner
+                    or owner in users
+                    or (ns.get("metadata") or {}).get("name") != self.namespace(owner)
+                ):
+                    continue
+                try:
+                    await remove(
+                        self.fleet.api_client(cluster),
+                        settings,
+                        owner,
+                        total_timeout=self.settings.request_timeout * 2,
+                        request_timeout=self.settings.request_timeout,
+                    )
+                except ProvisionError as exc:
+                    log.warning("run namespace of %s in %s not removed: %s", owner, cluster, exc)
+                    continue
+                for record in await self.registry.runs(user=owner):
+                    if record.cluster == cluster:
+                        await self.registry.remove(record.id)
+                        self._release(record.id)
+                self._ensured.discard((cluster, owner))
+                log.info("removed the run namespace of %s in %s: the hub has no such user", owner, cluster)
+                removed.append((cluster, owner))
         return removed
 
     async def _finish(self, record: RunRecord) -> None:

@@ -158,7 +158,7 @@ class FakeList(web.RequestHandler):
             await self.settings["never"].wait()
         if isinstance(listing, int):
             raise web.HTTPError(listing)
-        assert self.get_argument("state") == "active"
+        assert self.get_argument("state", "active") == "active"  # all_users() asks for every user
         assert self.request.headers["Accept"] == "application/jupyterhub-pagination+json"
         offset, limit = int(self.get_argument("offset")), int(self.get_argument("limit"))
         items = listing[offset : offset + limit]
@@ -234,6 +234,19 @@ async def test_all_active_users_are_read_a_page_at_a_time(hub_api: str) -> None:
         "bob": frozenset({"gpu"}),
         "cat": frozenset({"", "x"}),
     }
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_every_user_is_read_a_page_at_a_time(hub_api: str) -> None:
+    hub = HubServers(hub_api, "service-token", timeout=2, page=2)
+    assert await hub.all_users() == frozenset({"ann", "bob", "cat"})
+
+
+@pytest.mark.asyncio(loop_scope="function")
+@pytest.mark.parametrize("hub_api", [403, 500, "hang", [{"servers": {}}], [["ann"]]], indirect=True)
+async def test_a_list_of_users_that_cannot_be_read_says_nothing(hub_api: str) -> None:
+    # never "no users": the run namespaces of every user would go
+    assert await HubServers(hub_api, "service-token", timeout=0.5).all_users() is None
 
 
 @pytest.mark.asyncio(loop_scope="function")

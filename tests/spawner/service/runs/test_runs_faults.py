@@ -293,3 +293,32 @@ async def test_a_run_pinned_to_a_cluster_that_is_down_waits_and_everything_keeps
 async def _health_is(svc: RunsService, cluster: str, state: str) -> bool:
     health = svc.fleet.health()[cluster]
     return bool(health.state.value == state)
+
+
+async def test_the_run_namespace_of_a_user_the_hub_no_longer_has_goes_with_their_runs(
+    svc: RunsService, sim: SimProcess
+) -> None:
+    gone, kept = unique("gone"), unique("kept")
+    for user in (gone, kept):
+        await svc.manager._ensure_namespace("onprem", user)
+        await register(svc, user, workflow(unique("w")))
+    svc.manager.wake()
+
+    async def answers(value: frozenset[str] | None) -> frozenset[str] | None:
+        return value
+
+    # a hub that does not answer, or answers with no users at all, removes nothing
+    for value in (None, frozenset()):
+        svc.manager.hub_users = lambda v=value: answers(v)
+        assert await svc.manager.sweep_users() == []
+    svc.manager.hub_users = lambda: answers(frozenset({kept, "carol", "dave", "erin"}))
+    assert await svc.manager.sweep_users() == [("onprem", gone)]
+    namespaces = {n["metadata"]["name"]: n for n in in_cluster(sim, "namespaces", "default")}
+    assert (
+        svc.manager.namespace(gone) not in namespaces
+        or namespaces[svc.manager.namespace(gone)]["status"]["phase"] == "Terminating"
+    )
+    assert namespaces[svc.manager.namespace(kept)]["status"]["phase"] == "Active"
+    assert await svc.manager.registry.runs(user=gone) == []
+    assert len(await svc.manager.registry.runs(user=kept)) == 1
+    svc.manager.hub_users = None
