@@ -11,7 +11,7 @@ from .health import HealthHandler
 from .k8s import KubeHandler
 from .metrics import MetricsHandler
 from .placements import ExtendHandler, PlacementsHandler, ReservationHandler
-from .runs import RunsHandler
+from .runs import RunHandler, RunLogsHandler, RunsHandler
 from .servers import ServerHandler
 from .ssh import (
     AuthorizedKeysHandler,
@@ -40,6 +40,8 @@ def handlers(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (rf"{p}/api/servers/(?P<user>[^/]+)/(?P<name>[^/]*)", ServerHandler),
         (rf"{p}/metrics", MetricsHandler),
         (rf"{p}/api/runs", RunsHandler),
+        (rf"{p}/api/runs/(?P<kind>[^/]+)/(?P<name>[^/]+)", RunHandler),
+        (rf"{p}/api/runs/(?P<kind>[^/]+)/(?P<name>[^/]+)/logs", RunLogsHandler),
         # the Argo Server API subset Hera uses: Hera's host is {prefix}argo/
         (rf"{p}/argo/api/v1/workflows/(?P<namespace>[^/]+)", ArgoWorkflowsHandler),
         (rf"{p}/argo/api/v1/workflows/(?P<namespace>[^/]+)/(?P<name>[^/]+)", ArgoWorkflowHandler),

@@ -1,13 +1,27 @@
-"""GET api/runs: the caller's workflows, sweeps and training jobs across clusters, and why each is where."""
+"""api/runs: the caller's workflows, sweeps and training jobs across clusters; one run, its logs, cancel."""
 
 from __future__ import annotations
 
-from tornado import web
+import json
 
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..runs.clusterio import COLLECTIONS
+from ..runs.logs import run_logs
 from ..runs.manager import RunError
 from .user_runs import UserRunsHandler
 
-__all__ = ["RunsHandler"]
+__all__ = ["RunHandler", "RunLogsHandler", "RunsHandler"]
+
+# The container whose log is a run's own output, per kind: Argo's main container, the Trainer's and
+# the Training Operator's training containers, and Katib's collector, which repeats the trial's output.
+LOG_CONTAINERS = {
+    "Workflow": "main",
+    "TrainJob": "node",
+    "PyTorchJob": "pytorch",
+    "Experiment": "metrics-logger-and-collector",
+}
 
 
 class RunsHandler(UserRunsHandler):
@@ -18,5 +32,64 @@ class RunsHandler(UserRunsHandler):
         try:
             runs = await self.runs.overview(self.user)
         except RunError as exc:
-            raise web.HTTPError(exc.status, "%s", exc.message) from None
+            raise self.fail(exc) from None
         self.write_json({"runs": runs})
+
+
+def _kind(kind: str) -> str:
+    if kind not in COLLECTIONS:
+        raise web.HTTPError(404, f"{kind!r} is not a kind of run; the kinds are {', '.join(COLLECTIONS)}")
+    return kind
+
+
+class RunHandler(UserRunsHandler):
+    """api/runs/{kind}/{name}: GET the run's row (as api/runs lists it) and its object; DELETE cancels
+    it: the run is deleted in its cluster, with its pods."""
+
+    async def get(self, kind: str, name: str) -> None:
+        kind = _kind(kind)
+        try:
+            obj = await self.runs.get(self.user, kind, name)
+            rows = [r for r in await self.runs.overview(self.user) if r["kind"] == kind and r["name"] == name]
+        except RunError as exc:
+            raise self.fail(exc) from None
+        if not rows:
+            raise web.HTTPError(404, f'{kind} "{name}" not found')
+        self.write_json({"run": rows[0], "object": obj})
+
+    async def delete(self, kind: str, name: str) -> None:
+        try:
+            self.write_json(await self.runs.delete(self.user, _kind(kind), name))
+        except RunError as exc:
+            raise self.fail(exc) from None
+
+
+class RunLogsHandler(UserRunsHandler):
+    """api/runs/{kind}/{name}/logs: the run's pods' output as newline-delimited JSON objects
+    ``{"pod": ..., "line": ...}``, in the order the pods were made; with ``follow=true``, as it comes
+    and until the run ends. ``container`` and ``pod`` narrow it."""
+
+    async def get(self, kind: str, name: str) -> None:
+        kind = _kind(kind)
+        follow = self.get_query_argument("follow", "false") == "true"
+        container = self.get_query_argument("container", None) or LOG_CONTAINERS.get(kind, "")
+        pod = self.get_query_argument("pod", None) or None
+        try:
+            record = await self.runs.record(self.user, kind, name)
+            self.set_header("Content-Type", "application/x-ndjson")
+            self.set_header("X-Accel-Buffering", "no")
+            async for pod_name, line in run_logs(
+                self.runs, record, container=container, follow=follow, pod_name=pod
+            ):
+                self.write(
+                    json.dumps({"pod": pod_name, "line": line.decode("utf-8", "replace").rstrip("\r\n")})
+                )
+                self.write("\n")
+                if follow:
+                    await self.flush()
+        except RunError as exc:
+            if not self._headers_written:
+                raise self.fail(exc) from None
+        except StreamClosedError:
+            return
+        self.finish()

@@ -145,7 +145,20 @@ async def test_a_hera_dag_with_a_gpu_step_runs_in_the_users_namespace_and_its_lo
     assert status == 200
     (row,) = [r for r in listing["runs"] if r["name"] == name]
     assert row["cluster"] == "onprem" and row["phase"] == "Succeeded" and row["gpus"] == 2, row
-    await asyncio.to_thread(hera(svc).delete_workflow, name)
+    # the service's own run API, which the notebook side uses: the row, the logs, cancel
+    status, one = await svc.call("GET", f"api/runs/Workflow/{name}", "alice-token")
+    assert status == 200 and one["object"]["metadata"]["name"] == name
+    assert {k: v for k, v in one["run"].items() if k != "age"} == {k: v for k, v in row.items() if k != "age"}
+    status, text = await svc.call("GET", f"api/runs/Workflow/{name}/logs", "alice-token")
+    assert status == 200
+    logged = [json.loads(x) for x in (text if isinstance(text, str) else json.dumps(text)).splitlines()]
+    assert [x["line"] for x in logged] == lines
+    status, _ = await svc.call("GET", f"api/runs/Workflow/{name}", "bob-token")
+    assert status == 404
+    status, answer = await svc.call("GET", f"api/runs/Pod/{name}", "alice-token")
+    assert status == 404 and "not a kind of run" in answer["message"]
+    status, _ = await svc.call("DELETE", f"api/runs/Workflow/{name}", "alice-token")
+    assert status == 200
     status, _ = await svc.call("GET", f"argo/api/v1/workflows/default/{name}", "alice-token")
     assert status == 404
 
