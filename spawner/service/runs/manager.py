@@ -232,7 +232,8 @@ class RunManager:
         if isinstance(checked, Refusal):
             status = 403 if checked.field == "metadata.namespace" else 422
             raise RunError(status, checked.message, "Forbidden" if status == 403 else "Invalid")
-        assert isinstance(body, dict)  # check_run accepted it, so it is an object
+        if not isinstance(body, dict):  # check_run accepts objects only; this keeps mypy sure of it
+            raise RunError(400, "a run is a JSON object", "BadRequest")
         inventories, health, held = self._snapshot()
         want = wanted(body, [i.cluster for i in inventories], self.settings.default_max_wait)
         if isinstance(want, str):
@@ -309,10 +310,7 @@ class RunManager:
             await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED)
             return placeholder(record.manifest, created=_iso(record.submitted), reason=record.reason)
         try:
-            await self._ensure_namespace(cluster, record.user)
-            created = await self.user_api(cluster, record.user).send(
-                "POST", collection_path(record.kind, record.namespace), record.manifest
-            )
+            created = await self._post(cluster, record)
         except RunError as exc:
             if exc.status < 500:
                 await self.registry.remove(record.id)
@@ -330,6 +328,20 @@ class RunManager:
         await self.registry.update(record.id, expect_state=SUBMITTING, state=QUEUED, uid=uid)
         log.info("run %s %s/%s created held back in %s", record.kind, record.user, record.name, cluster)
         return created
+
+    async def _post(self, cluster: str, record: RunRecord) -> dict[str, Any]:
+        """Create the run's object as the user, its namespace made first if this process has not made
+        it yet, or made again if it went (a 404 for the namespace)."""
+        path = collection_path(record.kind, record.namespace)
+        await self._ensure_namespace(cluster, record.user)
+        try:
+            return await self.user_api(cluster, record.user).send("POST", path, record.manifest)
+        except ClusterError as exc:
+            if exc.status != 404 or (exc.body.get("details") or {}).get("kind") != "namespaces":
+                raise
+        self._ensured.discard((cluster, record.user))
+        await self._ensure_namespace(cluster, record.user)
+        return await self.user_api(cluster, record.user).send("POST", path, record.manifest)
 
     async def _adopt(self, record: RunRecord) -> dict[str, Any]:
         """Take the object a submission made in its cluster as the run, when it is the service's own
@@ -744,10 +756,7 @@ class RunManager:
         self._holding[record.id] = (record, tuple(h.id for h in holds))
         try:
             if record.uid is None:  # a kind held in the queue: created now, as the user
-                await self._ensure_namespace(cluster, record.user)
-                created = await self.user_api(cluster, record.user).send(
-                    "POST", collection_path(record.kind, record.namespace), record.manifest
-                )
+                created = await self._post(cluster, record)
                 uid = (created.get("metadata") or {}).get("uid")
                 await self.registry.update(
                     record.id, state=ADMITTED, uid=uid, admitted=datetime.now(UTC), reason=decision.reason
