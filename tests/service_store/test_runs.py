@@ -97,3 +97,14 @@ async def test_the_queue_is_in_submission_order(store: Store) -> None:
     await registry.add(new("bob", "d"))
     assert [r.name for r in await registry.runs(states=[QUEUED])] == ["a", "b", "c"]
     assert [r.name for r in await registry.runs()] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.asyncio
+async def test_the_queues_gangs_are_read_alone(store: Store) -> None:
+    registry = RunRegistry(store)
+    a = await registry.add(new("alice", "a"))
+    b = await registry.add(new("alice", "b", cluster="eks", gang=((1, None),)))
+    c = await registry.add(new("bob", "c"))
+    await registry.update(b.id, state=QUEUED)
+    await registry.update(c.id, state=ADMITTED)
+    assert await registry.queued_gangs() == [("onprem", a.gang), ("eks", ((1, None),))]

@@ -148,6 +148,9 @@ class RunManager:
         self.waiting: dict[int, Waiting] = {}  # the last admission pass's view of each queued run
         # GPUs held for runs just let go, until their GPU pods are bound: run id -> (record, hold ids)
         self._holding: dict[int, tuple[RunRecord, tuple[str, ...]]] = {}
+        # the runs not yet let go, by registry id: (cluster, gang), for placement's view of the queue;
+        # refreshed by each admission pass, added to by each submission
+        self._queue: dict[int, tuple[str, Gang]] | None = None
         self._swept_at: float | None = None  # when the last orphan sweep ran (self.clock)
         # every user of the hub, or None when the hub does not answer: for the user sweep
         self.hub_users = hub_users
@@ -287,6 +290,8 @@ class RunManager:
             # once the cluster is back
             log.info("run %s %s/%s waits for %s, which is down", checked.kind, user, name, cluster)
             return placeholder(record.manifest, created=_iso(record.submitted), reason=choice.reason)
+        if self._queue is not None:
+            self._queue[record.id] = (cluster, checked.gang)
         self._in_flight.add(record.id)
         try:
             return await self._create(record, checked)
@@ -295,10 +300,15 @@ class RunManager:
             self.wake()
 
     async def _queued_gangs(self) -> dict[str, list[Gang]]:
-        """The gangs waiting in each cluster's queue, oldest first."""
+        """The gangs waiting in each cluster's queue, oldest first: as the last admission pass read
+        them, with the runs submitted since; from the store only before the first pass."""
+        if self._queue is None:
+            self._queue = {}
+            for n, (where, pods) in enumerate(await self.registry.queued_gangs()):
+                self._queue[-n - 1] = (where or "", Gang(tuple(PodGpus(g, p) for g, p in pods)))
         gangs: dict[str, list[Gang]] = {}
-        for record in await self.registry.runs(states=[SUBMITTING, QUEUED]):
-            gangs.setdefault(record.cluster or "", []).append(_gang(record))
+        for cluster, gang in self._queue.values():
+            gangs.setdefault(cluster, []).append(gang)
         return gangs
 
     async def _create(self, record: RunRecord, run: Run | None) -> dict[str, Any]:
@@ -553,6 +563,8 @@ class RunManager:
                 raise _cluster_answer(exc, record.cluster or "") from exc
         await self.registry.remove(record.id)
         self._release(record.id)
+        if self._queue is not None:
+            self._queue.pop(record.id, None)
         self.wake()
         log.info("run %s %s/%s deleted", kind, user, name)
         return {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
@@ -588,8 +600,9 @@ class RunManager:
         if self.hub_users is not None and interval > 0 and due:
             self._users_swept_at = self.clock()
             await self.sweep_users()
-        queued = [r for r in await self.registry.runs(states=[QUEUED]) if r.id not in self._in_flight]
-        await self._admit(queued)
+        waiting = await self.registry.runs(states=[SUBMITTING, QUEUED])
+        self._queue = {r.id: (r.cluster or "", _gang(r)) for r in waiting}
+        await self._admit([r for r in waiting if r.state == QUEUED and r.id not in self._in_flight])
 
     async def sweep_orphans(self) -> list[tuple[str, str, str, str]]:
         """Delete runs this hub made that the registry no longer knows, older than orphan_grace:

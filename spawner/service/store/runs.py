@@ -186,6 +186,22 @@ class RunRegistry:
 
         return await self.store.call(read)
 
+    async def queued_gangs(self) -> list[tuple[str | None, tuple[tuple[int, str | None], ...]]]:
+        """(cluster, gang) of each run not yet let go (submitting or queued), oldest first: what
+        placement needs of the queue, without reading each run's whole object."""
+
+        def read(session: Session) -> list[tuple[str | None, tuple[tuple[int, str | None], ...]]]:
+            query = (
+                select(RunRow.cluster, RunRow.gang)
+                .where(RunRow.state.in_([SUBMITTING, QUEUED]))
+                .order_by(RunRow.submitted, RunRow.id)
+            )
+            return [
+                (c, tuple((int(g), p) for g, p in json.loads(gang))) for c, gang in session.execute(query)
+            ]
+
+        return await self.store.call(read)
+
     async def update(self, run_id: int, *, expect_state: str | None = None, **fields: Any) -> bool:
         """Change ``fields`` of run ``run_id``; with ``expect_state``, only while the run is in that
         state. False when no row changed (gone, or in another state)."""
