@@ -2,9 +2,9 @@
 
 Mirrors the wiring the tests run (tests/harness/hybrid.py): the service answers at
 /services/hybridhub/; HybridSpawner asks it for placements with the token of the ``hybridhub-hub``
-service; users, and their notebook servers' tokens, may read GPU capacity. The service's addresses
-are settings (HYBRIDHUB_SERVICE_*), and tokens come from the hub's environment (a Kubernetes Secret,
-see ../values.yaml), never from this file.
+service; users, and their notebook servers' tokens, may read GPU capacity and submit runs
+(custom:hybridhub:runs, docs/runs.md). The service's addresses are settings (HYBRIDHUB_SERVICE_*), and
+tokens come from the hub's environment (a Kubernetes Secret, see ../values.yaml), never from this file.
 
 With the SSH gateway's token (HYBRIDHUB_SSH_GATEWAY_TOKEN) it also registers the gateway
 (`hybridhub ssh-gateway`, manifests/eks/ssh-gateway.yaml) as the hub service ``ssh-gateway``, turns on
@@ -95,6 +95,9 @@ c.JupyterHub.custom_scopes.update(
         "custom:hybridhub:capacity": {"description": "See the GPU availability of the clusters"},
         "custom:hybridhub:place": {"description": "Ask the hybridhub service for placements (the hub only)"},
         "custom:hybridhub:servers": {"description": "Look up where any user's server runs"},
+        "custom:hybridhub:runs": {
+            "description": "Submit, read and delete one's own runs through the hybridhub service"
+        },
     }
 )
 
@@ -145,13 +148,15 @@ c.JupyterHub.load_roles.append(
         "services": ["hybridhub-hub"],
     }
 )
-# Every user may see GPU capacity. JupyterHub 5.5 has no way to add scopes to the default `user` role
-# but to redefine it here (keep "self"; define no other `user` role, e.g. in hub.loadRoles: a role
-# defined twice stops the hub). On JupyterHub 6, drop this role and set instead
-#   c.JupyterHub.extra_user_scopes = {"access:services!service=hybridhub", "custom:hybridhub:capacity"}
+# Every user may see GPU capacity and submit runs (docs/runs.md). The SDKs in a notebook send the
+# notebook server's token, so that token carries these scopes too (below). JupyterHub 5.5 has no way
+# to add scopes to the default `user` role but to redefine it here (keep "self"; define no other
+# `user` role, e.g. in hub.loadRoles: a role defined twice stops the hub). On JupyterHub 6, drop this
+# role and set instead
+#   c.JupyterHub.extra_user_scopes = set(USER_SCOPES)
 # which adds to the default role (JupyterHub 6 ignores extra_user_scopes, with a warning, while the
 # `user` role is redefined).
-USER_SCOPES = [f"access:services!service={SERVICE}", "custom:hybridhub:capacity"]
+USER_SCOPES = [f"access:services!service={SERVICE}", "custom:hybridhub:capacity", "custom:hybridhub:runs"]
 c.JupyterHub.load_roles.append({"name": "user", "scopes": ["self", *USER_SCOPES]})
 
 # The token JupyterHub gives each notebook server (JUPYTERHUB_API_TOKEN). Setting this replaces the

@@ -101,6 +101,7 @@ c.JupyterHub.custom_scopes = {{
     "custom:hybridhub:capacity": {{"description": "See GPU availability of the clusters"}},
     "custom:hybridhub:place": {{"description": "Ask the hybridhub service for placements (the hub)"}},
     "custom:hybridhub:servers": {{"description": "Look up where any user's server runs"}},
+    "custom:hybridhub:runs": {{"description": "Submit, read and delete one's own runs"}},
 }}
 c.JupyterHub.services.append({{
     "name": "hybridhub", "url": "http://127.0.0.1:{w.service_port}",
@@ -120,7 +121,8 @@ c.JupyterHub.load_roles.append({{
 }})
 c.JupyterHub.load_roles.append({{
     "name": "user",
-    "scopes": ["self", "access:services!service=hybridhub", "custom:hybridhub:capacity"],
+    "scopes": ["self", "access:services!service=hybridhub", "custom:hybridhub:capacity",
+               "custom:hybridhub:runs"],
 }})
 c.JupyterHub.load_roles.append({{
     "name": "hybridhub-hub",

@@ -24,7 +24,7 @@ from spawner.cli import SUBCOMMANDS
 from spawner.core.clusters import ClusterSet
 from spawner.core.model import Role
 from spawner.hybrid import HybridSpawner
-from spawner.service.api import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS
+from spawner.service.api import SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_RUNS, SCOPE_SERVERS
 from spawner.service.app import HybridHubService
 from tests.environment import needs
 
@@ -201,7 +201,7 @@ def custom_scopes_defined(config: Config, monkeypatch: pytest.MonkeyPatch) -> It
 
 
 def test_scopes_and_roles_are_consistent(config: Config, custom_scopes_defined: dict[str, Any]) -> None:
-    assert {SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS} <= set(custom_scopes_defined)
+    assert {SCOPE_CAPACITY, SCOPE_PLACE, SCOPE_SERVERS, SCOPE_RUNS} <= set(custom_scopes_defined)
     defined = services(config)
     names = [r["name"] for r in roles(config)]
     assert len(names) == len(set(names)), "a role defined twice stops the hub"
@@ -214,6 +214,7 @@ def test_scopes_and_roles_are_consistent(config: Config, custom_scopes_defined: 
     by_name = {r["name"]: r for r in roles(config)}
     assert SCOPE_PLACE in by_name["hybridhub-hub"]["scopes"]
     assert SCOPE_PLACE not in by_name["user"]["scopes"] and "self" in by_name["user"]["scopes"]
+    assert SCOPE_RUNS in by_name["user"]["scopes"]  # every user may submit runs (docs/runs.md)
 
 
 def test_server_tokens_can_reach_the_service(config: Config, custom_scopes_defined: dict[str, Any]) -> None:
@@ -222,7 +223,8 @@ def test_server_tokens_can_reach_the_service(config: Config, custom_scopes_defin
     requested = list(config.Spawner.server_token_scopes)
     hub_scopes._check_scopes_exist(requested, who_for="server_token_scopes")
     assert {"users:activity!user", "access:servers!server"} <= set(requested)
-    assert {"access:services!service=hybridhub", SCOPE_CAPACITY} <= set(requested)
+    # the SDKs in a notebook send its server's token: it reaches capacity and runs
+    assert {"access:services!service=hybridhub", SCOPE_CAPACITY, SCOPE_RUNS} <= set(requested)
     user_role = next(r for r in roles(config) if r["name"] == "user")
     extra = set(requested) - {"users:activity!user", "access:servers!server"}
     assert extra <= set(user_role["scopes"])

@@ -6,7 +6,8 @@ schema as the ``kubernetes`` client's models know it.
 The tables below come from reading the code: KubeSpawner 7.0's spawner.py and reflector.py,
 spawner/hybrid.py and the packages spawning, kube, inventory and service. ``test_the_tables_cover_the_code``
 scans those sources for Kubernetes CoreV1Api calls, so a new call fails here until the table (and the
-manifests) have it.
+manifests) have it; ``test_the_runs_tables_cover_the_code`` checks the runs' table against the run
+kinds and the run namespace's objects the service's code defines.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from traitlets.config import Config
 from spawner.cli import SUBCOMMANDS
 from spawner.hybrid import HybridSpawner
 from spawner.service.app import HybridHubService
+from spawner.service.runs.clusterio import COLLECTIONS
+from spawner.service.runs.namespaces import RunNamespaceSettings, build
 from spawner.ssh.gateway_cli import GatewayApp, load_host_key
 
 from .configfiles import chart_environment, use_environment
@@ -69,6 +72,59 @@ SERVICE_CLUSTER_NEEDS: dict[Need, str] = {
     ("", "nodes", "watch"): "ClusterWatcher",
     ("", "pods", "list"): "ClusterWatcher (inventory.py: list_pod_for_all_namespaces)",
     ("", "pods", "watch"): "ClusterWatcher",
+}
+# ... for runs (service/runs/), as itself: what it does as the user it impersonates is the cluster's
+# RBAC in the user's run namespace to decide, not these manifests' ...
+_RUN_NAMESPACE_VERBS = ("get", "create", "patch", "delete")  # provision.ensure and remove
+SERVICE_RUNS_NEEDS: dict[Need, str] = {
+    ("", "namespaces", "list"): "RunManager.sweep_users (the run namespaces of users the hub no longer has)",
+    **{
+        (group, resource, verb): "provision.ensure, provision.remove (a user's run namespace)"
+        for group, resource in [
+            ("", "namespaces"),
+            ("", "resourcequotas"),
+            ("", "limitranges"),
+            ("", "serviceaccounts"),
+            (RBAC, "roles"),
+            (RBAC, "rolebindings"),
+            ("networking.k8s.io", "networkpolicies"),
+        ]
+        for verb in _RUN_NAMESPACE_VERBS
+    },
+    # Kubernetes lets one write a Role only with every rule it grants: the Argo runner's Role
+    ("argoproj.io", "workflowtaskresults", "create"): "namespaces.build (the runner Role's rules)",
+    ("argoproj.io", "workflowtaskresults", "patch"): "namespaces.build (the runner Role's rules)",
+    ("", "pods", "get"): "namespaces.build (the runner Role's rules)",
+    ("", "pods", "patch"): "namespaces.build (the runner Role's rules)",
+    ("", "users", "impersonate"): "clusterio.UserApi (Impersonate-User: hybridhub:user:<name>)",
+    **{
+        (group, plural, verb): f"RunManager.sweep_orphans ({kind}s this hub made that the registry lost)"
+        for kind, group, plural in [
+            ("Workflow", "argoproj.io", "workflows"),
+            ("Experiment", "kubeflow.org", "experiments"),
+            ("TrainJob", "trainer.kubeflow.org", "trainjobs"),
+            ("PyTorchJob", "kubeflow.org", "pytorchjobs"),
+            ("Job", "batch", "jobs"),
+        ]
+        for verb in ("list", "delete")
+    },
+    **{
+        (group, plural, "patch"): "RunManager._let_go (spec.suspend false, when the GPU gang fits)"
+        for group, plural in [
+            ("argoproj.io", "workflows"),
+            ("trainer.kubeflow.org", "trainjobs"),
+            ("kubeflow.org", "pytorchjobs"),
+            ("batch", "jobs"),
+        ]
+    },
+    ("trainer.kubeflow.org", "clustertrainingruntimes", "get"): "api/k8s.py KubeHandler.everyones",
+    ("trainer.kubeflow.org", "clustertrainingruntimes", "list"): "api/k8s.py KubeHandler.everyones",
+}
+SERVICE_CLUSTER_NEEDS |= SERVICE_RUNS_NEEDS
+# ... and rules for one named object, in every namespace.
+SERVICE_NAMED_CLUSTER_NEEDS: dict[tuple[str, str, str, str], str] = {
+    (RBAC, "clusterroles", "bind", "edit"): "namespaces.build (the user's RoleBinding to `edit`)",
+    ("", "configmaps", "get", "kubeflow-trainer-public"): "api/k8s.py (TrainerClient reads it as it starts)",
 }
 SERVICE_URL_NEEDS = {("/readyz", "get"): "ClusterMember.readyz (service/fleet.py)"}
 # ... and the notebook namespace.
@@ -163,6 +219,7 @@ class Grants:
         self.urls: set[tuple[str, str]] = set()
         self.namespaced: dict[str, set[Need]] = {}
         self.named: dict[str, set[NamedNeed]] = {}  # rules limited to resourceNames, by namespace
+        self.cluster_named: set[NamedNeed] = set()  # rules limited to resourceNames, in every namespace
         roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in docs}
         for binding in docs:
             if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
@@ -187,10 +244,11 @@ class Grants:
                     (g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
                 }
                 if rule.get("resourceNames"):
-                    assert binding["kind"] == "RoleBinding", "a rule limited to names is in one namespace"
-                    self.named.setdefault(binding["metadata"]["namespace"], set()).update(
-                        (*need, n) for need in needs for n in rule["resourceNames"]
-                    )
+                    named = {(*need, n) for need in needs for n in rule["resourceNames"]}
+                    if binding["kind"] == "ClusterRoleBinding":
+                        self.cluster_named |= named
+                    else:
+                        self.named.setdefault(binding["metadata"]["namespace"], set()).update(named)
                 elif binding["kind"] == "ClusterRoleBinding":
                     self.cluster |= needs
                 else:
@@ -221,6 +279,7 @@ def missing(docs: list[dict[str, Any]], cluster: str) -> set[Any]:
         | {("service", *n) for n in set(SERVICE_NAMESPACE_NEEDS) - service.in_namespace(namespace)}
         | {("service", *n) for n in set(SERVICE_CLUSTER_NEEDS) - service.cluster}
         | {("service", *n) for n in set(SERVICE_URL_NEEDS) - service.urls}
+        | {("service", *n) for n in set(SERVICE_NAMED_CLUSTER_NEEDS) - service.cluster_named}
         | named
     )
 
@@ -232,7 +291,7 @@ def test_rbac_gives_what_the_code_needs(docs: list[dict[str, Any]], cluster: str
 def test_rbac_gives_nothing_more(docs: list[dict[str, Any]], cluster: str) -> None:
     namespace = notebook_namespace(docs)
     grants = Grants(docs, IDENTITY[cluster])
-    assert grants.cluster <= set(SERVICE_CLUSTER_NEEDS), "cluster-wide grants beyond the inventory's"
+    assert grants.cluster <= set(SERVICE_CLUSTER_NEEDS), "cluster-wide grants beyond the service's"
     extra = (
         grants.everything() - set(SPAWNER_NEEDS) - set(SERVICE_CLUSTER_NEEDS) - set(SERVICE_NAMESPACE_NEEDS)
     )
@@ -244,6 +303,7 @@ def test_rbac_gives_nothing_more(docs: list[dict[str, Any]], cluster: str) -> No
     service = Grants(docs, IDENTITY[cluster], "hybridhub-service")
     assert service.cluster == set(SERVICE_CLUSTER_NEEDS)
     assert service.namespaced == {notebook_namespace(docs): set(SERVICE_NAMESPACE_NEEDS)}
+    assert grants.cluster_named == service.cluster_named == set(SERVICE_NAMED_CLUSTER_NEEDS)
     bindings = {b["metadata"]["name"] for b in one(docs, "RoleBinding") + one(docs, "ClusterRoleBinding")}
     assert bindings == {"hybridhub-spawner", "hybridhub-service", *NAMED_NEEDS[cluster]}
     # the rules limited to one object give exactly what they are for, to whom they are for
@@ -256,6 +316,7 @@ def test_rbac_gives_nothing_more(docs: list[dict[str, Any]], cluster: str) -> No
         assert other.named == {namespace: needs}, binding
         if subject != IDENTITY[cluster]:
             assert not other.everything() and not other.urls, f"{binding}: only its named rules"
+            assert not other.cluster_named, f"{binding}: only its named rules"
     for role in one(docs, "Role") + one(docs, "ClusterRole"):
         for rule in role["rules"]:
             assert "*" not in str(rule), f"{role['kind']} {role['metadata']['name']}: no wildcards"
@@ -329,6 +390,38 @@ def test_the_tables_cover_the_code() -> None:
         table = SERVICE_CLUSTER_NEEDS if everywhere else SERVICE_NAMESPACE_NEEDS | SERVICE_CLUSTER_NEEDS
         assert need in table, f"the service calls {name}: add {need} to the service's tables"
     assert '"/readyz"' in (ROOT / "spawner" / "service" / "fleet.py").read_text()
+
+
+def _group(api_version: str) -> str:
+    return api_version.rpartition("/")[0]
+
+
+def _plural(kind: str) -> str:
+    return kind.lower()[:-1] + "ies" if kind.endswith("y") else kind.lower() + "s"
+
+
+def test_the_runs_tables_cover_the_code() -> None:
+    """Every run kind the service serves, every object of a run namespace, and every rule of a Role
+    there (Kubernetes lets one write a Role only with its rules) are in the service's tables."""
+    for kind, (prefix, plural) in COLLECTIONS.items():
+        group = prefix.split("/")[2] if prefix.startswith("/apis/") else ""
+        verbs = {"list", "delete"} | ({"patch"} if kind != "Experiment" else set())  # held back by suspend
+        for verb in verbs:
+            assert (group, plural, verb) in SERVICE_RUNS_NEEDS, f"{kind}: add {verb} to SERVICE_RUNS_NEEDS"
+    namespace = build(RunNamespaceSettings(), "alice")
+    kinds = set()
+    for obj in namespace.objects:
+        kinds.add(obj["kind"])
+        for verb in _RUN_NAMESPACE_VERBS:
+            need = (_group(obj["apiVersion"]), _plural(obj["kind"]), verb)
+            assert need in SERVICE_RUNS_NEEDS, f"a run namespace's {obj['kind']}: add {need}"
+        for rule in obj.get("rules") or []:
+            needs = {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+            assert needs <= set(SERVICE_CLUSTER_NEEDS), f"Role {obj['metadata']['name']}: {needs}"
+        ref = obj.get("roleRef") or {}
+        if ref.get("kind") == "ClusterRole":
+            assert (RBAC, "clusterroles", "bind", ref["name"]) in SERVICE_NAMED_CLUSTER_NEEDS
+    assert {"Namespace", "Role", "RoleBinding", "NetworkPolicy"} <= kinds  # the build is read
 
 
 # ---------------------------------------------------------------------------------------------- the objects

@@ -1,0 +1,320 @@
+"""Users' runs through a real hub: the unmodified SDKs reach the service at the hub's public URL with
+nothing but the user's hub token, and their runs run in the user's namespace of a simcluster."""
+
+# no "from __future__ import annotations": Hera reads the script functions' annotations as classes
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import cast
+
+import pytest
+from hera.workflows import DAG, Resources, Task, Workflow, WorkflowsService, script
+from kubernetes import client
+
+from simcluster.testing import SimProcess
+from spawner.core.labels import GPU, PRODUCT_LABEL
+from tests.harness.cleanup import CLUSTERS
+from tests.harness.hub import HubProcess
+from tests.harness.service_api import call, user_token
+from tests.harness.waits import wait_for
+
+pytestmark = pytest.mark.timeout(180)
+
+NS = "default"  # what the SDKs name: the service takes it for the user's own run namespace
+
+
+def run_namespace(user: str) -> str:
+    return f"hybridhub-runs-{user}"
+
+
+@pytest.fixture(scope="module")
+def runs_hub(service_hub: HubProcess, hsim: SimProcess) -> Iterator[HubProcess]:
+    """The module's hub with the service; afterwards the users' run namespaces are deleted, so the
+    session's simclusters hold nothing of this module's."""
+    yield service_hub
+    for cluster in CLUSTERS:
+        for user in ("alice", "bob"):
+            hsim.kubectl(
+                "delete", "namespace", run_namespace(user), "--wait=false", context=cluster, check=False
+            )
+
+
+@pytest.fixture(scope="module")
+def alice(runs_hub: HubProcess) -> str:
+    return user_token(runs_hub, "alice")
+
+
+@pytest.fixture(scope="module")
+def bob(runs_hub: HubProcess) -> str:
+    return user_token(runs_hub, "bob")
+
+
+def service_url(hub: HubProcess) -> str:
+    return f"{hub.public_url}/services/hybridhub/"
+
+
+def hera(hub: HubProcess, token: str) -> WorkflowsService:
+    # the trailing slash matters: Hera joins its paths to the host with urljoin
+    return WorkflowsService(host=f"{service_url(hub)}argo/", token=token, namespace=NS)
+
+
+def configuration(hub: HubProcess, token: str) -> client.Configuration:
+    """What a notebook's kubeconfig gives the Kubeflow SDKs: the service's k8s endpoint, the hub token."""
+    cfg = client.Configuration()
+    cfg.host = f"{service_url(hub)}k8s"
+    cfg.api_key = {"authorization": token}
+    cfg.api_key_prefix = {"authorization": "Bearer"}
+    return cfg
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def read_text(hub: HubProcess, path: str, token: str) -> tuple[int, str]:
+    """A GET through the proxy whose body is not one JSON document (an NDJSON log)."""
+    req = urllib.request.Request(service_url(hub) + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+def no_run_pods_left(hsim: SimProcess, user: str = "alice") -> None:
+    """Until the user's run namespace has no pods in any cluster: what a deleted run leaves goes
+    before the module's check of the session's pods."""
+
+    def pods() -> list[str]:
+        return [
+            f"{cluster}/{name}"
+            for cluster in CLUSTERS
+            for name in hsim.kubectl(
+                "get", "pods", "-n", run_namespace(user), "-o", "name", context=cluster, check=False
+            ).stdout.split()
+        ]
+
+    wait_for(f"{user}'s run pods to go", pods, 60, until=lambda left: left == [], every=0.5)
+
+
+def gpu_products_of_pods(hsim: SimProcess, cluster: str, namespace: str) -> dict[str, int]:
+    """The GPUs the pods of ``namespace`` hold, by the product of the node each runs on."""
+    pods = json.loads(hsim.kubectl("get", "pods", "-n", namespace, "-o", "json", context=cluster).stdout)
+    nodes = json.loads(hsim.kubectl("get", "nodes", "-o", "json", context=cluster).stdout)
+    product = {n["metadata"]["name"]: n["metadata"]["labels"].get(PRODUCT_LABEL) for n in nodes["items"]}
+    held: dict[str, int] = {}
+    for pod in pods["items"]:
+        gpus = sum(
+            int((c.get("resources") or {}).get("limits", {}).get(GPU, 0)) for c in pod["spec"]["containers"]
+        )
+        if gpus:
+            where = str(product[pod["spec"]["nodeName"]])
+            held[where] = held.get(where, 0) + gpus
+    return held
+
+
+@script(image="python:3.12", resources=Resources(gpus=2))
+def train(epochs: int) -> None:
+    for i in range(epochs):
+        print(f"epoch {i} loss={1.0 / (i + 1):.3f}")
+
+
+@script(image="python:3.12")
+def prep() -> None:
+    print("prepared")
+
+
+def test_a_hera_dag_with_a_gpu_step_succeeds_and_its_logs_come_back(
+    runs_hub: HubProcess, hsim: SimProcess, alice: str, bob: str
+) -> None:
+    name = unique("dag")
+    with (
+        Workflow(name=name, entrypoint="main", namespace=NS, workflows_service=hera(runs_hub, alice)) as w,
+        DAG(name="main"),
+    ):
+        # a script called in a DAG makes a Task (Hera's types say Step or Task)
+        cast(Task, prep()) >> cast(Task, train(arguments={"epochs": 3}))
+    created = w.create()
+    assert created.metadata is not None and created.metadata.namespace == run_namespace("alice")
+    try:
+        w.wait(1)  # Hera's own polling: a run held back for admission reads as Running meanwhile
+        done = hera(runs_hub, alice).get_workflow(name)
+        assert done.status is not None and done.status.phase == "Succeeded", done.status
+        # Hera's own workflow_logs() fails on any log of more than one line (argo-workflows#8525), so
+        # the NDJSON is read here as Argo Server sends it: one {"result": {...}} per line
+        status, text = read_text(
+            runs_hub, f"argo/api/v1/workflows/{NS}/{name}/log?logOptions.container=main", alice
+        )
+        assert status == 200, text
+        entries = [json.loads(line)["result"] for line in text.splitlines() if line.strip()]
+        lines = [e["content"] for e in entries]
+        assert "prepared" in lines and "epoch 2 loss=0.333" in lines, lines
+        assert len({e["podName"] for e in entries}) == 2  # the prep and the train step
+        assert gpu_products_of_pods(hsim, "onprem", run_namespace("alice")) == {"NVIDIA-A100-SXM4-80GB": 2}
+        status, answer = call(runs_hub, "GET", f"argo/api/v1/workflows/{NS}/{name}", bob)
+        assert status == 404, answer  # another user's workflow
+        status, listing = call(runs_hub, "GET", "api/runs", alice)
+        assert status == 200, listing
+        (row,) = [r for r in listing["runs"] if r["name"] == name]
+        assert (row["kind"], row["cluster"], row["phase"], row["gpus"]) == (
+            "Workflow",
+            "onprem",
+            "Succeeded",
+            2,
+        )
+    finally:
+        hera(runs_hub, alice).delete_workflow(name)
+    no_run_pods_left(hsim)
+
+
+def test_katib_tune_returns_the_trial_that_really_scored_best(
+    runs_hub: HubProcess, hsim: SimProcess, alice: str
+) -> None:
+    import kubeflow.katib as katib_sdk
+    from kubeflow.katib import KatibClient  # type: ignore[attr-defined]  # the SDK's documented import
+
+    def objective(parameters: dict[str, str]) -> None:
+        x = float(parameters["x"])
+        print(f"loss={(x - 0.33) ** 2:.6f}")
+
+    katib = KatibClient(client_configuration=configuration(runs_hub, alice), namespace=NS)
+    name = unique("tune")
+    katib.tune(
+        name=name,
+        objective=objective,
+        parameters={"x": katib_sdk.search.double(min=0.1, max=0.5, step=0.1)},  # type: ignore[attr-defined]
+        algorithm_name="grid",
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=5,
+        parallel_trial_count=3,
+        resources_per_trial={"cpu": "1"},
+        retain_trials=True,
+    )
+    try:
+        katib.wait_for_experiment_condition(name, timeout=120, polling_interval=1)
+        optimal = katib.get_optimal_hyperparameters(name)
+        assert optimal is not None and optimal.parameter_assignments is not None
+        # the grid's 0.3 is the point nearest 0.33
+        assert [round(float(p.value), 6) for p in optimal.parameter_assignments] == [0.3]
+        # and the trial Katib names best is the one whose own log shows the least loss
+        losses = {}
+        for trial in katib.list_trials(name):
+            log = "\n".join(katib.get_job_logs(name, trial.metadata.name))
+            losses[trial.metadata.name] = float(log.rpartition("loss=")[2].split()[0])
+        assert len(losses) == 5
+        assert min(losses, key=lambda t: losses[t]) == optimal.best_trial_name, losses
+        assert losses[optimal.best_trial_name] == 0.0009, losses
+    finally:
+        katib.delete_experiment(name)
+    no_run_pods_left(hsim)
+
+
+def exchange_ranks() -> None:
+    import os
+
+    print(f"rank={os.environ.get('RANK')} world={os.environ.get('WORLD_SIZE')}")
+
+
+def test_trainer_client_trains_on_two_nodes_and_its_logs_come_back(
+    runs_hub: HubProcess, hsim: SimProcess, alice: str
+) -> None:
+    from kubeflow.trainer import CustomTrainer, KubernetesBackendConfig, TrainerClient
+
+    trainer = TrainerClient(
+        KubernetesBackendConfig(namespace=NS, client_configuration=configuration(runs_hub, alice))
+    )
+    name = trainer.train(
+        trainer=CustomTrainer(func=exchange_ranks, num_nodes=2, resources_per_node={"cpu": 1})
+    )
+    try:
+        job = trainer.wait_for_job_status(name, timeout=60, polling_interval=1)
+        assert job.status == "Complete" and job.num_nodes == 2
+        assert sorted(s.name for s in job.steps) == ["node-0", "node-1"]
+        assert list(trainer.get_job_logs(name)) == ["rank=0 world=2"]  # node 0's log, as the SDK reads it
+    finally:
+        trainer.delete_job(name)
+    no_run_pods_left(hsim)
+
+
+def test_a_pytorchjob_from_the_training_client_succeeds(
+    runs_hub: HubProcess, hsim: SimProcess, alice: str
+) -> None:
+    from kubeflow.training import TrainingClient  # type: ignore[attr-defined]  # the documented import
+    from kubeflow.training.utils import utils as sdk_utils
+
+    training = TrainingClient(client_configuration=configuration(runs_hub, alice), namespace=NS)
+    name = unique("ptj")
+    container = sdk_utils.get_container_spec(name="pytorch", base_image="python:3.11-slim")
+    container.command = [
+        "python",
+        "-c",
+        "import os; print('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'])",
+    ]
+    template = sdk_utils.get_pod_template_spec(containers=[container])
+    job = sdk_utils.get_pytorchjob_template(
+        name=name, namespace=NS, num_workers=2, worker_pod_template_spec=template
+    )
+    training.create_job(job=job)
+    try:
+        training.wait_for_job_conditions(
+            name, expected_conditions={"Succeeded"}, wait_timeout=60, polling_interval=1
+        )
+        logs, _ = training.get_job_logs(name, is_master=False)
+        assert logs == {f"{name}-master-0": "rank 0 of 2\n", f"{name}-worker-0": "rank 1 of 2\n"}
+    finally:
+        training.delete_job(name)
+    no_run_pods_left(hsim)
+
+
+def test_a_token_without_the_runs_scope_is_refused_and_another_users_run_is_not_found(
+    runs_hub: HubProcess, hsim: SimProcess, alice: str, bob: str
+) -> None:
+    # a token alice made for the service alone: it may reach the service, but not submit or read runs
+    only_access = {"scopes": ["access:services!service=hybridhub"]}
+    narrow = runs_hub.api("POST", "/users/alice/tokens", only_access)["token"]
+    status, answer = call(runs_hub, "GET", f"argo/api/v1/workflows/{NS}", narrow)
+    assert status == 403 and "custom:hybridhub:runs" in answer["message"], answer
+    trainjobs = f"k8s/apis/trainer.kubeflow.org/v1alpha1/namespaces/{NS}/trainjobs"
+    status, answer = call(runs_hub, "GET", trainjobs, narrow)
+    assert status == 403 and "custom:hybridhub:runs" in answer["message"], answer
+    status, answer = call(runs_hub, "GET", "api/runs", narrow)
+    assert status == 403, answer
+    # bob's token holds the scope, but runs are each user's own: alice's is not found, not refused,
+    # just as a name of his own that he never used
+    name = unique("mine")
+    job = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": name},
+        "spec": {
+            "runtimeRef": {"kind": "ClusterTrainingRuntime", "name": "torch-distributed"},
+            "trainer": {"numNodes": 1, "command": ["python", "-c", "print('hi')"]},
+        },
+    }
+    status, answer = call(runs_hub, "POST", trainjobs, alice, job)
+    assert status == 201, answer
+    try:
+        status, answer = call(runs_hub, "GET", f"{trainjobs}/{name}", bob)
+        assert status == 404, answer
+        status, answer = call(runs_hub, "GET", trainjobs, bob)
+        assert status == 200 and answer["items"] == [], answer
+        status, answer = call(runs_hub, "DELETE", f"{trainjobs}/{name}", bob)
+        assert status == 404, answer
+        status, answer = call(runs_hub, "GET", "api/runs", bob)
+        assert status == 200 and name not in json.dumps(answer), answer
+    finally:
+        status, answer = call(runs_hub, "DELETE", f"{trainjobs}/{name}", alice)
+        assert status == 200, answer
+    no_run_pods_left(hsim)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"argo/api/v1/workflows/{NS}", f"k8s/apis/kubeflow.org/v1beta1/namespaces/{NS}/experiments", "api/runs"],
+)
+def test_a_token_the_hub_does_not_know_is_401(runs_hub: HubProcess, path: str) -> None:
+    status, answer = call(runs_hub, "GET", path, "not-a-hub-token")
+    assert status == 401, answer
