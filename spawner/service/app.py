@@ -282,6 +282,15 @@ class HybridHubService(Application):
         users are their hub users may set ``{username}``. The service's credentials need the
         ``impersonate`` verb on users.""",
     )
+    run_user_cluster_role = Unicode(
+        "edit",
+        config=True,
+        help="""The ClusterRole bound to each user in their run namespace, e.g. ``edit``. It must let
+        the user create, read and delete the run kinds (Workflows, Experiments and Trials, TrainJobs,
+        PyTorchJobs, Jobs), their pods and logs. Argo aggregates its kinds into Kubernetes' ``edit``;
+        a Kubeflow installation aggregates Katib's and the Trainer's into ``kubeflow-edit`` instead,
+        so name that one there. The service needs the ``bind`` verb on it.""",
+    )
     run_gpu_quota = Integer(
         8,
         config=True,
@@ -353,6 +362,7 @@ class HybridHubService(Application):
             impersonate_template=self.run_impersonate_template,
             gpu_quota=self.run_gpu_quota,
             pod_quota=self.run_pod_quota,
+            user_cluster_role=self.run_user_cluster_role,
             blocked_egress_cidrs=tuple(self.run_blocked_egress_cidrs),
         )
         problems = settings_problems(namespaces)
