@@ -85,17 +85,11 @@ SERVICE_RUNS_NEEDS: dict[Need, str] = {
             ("", "resourcequotas"),
             ("", "limitranges"),
             ("", "serviceaccounts"),
-            (RBAC, "roles"),
             (RBAC, "rolebindings"),
             ("networking.k8s.io", "networkpolicies"),
         ]
         for verb in _RUN_NAMESPACE_VERBS
     },
-    # Kubernetes lets one write a Role only with every rule it grants: the Argo runner's Role
-    ("argoproj.io", "workflowtaskresults", "create"): "namespaces.build (the runner Role's rules)",
-    ("argoproj.io", "workflowtaskresults", "patch"): "namespaces.build (the runner Role's rules)",
-    ("", "pods", "get"): "namespaces.build (the runner Role's rules)",
-    ("", "pods", "patch"): "namespaces.build (the runner Role's rules)",
     ("", "users", "impersonate"): "clusterio.UserApi (Impersonate-User: hybridhub:user:<name>)",
     **{
         (group, plural, verb): f"RunManager.sweep_orphans ({kind}s this hub made that the registry lost)"
@@ -124,7 +118,18 @@ SERVICE_CLUSTER_NEEDS |= SERVICE_RUNS_NEEDS
 # ... and rules for one named object, in every namespace.
 SERVICE_NAMED_CLUSTER_NEEDS: dict[tuple[str, str, str, str], str] = {
     (RBAC, "clusterroles", "bind", "edit"): "namespaces.build (the user's RoleBinding to `edit`)",
+    (RBAC, "clusterroles", "bind", "hybridhub-runner"): "namespaces.build (the runner's RoleBinding)",
     ("", "configmaps", "get", "kubeflow-trainer-public"): "api/k8s.py (TrainerClient reads it as it starts)",
+}
+# The Argo runner: a ClusterRole the manifests ship and nothing in them binds; the service binds it to
+# each run namespace's runner account, so workflow pods hold these rules in their own namespace only.
+RUNNER_ROLE = "hybridhub-runner"
+RUNNER_NEEDS: dict[Need, str] = {
+    ("argoproj.io", "workflowtaskresults", "create"): "Argo's emissary executor reports step results (3.4+)",
+    ("argoproj.io", "workflowtaskresults", "patch"): "Argo's emissary executor reports step results (3.4+)",
+    ("", "pods", "get"): "older Argo controllers read outputs through the pod",
+    ("", "pods", "watch"): "older Argo controllers read outputs through the pod",
+    ("", "pods", "patch"): "older Argo controllers read outputs through the pod",
 }
 SERVICE_URL_NEEDS = {("/readyz", "get"): "ClusterMember.readyz (service/fleet.py)"}
 # ... and the notebook namespace.
@@ -325,7 +330,7 @@ def test_rbac_gives_nothing_more(docs: list[dict[str, Any]], cluster: str) -> No
 def test_each_rule_is_needed_and_its_loss_is_caught(docs: list[dict[str, Any]], cluster: str) -> None:
     """Take away any one rule (or one verb of it) and `missing` reports it."""
     for index, doc in enumerate(docs):
-        if doc["kind"] not in ("Role", "ClusterRole"):
+        if doc["kind"] not in ("Role", "ClusterRole") or doc["metadata"]["name"] == RUNNER_ROLE:
             continue
         for r, rule in enumerate(doc["rules"]):
             for verb in rule["verbs"]:
@@ -334,6 +339,28 @@ def test_each_rule_is_needed_and_its_loss_is_caught(docs: list[dict[str, Any]], 
                 rules[r] = {**rule, "verbs": [v for v in rule["verbs"] if v != verb]}
                 broken[index] = {**doc, "rules": rules}
                 assert missing(broken, cluster), f"{doc['metadata']['name']} {rule} {verb} is not needed"
+
+
+def test_the_runner_role_grants_what_argos_executor_needs_and_the_service_binds_it(
+    docs: list[dict[str, Any]],
+) -> None:
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == RUNNER_ROLE]
+    granted = {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+    assert granted == set(RUNNER_NEEDS)
+    assert RunNamespaceSettings().runner_cluster_role == RUNNER_ROLE
+    # nothing in the manifests binds it: only the service does, per run namespace
+    bound = [
+        b
+        for b in one(docs, "RoleBinding") + one(docs, "ClusterRoleBinding")
+        if b["roleRef"]["name"] == RUNNER_ROLE
+    ]
+    assert bound == []
 
 
 def test_the_identity_is_the_hubs(docs: list[dict[str, Any]], cluster: str) -> None:
@@ -421,7 +448,7 @@ def test_the_runs_tables_cover_the_code() -> None:
         ref = obj.get("roleRef") or {}
         if ref.get("kind") == "ClusterRole":
             assert (RBAC, "clusterroles", "bind", ref["name"]) in SERVICE_NAMED_CLUSTER_NEEDS
-    assert {"Namespace", "Role", "RoleBinding", "NetworkPolicy"} <= kinds  # the build is read
+    assert {"Namespace", "RoleBinding", "NetworkPolicy"} <= kinds  # the build is read
 
 
 # ---------------------------------------------------------------------------------------------- the objects

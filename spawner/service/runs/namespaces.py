@@ -86,6 +86,9 @@ class RunNamespaceSettings:
     user_cluster_role: str = "edit"
     # The ServiceAccount Argo's executor runs as in the namespace's workflow pods.
     runner_service_account: str = "hybridhub-runner"
+    # The ClusterRole the runner account is bound to in each run namespace: what Argo's executor needs
+    # (the manifests ship it). A Role per namespace would need the service to hold those rules itself.
+    runner_cluster_role: str = "hybridhub-runner"
     # Address ranges run pods may not reach, typically the clusters' pod ranges where notebooks run.
     # Empty means run pods may send anywhere; ingress is limited to the namespace either way.
     blocked_egress_cidrs: tuple[str, ...] = ()
@@ -147,7 +150,7 @@ def settings_problems(settings: RunNamespaceSettings) -> list[str]:
             continue
         if amount <= 0:
             problems.append(f"{field}: must be more than 0, not {value!r}")
-    for field in ("user_cluster_role", "runner_service_account"):
+    for field in ("user_cluster_role", "runner_service_account", "runner_cluster_role"):
         value = getattr(settings, field)
         if not _OBJECT_NAME.match(value) or len(value) > _DNS_LABEL_MAX:
             problems.append(f"{field}: must be a DNS label, not {value!r}")
@@ -210,7 +213,6 @@ def build(settings: RunNamespaceSettings, user: str) -> RunNamespace:
         _limit_range(name, labels, settings),
         _user_binding(name, labels, settings, impersonate),
         _runner_account(name, labels, settings),
-        _runner_role(name, labels),
         _runner_binding(name, labels, settings),
         _network_policy(name, labels, settings),
     )
@@ -299,30 +301,16 @@ def _runner_account(name: str, labels: dict[str, str], settings: RunNamespaceSet
     }
 
 
-def _runner_role(name: str, labels: dict[str, str]) -> Manifest:
-    # What Argo's docs ask of a workflow's service account with the emissary executor: task results
-    # since Argo 3.4, and the pod rules that older controllers read outputs through.
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _meta(RUNNER_ROLE_NAME, name, labels),
-        "rules": [
-            {
-                "apiGroups": ["argoproj.io"],
-                "resources": ["workflowtaskresults"],
-                "verbs": ["create", "patch"],
-            },
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "watch", "patch"]},
-        ],
-    }
-
-
 def _runner_binding(name: str, labels: dict[str, str], settings: RunNamespaceSettings) -> Manifest:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
         "metadata": _meta(RUNNER_ROLE_NAME, name, labels),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": RUNNER_ROLE_NAME},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": settings.runner_cluster_role,
+        },
         "subjects": [{"kind": "ServiceAccount", "name": settings.runner_service_account, "namespace": name}],
     }
 

@@ -164,7 +164,6 @@ def test_every_object_says_whose_it_is(user: str) -> None:
         "LimitRange",
         "RoleBinding",
         "ServiceAccount",
-        "Role",
         "RoleBinding",
         "NetworkPolicy",
     ]
