@@ -322,3 +322,19 @@ async def test_the_run_namespace_of_a_user_the_hub_no_longer_has_goes_with_their
     assert await svc.manager.registry.runs(user=gone) == []
     assert len(await svc.manager.registry.runs(user=kept)) == 1
     svc.manager.hub_users = None
+
+
+async def test_in_a_cluster_that_runs_kueue_admission_is_handed_to_it(
+    sim: SimProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    work = tmp_path_factory.mktemp("kueue")
+    async with running_runs_service(sim, work, tokens_for("kim"), kueue_queues={"onprem": "user-queue"}) as s:
+        name = unique("kueued")
+        status, answer = await s.call("POST", ARGO, "kim-token", {"workflow": workflow(name)})
+        assert status == 200, answer
+        await until(lambda: _state_in(s, "kim", name, (ADMITTED,)))
+        (wf,) = in_cluster(sim, "workflows", s.manager.namespace("kim"), name)
+        # Kueue's queue label, and still held back: Kueue, not the service, lets it go
+        assert wf["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "user-queue"
+        assert wf["spec"]["suspend"] is True
+        assert (await s.call("DELETE", f"{ARGO}/{name}", "kim-token"))[0] == 200
