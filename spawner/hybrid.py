@@ -126,6 +126,11 @@ class HybridSpawner(HybridConfig):
         url = self.pod_service_urls.get(self.cluster_name or "")
         if url:
             env["HYBRIDHUB_SERVICE_URL"] = url
+            # the kubeconfig the notebook's SDKs and kubectl read (labextension_server/_startup.py
+            # writes it, naming the service's k8s endpoint and no token); per cluster, since the service
+            # URL differs per cluster and a shared /tmp (simcluster's process runtime) must not mix them.
+            # An operator's c.Spawner.environment wins.
+            env.setdefault("KUBECONFIG", f"/tmp/hybridhub/{self.cluster_name}/kubeconfig")
         return env
 
     async def get_pod_manifest(self) -> Any:

@@ -140,6 +140,7 @@ async def test_pod_manifest_with_ssh() -> None:
     assert {"name": "ssh", "containerPort": 2222, "protocol": "TCP"} in notebook["ports"]
     env = {e["name"]: e.get("value") for e in notebook["env"]}
     assert env["HYBRIDHUB_SERVICE_URL"] == "https://hub.example.org/services/hybridhub/"
+    assert env["KUBECONFIG"] == "/tmp/hybridhub/onprem/kubeconfig"
     check_golden("fixed-pool.ssh.yaml", pod)
     # a second manifest of the same spawn is wrapped once
     assert (await spawner.get_pod_manifest()).spec.containers[0].args == notebook["args"]
@@ -155,7 +156,7 @@ async def test_the_ssh_port_is_never_on_a_per_user_service() -> None:
     assert [p["targetPort"] for p in service["spec"]["ports"]] == [spawner.port]
     # a cluster without a URL for the service: no variable, the SSH server then stays off in the pod
     env = {e.name for e in (await spawner.get_pod_manifest()).spec.containers[0].env}
-    assert "HYBRIDHUB_SERVICE_URL" not in env
+    assert "HYBRIDHUB_SERVICE_URL" not in env and "KUBECONFIG" not in env
 
 
 @pytest.mark.asyncio

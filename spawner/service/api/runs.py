@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tornado import web
 from tornado.iostream import StreamClosedError
@@ -55,7 +56,24 @@ class RunHandler(UserRunsHandler):
             raise self.fail(exc) from None
         if not rows:
             raise web.HTTPError(404, f'{kind} "{name}" not found')
-        self.write_json({"run": rows[0], "object": obj})
+        body: dict[str, Any] = {"run": rows[0], "object": obj}
+        if kind == "Experiment":
+            body["trials"] = await self.trials(name)
+        self.write_json(body)
+
+    async def trials(self, experiment: str) -> list[dict[str, object]]:
+        """The Experiment's Katib trials (parameters, metrics, phase), read as the user from the
+        cluster that holds it; none while it waits in the queue."""
+        record = await self.runs.record(self.user, "Experiment", experiment)
+        if record.uid is None or record.cluster is None:
+            return []
+        path = f"/apis/kubeflow.org/v1beta1/namespaces/{record.namespace}/trials"
+        query = {"labelSelector": f"katib.kubeflow.org/experiment={experiment}"}
+        try:
+            found = await self.runs.read(record.cluster, path, query, user=self.user)
+        except RunError:
+            return []  # the experiment is shown without its trials
+        return list(found.get("items") or [])
 
     async def delete(self, kind: str, name: str) -> None:
         try:

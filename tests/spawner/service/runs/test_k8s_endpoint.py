@@ -137,6 +137,11 @@ async def test_katib_tune_returns_the_trial_that_really_scored_best(svc: RunsSer
     best = optimal.best_trial_name
     out = "\n".join(await asyncio.to_thread(lambda: list(katib.get_job_logs(name, best))))
     assert "loss=0.000900" in out
+    # what %runs shows of a sweep: each trial with its parameters and metrics
+    status, body = await svc.call("GET", f"api/runs/Experiment/{name}", "alice-token")
+    assert status == 200 and len(body["trials"]) == 5, body
+    assert all(t["spec"]["parameterAssignments"] for t in body["trials"])
+    assert any(t["status"].get("observation", {}).get("metrics") for t in body["trials"])
     await asyncio.to_thread(katib.delete_experiment, name)
 
 
