@@ -226,7 +226,6 @@ async def running_service(
 _SUBMISSION: ContextVar[dict[str, float] | None] = ContextVar("submission", default=None)
 SUBMIT = "RunManager.submit, all of it"
 PARTS = {
-    (RunRegistry, "queued_gangs"): "store: read the queued gangs",
     (RunRegistry, "add"): "store: add the run",
     (RunRegistry, "update"): "store: mark it queued",
     (UserApi, "send"): "cluster: create as the user",

@@ -94,11 +94,11 @@ def test_ratio_is_service_over_direct(
 
 def test_parts_pair_each_create_with_its_submission() -> None:
     """What submit did beside the timed parts, and what the create spent outside submit, per create."""
-    read, add, update = (runs.PARTS[(runs.RunRegistry, name)] for name in ("runs", "add", "update"))
+    add, update = (runs.PARTS[(runs.RunRegistry, name)] for name in ("add", "update"))
     send = runs.PARTS[(runs.UserApi, "send")]
     submissions = [
-        {runs.SUBMIT: 10.0, read: 1.0, add: 2.0, update: 3.0, send: 3.0},
-        {runs.SUBMIT: 20.0, read: 2.0, add: 4.0, update: 6.0, send: 4.0},
+        {runs.SUBMIT: 10.0, add: 3.0, update: 3.0, send: 3.0},
+        {runs.SUBMIT: 20.0, add: 6.0, update: 6.0, send: 4.0},
     ]
     parts = runs.parts_of([15.0, 21.0], submissions)
     assert parts["submit: the rest (checks, placement)"].mean == pytest.approx((1.0 + 4.0) / 2)
