@@ -1,7 +1,7 @@
 """Time ``GET hybridhub/api/capacity`` through the notebook server's extension against ``GET api/capacity``
 straight from the service, interleaved in one run: latency one at a time, and requests per second at 8.
 
-    .venv/bin/python bench/notebook_capacity.py            # 500 + 1,000 requests per path: about 30 s
+    .venv/bin/python bench/notebook_capacity.py            # 500 + 1,000 requests per path: about 20 s
     .venv/bin/python bench/notebook_capacity.py --quick    # 30 + 50 requests per path: about 10 s
 
 simcluster runs two clusters (simulated runtime, a few GPU nodes each) in a subprocess. The service runs
@@ -17,12 +17,14 @@ which the extension forwards with). Callers of the server authenticate with jupy
 identity provider, not JupyterHub's: JupyterHub's ``JupyterHubIdentityProvider`` would ask a hub for each
 new token, which a stand-in hub would answer in this process's loop and so charge to the service's path.
 
-Both paths are timed from this process with aiohttp, one keep-alive session per path, the request sent
-until the whole body is read. The extension answers the service's body unchanged, which is checked on
-the first pair. Latency: ``--n`` requests per path one at a time, the order alternating within each pair.
-Throughput: ``--total`` requests per path, 8 in flight (``--concurrency``), in two rounds per path
-(extension, direct, direct, extension), so that neither path always runs first. CPU seconds per request
-of the notebook server come from psutil; this process's (the service and the client) from its rusage.
+Three paths are timed from this process with aiohttp, one keep-alive session per path, from sending the
+request until the whole body is read: the extension's route, the service's route, and as the floor the
+notebook server's own ``api/status`` (its token check and a JSON answer, no hop to the service). The
+extension answers the service's body unchanged, which is checked first. Latency: ``--n`` rounds of one
+request per path, the order rotating. Throughput: ``--total`` requests per path, 8 in flight
+(``--concurrency``), in two halves per path, the second half's order reversed, so that no path always
+runs first. CPU per request of the notebook server comes from psutil; this process's (the service and
+the client) from ``time.process_time``.
 See bench/README.md for the figures measured.
 """
 
