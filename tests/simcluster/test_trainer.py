@@ -30,7 +30,7 @@ CLUSTER_FILE = """
 clusters:
   - name: onprem
     runtime: process
-    podCIDR: 10.240.0.0/16
+    podCIDR: 10.229.0.0/16  # its own: the hub tests' session-wide simclusters use 10.240/16
     timings: {pod_start: 0.05, pod_stop: 0.05}
     namespaces: [team-a]
     nodeGroups:
