@@ -17,7 +17,7 @@ from .handlers import (
     RunsHandler,
 )
 
-__all__ = ["API_PREFIX", "HybridHubExtension"]
+__all__ = ["API_PREFIX", "HybridHubExtension", "keep_hub_token_off_disk"]
 
 # The REST prefix under the server's base URL that the kernel-side client speaks to.
 API_PREFIX = "hybridhub/api"
@@ -33,6 +33,24 @@ def _service_url(url: str) -> str:
     if urlsplit(url).scheme not in ("http", "https"):
         raise TraitError(f"service_url must be an http or https URL, not {url!r}")
     return url if url.endswith("/") else url + "/"
+
+
+def keep_hub_token_off_disk(serverapp: Any, hub_token: str) -> bool:
+    """Keep the hub token out of the server's runtime files; returns whether it had to.
+
+    JupyterHub 5's single-user server gives the hub token as the server's own token, and jupyter-server
+    writes that token into its runtime files in the home directory: ``jpserver-PID.json`` and the
+    browser-open page, whose URL carries it. The notebook side promises no token on disk, so the info
+    file gets an empty token, as before JupyterHub 5, and the browser-open page is not written. Runs
+    before the server starts, which is when it writes both. A server outside JupyterHub keeps its own.
+    """
+    if serverapp is None or not hub_token or serverapp.identity_provider.token != hub_token:
+        return False
+    serverapp.no_browser_open_file = True
+    server_info = serverapp.server_info
+    # An attribute on this one server object: the class and other servers stay as they are.
+    serverapp.server_info = lambda: {**server_info(), "token": ""}
+    return True
 
 
 class HybridHubExtension(ExtensionApp):
@@ -93,6 +111,9 @@ class HybridHubExtension(ExtensionApp):
         if value <= 0:
             raise TraitError(f"{proposal['trait'].name} must be a positive number of seconds, not {value}")
         return value
+
+    def initialize_settings(self) -> None:
+        keep_hub_token_off_disk(self.serverapp, self.api_token)
 
     def initialize_handlers(self) -> None:
         run = rf"{API_PREFIX}/runs/(?P<kind>{_PART})/(?P<name>{_PART})"

@@ -476,7 +476,9 @@ def _newest_condition(obj: Mapping[str, Any]) -> str:
     true = [c for c in (obj.get("status") or {}).get("conditions") or () if c.get("status") == "True"]
     if not true:
         return "Created"
-    newest = max(true, key=lambda c: str(c.get("lastTransitionTime") or ""))
+    # Times are to the second, so a run that moves fast has ties; a tie goes to the condition set last,
+    # which controllers append last.
+    newest = max(reversed(true), key=lambda c: str(c.get("lastTransitionTime") or ""))
     return str(newest.get("type") or "Created")
 
 

@@ -107,6 +107,10 @@ def test_four_people_through_an_onprem_site_outage(
     )
     alice.run_cell(code, "14 written")
     alice.shoot("04-cell")
+    # the notebook side: her GPU counts against on-prem's, live, and she has no runs yet
+    alice.run_cell("%load_ext labextension_server\n%gpus", product)
+    alice.run_cell("%runs", "no runs")
+    alice.shoot("04a-magics")
     assert alice.contents("from-the-browser.txt")["content"] == "alice was here"
     # the on-prem home volume, where simcluster's process runtime keeps the pod's /home/jovyan
     homes = list((demo.state_dir / "sim" / "onprem" / "volumes").glob("*/from-the-browser.txt"))

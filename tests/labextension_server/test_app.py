@@ -127,3 +127,34 @@ def test_unusable_settings_are_refused(trait: str, value: Any) -> None:
 )
 def test_relayed_error(code: int, body: bytes, expected: tuple[int, str]) -> None:
     assert relayed_error(code, body) == expected
+
+
+class _Identity:
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+
+class _Server:
+    """What keep_hub_token_off_disk reads and changes of a jupyter ServerApp."""
+
+    def __init__(self, token: str) -> None:
+        self.identity_provider = _Identity(token)
+        self.no_browser_open_file = False
+
+    def server_info(self) -> dict[str, Any]:
+        return {"url": "http://127.0.0.1:8888/user/alice/", "token": self.identity_provider.token}
+
+
+@pytest.mark.parametrize(
+    ("server_token", "kept_off"), [("hub-token", True), ("own-token", False), ("", False)]
+)
+def test_the_hub_token_is_kept_out_of_the_servers_runtime_files(server_token: str, kept_off: bool) -> None:
+    from labextension_server.app import keep_hub_token_off_disk
+
+    server = _Server(server_token)
+    assert keep_hub_token_off_disk(server, "hub-token") is kept_off
+    info = server.server_info()
+    assert info["url"] == "http://127.0.0.1:8888/user/alice/"
+    # JupyterHub 5 hands the hub token to the server as its own: then neither file may carry it
+    assert info["token"] == ("" if kept_off else server_token)
+    assert server.no_browser_open_file is kept_off

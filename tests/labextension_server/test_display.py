@@ -486,3 +486,11 @@ def test_runs_html_shows_progress_as_a_bar() -> None:
 )
 def test_log_lines_head_each_change_of_pod(lines: list[tuple[str, str]], printed: list[str]) -> None:
     assert list(log_lines(lines)) == printed
+
+
+def test_a_trial_whose_conditions_share_a_second_reads_as_the_last_one_set() -> None:
+    tied = trial("sweep-e", "2026-01-01T00:00:04Z", "0.2", "0.3", "Succeeded")
+    for condition in tied["status"]["conditions"]:
+        condition["lastTransitionTime"] = "2026-01-01T00:00:00Z"
+    _, (line,) = experiment_trials(EXPERIMENT, [tied])
+    assert line.state == "Succeeded"

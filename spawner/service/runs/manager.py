@@ -850,5 +850,7 @@ def phase_of(obj: Mapping[str, Any]) -> str:
     true = [c for c in status.get("conditions") or () if c.get("status") == "True"]
     if not true:
         return "Created"
-    newest = max(true, key=lambda c: str(c.get("lastTransitionTime") or ""))
+    # Times are to the second, so a run that moves fast has ties; a tie goes to the condition set last,
+    # which controllers append last.
+    newest = max(reversed(true), key=lambda c: str(c.get("lastTransitionTime") or ""))
     return str(newest.get("type") or "Created")

@@ -156,6 +156,15 @@ def test_a_queued_run_reads_as_waiting_with_its_reason(kind: str, refused: bool,
             },
             "Succeeded",
         ),
+        (  # times are to the second: a tie goes to the condition set last
+            {
+                "conditions": [
+                    {"type": "Created", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                    {"type": "Succeeded", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                ]
+            },
+            "Succeeded",
+        ),
     ],
 )
 def test_phase_of_a_run(status: dict[str, Any], phase: str) -> None:
