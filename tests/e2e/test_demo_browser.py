@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -118,6 +119,15 @@ def test_four_people_through_an_onprem_site_outage(
     # ... and reads it back with OpenSSH through the demo's gateway, as the SSH keys page tells her
     assert over_ssh(demo, alice, tmp_path, "cat from-the-browser.txt") == "alice was here"
     alice.shoot("04b-ssh-keys-page")
+    # ... and submits a workflow with Hera from her SSH session, with nothing set up: the notebook
+    # container's start-up hook points Hera at the service with her server's token
+    hera = (
+        "from hera.workflows import Container, Workflow\n"
+        "with Workflow(generate_name='from-ssh-', entrypoint='c') as w:\n"
+        "    Container(name='c', image='busybox', command=['true'])\n"
+        "print(w.create().metadata.namespace)"
+    )
+    assert over_ssh(demo, alice, tmp_path, f'{sys.executable} -c "{hera}"').strip() == "hybridhub-runs-alice"
 
     # 2. A second person picks EKS.
     bob = browsers("bob")

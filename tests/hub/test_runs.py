@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from hera.workflows import DAG, Resources, Task, Workflow, WorkflowsService, script
@@ -266,6 +266,80 @@ def test_a_pytorchjob_from_the_training_client_succeeds(
         assert logs == {f"{name}-master-0": "rank 0 of 2\n", f"{name}-worker-0": "rank 1 of 2\n"}
     finally:
         training.delete_job(name)
+    no_run_pods_left(hsim)
+
+
+def gang_job(name: str, seconds: float) -> dict[str, object]:
+    """A PyTorchJob of a master and a worker with 4 L40S GPUs each: on-prem has two 4-GPU L40S nodes,
+    room for one such gang at a time."""
+    pod = {
+        "spec": {
+            "nodeSelector": {PRODUCT_LABEL: "NVIDIA-L40S"},
+            "containers": [
+                {
+                    "name": "pytorch",
+                    "image": "python:3.12",
+                    "command": ["python", "-c", f"import time; time.sleep({seconds}); print('done')"],
+                    "resources": {"limits": {GPU: "4"}},
+                }
+            ],
+        }
+    }
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        # pinned: with auto, a gang that waits long for on-prem may go to EKS's L40S pool instead
+        "metadata": {"name": name, "labels": {"hybridhub.io/cluster": "onprem"}},
+        "spec": {
+            "pytorchReplicaSpecs": {
+                "Master": {"replicas": 1, "restartPolicy": "Never", "template": pod},
+                "Worker": {"replicas": 1, "restartPolicy": "Never", "template": pod},
+            }
+        },
+    }
+
+
+def test_two_gpu_gangs_on_room_for_one_never_deadlock(
+    runs_hub: HubProcess, hsim: SimProcess, alice: str
+) -> None:
+    """Each job wants 8 GPUs at once; the second waits, held back whole, then runs after the first."""
+    jobs = f"k8s/apis/kubeflow.org/v1/namespaces/{NS}/pytorchjobs"
+    first, second = unique("gang-a"), unique("gang-b")
+    for name, seconds in ((first, 3), (second, 0.5)):
+        status, body = call(runs_hub, "POST", jobs, alice, gang_job(name, seconds))
+        assert status == 201, body
+
+    def row(name: str) -> dict[str, Any]:
+        status, body = call(runs_hub, "GET", "api/runs", alice)
+        assert status == 200, body
+        return next(r for r in body["runs"] if r["name"] == name)
+
+    wait_for("the first gang to be let go", lambda: row(first)["state"] == "admitted", 30)
+    waiting = row(second)
+    assert waiting["state"] == "queued" and waiting["phase"] == "Queued", waiting
+    assert waiting["queue"]["position"] == 1, waiting
+    # held back whole: none of its pods exists while the first holds the GPUs
+    pods = hsim.kubectl(
+        "get",
+        "pods",
+        "-n",
+        run_namespace("alice"),
+        "-l",
+        f"training.kubeflow.org/job-name={second}",
+        "-o",
+        "name",
+    ).stdout.split()
+    assert pods == []
+
+    def succeeded(name: str) -> bool:
+        status, job = call(runs_hub, "GET", f"{jobs}/{name}", alice)
+        assert status == 200, job
+        conditions = (job.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Succeeded" and c["status"] == "True" for c in conditions)
+
+    wait_for("both gangs to succeed", lambda: succeeded(first) and succeeded(second), 90, every=0.5)
+    for name in (first, second):
+        assert call(runs_hub, "DELETE", f"{jobs}/{name}", alice)[0] == 200
     no_run_pods_left(hsim)
 
 
