@@ -607,7 +607,8 @@ class RunManager:
     async def sweep_orphans(self) -> list[tuple[str, str, str, str]]:
         """Delete runs this hub made that the registry no longer knows, older than orphan_grace:
         (cluster, namespace, kind, name) of each. A create that a hung link delivered after the user
-        deleted the run leaves one; nothing else does."""
+        deleted the run leaves one; nothing else does. Objects with an owner are never taken: the
+        service creates none, and controllers copy the run's labels onto what they make for it."""
         known = {(r.namespace, r.kind, r.name) for r in await self.registry.runs()}
         selector = f"{HUB_LABEL}={self.settings.namespaces.hub_instance}"
         health = self.fleet.health()
@@ -623,7 +624,10 @@ class RunManager:
                 for obj in found.get("items") or ():
                     meta = obj.get("metadata") or {}
                     key = (str(meta.get("namespace")), kind, str(meta.get("name")))
-                    if key in known or not _older(meta, now, self.settings.orphan_grace):
+                    # what the service creates has no owner; a controller's child that inherited the
+                    # hub's label from its run (a Katib trial's Job or TrainJob) belongs to that run
+                    owned = bool(meta.get("ownerReferences"))
+                    if owned or key in known or not _older(meta, now, self.settings.orphan_grace):
                         continue
                     try:
                         await api.send("DELETE", object_path(kind, key[0], key[2]))

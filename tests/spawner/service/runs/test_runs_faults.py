@@ -218,10 +218,30 @@ async def test_a_run_the_registry_does_not_know_is_swept(svc: RunsService, sim: 
     _, body = accepted(svc, "erin", workflow(unique("orphan")))
     sim.kubectl("create", "--validate=false", "-f", "-", input=json.dumps(body))
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    # a controller's child of a known run, with the run's labels copied (as Katib's trial jobs carry
+    # their experiment's): never taken for an orphan
+    known = unique("known")
+    assert (await svc.call("POST", ARGO, "erin-token", {"workflow": workflow(known)}))[0] == 200
+    owner = in_cluster(sim, "workflows", namespace, known)[0]["metadata"]
+    child = job(unique("child"))
+    child["metadata"] = {
+        "name": child["metadata"]["name"],
+        "namespace": namespace,
+        "labels": {"hybridhub.io/hub": "test-hub"},
+        "ownerReferences": [
+            {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "name": known, "uid": owner["uid"]}
+        ],
+    }
+    child["spec"]["suspend"] = True
+    sim.kubectl("create", "--validate=false", "-f", "-", input=json.dumps(child))
     await asyncio.sleep(2.1)  # older than the module's orphan_grace of 1 s, at one-second grain
     removed = await svc.manager.sweep_orphans()
-    assert ("onprem", namespace, "Workflow", name) in removed
+    assert [r for r in removed if r[0] == "onprem" and r[1] == namespace] == [
+        ("onprem", namespace, "Workflow", name)
+    ]
     assert in_cluster(sim, "workflows", namespace, name) == []
+    assert len(in_cluster(sim, "jobs", namespace, child["metadata"]["name"])) == 1
+    assert (await svc.call("DELETE", f"{ARGO}/{known}", "erin-token"))[0] == 200
 
 
 async def test_with_the_services_checks_off_the_cluster_still_refuses(
