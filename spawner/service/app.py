@@ -29,6 +29,7 @@ from .capacity import CapacitySource, fleet_capacity
 from .fleet import ClusterMember, Fleet, FleetView
 from .metrics import Metrics
 from .runs.manager import RunManager, RunSettings
+from .runs.moves import cluster_rewrites
 from .runs.namespaces import RunNamespaceSettings, settings_problems
 from .ssh.access import SshAccess
 from .ssh.ca import CertificateAuthority, generate_ca_key, load_or_create_key_file
@@ -303,9 +304,31 @@ class HybridHubService(Application):
     run_max_wait = Float(
         1800.0,
         config=True,
-        help="""Seconds a run with cluster ``auto`` may expect to wait for on-prem before it goes to
-        the cloud instead, e.g. 1800. A run overrides it with the label ``hybridhub.io/max-wait``
-        (``90``, ``30m``, ``2h``). At least 0.""",
+        help="""Seconds a run with cluster ``auto`` may wait for on-prem before it goes to the cloud
+        instead, e.g. 1800. A run that waited this long on a busy on-prem cluster moves to the cloud
+        once the cloud can start it; 0 sends runs that do not fit on-prem now to the cloud at once.
+        A run overrides it with the label ``hybridhub.io/max-wait`` (``90``, ``30m``, ``2h``). At
+        least 0.""",
+    )
+    run_cluster_images = Dict(
+        config=True,
+        help="""Per cluster, image prefixes to rewrite in runs made there, because the on-prem
+        registry is not reachable from the cloud: ``{"eks": {"registry.lab:5000/":
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/"}}``. The longest prefix that matches wins.
+        Applied when a run is first made in that cluster and when it moves there. Default: none.""",
+    )
+    run_cluster_artifact_repositories = Dict(
+        config=True,
+        help="""Per cluster, the Argo ``artifactRepositoryRef`` set on workflows made there, because
+        the on-prem MinIO is not reachable from the cloud: ``{"eks": {"configMap":
+        "artifact-repositories", "key": "s3"}}``. Default: none (the cluster's default repository).""",
+    )
+    run_move_settle = Float(
+        30.0,
+        config=True,
+        help="""Seconds a run that moved between clusters stays before it may move again, unless its
+        cluster goes down, so that a cluster whose health flaps does not bounce runs, e.g. 30. At
+        least 0.""",
     )
     run_admission_interval = Float(
         2.0,
@@ -343,13 +366,17 @@ class HybridHubService(Application):
             raise TraitError(f"HybridHubService.ssh_site_gateways: {exc}") from None
         return value
 
-    @validate("run_gpu_quota", "run_pod_quota", "run_max_wait", "run_admission_interval")
+    @validate("run_gpu_quota", "run_pod_quota", "run_max_wait", "run_admission_interval", "run_move_settle")
     def _check_run_number(self, proposal: dict[str, Any]) -> float:
         name = proposal["trait"].name
         value: float = proposal["value"]
-        least = {"run_gpu_quota": 0, "run_pod_quota": 1, "run_max_wait": 0, "run_admission_interval": 0.1}[
-            name
-        ]
+        least = {
+            "run_gpu_quota": 0,
+            "run_pod_quota": 1,
+            "run_max_wait": 0,
+            "run_admission_interval": 0.1,
+            "run_move_settle": 0,
+        }[name]
         if not (value >= least and value != float("inf")):
             raise TraitError(f"HybridHubService.{name}: must be at least {least}, got {value!r}")
         return value
@@ -369,6 +396,7 @@ class HybridHubService(Application):
         for cluster, queue in self.run_kueue_queues.items():
             if not isinstance(queue, str) or label_value_problem(queue) or not queue:
                 problems.append(f"run_kueue_queues[{cluster!r}]: {queue!r} is not a queue name")
+        rewrites = cluster_rewrites(self.run_cluster_images, self.run_cluster_artifact_repositories, problems)
         if problems:
             raise SystemExit(f"hybridhub service: HybridHubService run settings: {'; '.join(problems)}")
         return RunSettings(
@@ -378,6 +406,8 @@ class HybridHubService(Application):
             request_timeout=max(self.probe_timeout * 3, 5.0),
             admission_interval=self.run_admission_interval,
             kueue_queues=dict(self.run_kueue_queues),
+            cluster_rewrites=rewrites,
+            move_settle=self.run_move_settle,
         )
 
     @validate("ssh_host_certificate_validity", "ssh_max_keys_per_user")

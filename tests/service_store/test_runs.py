@@ -108,3 +108,71 @@ async def test_the_queues_gangs_are_read_alone(store: Store) -> None:
     await registry.update(b.id, state=QUEUED)
     await registry.update(c.id, state=ADMITTED)
     assert await registry.queued_gangs() == [("onprem", a.gang), ("eks", ((1, None),))]
+
+
+@pytest.mark.asyncio
+async def test_a_move_is_one_write_and_its_left_copy_outlives_the_run(store: Store) -> None:
+    registry = RunRegistry(store)
+    run = await registry.add(new("alice", "moving"))
+    await registry.update(run.id, state=QUEUED, uid="uid-onprem")
+    queued = await registry.get("alice", "Workflow", "moving")
+    assert queued is not None
+    # a move from the cluster and state the run was read in
+    first = await registry.move(
+        queued, target="eks", reason="moved: onprem is down", left_behind=True, state=SUBMITTING
+    )
+    assert first is not None
+    assert (first.source, first.target, first.left_behind, first.left_uid) == (
+        "onprem",
+        "eks",
+        True,
+        "uid-onprem",
+    )
+    moved = await registry.get("alice", "Workflow", "moving")
+    assert moved is not None
+    assert (moved.cluster, moved.uid, moved.state, moved.reason) == (
+        "eks",
+        None,
+        SUBMITTING,
+        "moved: onprem is down",
+    )
+    # read before the move, the run is not moved again: it is no longer where it was read
+    assert (
+        await registry.move(queued, target="eks", reason="again", left_behind=False, state=SUBMITTING) is None
+    )
+    assert [m.id for m in await registry.moves(copies_left=True)] == [first.id]
+    # back to on-prem, deleted first: nothing left behind
+    await registry.update(run.id, state=QUEUED, uid="uid-eks")
+    again = await registry.get("alice", "Workflow", "moving")
+    assert again is not None
+    back = await registry.move(
+        again, target="onprem", reason="moved back", left_behind=False, state=SUBMITTING
+    )
+    assert back is not None and back.left_uid is None
+    assert [(m.source, m.target) for m in await registry.moves(run_ids=[run.id])] == [
+        ("onprem", "eks"),
+        ("eks", "onprem"),
+    ]
+    # the user deletes the run: its history goes, but not the record of a copy still to delete
+    await registry.remove(run.id)
+    left = await registry.moves(copies_left=True)
+    assert [m.id for m in left] == [first.id]
+    assert [m.id for m in await registry.moves(run_ids=[run.id])] == [first.id]
+    await registry.copy_cleaned(first.id)
+    assert await registry.moves(run_ids=[run.id]) == []
+    assert await registry.moves(copies_left=True) == []
+
+
+@pytest.mark.asyncio
+async def test_a_cleaned_copy_stays_in_the_history_of_a_live_run(store: Store) -> None:
+    registry = RunRegistry(store)
+    run = await registry.add(new("bob", "kept"))
+    await registry.update(run.id, state=QUEUED, uid="u1")
+    queued = await registry.get("bob", "Workflow", "kept")
+    assert queued is not None
+    move = await registry.move(queued, target="eks", reason="r", left_behind=True, state=SUBMITTING)
+    assert move is not None
+    await registry.copy_cleaned(move.id)
+    history = await registry.moves(run_ids=[run.id])
+    assert len(history) == 1 and history[0].cleaned is not None
+    assert await registry.moves(copies_left=True) == []

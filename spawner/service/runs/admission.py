@@ -495,8 +495,9 @@ def choose_cluster(
 
     A pinned run goes to its cluster only: it waits there when the cluster is down or full, and the
     reason says when it can never fit there. An ``auto`` run starts on a healthy on-prem cluster where
-    it fits now; else it waits for the healthy on-prem cluster with the shortest expected wait while
-    the time it has waited plus that wait is under its ``max_wait``; else it starts where it fits now,
+    it fits now; else it waits for the healthy on-prem cluster with the shortest expected wait (one
+    where it can ever fit) while it has waited less than its ``max_wait``, whatever the estimate says;
+    else it starts where it fits now,
     healthy cloud first, then degraded on-prem, then degraded cloud (a degraded on-prem cluster means
     "prefer the cloud"); else it waits where the expected wait is the smallest. Down and unsynced
     clusters are never chosen for ``auto``. ``queued_ahead`` and ``running`` are per cluster: the
@@ -531,18 +532,23 @@ def choose_cluster(
     waited = max(0.0, now - run.submitted)
     waits = [lk for lk in onprem if lk.estimate.seconds is not None]
     best = min(waits, key=lambda lk: lk.estimate.seconds or 0.0, default=None)
-    if (
-        best is not None
-        and best.estimate.seconds is not None
-        and waited + best.estimate.seconds < run.max_wait
-    ):
+    if best is not None and best.estimate.seconds is not None and waited < run.max_wait:
         seconds = best.estimate.seconds
         limit = f"your max_wait of {_duration(run.max_wait)}"
-        if waited >= 60:
-            limit = f"with the {_duration(waited)} you have waited, under {limit}"
+        if waited + seconds < run.max_wait:
+            if waited >= 60:
+                limit = f"with the {_duration(waited)} you have waited, under {limit}"
+            else:
+                limit = f"under {limit}"
+            reason = f"{best.estimate.summary}: waiting about {_duration(seconds)} ({limit})"
         else:
-            limit = f"under {limit}"
-        reason = f"{best.estimate.summary}: waiting about {_duration(seconds)} ({limit})"
+            # The estimate is a model (a typical run's length where nothing better is known); the
+            # user's max_wait is what they said they accept, so the run waits that long and no less.
+            reason = (
+                f"{best.estimate.summary}: waiting there would take about {_duration(seconds)}; your run"
+                f" waits for it up to {limit} (another {_duration(run.max_wait - waited)}), then goes"
+                " where it can start"
+            )
         return Choice(best.inv.cluster, False, seconds, reason)
     why = "; ".join(_why_not_onprem(lk, run, waited, health) for lk in looks if lk.inv.role is Role.ONPREM)
     why = why or "there is no on-prem cluster"

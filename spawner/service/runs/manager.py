@@ -19,6 +19,7 @@ from spawner.placement.reservations import ReservationBook
 from spawner.service.runs import admission
 from spawner.service.runs.clusterio import COLLECTIONS, ClusterError, UserApi, collection_path, object_path
 from spawner.service.runs.manifests import RUN_POD_LABELS, generated_name, placeholder, prepare, wanted
+from spawner.service.runs.moves import ClusterRewrite, Move, for_cluster, plan_move, unmovable
 from spawner.service.runs.namespaces import RunNamespaceSettings, build, impersonated_user, namespace_name
 from spawner.service.runs.podspec import PodGpus
 from spawner.service.runs.policy import Gang, Refusal, Run, RunLimits, check_run, unchecked_run
@@ -30,6 +31,7 @@ from spawner.service.store.runs import (
     REFUSED,
     SUBMITTING,
     DuplicateRun,
+    MoveRecord,
     NewRun,
     RunRecord,
     RunRegistry,
@@ -93,6 +95,15 @@ class RunSettings:
     enforce_policy: bool = True
     # clusters that run Kueue: the LocalQueue that admits runs there, by cluster
     kueue_queues: Mapping[str, str] = field(default_factory=dict)
+    # per cluster, what changes in a run made there: its image registry and artifact repository
+    cluster_rewrites: Mapping[str, ClusterRewrite] = field(default_factory=dict)
+    # seconds a run that moved stays before it may move again, unless its cluster is down
+    move_settle: float = 30.0
+
+    def rewrite(self, cluster: str) -> ClusterRewrite:
+        """What changes in a run made in ``cluster``, Kueue's queue included."""
+        found = self.cluster_rewrites.get(cluster, ClusterRewrite())
+        return replace(found, kueue_queue=self.kueue_queues.get(cluster))
 
 
 @dataclass(frozen=True)
@@ -155,6 +166,8 @@ class RunManager:
         # every user of the hub, or None when the hub does not answer: for the user sweep
         self.hub_users = hub_users
         self._users_swept_at: float | None = None
+        # why runs that would move stay where they are, by registry id (the last pass's view)
+        self._stays: dict[int, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -266,7 +279,6 @@ class RunManager:
             name,
             hub_instance=self.settings.namespaces.hub_instance,
             runner_service_account=self.settings.namespaces.runner_service_account,
-            kueue_queue=self.settings.kueue_queues.get(cluster),
         )
         try:
             record = await self.registry.add(
@@ -311,9 +323,10 @@ class RunManager:
             gangs.setdefault(cluster, []).append(gang)
         return gangs
 
-    async def _create(self, record: RunRecord, run: Run | None) -> dict[str, Any]:
+    async def _create(self, record: RunRecord, run: Run | None, *, moved: bool = False) -> dict[str, Any]:
         """Create ``record`` in its cluster held back; a kind that cannot be held waits in the queue.
-        ``run`` is None when a pass finishes a submission that a crash or a hung cluster left."""
+        ``run`` is None when a pass finishes a submission that a crash or a hung cluster left, or makes
+        a run that ``moved``: one the cluster refuses stays, refused, so that its user reads why."""
         cluster = record.cluster or ""
         suspendable = run.suspendable if run is not None else record.kind != "Experiment"
         if not suspendable:
@@ -329,7 +342,13 @@ class RunManager:
             if exc.status == 409 and run is None:
                 # the first try reached the cluster after all (a hung link delivers late)
                 return await self._adopt(record)
-            if exc.status is not None and exc.status < 500:
+            if exc.status is not None and exc.status < 500 and (moved or await self._moved(record.id)):
+                await self.registry.update(
+                    record.id,
+                    state=REFUSED,
+                    reason=f"cluster {cluster} refused it after it moved there: {exc}",
+                )
+            elif exc.status is not None and exc.status < 500:
                 # refused by the cluster's RBAC, Pod Security or quota: nothing was made
                 await self.registry.remove(record.id)
             # unanswered or failed: the registry keeps the run; a later pass makes sure it exists once
@@ -343,15 +362,16 @@ class RunManager:
         """Create the run's object as the user, its namespace made first if this process has not made
         it yet, or made again if it went (a 404 for the namespace)."""
         path = collection_path(record.kind, record.namespace)
+        manifest = for_cluster(record.manifest, record.kind, self.settings.rewrite(cluster))
         await self._ensure_namespace(cluster, record.user)
         try:
-            return await self.user_api(cluster, record.user).send("POST", path, record.manifest)
+            return await self.user_api(cluster, record.user).send("POST", path, manifest)
         except ClusterError as exc:
             if exc.status != 404 or (exc.body.get("details") or {}).get("kind") != "namespaces":
                 raise
         self._ensured.discard((cluster, record.user))
         await self._ensure_namespace(cluster, record.user)
-        return await self.user_api(cluster, record.user).send("POST", path, record.manifest)
+        return await self.user_api(cluster, record.user).send("POST", path, manifest)
 
     async def _adopt(self, record: RunRecord) -> dict[str, Any]:
         """Take the object a submission made in its cluster as the run, when it is the service's own
@@ -499,6 +519,11 @@ class RunManager:
         why there, and while waiting the queue position and expected wait. One LIST per cluster and
         kind that holds some; a cluster that does not answer shows its runs' phase as Unknown."""
         records = await self.registry.runs(user=user)
+        history: dict[int, list[dict[str, Any]]] = {}
+        for m in await self.registry.moves(run_ids=[r.id for r in records]):
+            history.setdefault(m.run_id, []).append(
+                {"from": m.source, "to": m.target, "at": _iso(m.at), "reason": m.reason}
+            )
         live: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         wanted_lists = {(r.cluster or "", r.kind) for r in records if r.uid is not None}
 
@@ -527,6 +552,7 @@ class RunManager:
                 "submitted": _iso(r.submitted),
                 "age": round((now - r.submitted).total_seconds(), 1),
                 "reason": r.reason,
+                "moves": history.get(r.id, []),
             }
             if r.uid is None:
                 row["phase"] = "Failed" if r.state == REFUSED else "Queued"
@@ -571,11 +597,19 @@ class RunManager:
 
     async def _delete_in_cluster(self, record: RunRecord) -> None:
         path = object_path(record.kind, record.namespace, record.name)
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+        }
+        if record.uid is not None:
+            # only the object this run made: never one of the same name made since
+            body["preconditions"] = {"uid": record.uid}
         try:
             await self.user_api(record.cluster or "", record.user).send("DELETE", path, body)
         except ClusterError as exc:
-            if exc.status != 404:
+            # 409 with a uid: the object of that name is another one, so this run's is gone
+            if exc.status != 404 and not (exc.status == 409 and record.uid is not None):
                 raise
 
     # ------------------------------------------------------------------ admission
@@ -600,16 +634,179 @@ class RunManager:
         if self.hub_users is not None and interval > 0 and due:
             self._users_swept_at = self.clock()
             await self.sweep_users()
+        await self._clean_copies()
         waiting = await self.registry.runs(states=[SUBMITTING, QUEUED])
+        if await self._move_waiting(waiting):
+            waiting = await self.registry.runs(states=[SUBMITTING, QUEUED])
         self._queue = {r.id: (r.cluster or "", _gang(r)) for r in waiting}
         await self._admit([r for r in waiting if r.state == QUEUED and r.id not in self._in_flight])
+
+    # ------------------------------------------------------------------ backup pipelines
+
+    async def _moved(self, run_id: int) -> bool:
+        return bool(await self.registry.moves(run_ids=[run_id]))
+
+    async def _move_waiting(self, waiting: Sequence[RunRecord]) -> bool:
+        """Move the runs that never started to where they should wait now (``moves.plan_move``): out
+        of a cluster that is down or lagging, back to on-prem when it has room again. True when one
+        moved. Runs that would move but may not get the reason added to their wait."""
+        self._stays = {}
+        inventories, health, held = self._snapshot()
+        roles = {i.cluster: i.role for i in inventories}
+        now = self.clock()
+        candidates = [
+            r
+            for r in waiting
+            if r.wanted == admission.AUTO
+            and r.id not in self._in_flight
+            and (r.state == QUEUED or is_down(health, r.cluster or ""))
+        ]
+        if not candidates:
+            return False
+        moved_at: dict[int, float] = {}
+        for m in await self.registry.moves(run_ids=[r.id for r in candidates]):
+            moved_at[m.run_id] = m.at.timestamp()
+        order = sorted(waiting, key=lambda r: (r.submitted, r.id))
+        any_moved = False
+        for r in candidates:
+            ahead: dict[str, list[Gang]] = {}
+            for other in order:
+                if other.id == r.id:
+                    break
+                ahead.setdefault(other.cluster or "", []).append(_gang(other))
+            queued = admission.QueuedRun(
+                key=f"{r.id}",
+                user=r.user,
+                gang=_gang(r),
+                cluster=r.cluster or r.wanted,
+                max_wait=r.max_wait,
+                submitted=r.submitted.timestamp(),
+            )
+            choice = admission.choose_cluster(
+                replace(queued, cluster=admission.AUTO), inventories, health, held, now, queued_ahead=ahead
+            )
+            plan = plan_move(
+                queued,
+                choice,
+                health,
+                roles,
+                now,
+                wanted=r.wanted,
+                unmovable_reason=unmovable(r.manifest),
+                kueue_clusters=self.settings.kueue_queues.keys(),
+                moved_at=moved_at.get(r.id),
+                settle=self.settings.move_settle,
+            )
+            if isinstance(plan, str):
+                self._stays[r.id] = plan
+            elif plan is not None:
+                any_moved |= await self._carry_out(r, plan)
+        return any_moved
+
+    async def _carry_out(self, record: RunRecord, move: Move) -> bool:
+        """Move ``record``: its copy in the source deleted first where the source answers, else left
+        there held back and recorded; then made, held back, in the target. True when it moved."""
+        for left in await self.registry.moves(run_ids=[record.id], copies_left=True):
+            # a copy it left in the target on an earlier move goes before it is made there again
+            if left.source == move.target and not await self._clean_copy(left):
+                return False
+        holds_object = record.uid is not None or record.state == SUBMITTING
+        if holds_object and move.delete_first:
+            try:
+                await self._delete_in_cluster(record)
+            except ClusterError as exc:
+                log.info(
+                    "run %s/%s %s stays in %s for now: %s",
+                    record.user,
+                    record.kind,
+                    record.name,
+                    move.source,
+                    exc,
+                )
+                return False
+        # a kind the registry holds until it is let go has nothing in a cluster to make
+        state = SUBMITTING if record.kind != "Experiment" else QUEUED
+        done = await self.registry.move(
+            record,
+            target=move.target,
+            reason=move.reason,
+            left_behind=holds_object and not move.delete_first,
+            state=state,
+        )
+        if done is None:
+            return False
+        self._release(record.id)
+        log.info("run %s %s/%s %s", record.kind, record.user, record.name, move.reason)
+        if state == SUBMITTING:
+            moved = replace(record, cluster=move.target, uid=None, state=SUBMITTING, reason=move.reason)
+            self._in_flight.add(record.id)
+            try:
+                await self._create(moved, None, moved=True)
+            except RunError as exc:
+                # unanswered: it stays submitting there, and a later pass makes it once
+                log.info(
+                    "run %s/%s %s: not made in %s yet: %s",
+                    record.user,
+                    record.kind,
+                    record.name,
+                    move.target,
+                    exc.message,
+                )
+            finally:
+                self._in_flight.discard(record.id)
+        return True
+
+    async def _clean_copies(self) -> None:
+        """Delete the held-back copies that moved runs left in clusters that answer again."""
+        health = self.fleet.health()
+        copies = [m for m in await self.registry.moves(copies_left=True) if not is_down(health, m.source)]
+        await asyncio.gather(*(self._clean_copy(m) for m in copies))
+
+    async def _clean_copy(self, move: MoveRecord) -> bool:
+        """Delete the copy ``move`` left, if it is still there and still this run's: True once it is gone."""
+        api = self.service_api(move.source)
+        path = object_path(move.kind, move.namespace, move.name)
+        try:
+            found = await api.send("GET", path)
+        except ClusterError as exc:
+            if exc.status != 404:
+                return False
+            found = None
+        if found is not None:
+            meta = found.get("metadata") or {}
+            ours = (meta.get("labels") or {}).get(HUB_LABEL) == self.settings.namespaces.hub_instance
+            if move.left_uid is not None:
+                ours = ours and meta.get("uid") == move.left_uid
+            if ours:
+                body = {
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": "Background",
+                    "preconditions": {"uid": meta.get("uid")},
+                }
+                try:
+                    await api.send("DELETE", path, body)
+                except ClusterError as exc:
+                    if exc.status not in (404, 409):
+                        return False
+                log.info(
+                    "deleted the copy of %s %s/%s left in %s when it moved to %s",
+                    move.kind,
+                    move.user,
+                    move.name,
+                    move.source,
+                    move.target,
+                )
+        await self.registry.copy_cleaned(move.id)
+        return True
 
     async def sweep_orphans(self) -> list[tuple[str, str, str, str]]:
         """Delete runs this hub made that the registry no longer knows, older than orphan_grace:
         (cluster, namespace, kind, name) of each. A create that a hung link delivered after the user
         deleted the run leaves one; nothing else does. Objects with an owner are never taken: the
         service creates none, and controllers copy the run's labels onto what they make for it."""
-        known = {(r.namespace, r.kind, r.name) for r in await self.registry.runs()}
+        # by cluster: the copy a moved run left where it waited before is not the run
+        known = {(r.cluster, r.namespace, r.kind, r.name) for r in await self.registry.runs()}
         selector = f"{HUB_LABEL}={self.settings.namespaces.hub_instance}"
         health = self.fleet.health()
         removed: list[tuple[str, str, str, str]] = []
@@ -627,7 +824,7 @@ class RunManager:
                     # what the service creates has no owner; a controller's child that inherited the
                     # hub's label from its run (a Katib trial's Job or TrainJob) belongs to that run
                     owned = bool(meta.get("ownerReferences"))
-                    if owned or key in known or not _older(meta, now, self.settings.orphan_grace):
+                    if owned or (cluster, *key) in known or not _older(meta, now, self.settings.orphan_grace):
                         continue
                     try:
                         await api.send("DELETE", object_path(kind, key[0], key[2]))
@@ -758,8 +955,10 @@ class RunManager:
         for decision in decisions:
             record = by_key[decision.key]
             if isinstance(decision, admission.Wait):
+                stays = self._stays.get(record.id)
+                reason = f"{decision.reason}; {stays}" if stays else decision.reason
                 self.waiting[record.id] = Waiting(
-                    decision.cluster, decision.position, decision.expected_wait, decision.reason
+                    decision.cluster, decision.position, decision.expected_wait, reason
                 )
                 continue
             await self._let_go(record, decision)

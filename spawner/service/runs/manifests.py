@@ -96,11 +96,11 @@ def prepare(
     *,
     hub_instance: str,
     runner_service_account: str,
-    kueue_queue: str | None = None,
 ) -> dict[str, Any]:
     """The object the service creates for an accepted run: its own name and the user's namespace,
-    the hub's label, held back by its suspend field (or handed to Kueue's queue), and for a
-    Workflow the namespace's runner account, which Argo's executor needs to report step results."""
+    the hub's label, held back by its suspend field, and for a Workflow the namespace's runner
+    account, which Argo's executor needs to report step results. What differs by cluster (Kueue's
+    queue, images, artifacts) is applied to each create: ``moves.for_cluster``."""
     obj = copy.deepcopy(dict(manifest))
     meta = obj.setdefault("metadata", {})
     meta.pop("generateName", None)
@@ -110,8 +110,6 @@ def prepare(
         meta.pop(server_set, None)
     labels = meta.get("labels")
     meta["labels"] = {**(labels if isinstance(labels, dict) else {}), HUB_LABEL: hub_instance}
-    if kueue_queue:
-        meta["labels"][KUEUE_QUEUE_LABEL] = kueue_queue
     obj.pop("status", None)
     if run.kind == "Workflow":
         spec = obj.setdefault("spec", {})

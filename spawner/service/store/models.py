@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Float, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["VERSION_TABLE", "Base", "RunRow", "SshCa", "SshKey"]
+__all__ = ["VERSION_TABLE", "Base", "RunMoveRow", "RunRow", "SshCa", "SshKey"]
 
 # alembic's own table, named so that the store may share a database with other applications
 VERSION_TABLE = "hybridhub_alembic_version"
@@ -90,3 +90,30 @@ class RunRow(Base):
     uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     submitted: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     admitted: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RunMoveRow(Base):
+    """A run moved from one cluster to another before it started: where from, where to, when and why,
+    and the copy it left behind in a cluster that did not answer, until that copy is deleted. A row
+    outlives its run while a copy is left, so that the copy is deleted even after the run is."""
+
+    __tablename__ = "run_moves"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Integer, index=True)
+    # the run's identity, to find the copy it left without its row
+    user: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(253))
+    namespace: Mapped[str] = mapped_column(String(63))
+    source: Mapped[str] = mapped_column(String(63))
+    target: Mapped[str] = mapped_column(String(63))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # why it moved, in a sentence for the user
+    reason: Mapped[str] = mapped_column(Text)
+    # whether a held-back copy may be left in the source, which did not answer when the run moved
+    left_behind: Mapped[bool] = mapped_column(Boolean)
+    # that copy's uid when known; a copy whose uid differs is not this run's and is never deleted
+    left_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # when the copy was found deleted; None while it may still be there
+    cleaned: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .access import Store
-from .models import RunRow
+from .models import RunMoveRow, RunRow
 
 __all__ = [
     "ADMITTED",
@@ -23,6 +23,7 @@ __all__ = [
     "STATES",
     "SUBMITTING",
     "DuplicateRun",
+    "MoveRecord",
     "NewRun",
     "RunRecord",
     "RunRegistry",
@@ -83,6 +84,43 @@ class RunRecord:
     uid: str | None
     submitted: datetime
     admitted: datetime | None
+
+
+@dataclass(frozen=True)
+class MoveRecord:
+    """A move of a run between clusters before it started (a run_moves row)."""
+
+    id: int
+    run_id: int
+    user: str
+    kind: str
+    name: str
+    namespace: str
+    source: str
+    target: str
+    at: datetime
+    reason: str
+    left_behind: bool
+    left_uid: str | None
+    cleaned: datetime | None
+
+
+def _move(row: RunMoveRow) -> MoveRecord:
+    return MoveRecord(
+        id=row.id,
+        run_id=row.run_id,
+        user=row.user,
+        kind=row.kind,
+        name=row.name,
+        namespace=row.namespace,
+        source=row.source,
+        target=row.target,
+        at=_utc(row.at) or datetime.now(UTC),
+        reason=row.reason,
+        left_behind=row.left_behind,
+        left_uid=row.left_uid,
+        cleaned=_utc(row.cleaned),
+    )
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -223,9 +261,96 @@ class RunRegistry:
         return await self.store.call(write)
 
     async def remove(self, run_id: int) -> bool:
+        """Forget run ``run_id`` and its moves, except those whose left copy is not deleted yet."""
+
         def write(session: Session) -> bool:
             result = session.execute(delete(RunRow).where(RunRow.id == run_id))
+            session.execute(delete(RunMoveRow).where(RunMoveRow.run_id == run_id, ~_copy_left()))
             session.commit()
             return bool(getattr(result, "rowcount", 0))
 
         return await self.store.call(write)
+
+    async def move(
+        self,
+        run: RunRecord,
+        *,
+        target: str,
+        reason: str,
+        left_behind: bool,
+        state: str,
+    ) -> MoveRecord | None:
+        """Move ``run`` to ``target`` as one write: the run's cluster and reason change, its uid is
+        cleared (it has no object in ``target`` yet) and it takes ``state``; the move is recorded, with
+        the copy left in the source when ``left_behind``. Only while the run is in the state and
+        cluster it was read in; None when it is not (deleted, let go or moved meanwhile)."""
+
+        def write(session: Session) -> MoveRecord | None:
+            result = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run.id, RunRow.state == run.state, RunRow.cluster == run.cluster)
+                .values(
+                    cluster=target,
+                    reason=reason,
+                    uid=None,
+                    state=state,
+                )
+            )
+            if not getattr(result, "rowcount", 0):
+                session.rollback()
+                return None
+            row = RunMoveRow(
+                run_id=run.id,
+                user=run.user,
+                kind=run.kind,
+                name=run.name,
+                namespace=run.namespace,
+                source=run.cluster or "",
+                target=target,
+                at=datetime.now(UTC),
+                reason=reason,
+                left_behind=left_behind,
+                left_uid=run.uid if left_behind else None,
+                cleaned=None,
+            )
+            session.add(row)
+            session.commit()
+            return _move(row)
+
+        return await self.store.call(write)
+
+    async def moves(
+        self, *, run_ids: Iterable[int] | None = None, copies_left: bool = False
+    ) -> list[MoveRecord]:
+        """Moves, oldest first: of ``run_ids`` when given; with ``copies_left``, only those whose copy
+        left in their source is not deleted yet."""
+        ids = None if run_ids is None else sorted(set(run_ids))
+
+        def read(session: Session) -> list[MoveRecord]:
+            query = select(RunMoveRow).order_by(RunMoveRow.at, RunMoveRow.id)
+            if ids is not None:
+                query = query.where(RunMoveRow.run_id.in_(ids))
+            if copies_left:
+                query = query.where(_copy_left())
+            return [_move(row) for row in session.scalars(query)]
+
+        return await self.store.call(read)
+
+    async def copy_cleaned(self, move_id: int) -> None:
+        """The copy move ``move_id`` left is gone; the row goes too when its run is gone."""
+
+        def write(session: Session) -> None:
+            row = session.get(RunMoveRow, move_id)
+            if row is None:
+                return
+            if session.get(RunRow, row.run_id) is None:
+                session.delete(row)
+            else:
+                row.cleaned = datetime.now(UTC)
+            session.commit()
+
+        return await self.store.call(write)
+
+
+def _copy_left() -> Any:
+    return RunMoveRow.left_behind.is_(True) & RunMoveRow.cleaned.is_(None)

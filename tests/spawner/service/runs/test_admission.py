@@ -479,8 +479,24 @@ CHOICES = [
         Choice("onprem", False, 1800.0, f"{BUSY}: waiting about 30 min (under your max_wait of 1 h)"),
     ),
     (
-        "onprem-wait-over-max-wait",
+        # the estimate is past max_wait, but the run waits as long as the user said it may
+        "estimate-over-max-wait-still-waits",
         run("r", G8, max_wait=1800),
+        [FULL, EKS],
+        {},
+        {},
+        {},
+        Choice(
+            "onprem",
+            False,
+            1800.0,
+            f"{BUSY}: waiting there would take about 30 min; your run waits for it up to your max_wait"
+            " of 30 min (another 30 min), then goes where it can start",
+        ),
+    ),
+    (
+        "onprem-wait-over-max-wait",
+        run("r", G8, max_wait=1800, submitted=NOW - 1800),
         [FULL, EKS],
         {},
         {},
@@ -489,7 +505,8 @@ CHOICES = [
             "eks",
             True,
             0.0,
-            f"{BUSY}; waiting there would take about 30 min (over your max_wait of 30 min): {ON_EKS}",
+            f"{BUSY}; waiting there would take about 30 min (with the 30 min you have waited, over your"
+            f" max_wait of 30 min): {ON_EKS}",
         ),
     ),
     (
@@ -507,8 +524,23 @@ CHOICES = [
         ),
     ),
     (
-        "time-waited-counts-over",
+        "time-waited-short-of-max-wait",
         run("r", G8, max_wait=3600, submitted=NOW - 2400),
+        [FULL, EKS],
+        {},
+        {},
+        {},
+        Choice(
+            "onprem",
+            False,
+            1800.0,
+            f"{BUSY}: waiting there would take about 30 min; your run waits for it up to your max_wait"
+            " of 1 h (another 20 min), then goes where it can start",
+        ),
+    ),
+    (
+        "time-waited-counts-over",
+        run("r", G8, max_wait=3600, submitted=NOW - 3600),
         [FULL, EKS],
         {},
         {},
@@ -517,14 +549,14 @@ CHOICES = [
             "eks",
             True,
             0.0,
-            f"{BUSY}; waiting there would take about 30 min (with the 40 min you have waited, over"
+            f"{BUSY}; waiting there would take about 30 min (with the 1 h you have waited, over"
             " your max_wait"
             f" of 1 h): {ON_EKS}",
         ),
     ),
     (
         "queued-ahead-lengthens-the-wait",
-        run("r", G8, max_wait=3600),
+        run("r", G8, max_wait=3600, submitted=NOW - 3600),
         [FULL, EKS],
         {},
         {"onprem": [gang(8)]},
@@ -533,8 +565,8 @@ CHOICES = [
             "eks",
             True,
             0.0,
-            f"{BUSY}, with 8 more queued ahead of it; waiting there would take about 1 h (over your max_wait"
-            f" of 1 h): {ON_EKS}",
+            f"{BUSY}, with 8 more queued ahead of it; waiting there would take about 1 h (with the 1 h you"
+            f" have waited, over your max_wait of 1 h): {ON_EKS}",
         ),
     ),
     (
@@ -584,7 +616,7 @@ CHOICES = [
     ),
     (
         "waits-where-shortest",
-        run("r", G8, max_wait=60),
+        run("r", G8, max_wait=60, submitted=NOW - 60),
         [FULL, EKS_FULL],
         {},
         {},
@@ -593,14 +625,15 @@ CHOICES = [
             "eks",
             False,
             300.0,
-            f"{BUSY}; waiting there would take about 30 min (over your max_wait of 1 min); eks has"
+            f"{BUSY}; waiting there would take about 30 min (with the 1 min you have waited, over your"
+            " max_wait of 1 min); eks has"
             " 0 of 8 A100"
             " free; your run needs 8: waiting on eks, about 5 min",
         ),
     ),
     (
         "cloud-down-waits-onprem",
-        run("r", G8, max_wait=60),
+        run("r", G8, max_wait=60, submitted=NOW - 60),
         [FULL, EKS],
         down("eks"),
         {},
@@ -609,7 +642,8 @@ CHOICES = [
             "onprem",
             False,
             1800.0,
-            f"{BUSY}; waiting there would take about 30 min (over your max_wait of 1 min): waiting on onprem,"
+            f"{BUSY}; waiting there would take about 30 min (with the 1 min you have waited, over your"
+            " max_wait of 1 min): waiting on onprem,"
             " about 30 min",
         ),
     ),
@@ -724,7 +758,7 @@ def test_choose_cluster(
 
 def test_choose_cluster_counts_reservations() -> None:
     # The on-prem node is held for another run, so this one goes to the cloud.
-    found = choose_cluster(run("r", G8, max_wait=60), [FREE, EKS], {}, [held("a", 8)], NOW)
+    found = choose_cluster(run("r", G8, max_wait=0), [FREE, EKS], {}, [held("a", 8)], NOW)
     assert (found.cluster, found.start_now) == ("eks", True)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from spawner.service.runs.manager import phase_of
 from spawner.service.runs.manifests import Wanted, generated_name, placeholder, prepare, wanted
+from spawner.service.runs.moves import ClusterRewrite, for_cluster
 from spawner.service.runs.policy import Gang, Refusal, Run, unchecked_run
 
 CLUSTERS = ("onprem", "eks")
@@ -103,16 +104,18 @@ def test_prepare_names_places_labels_and_holds_back(kind: str, suspend: str | No
 def test_prepare_keeps_a_workflows_runner_and_hands_runs_to_kueue() -> None:
     manifest = {"kind": "Workflow", "metadata": {"name": "w"}, "spec": {"serviceAccountName": "mine"}}
     out = prepare(
-        manifest,
-        run("Workflow", "spec.suspend"),
-        "w",
-        hub_instance="h",
-        runner_service_account="r",
-        kueue_queue="q",
+        manifest, run("Workflow", "spec.suspend"), "w", hub_instance="h", runner_service_account="r"
     )
     assert out["spec"]["serviceAccountName"] == "mine"
-    assert out["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "q"
-    assert out["spec"]["suspend"] is True  # Kueue lets it go
+    assert "kueue.x-k8s.io/queue-name" not in out["metadata"]["labels"]
+    made = for_cluster(out, "Workflow", ClusterRewrite(kueue_queue="q"))
+    assert made["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "q"
+    assert made["spec"]["suspend"] is True  # Kueue lets it go
+    # made again in a cluster without Kueue, it has no queue label
+    assert (
+        "kueue.x-k8s.io/queue-name"
+        not in for_cluster(made, "Workflow", ClusterRewrite())["metadata"]["labels"]
+    )
 
 
 @pytest.mark.parametrize(
