@@ -296,6 +296,10 @@ class NodeIndex:
         """Pods that hold resources on a node."""
         return len(self._pods)
 
+    def counts_pod(self, namespace: str, name: str) -> bool:
+        """Whether the pod's requests are counted on its node yet."""
+        return (namespace, name) in self._pods
+
     def _touch(self, node: str) -> None:
         self._capacity.pop(node, None)
         self._sorted = None

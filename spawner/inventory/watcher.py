@@ -239,6 +239,10 @@ class ClusterWatcher:
     def snapshot(self) -> ClusterInventory:
         return self._nodes.snapshot(synced=self.synced, age=self.age())
 
+    def counts_pod(self, namespace: str, name: str) -> bool:
+        """Whether the inventory counts the pod's requests on its node yet."""
+        return self._nodes.counts_pod(namespace, name)
+
     def servers(self, user: str) -> tuple[ServerLocation, ...]:
         """Where the user's notebook servers run, from the pod inventory."""
         return self._servers.servers(user)

@@ -252,6 +252,11 @@ class Fleet:
     def health(self) -> dict[str, ClusterHealth]:
         return {name: m.health() for name, m in self.members.items()}
 
+    def counts_pod(self, cluster: str, namespace: str, name: str) -> bool:
+        """Whether the cluster's inventory counts the pod on its node yet (the watch has seen it bound)."""
+        member = self.members.get(cluster)
+        return member is not None and member.watcher.counts_pod(namespace, name)
+
     def servers(self, user: str) -> list[tuple[str, ServerLocation]]:
         return [(name, s) for name, m in self.members.items() for s in m.watcher.servers(user)]
 

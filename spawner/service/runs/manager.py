@@ -62,6 +62,8 @@ class ClusterAccess(Protocol):
 
     def api_client(self, cluster: str) -> ApiClient: ...
 
+    def counts_pod(self, cluster: str, namespace: str, name: str) -> bool: ...
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -409,18 +411,25 @@ class RunManager:
             record.manifest, created=_iso(record.submitted), reason=reason, refused=record.state == REFUSED
         )
 
-    async def get(self, user: str, kind: str, name: str) -> dict[str, Any]:
+    async def get(self, user: str, kind: str, name: str, *, again: bool = True) -> dict[str, Any]:
         """The run as its cluster has it; read from the one cluster the registry names."""
         record = await self._record(user, kind, name)
-        if record.uid is None:
-            return self._placeholder(record)
         cluster = record.cluster or ""
+        # a run the service has not let go is held back wherever it is: while its cluster does not
+        # answer, the registry says all there is to say, and the SDKs' wait() goes on waiting
+        held_back = record.state in (SUBMITTING, QUEUED)
+        if record.uid is None or (held_back and is_down(self.fleet.health(), cluster)):
+            return self._placeholder(record)
         try:
             return await self.user_api(cluster, user).send("GET", object_path(kind, record.namespace, name))
         except ClusterError as exc:
+            if held_back and (exc.status is None or exc.status >= 500):
+                return self._placeholder(record)
             if exc.status == 404 and record.state != DELETING:
-                # deleted in the cluster behind the service's back (or with its namespace): forget it
-                await self.registry.remove(record.id)
+                # deleted in the cluster behind the service's back (or with its namespace): forget it,
+                # unless it moved while it was read, when it is read again where it is now
+                if not await self.registry.remove(record.id, uid=record.uid) and again:
+                    return await self.get(user, kind, name, again=False)
                 raise RunError(404, f'{kind.lower()}s "{name}" not found', "NotFound") from exc
             raise _cluster_answer(exc, cluster) from exc
 
@@ -576,10 +585,12 @@ class RunManager:
 
     async def delete(self, user: str, kind: str, name: str) -> dict[str, Any]:
         """Delete the run wherever it is; a Status object as Kubernetes answers a delete."""
+        first = await self._record(user, kind, name)
+        await self.registry.update(first.id, state=DELETING)
+        # read again: a move that was under way when it was first read has changed its cluster
         record = await self._record(user, kind, name)
-        await self.registry.update(record.id, state=DELETING)
         self.waiting.pop(record.id, None)
-        if record.uid is not None or record.state == SUBMITTING:
+        if record.uid is not None or SUBMITTING in (first.state, record.state):
             try:
                 await self._delete_in_cluster(record)
             except ClusterError as exc:
@@ -922,7 +933,16 @@ class RunManager:
                 )
             except ClusterError:
                 continue
-            bound = sum(1 for pod in answer.get("items") or () if _bound_gpu_pod(pod))
+            # bound, and counted by the inventory: a hold given back before the watch has seen the pod
+            # would leave its GPUs counted by neither for a moment
+            bound = sum(
+                1
+                for pod in answer.get("items") or ()
+                if _bound_gpu_pod(pod)
+                and self.fleet.counts_pod(
+                    record.cluster or "", record.namespace, str((pod.get("metadata") or {}).get("name"))
+                )
+            )
             if bound >= sum(1 for gpus, _ in record.gang if gpus):
                 self._release(run_id)
 

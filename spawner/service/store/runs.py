@@ -260,11 +260,18 @@ class RunRegistry:
 
         return await self.store.call(write)
 
-    async def remove(self, run_id: int) -> bool:
-        """Forget run ``run_id`` and its moves, except those whose left copy is not deleted yet."""
+    async def remove(self, run_id: int, *, uid: str | None = None) -> bool:
+        """Forget run ``run_id`` and its moves, except those whose left copy is not deleted yet; with
+        ``uid``, only while the run's object is that one (it has not moved meanwhile)."""
 
         def write(session: Session) -> bool:
-            result = session.execute(delete(RunRow).where(RunRow.id == run_id))
+            query = delete(RunRow).where(RunRow.id == run_id)
+            if uid is not None:
+                query = query.where(RunRow.uid == uid)
+            result = session.execute(query)
+            if not getattr(result, "rowcount", 0):
+                session.rollback()
+                return False
             session.execute(delete(RunMoveRow).where(RunMoveRow.run_id == run_id, ~_copy_left()))
             session.commit()
             return bool(getattr(result, "rowcount", 0))

@@ -41,7 +41,10 @@ def tokens_for(*names: str) -> dict[str, dict[str, Any]]:
     return table
 
 
-def clusters(sim: SimProcess) -> list[Any]:
+def clusters(sim: SimProcess, pools: dict[str, list[dict[str, Any]]] | None = None) -> list[Any]:
+    """``onprem`` and ``eks`` as the service knows them; ``pools`` replaces a cluster's pools (one
+    pool of every node by default)."""
+
     def one(name: str, role: str) -> dict[str, Any]:
         return {
             "name": name,
@@ -51,7 +54,7 @@ def clusters(sim: SimProcess) -> list[Any]:
             "namespace": "jupyterhub",
             "hub_connect_url": "http://hub:8081",
             "home_storage": {"kind": "none"},
-            "pools": [{"name": "gpu", "node_selector": {}}],
+            "pools": (pools or {}).get(name, [{"name": "gpu", "node_selector": {}}]),
         }
 
     return parse_clusters([one("onprem", "onprem"), one("eks", "cloud")])
@@ -99,7 +102,12 @@ class RunsService:
 
 @contextlib.asynccontextmanager
 async def running_runs_service(
-    sim: SimProcess, work: Path, tokens: dict[str, dict[str, Any]], **settings: Any
+    sim: SimProcess,
+    work: Path,
+    tokens: dict[str, dict[str, Any]],
+    *,
+    pools: dict[str, list[dict[str, Any]]] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[RunsService]:
     members = [
         ClusterMember(
@@ -111,7 +119,7 @@ async def running_runs_service(
             watch_timeout=60,
             watch_read_timeout=30.0,
         )
-        for c in clusters(sim)
+        for c in clusters(sim, pools)
     ]
     fleet = Fleet(members)
     book = ReservationBook(ttl=60)
