@@ -368,6 +368,8 @@ class RunLine:
     summary: str = ""
     trials: tuple[TrialLine, ...] = ()
     progress: Progress | None = None
+    # where it waited before, one sentence per move: "moved from onprem to eks at 14:02: onprem is down"
+    moves: tuple[str, ...] = ()
 
     def cells(self) -> tuple[str, ...]:
         return (self.kind, self.name, self.cluster, self.phase, str(self.gpus), duration(self.age), self.why)
@@ -434,8 +436,29 @@ def _hidden_note(hidden: int) -> str:
     return f"{hidden} {runs} or more after submission not shown: %runs --all shows them"
 
 
+def moves_of(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """The moves of a run between clusters before it started, as sentences, oldest first."""
+    out = []
+    for m in row.get("moves") or ():
+        if not isinstance(m, Mapping):
+            continue
+        at = str(m.get("at") or "")
+        when = f" at {at[11:16]} UTC" if len(at) >= 16 else ""
+        head = f"moved from {m.get('from', '?')} to {m.get('to', '?')}{when}"
+        reason = str(m.get("reason") or "")
+        # the reason starts with the same words; the user reads them once
+        prefix = f"moved from {m.get('from')} to {m.get('to')}: "
+        prefix_back = f"moved back from {m.get('from')} to {m.get('to')}: "
+        for p in (prefix, prefix_back):
+            if reason.startswith(p):
+                reason = reason[len(p) :]
+        out.append(f"{head}: {reason}" if reason else head)
+    return tuple(out)
+
+
 def _details(run: RunLine) -> list[str]:
     out = [run.summary] if run.summary else []
+    out.extend(run.moves)
     if run.progress is not None and run.progress.text():
         out.append(f"progress: {run.progress.text()}")
     out.extend(f"trial {t.text()}" for t in run.trials)
@@ -446,6 +469,7 @@ def _details_html(run: RunLine) -> str:
     out = []
     if run.summary:
         out.append(f"<div>{_e(run.summary)}</div>")
+    out.extend(f"<div>{_e(m)}</div>" for m in run.moves)
     if run.progress is not None and run.progress.text():
         p = run.progress
         share = 0.0 if p.percent is None else min(max(p.percent, 0.0), 100.0)
@@ -610,6 +634,7 @@ def runs_view(
                 summary,
                 trials,
                 progress,
+                moves_of(row),
             )
         )
     return RunsView(tuple(shown), len(rows) - len(rows_shown), tuple(notes))

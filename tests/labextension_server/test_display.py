@@ -431,6 +431,42 @@ def test_runs_text_puts_a_sweeps_trials_and_a_trainjobs_progress_under_their_row
     ]
 
 
+def test_runs_text_says_where_a_moved_run_waited_before() -> None:
+    rows = [
+        {
+            "kind": "Workflow",
+            "name": "moved",
+            "cluster": "eks",
+            "phase": "Succeeded",
+            "gpus": 1,
+            "age": 300.0,
+            "reason": "moved from onprem to eks: onprem is down: starting on eks",
+            "moves": [
+                {
+                    "from": "onprem",
+                    "to": "eks",
+                    "at": "2026-12-04T14:02:09Z",
+                    "reason": "moved from onprem to eks: onprem is down: starting on eks",
+                },
+                {
+                    "from": "eks",
+                    "to": "onprem",
+                    "at": "2026-12-04T14:09:00Z",
+                    "reason": "moved back from eks to onprem: room",
+                },
+            ],
+        }
+    ]
+    lines = runs_view(rows).text().splitlines()
+    assert lines[2:] == [
+        "    moved from onprem to eks at 14:02 UTC: onprem is down: starting on eks",
+        "    moved from eks to onprem at 14:09 UTC: room",
+    ]
+    assert "<div>moved from onprem to eks at 14:02 UTC: onprem is down: starting on eks</div>" in (
+        runs_view(rows).html()
+    )
+
+
 def test_runs_with_none_says_so() -> None:
     assert runs_view([]).text() == "no runs"
     assert "<p>no runs</p>" in runs_view([]).html()

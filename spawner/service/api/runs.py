@@ -85,7 +85,8 @@ class RunHandler(UserRunsHandler):
 class RunLogsHandler(UserRunsHandler):
     """api/runs/{kind}/{name}/logs: the run's pods' output as newline-delimited JSON objects
     ``{"pod": ..., "line": ...}``, in the order the pods were made; with ``follow=true``, as it comes
-    and until the run ends. ``container`` and ``pod`` narrow it."""
+    and until the run ends. ``container`` and ``pod`` narrow it. Without ``pod``, the run's moves
+    between clusters come first, as lines of "pod" ``hybridhub``."""
 
     async def get(self, kind: str, name: str) -> None:
         kind = _kind(kind)
@@ -96,6 +97,11 @@ class RunLogsHandler(UserRunsHandler):
             record = await self.runs.record(self.user, kind, name)
             self.set_header("Content-Type", "application/x-ndjson")
             self.set_header("X-Accel-Buffering", "no")
+            if pod is None:
+                # where the run waited before, as lines of the service's own ("pod": "hybridhub")
+                for m in await self.runs.history(record):
+                    at = m.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+                    self.write(json.dumps({"pod": "hybridhub", "line": f"{at} {m.reason}"}) + "\n")
             async for pod_name, line in run_logs(
                 self.runs, record, container=container, follow=follow, pod_name=pod
             ):

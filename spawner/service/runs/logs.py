@@ -54,8 +54,16 @@ async def run_logs(
     the run has ended and every pod's stream is done."""
     label = selector(record) if selector else f"{RUN_POD_LABELS[record.kind]}={record.name}"
 
+    where = {"cluster": record.cluster or ""}
+
     async def pods() -> list[dict[str, Any]]:
-        found = await manager.pods(record.user, record, label)
+        # read again each time: a run that moves to another cluster before it starts is followed there
+        try:
+            current = await manager.record(record.user, record.kind, record.name)
+        except RunError:
+            current = record
+        where["cluster"] = current.cluster or ""
+        found = await manager.pods(record.user, current, label)
         if pod_name:
             found = [p for p in found if (p.get("metadata") or {}).get("name") == pod_name]
         return sorted(found, key=_created)
@@ -66,7 +74,7 @@ async def run_logs(
             if not _started(pod):
                 continue
             async for line in manager.pod_log(
-                record.user, record.cluster or "", record.namespace, name, container, follow=False
+                record.user, where["cluster"], record.namespace, name, container, follow=False
             ):
                 yield name, line
         return
@@ -74,10 +82,10 @@ async def run_logs(
     lines: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(maxsize=1000)
     streams: dict[str, asyncio.Task[None]] = {}
 
-    async def stream(name: str) -> None:
+    async def stream(name: str, cluster: str) -> None:
         try:
             async for line in manager.pod_log(
-                record.user, record.cluster or "", record.namespace, name, container, follow=True
+                record.user, cluster, record.namespace, name, container, follow=True
             ):
                 await lines.put((name, line))
         except RunError as exc:
@@ -94,7 +102,7 @@ async def run_logs(
                 for pod in await pods():
                     name = pod["metadata"]["name"]
                     if name not in streams and _started(pod):
-                        streams[name] = asyncio.get_running_loop().create_task(stream(name))
+                        streams[name] = asyncio.get_running_loop().create_task(stream(name, where["cluster"]))
                 ended = ends
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll):

@@ -460,7 +460,8 @@ class RunManager:
 
     async def pods(self, user: str, record: RunRecord, label_selector: str) -> list[dict[str, Any]]:
         """The pods of the run's namespace in its cluster that match ``label_selector``."""
-        if record.uid is None:
+        if record.uid is None or record.state in (SUBMITTING, QUEUED):
+            # held back: it has no pods, wherever it is and whether or not its cluster answers
             return []
         cluster = record.cluster or ""
         try:
@@ -501,8 +502,12 @@ class RunManager:
             raise _cluster_answer(exc, cluster) from exc
 
     async def user_clusters(self, user: str) -> list[str]:
-        """The clusters that hold some of the user's runs, by the registry."""
-        return sorted({r.cluster for r in await self.registry.runs(user=user) if r.uid and r.cluster})
+        """The clusters that hold some of the user's runs that were let go, by the registry: only those
+        have pods, trials or events. A cluster that is down is left out, so that what the others hold
+        is still listed while it is (a run held back there has nothing of that kind)."""
+        health = self.fleet.health()
+        runs = await self.registry.runs(user=user, states=[ADMITTED])
+        return sorted({r.cluster for r in runs if r.uid and r.cluster and not is_down(health, r.cluster)})
 
     async def read(
         self, cluster: str, path: str, query: Mapping[str, str] | None = None, *, user: str | None
@@ -522,6 +527,10 @@ class RunManager:
 
     async def record(self, user: str, kind: str, name: str) -> RunRecord:
         return await self._record(user, kind, name)
+
+    async def history(self, record: RunRecord) -> list[MoveRecord]:
+        """Where the run waited before it went where it is: its moves, oldest first."""
+        return await self.registry.moves(run_ids=[record.id])
 
     async def overview(self, user: str) -> list[dict[str, Any]]:
         """The user's runs of every kind across clusters, oldest first: phase, cluster, GPUs, age,

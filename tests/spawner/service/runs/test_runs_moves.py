@@ -207,6 +207,8 @@ async def test_a_waiting_run_moves_to_eks_when_onprem_goes_down_and_its_copy_goe
         # the service's logs of the run come from eks
         status, text = await svc.call("GET", f"api/runs/Workflow/{name}/logs", "carol-token")
         assert status == 200 and f"step of {name} ran" in str(text), text
+        first = json.loads(str(text).splitlines()[0])
+        assert first["pod"] == "hybridhub" and "moved from onprem to eks" in first["line"], first
     finally:
         admin.clear_faults()
     # on-prem answers again: the held-back copy there is deleted, never having started
