@@ -134,7 +134,7 @@ class SimCluster:
                 spec.load_balancer_cidr or default_load_balancer_cidr(index),
                 link=self.services_link,
             ),
-            *install_security(self.store),
+            *install_security(self.store, extended_resource_toleration=spec.extended_resource_toleration),
         ]
         if spec.jobs:
             self.controllers.append(JobController(self.store))

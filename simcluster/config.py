@@ -112,6 +112,10 @@ class ClusterSpec:
     katib: bool = True  # Katib's webhooks and its experiment, suggestion and trial controllers
     trainer: bool = True  # Kubeflow Trainer: the TrainJob controller, its webhook, torch-distributed
     training_operator: bool = True  # the Training Operator: PyTorchJobs (`trainingOperator` in the file)
+    # the ExtendedResourceToleration admission plugin: a pod asking for nvidia.com/gpu tolerates the
+    # nvidia.com/gpu taint of GPU nodes. EKS enables it (since 1.19); kubeadm clusters do not. The
+    # file's `extendedResourceToleration`; by default on for role cloud.
+    extended_resource_toleration: bool = False
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -276,6 +280,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         "katib",
         "trainer",
         "trainingOperator",
+        "extendedResourceToleration",
     }
     unknown = set(data) - known
     if unknown:
@@ -320,8 +325,8 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         raise ConfigError(f"{where}.runtime: must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     namespaces = tuple(data.get("namespaces") or ClusterSpec.namespaces)
     switches = {}
-    for key in ("argo", "jobs", "katib", "trainer", "trainingOperator"):
-        value = data.get(key, True)
+    for key in ("argo", "jobs", "katib", "trainer", "trainingOperator", "extendedResourceToleration"):
+        value = data.get(key, role == "cloud" if key == "extendedResourceToleration" else True)
         if not isinstance(value, bool):
             raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}")
         switches[key] = value
@@ -350,6 +355,7 @@ def _cluster(raw: Any, where: str) -> ClusterSpec:
         katib=switches["katib"],
         trainer=switches["trainer"],
         training_operator=switches["trainingOperator"],
+        extended_resource_toleration=switches["extendedResourceToleration"],
     )
 
 

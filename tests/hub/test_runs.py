@@ -2,11 +2,16 @@
 nothing but the user's hub token, and their runs run in the user's namespace of a simcluster."""
 
 # no "from __future__ import annotations": Hera reads the script functions' annotations as classes
+import importlib.util
 import json
+import re
+import shutil
+import tempfile
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -269,18 +274,18 @@ def test_a_pytorchjob_from_the_training_client_succeeds(
     no_run_pods_left(hsim)
 
 
-def gang_job(name: str, seconds: float) -> dict[str, object]:
+def gang_job(name: str, seconds: float, *, gpus: int = 4, product: str = "NVIDIA-L40S") -> dict[str, object]:
     """A PyTorchJob of a master and a worker with 4 L40S GPUs each: on-prem has two 4-GPU L40S nodes,
     room for one such gang at a time."""
     pod = {
         "spec": {
-            "nodeSelector": {PRODUCT_LABEL: "NVIDIA-L40S"},
+            "nodeSelector": {PRODUCT_LABEL: product},
             "containers": [
                 {
                     "name": "pytorch",
                     "image": "python:3.12",
                     "command": ["python", "-c", f"import time; time.sleep({seconds}); print('done')"],
-                    "resources": {"limits": {GPU: "4"}},
+                    "resources": {"limits": {GPU: str(gpus)}},
                 }
             ],
         }
@@ -392,3 +397,254 @@ def test_a_token_without_the_runs_scope_is_refused_and_another_users_run_is_not_
 def test_a_token_the_hub_does_not_know_is_401(runs_hub: HubProcess, path: str) -> None:
     status, answer = call(runs_hub, "GET", path, "not-a-hub-token")
     assert status == 401, answer
+
+
+# ------------------------------------------------------------------------------ backup pipelines
+
+
+@script(image="python:3.12", resources=Resources(gpus=1))
+def record_step(path: str, step: str) -> None:
+    with open(path, "a") as out:
+        out.write(step + "\n")
+
+
+def record_node(path: str, run: str) -> None:
+    import os
+
+    with open(path, "a") as out:
+        out.write(f"{run}:{os.environ.get('RANK', '0')}\n")  # one line per training process
+
+
+KATIB_OBJECTIVE = """
+def objective(parameters):
+    x = float(parameters["x"])
+    with open({path!r}, "a") as out:
+        out.write("{name}:" + parameters["x"] + "\\n")
+    print(f"loss={{(x - 0.33) ** 2:.6f}}")
+"""
+
+
+@pytest.fixture
+def steps_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A file every step of the test's runs appends a line to, which the run pods (processes of
+    another user) can write: each line once means each step ran once."""
+    folder = Path(tempfile.mkdtemp(prefix="hybridhub-steps-", dir="/tmp"))
+    folder.chmod(0o777)
+    log = folder / "steps.log"
+    log.touch()
+    log.chmod(0o666)
+    yield log
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def katib_objective(folder: Path, path: Path, name: str) -> Any:
+    """The Katib objective as a function of its own module: the SDK sends the function's source, so
+    the log's path is written into it."""
+    module = folder / f"objective_{name.replace('-', '_')}.py"
+    module.write_text(KATIB_OBJECTIVE.format(path=str(path), name=name))
+    spec = importlib.util.spec_from_file_location(module.stem, module)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded.objective
+
+
+def fill_onprem(hsim: SimProcess) -> list[str]:
+    """Other work that holds every on-prem GPU (two 8-GPU A100 nodes, two 4-GPU L40S nodes) for an
+    hour: pods of the cluster's own, outside the hub."""
+    names = []
+    for i, (gpus, product) in enumerate(
+        [(8, "NVIDIA-A100-SXM4-80GB"), (8, "NVIDIA-A100-SXM4-80GB"), (4, "NVIDIA-L40S"), (4, "NVIDIA-L40S")]
+    ):
+        name = unique(f"busy-{i}")
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "restartPolicy": "Never",
+                "nodeSelector": {PRODUCT_LABEL: product},
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "python:3.12",
+                        "command": ["sleep", "3600"],
+                        "resources": {"limits": {GPU: str(gpus)}},
+                    }
+                ],
+            },
+        }
+        hsim.kubectl("create", "--validate=false", "-f", "-", input=json.dumps(pod))
+        names.append(name)
+    for name in names:
+        hsim.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "-n", "default", "--timeout=30s")
+    return names
+
+
+def eks_state(hsim: SimProcess) -> str:
+    """What EKS holds of alice's runs, for a failure's message."""
+    out = []
+    for what in ("workflows", "pods", "trainjobs", "experiments", "nodes"):
+        args = ["get", what, "-o", "wide"] + ([] if what == "nodes" else ["-n", run_namespace("alice")])
+        out.append(hsim.kubectl(*args, context="eks", check=False).stdout)
+    described = hsim.kubectl("describe", "pods", "-n", run_namespace("alice"), context="eks", check=False)
+    return "\n".join(out) + described.stdout[-6000:]
+
+
+def run_row(hub: HubProcess, token: str, name: str) -> dict[str, Any]:
+    status, body = call(hub, "GET", "api/runs", token)
+    assert status == 200, body
+    return next(r for r in body["runs"] if r["name"] == name)
+
+
+def in_cluster(hsim: SimProcess, cluster: str, resource: str, name: str) -> bool:
+    found = hsim.kubectl(
+        "get", resource, "-n", run_namespace("alice"), "-o", "name", context=cluster, check=False
+    ).stdout.split()
+    return any(line.rpartition("/")[2] == name for line in found)
+
+
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("outage", ["refused", "hung"])
+def test_runs_waiting_for_a_full_onprem_move_to_eks_when_it_goes_down_and_run_once(
+    runs_hub: HubProcess, hsim: SimProcess, alice: str, steps_log: Path, outage: str
+) -> None:
+    """A Hera workflow, a TrainJob and a Katib sweep wait for a full on-prem; on-prem goes down; each
+    moves to EKS and succeeds there, and the unchanged SDK calls read the EKS results; on-prem comes
+    back and the copies it held are deleted; every step ran once; a new run goes on-prem."""
+    import kubeflow.katib as katib_sdk
+    from kubeflow.katib import KatibClient  # type: ignore[attr-defined]  # the SDK's documented import
+    from kubeflow.trainer import CustomTrainer, KubernetesBackendConfig, TrainerClient
+
+    holders = fill_onprem(hsim)
+    path = str(steps_log)
+    flow = unique("wf")
+    with (
+        Workflow(name=flow, entrypoint="main", namespace=NS, workflows_service=hera(runs_hub, alice)) as w,
+        DAG(name="main"),
+    ):
+        first = cast(Task, record_step(name="a", arguments={"path": path, "step": f"{flow}:a"}))
+        second = cast(Task, record_step(name="b", arguments={"path": path, "step": f"{flow}:b"}))
+        first >> second
+    w.create()
+    trainer = TrainerClient(
+        KubernetesBackendConfig(namespace=NS, client_configuration=configuration(runs_hub, alice))
+    )
+    train_label = unique("tj")
+    train_job = trainer.train(
+        trainer=CustomTrainer(
+            func=record_node,
+            func_args={"path": path, "run": train_label},
+            num_nodes=1,
+            resources_per_node={"cpu": 1, "gpu": 1},
+        )
+    )
+    katib = KatibClient(client_configuration=configuration(runs_hub, alice), namespace=NS)
+    sweep = unique("tune")
+    katib.tune(
+        name=sweep,
+        objective=katib_objective(steps_log.parent, steps_log, sweep),
+        parameters={"x": katib_sdk.search.double(min=0.1, max=0.5, step=0.1)},  # type: ignore[attr-defined]
+        algorithm_name="grid",
+        objective_metric_name="loss",
+        objective_type="minimize",
+        max_trial_count=5,
+        parallel_trial_count=3,
+        resources_per_trial={"cpu": "1", "gpu": "1"},
+        retain_trials=True,
+    )
+    runs = {"Workflow": flow, "TrainJob": train_job, "Experiment": sweep}
+    admin = hsim.admin("onprem")
+    try:
+        for kind, name in runs.items():
+            row = run_row(runs_hub, alice, name)
+            assert (row["cluster"], row["state"]) == ("onprem", "queued"), (kind, row)
+            assert "onprem has 0 of 24 GPUs free" in row["queue"]["reason"], row
+        if outage == "refused":
+            admin.set_faults(down=True)
+        else:
+            admin.set_faults(hung=True, hungParts=["api"])
+        # the unchanged SDK calls wait through the outage and read what ran on EKS
+        wait_for(
+            "the moved runs to end",
+            lambda: all(
+                run_row(runs_hub, alice, n)["phase"] in ("Succeeded", "Failed", "Complete") for n in (flow,)
+            ),
+            150,
+            every=1,
+            explain=lambda: eks_state(hsim),
+        )
+        w.wait(1)
+        done = hera(runs_hub, alice).get_workflow(flow)
+        assert done.status is not None and done.status.phase == "Succeeded", done.status
+        job = trainer.wait_for_job_status(train_job, timeout=120, polling_interval=1)
+        assert job.status == "Complete", job
+        katib.wait_for_experiment_condition(sweep, timeout=180, polling_interval=1)
+        optimal = katib.get_optimal_hyperparameters(sweep)
+        assert optimal is not None and optimal.parameter_assignments is not None
+        assert [round(float(p.value), 6) for p in optimal.parameter_assignments] == [0.3]
+        for kind, name in runs.items():
+            row = run_row(runs_hub, alice, name)
+            assert row["cluster"] == "eks", (kind, row)
+            assert [(m["from"], m["to"]) for m in row["moves"]] == [("onprem", "eks")], (kind, row)
+            # a run with nothing in a cluster (the sweep, which waits in the service's queue) may
+            # already move while on-prem is degraded, the probes before it is down
+            assert re.search("onprem is (down|degraded)", row["moves"][0]["reason"]), (kind, row)
+        # EKS's own pods did the work: its L40S nodes, which on-prem's queue never saw
+        assert gpu_products_of_pods(hsim, "eks", run_namespace("alice")).get("NVIDIA-L40S", 0) >= 1
+    finally:
+        admin.clear_faults()
+    # on-prem answers again: the held-back copies it kept are deleted; the runs on EKS stay
+    wait_for(
+        "on-prem's copies of the moved runs to go",
+        lambda: (
+            not in_cluster(hsim, "onprem", "workflows", flow)
+            and not in_cluster(hsim, "onprem", "trainjobs", train_job)
+        ),
+        90,
+        every=0.5,
+    )
+    assert in_cluster(hsim, "eks", "workflows", flow) and in_cluster(hsim, "eks", "trainjobs", train_job)
+    # every step ran once: two workflow steps, one training node, five trials
+    lines = steps_log.read_text().split()
+    assert len(lines) == len(set(lines)), lines  # nothing ran twice
+    trials = sorted(round(float(line.rpartition(":")[2]), 6) for line in lines if line.startswith(sweep))
+    assert trials == [0.1, 0.2, 0.3, 0.4, 0.5], lines
+    assert sorted(line for line in lines if line.startswith(flow)) == [f"{flow}:a", f"{flow}:b"], lines
+    # the training node's processes (torchrun starts one per GPU or CPU the node asks for), each once
+    assert f"{train_label}:0" in lines, lines
+    # on-prem has room again: a new run goes there
+    hsim.kubectl("delete", "pod", "-n", "default", "--wait=false", *holders)
+    fresh = unique("fresh")
+    status, body = call(
+        runs_hub,
+        "POST",
+        f"argo/api/v1/workflows/{NS}",
+        alice,
+        {
+            "workflow": {
+                "metadata": {"name": fresh},
+                "spec": {
+                    "entrypoint": "main",
+                    "templates": [
+                        {
+                            "name": "main",
+                            "container": {
+                                "image": "python:3.12",
+                                "command": ["python", "-c", "print('fresh')"],
+                                "resources": {"limits": {GPU: "1"}},
+                            },
+                        }
+                    ],
+                },
+            }
+        },
+    )
+    assert status == 200, body
+    wait_for("the new run to be let go", lambda: run_row(runs_hub, alice, fresh)["state"] == "admitted", 60)
+    assert run_row(runs_hub, alice, fresh)["cluster"] == "onprem"
+    hera(runs_hub, alice).delete_workflow(flow)
+    hera(runs_hub, alice).delete_workflow(fresh)
+    trainer.delete_job(train_job)
+    katib.delete_experiment(sweep)
+    no_run_pods_left(hsim)

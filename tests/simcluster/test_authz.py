@@ -34,6 +34,16 @@ clusters:
       - name: alice
         token: {ALICE_TOKEN}
         groups: [team-a]
+  - name: eks
+    role: cloud
+    runtime: simulated
+    timings: {{pod_start: 0.05, pod_stop: 0.05}}
+    nodeGroups:
+      - name: gpu
+        count: 1
+        capacity: {{cpu: "16", memory: 64Gi}}
+        gpu: {{count: 4}}
+        taints: [{{key: nvidia.com/gpu, value: "true", effect: NoSchedule}}]
 """
 EXIT_AFTER = "simcluster.hybridhub.io/exit-after"
 
@@ -315,3 +325,35 @@ def test_limit_range_defaults_and_bounds_containers(sim: SimProcess) -> None:
         'Error from server (Forbidden): error when creating "STDIN": pods "big" is forbidden: maximum cpu '
         "usage per Container is 2, but limit is 4"
     )
+
+
+def test_a_cloud_cluster_lets_gpu_pods_tolerate_its_gpu_taint_as_eks_does(sim: SimProcess) -> None:
+    """EKS enables the ExtendedResourceToleration admission plugin; kubeadm clusters do not."""
+    name = f"g-{uuid.uuid4().hex[:6]}"
+    manifest = json.dumps(gpu_pod(name, 1))
+    sim.kubectl("-n", "default", "create", "--validate=false", "-f", "-", input=manifest, context="eks")
+    sim.kubectl(
+        "-n",
+        "default",
+        "wait",
+        "--for=jsonpath={.status.phase}=Running",
+        f"pod/{name}",
+        "--timeout=15s",
+        context="eks",
+    )
+    made = json.loads(sim.kubectl("-n", "default", "get", "pod", name, "-o", "json", context="eks").stdout)
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in made["spec"][
+        "tolerations"
+    ]
+    # a pod without GPUs gets none, and on-prem adds none
+    plain = f"p-{uuid.uuid4().hex[:6]}"
+    sim.kubectl(
+        "-n", "default", "create", "--validate=false", "-f", "-", input=json.dumps(pod(plain)), context="eks"
+    )
+    made = json.loads(sim.kubectl("-n", "default", "get", "pod", plain, "-o", "json", context="eks").stdout)
+    assert all(t.get("key") != "nvidia.com/gpu" for t in made["spec"]["tolerations"])
+    ns = new_namespace(sim)
+    create(sim, ns, gpu_pod(name, 1), check=True)
+    made = json.loads(sim.kubectl("-n", ns, "get", "pod", name, "-o", "json").stdout)
+    assert all(t.get("key") != "nvidia.com/gpu" for t in made["spec"]["tolerations"])
+    sim.kubectl("-n", "default", "delete", "pod", name, plain, "--grace-period=0", "--force", context="eks")

@@ -578,9 +578,10 @@ class RunManager:
                 found = live.get((r.cluster or "", r.kind))
                 obj = None if found is None else found.get(r.name)
                 row["phase"] = "Unknown" if obj is None else phase_of(obj)
+            if r.state in (SUBMITTING, QUEUED):
+                row["phase"] = "Queued"  # held back, whatever its object's own status says
             waiting = self.waiting.get(r.id)
             if r.state == QUEUED and waiting is not None:
-                row["phase"] = "Queued"
                 row["queue"] = {
                     "cluster": waiting.cluster,
                     "position": waiting.position,
@@ -980,17 +981,21 @@ class RunManager:
         decisions = admission.admit(
             list(runs.values()), inventories, health, held, self.clock(), head_hold=self.settings.head_hold
         )
-        self.waiting = {}
+        # the whole view at once, before any run is let go: a listing read while one is let go sees
+        # every other run's wait, not part of them
+        waiting: dict[int, Waiting] = {}
         for decision in decisions:
-            record = by_key[decision.key]
             if isinstance(decision, admission.Wait):
+                record = by_key[decision.key]
                 stays = self._stays.get(record.id)
                 reason = f"{decision.reason}; {stays}" if stays else decision.reason
-                self.waiting[record.id] = Waiting(
+                waiting[record.id] = Waiting(
                     decision.cluster, decision.position, decision.expected_wait, reason
                 )
-                continue
-            await self._let_go(record, decision)
+        self.waiting = waiting
+        for decision in decisions:
+            if isinstance(decision, admission.Start):
+                await self._let_go(by_key[decision.key], decision)
 
     async def _let_go(self, record: RunRecord, decision: admission.Start) -> None:
         cluster = decision.cluster
