@@ -116,6 +116,14 @@ def _action_parser() -> argparse.ArgumentParser:
     _state_dir(outage)
     recover = sub.add_parser("recover", help="end an outage")
     recover.add_argument("cluster", choices=["onprem"], help="the cluster that comes back")
+    recover.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="then wait up to this long for the service to call the cluster healthy again, so that the "
+        "next spawn goes there (default: %(default)s; 0: do not wait)",
+    )
     _state_dir(recover)
     return parser
 
@@ -125,6 +133,8 @@ def _act(args: argparse.Namespace) -> int:
     from .plan import OUTAGES, outage_problem, status_lines
     from .state import read_state
 
+    if args.action == "recover" and not args.wait >= 0:  # nan too
+        raise DemoError("--wait must be 0 or more seconds")
     state = read_state(Path(args.state_dir))
     if args.action == "status":
         rows = control.servers(state)
@@ -132,7 +142,9 @@ def _act(args: argparse.Namespace) -> int:
         return 0
     if args.action == "recover":
         control.clear_faults(control.read_endpoints(Path(state.endpoints)), args.cluster)
-        print(f"hybridhub demo: {args.cluster} is back (every fault cleared)")
+        print(f"hybridhub demo: {args.cluster} is back (every fault cleared)", flush=True)
+        if args.wait:
+            print(f"hybridhub demo: {control.wait_healthy(state, args.cluster, args.wait)}")
         return 0
     problem = outage_problem(args.kind, state.runtime)
     if problem:

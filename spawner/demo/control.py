@@ -186,6 +186,22 @@ def capacity(state: DemoState) -> dict[str, Any] | None:
         return None
 
 
+def wait_healthy(state: DemoState, cluster: str, timeout: float) -> str:
+    """Wait up to ``timeout`` seconds for the service to call ``cluster`` HEALTHY; say how it went."""
+    started = time.monotonic()
+    seen = "the service did not answer"
+    while True:
+        rows = {c.get("name"): c for c in (capacity(state) or {}).get("clusters", [])}
+        row = rows.get(cluster)
+        if row is not None:
+            if row.get("health") == "healthy":
+                return f"the service calls {cluster} healthy after {time.monotonic() - started:.1f} s"
+            seen = f"{row.get('health')}" + (f" ({row['reason']})" if row.get("reason") else "")
+        if time.monotonic() - started >= timeout:
+            return f"the service does not call {cluster} healthy after {timeout:g} s: it is {seen}"
+        time.sleep(0.25)
+
+
 def servers(state: DemoState) -> list[ServerRow]:
     """Every server the hub knows, with the cluster and node the service sees its pod on."""
     try:

@@ -59,6 +59,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str], code: int) -> str:
         (["status"], "no demo is running from"),
         (["outage", "onprem"], "no demo is running from"),
         (["recover", "onprem"], "no demo is running from"),
+        (["recover", "onprem", "--wait", "-1"], "--wait must be 0 or more seconds"),
         (["--port", "0"], "--port must be a TCP port"),
         (["--hub-port", "70000"], "--hub-port must be a TCP port"),
     ],

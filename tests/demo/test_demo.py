@@ -215,7 +215,9 @@ def test_log_in_spawn_jupyterlab_status_outage_and_stop_on_sigterm(demo: Demo, t
     assert lab(opener, f"{url}user/alice/lab")  # its pods run on and answer
     recover = demo.hybridhub("recover", "onprem")
     assert recover.returncode == 0 and "is back" in recover.stdout, recover.stderr
-    wait_for("onprem HEALTHY", lambda: "onprem   HEALTHY" in demo.hybridhub("status").stdout, 20)
+    # recover waits for the service to trust onprem again, so the next spawn goes there
+    assert "the service calls onprem healthy after" in recover.stdout, recover.stdout
+    assert "onprem   HEALTHY" in demo.hybridhub("status").stdout
 
     family, ports = demo.family(), demo.listening()
     assert len(family) >= 6  # the demo, simcluster, the hub, the proxy, the service, alice's pod

@@ -357,6 +357,11 @@ async def test_runs_through_the_service_and_simcluster(
             "POST", "k8s/apis/batch/v1/namespaces/default/jobs", "alice-server", job
         )
         assert status == 201, body
+        # the service lets the run go on its next admission pass; both reads below come after it
+        deadline = time.monotonic() + 20
+        while (await svc.call("GET", "api/runs", "alice-server"))[1]["runs"][0]["state"] != "admitted":
+            assert time.monotonic() < deadline, "train-1 not let go within 20 s"
+            await asyncio.sleep(0.05)
 
         response = await api("runs")
         assert response.code == 200
