@@ -300,6 +300,10 @@ class NodeIndex:
         """Whether the pod's requests are counted on its node yet."""
         return (namespace, name) in self._pods
 
+    def gpu_pods(self) -> tuple[tuple[str, str, int], ...]:
+        """The pods bound to a node that hold GPUs, as (namespace, name, GPUs)."""
+        return tuple((ns, name, res.gpus) for (ns, name), (_, res) in self._pods.items() if res.gpus > 0)
+
     def _touch(self, node: str) -> None:
         self._capacity.pop(node, None)
         self._sorted = None

@@ -243,6 +243,10 @@ class ClusterWatcher:
         """Whether the inventory counts the pod's requests on its node yet."""
         return self._nodes.counts_pod(namespace, name)
 
+    def gpu_pods(self) -> tuple[tuple[str, str, int], ...]:
+        """The pods bound to a node that hold GPUs, as (namespace, name, GPUs)."""
+        return self._nodes.gpu_pods()
+
     def servers(self, user: str) -> tuple[ServerLocation, ...]:
         """Where the user's notebook servers run, from the pod inventory."""
         return self._servers.servers(user)

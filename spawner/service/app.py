@@ -28,14 +28,16 @@ from .api import handlers
 from .capacity import CapacitySource, fleet_capacity
 from .fleet import ClusterMember, Fleet, FleetView
 from .metrics import Metrics
+from .runs.budget import CloudBudget, parse_budget
 from .runs.manager import RunManager, RunSettings
+from .runs.metering import CloudMeter
 from .runs.moves import cluster_rewrites
 from .runs.namespaces import RunNamespaceSettings, settings_problems
 from .ssh.access import SshAccess
 from .ssh.ca import CertificateAuthority, generate_ca_key, load_or_create_key_file
 from .ssh.gateways import address_problem, site_gateways
 from .store import Store
-from .store.runs import RunRegistry
+from .store.runs import RunRegistry, UsageLedger
 from .sweeper import HubServers, LeftoverSweeper
 
 __all__ = ["HybridHubService", "main"]
@@ -330,6 +332,26 @@ class HybridHubService(Application):
         cluster goes down, so that a cluster whose health flaps does not bounce runs, e.g. 30. At
         least 0.""",
     )
+    run_cloud_budget_period = Unicode(
+        "month",
+        config=True,
+        help="""The period cloud budgets count over, in UTC: ``day``, ``week`` (from Monday) or
+        ``month``. Default: month.""",
+    )
+    run_cloud_budget_gpu_hours = Dict(
+        config=True,
+        help="""Cloud GPU-hours per period, by user; ``"*"`` is everyone not named:
+        ``{"*": 200, "ada": 1000}``. A user past theirs has runs with cluster ``auto`` wait for
+        on-prem however long, runs pinned to a cloud cluster wait there, and the wait says why. What
+        counts is every GPU their pods hold in the cloud clusters, notebooks and runs, as the
+        service's inventory sees them bound. Default: none (no budget).""",
+    )
+    run_cloud_budget_teams = Dict(
+        config=True,
+        help="""Cloud GPU-hours per period, by team: ``{"vision": {"gpu_hours": 2000, "members":
+        ["ada", "bob"]}}``. A team's use is its members' together; past it, every member waits for
+        on-prem as past their own budget. Default: none.""",
+    )
     run_admission_interval = Float(
         2.0,
         config=True,
@@ -397,6 +419,12 @@ class HybridHubService(Application):
             if not isinstance(queue, str) or label_value_problem(queue) or not queue:
                 problems.append(f"run_kueue_queues[{cluster!r}]: {queue!r} is not a queue name")
         rewrites = cluster_rewrites(self.run_cluster_images, self.run_cluster_artifact_repositories, problems)
+        budget = parse_budget(
+            self.run_cloud_budget_period, self.run_cloud_budget_gpu_hours, self.run_cloud_budget_teams
+        )
+        if isinstance(budget, str):
+            problems.append(budget)
+            budget = CloudBudget()
         if problems:
             raise SystemExit(f"hybridhub service: HybridHubService run settings: {'; '.join(problems)}")
         return RunSettings(
@@ -408,6 +436,7 @@ class HybridHubService(Application):
             kueue_queues=dict(self.run_kueue_queues),
             cluster_rewrites=rewrites,
             move_settle=self.run_move_settle,
+            cloud_budget=budget,
         )
 
     @validate("ssh_host_certificate_validity", "ssh_max_keys_per_user")
@@ -675,7 +704,18 @@ class HybridHubService(Application):
         store, ssh_ca = await self.open_store()
         await fleet.start()
         hub = HubServers(self.api_url, self.api_token, timeout=self.probe_timeout)
-        runs = RunManager(RunRegistry(store), fleet, book, run_settings, hub_users=hub.all_users)
+        meter = CloudMeter(UsageLedger(store), run_settings.cloud_budget)
+        runs = RunManager(
+            RunRegistry(store),
+            fleet,
+            book,
+            run_settings,
+            hub_users=hub.all_users,
+            meter=meter,
+            on_move=metrics.moved,
+        )
+        teams = {name: team.members for name, team in run_settings.cloud_budget.teams.items()}
+        metrics.watch_runs(lambda: runs.lag, meter.used, teams)
         runs.start()
         if self.leftover_sweep_interval > 0:
             sweeper.start()

@@ -257,6 +257,11 @@ class Fleet:
         member = self.members.get(cluster)
         return member is not None and member.watcher.counts_pod(namespace, name)
 
+    def gpu_pods(self, cluster: str) -> tuple[tuple[str, str, int], ...]:
+        """The cluster's pods that hold GPUs on a node, as (namespace, name, GPUs), from its inventory."""
+        member = self.members.get(cluster)
+        return () if member is None else member.watcher.gpu_pods()
+
     def servers(self, user: str) -> list[tuple[str, ServerLocation]]:
         return [(name, s) for name, m in self.members.items() for s in m.watcher.servers(user)]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -56,6 +56,51 @@ class _FleetCollector:
         yield held
 
 
+class _RunsCollector:
+    """The metric collector of backup pipelines, at scrape time: how long runs wait per cluster (its
+    lag), and the cloud GPU-hours of the budget period by user and team."""
+
+    def __init__(
+        self,
+        lag: Callable[[], Mapping[str, tuple[int, float]]],
+        cloud_used: Callable[[], Mapping[str, float]],
+        teams: Mapping[str, frozenset[str]],
+    ) -> None:
+        self.lag, self.cloud_used, self.teams = lag, cloud_used, teams
+
+    def collect(self) -> Iterator[Any]:
+        waiting = GaugeMetricFamily(
+            "hybridhub_runs_waiting", "Runs not yet let go, by the cluster they wait on", labels=["cluster"]
+        )
+        oldest = GaugeMetricFamily(
+            "hybridhub_run_longest_wait_seconds",
+            "How long the run that has waited longest on the cluster has waited: its lag",
+            labels=["cluster"],
+        )
+        for cluster, (count, longest) in sorted(self.lag().items()):
+            waiting.add_metric([cluster], count)
+            oldest.add_metric([cluster], longest)
+        yield waiting
+        yield oldest
+        used = self.cloud_used()
+        users = GaugeMetricFamily(
+            "hybridhub_cloud_gpu_hours",
+            "GPU-hours the user's pods held in the cloud clusters in the cloud budget's current period",
+            labels=["user"],
+        )
+        for user, seconds in sorted(used.items()):
+            users.add_metric([user], seconds / 3600)
+        yield users
+        teams = GaugeMetricFamily(
+            "hybridhub_cloud_gpu_hours_team",
+            "GPU-hours the team's members held in the cloud clusters in the current period",
+            labels=["team"],
+        )
+        for team, members in sorted(self.teams.items()):
+            teams.add_metric([team], sum(used.get(m, 0.0) for m in members) / 3600)
+        yield teams
+
+
 class Metrics:
     """A registry of our own (never the process-wide default one).
 
@@ -92,6 +137,32 @@ class Metrics:
             ["cluster"],
             registry=self.registry,
         )
+
+        self.moves = Counter(
+            "hybridhub_run_moves",
+            "Runs that never started, moved between clusters: out of on-prem (down or lagging) or back",
+            ["source", "target", "direction"],
+            registry=self.registry,
+        )
+        self.move_waits = Histogram(
+            "hybridhub_run_move_wait_seconds",
+            "How long a run had waited since it was submitted when it moved",
+            buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+            registry=self.registry,
+        )
+
+    def moved(self, source: str, target: str, back: bool, waited: float) -> None:
+        self.moves.labels(source, target, "back" if back else "out").inc()
+        self.move_waits.observe(waited)
+
+    def watch_runs(
+        self,
+        lag: Callable[[], Mapping[str, tuple[int, float]]],
+        cloud_used: Callable[[], Mapping[str, float]],
+        teams: Mapping[str, frozenset[str]],
+    ) -> None:
+        """Collect the runs' lag and the cloud GPU-hours at each scrape (once, when runs are served)."""
+        self.registry.register(_RunsCollector(lag, cloud_used, teams))
 
     def placed(self, cluster: str | None, outcome: str, seconds: float) -> None:
         self.placements.labels(cluster or "", outcome).inc()

@@ -43,6 +43,12 @@ REQUIRED = {
     "hybridhub_spawn_placement_seconds",
     "hybridhub_placement_seconds",
     "hybridhub_reservations",
+    "hybridhub_run_moves",
+    "hybridhub_run_move_wait_seconds",
+    "hybridhub_run_longest_wait_seconds",
+    "hybridhub_runs_waiting",
+    "hybridhub_cloud_gpu_hours",
+    "hybridhub_cloud_gpu_hours_team",
     "jupyterhub_server_spawn_duration_seconds",
 }
 # the series each metric type exposes, and the labels they add
@@ -135,6 +141,8 @@ def service_series() -> Known:
     )
     metrics.placed("onprem", "placed", 0.001)
     metrics.leftovers.labels("onprem").inc()
+    metrics.moved("onprem", "eks", False, 12.0)
+    metrics.watch_runs(lambda: {"onprem": (1, 60.0)}, lambda: {"ada": 3600.0}, {"vision": frozenset({"ada"})})
     series: Known = {}
     for family in text_string_to_metric_families(metrics.render().decode()):
         if family.name.endswith("_created"):  # the text parser makes a family of each *_created
@@ -142,7 +150,7 @@ def service_series() -> Known:
         for sample in family.samples:
             series.setdefault(sample.name, (family.name, set()))[1].update(sample.labels)
     # the rendering names what the metric objects declare, so hub metrics may be derived the same way
-    for metric in (metrics.placements, metrics.latency, metrics.leftovers):
+    for metric in (metrics.placements, metrics.latency, metrics.leftovers, metrics.moves, metrics.move_waits):
         for name, known in _series_of(metric).items():
             assert series[name] == known
     return series

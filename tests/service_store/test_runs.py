@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,6 +16,7 @@ from spawner.service.store.runs import (
     DuplicateRun,
     NewRun,
     RunRegistry,
+    UsageLedger,
 )
 
 
@@ -176,3 +178,19 @@ async def test_a_cleaned_copy_stays_in_the_history_of_a_live_run(store: Store) -
     history = await registry.moves(run_ids=[run.id])
     assert len(history) == 1 and history[0].cleaned is not None
     assert await registry.moves(copies_left=True) == []
+
+
+@pytest.mark.asyncio
+async def test_the_cloud_ledger_adds_up_per_user_and_period_also_at_once(store: Store) -> None:
+    ledger = UsageLedger(store)
+    december, january = datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    assert await ledger.used(december) == {}
+    await ledger.add(december, {"alice": 60.0, "bob": 4.0})
+    await ledger.add(december, {"alice": 30.0})
+    await ledger.add(december, {})
+    await ledger.add(january, {"alice": 1.0})
+    assert await ledger.used(december) == {"alice": 90.0, "bob": 4.0}
+    assert await ledger.used(january) == {"alice": 1.0}
+    # two services' passes at once (one store): every charge counts once
+    await asyncio.gather(*(ledger.add(january, {"carol": 2.0}) for _ in range(2)))
+    assert (await ledger.used(january))["carol"] == 4.0

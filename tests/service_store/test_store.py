@@ -32,7 +32,7 @@ async def test_an_empty_database_is_upgraded_to_the_models(db_url: str) -> None:
         await store.upgrade()
         assert differences(store) == []
         tables = set(inspect(store.engine).get_table_names())
-        assert tables == {"ssh_keys", "ssh_ca", "runs", "run_moves", VERSION_TABLE}
+        assert tables == {"ssh_keys", "ssh_ca", "runs", "run_moves", "cloud_usage", VERSION_TABLE}
         # a second start finds the tables current and changes nothing
         await store.upgrade()
         assert differences(store) == []

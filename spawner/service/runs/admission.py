@@ -490,6 +490,7 @@ def choose_cluster(
     queued_ahead: Mapping[str, Sequence[Gang]] | None = None,
     running: Mapping[str, Sequence[RunningGpus]] | None = None,
     typical_run_seconds: float = TYPICAL_RUN_SECONDS,
+    cloud_closed: str = "",
 ) -> Choice:
     """Where a run should go, by the rules of DESIGN's "Admission of runs".
 
@@ -501,7 +502,11 @@ def choose_cluster(
     healthy cloud first, then degraded on-prem, then degraded cloud (a degraded on-prem cluster means
     "prefer the cloud"); else it waits where the expected wait is the smallest. Down and unsynced
     clusters are never chosen for ``auto``. ``queued_ahead`` and ``running`` are per cluster: the
-    gangs queued ahead of this run there and the GPU pods running there (see ``estimate_wait``)."""
+    gangs queued ahead of this run there and the GPU pods running there (see ``estimate_wait``).
+
+    ``cloud_closed`` says why the run's user may not use the cloud now (their cloud budget is spent):
+    an ``auto`` run then waits for on-prem however long, and a run pinned to a cloud cluster waits
+    there, and the reason says so."""
     ahead = queued_ahead or {}
     pods = running or {}
     by_name = {inv.cluster: inv for inv in inventories}
@@ -522,7 +527,12 @@ def choose_cluster(
         return _Look(inv, state, fit, est, tier)
 
     if run.cluster != AUTO:
-        return _pinned(run, by_name.get(run.cluster), health, look)
+        pinned = by_name.get(run.cluster)
+        if cloud_closed and pinned is not None and pinned.role is not Role.ONPREM:
+            return Choice(run.cluster, False, None, f"{cloud_closed}: your run waits on {run.cluster}")
+        return _pinned(run, pinned, health, look)
+    if cloud_closed:
+        inventories = [inv for inv in inventories if inv.role is Role.ONPREM]
     looks = sorted((look(inv) for inv in inventories), key=lambda lk: lk.tier)
     usable = [lk for lk in looks if lk.state not in (None, Health.DOWN)]
     onprem = [lk for lk in usable if lk.tier == 0]
@@ -532,6 +542,11 @@ def choose_cluster(
     waited = max(0.0, now - run.submitted)
     waits = [lk for lk in onprem if lk.estimate.seconds is not None]
     best = min(waits, key=lambda lk: lk.estimate.seconds or 0.0, default=None)
+    if best is not None and best.estimate.seconds is not None and cloud_closed:
+        seconds = best.estimate.seconds
+        wait = f"waiting about {_duration(seconds)} for on-prem"
+        reason = f"{best.estimate.summary}: {wait}, not the cloud: {cloud_closed}"
+        return Choice(best.inv.cluster, False, seconds, reason)
     if best is not None and best.estimate.seconds is not None and waited < run.max_wait:
         seconds = best.estimate.seconds
         limit = f"your max_wait of {_duration(run.max_wait)}"
@@ -573,6 +588,8 @@ def choose_cluster(
         if lk.inv.role is not Role.ONPREM
     )
     reason = f"{why}; {others}" if others else why
+    if cloud_closed:
+        reason += f"; not the cloud: {cloud_closed}"
     return Choice(None, False, None, f"no cluster can take your run: {reason}")
 
 

@@ -14,11 +14,14 @@ from typing import Any, Protocol
 from kubernetes_asyncio.client import ApiClient
 
 from spawner.core.labels import HUB_LABEL, RUNS_USER_ANNOTATION
-from spawner.core.model import ClusterHealth, ClusterInventory, Health, Reservation
+from spawner.core.model import ClusterHealth, ClusterInventory, Health, Reservation, Role
+from spawner.inventory.index import ServerLocation
 from spawner.placement.reservations import ReservationBook
 from spawner.service.runs import admission
+from spawner.service.runs.budget import CloudBudget
 from spawner.service.runs.clusterio import COLLECTIONS, ClusterError, UserApi, collection_path, object_path
 from spawner.service.runs.manifests import RUN_POD_LABELS, generated_name, placeholder, prepare, wanted
+from spawner.service.runs.metering import CloudMeter
 from spawner.service.runs.moves import ClusterRewrite, Move, for_cluster, plan_move, unmovable
 from spawner.service.runs.namespaces import RunNamespaceSettings, build, impersonated_user, namespace_name
 from spawner.service.runs.podspec import PodGpus
@@ -64,6 +67,10 @@ class ClusterAccess(Protocol):
 
     def counts_pod(self, cluster: str, namespace: str, name: str) -> bool: ...
 
+    def gpu_pods(self, cluster: str) -> tuple[tuple[str, str, int], ...]: ...
+
+    def notebook_pods(self) -> list[tuple[str, ServerLocation]]: ...
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -101,6 +108,8 @@ class RunSettings:
     cluster_rewrites: Mapping[str, ClusterRewrite] = field(default_factory=dict)
     # seconds a run that moved stays before it may move again, unless its cluster is down
     move_settle: float = 30.0
+    # cloud GPU-hours per period, per user and team; past them, runs wait for on-prem
+    cloud_budget: CloudBudget = field(default_factory=CloudBudget)
 
     def rewrite(self, cluster: str) -> ClusterRewrite:
         """What changes in a run made in ``cluster``, Kueue's queue included."""
@@ -148,8 +157,16 @@ class RunManager:
         *,
         clock: Callable[[], float] = time.time,
         hub_users: Callable[[], Awaitable[frozenset[str] | None]] | None = None,
+        meter: CloudMeter | None = None,
+        on_move: Callable[[str, str, bool, float], None] | None = None,
     ) -> None:
         self.registry = registry
+        # cloud GPU use by user, and the cloud budget read against it (None: neither)
+        self.meter = meter
+        # told of each move: (source, target, back to on-prem, seconds the run had waited)
+        self.on_move = on_move
+        # per cluster, the runs waiting there and the longest wait, in seconds (the last pass's view)
+        self.lag: dict[str, tuple[int, float]] = {}
         self.fleet = fleet
         self.book = book
         self.settings = settings
@@ -271,6 +288,7 @@ class RunManager:
             held,
             self.clock(),
             queued_ahead=await self._queued_gangs(),
+            cloud_closed=await self.cloud_closed(user),
         )
         if choice.cluster is None:
             raise RunError(503, f"no cluster can take the run: {choice.reason}", "ServiceUnavailable")
@@ -637,6 +655,7 @@ class RunManager:
 
     async def pass_once(self) -> None:
         """One admission pass: finish what a crash or a hung cluster left, then let go what fits."""
+        await self._meter_cloud()
         health = self.fleet.health()
         unfinished = [
             r
@@ -660,7 +679,29 @@ class RunManager:
         if await self._move_waiting(waiting):
             waiting = await self.registry.runs(states=[SUBMITTING, QUEUED])
         self._queue = {r.id: (r.cluster or "", _gang(r)) for r in waiting}
+        now = self.clock()
+        lag: dict[str, tuple[int, float]] = {}
+        for r in waiting:
+            count, longest = lag.get(r.cluster or "", (0, 0.0))
+            lag[r.cluster or ""] = (count + 1, max(longest, now - r.submitted.timestamp()))
+        self.lag = lag
         await self._admit([r for r in waiting if r.state == QUEUED and r.id not in self._in_flight])
+
+    # ------------------------------------------------------------------ the cloud budget
+
+    async def _meter_cloud(self) -> None:
+        if self.meter is None:
+            return
+        roles = {i.cluster: i.role for i in self.fleet.inventories()}
+        await self.meter.meter(self.clock(), self.fleet, roles, self._run_namespaces)
+
+    async def _run_namespaces(self) -> dict[str, str]:
+        """Run namespace -> user, for the users the registry knows."""
+        return {self.namespace(user): user for user in {r.user for r in await self.registry.runs()}}
+
+    async def cloud_closed(self, user: str) -> str:
+        """Why ``user``'s runs may not go to the cloud now (their cloud budget is spent); "" when they may."""
+        return "" if self.meter is None else await self.meter.closed(user, self.clock())
 
     # ------------------------------------------------------------------ backup pipelines
 
@@ -688,6 +729,7 @@ class RunManager:
         for m in await self.registry.moves(run_ids=[r.id for r in candidates]):
             moved_at[m.run_id] = m.at.timestamp()
         order = sorted(waiting, key=lambda r: (r.submitted, r.id))
+        view = (inventories, health, held, roles, now)
         any_moved = False
         for r in candidates:
             ahead: dict[str, list[Gang]] = {}
@@ -703,26 +745,52 @@ class RunManager:
                 max_wait=r.max_wait,
                 submitted=r.submitted.timestamp(),
             )
-            choice = admission.choose_cluster(
-                replace(queued, cluster=admission.AUTO), inventories, health, held, now, queued_ahead=ahead
-            )
-            plan = plan_move(
-                queued,
-                choice,
-                health,
-                roles,
-                now,
-                wanted=r.wanted,
-                unmovable_reason=unmovable(r.manifest),
-                kueue_clusters=self.settings.kueue_queues.keys(),
-                moved_at=moved_at.get(r.id),
-                settle=self.settings.move_settle,
-            )
+            closed = await self.cloud_closed(r.user)
+            plan = self._plan_move(r, queued, ahead, moved_at.get(r.id), closed, view)
+            if closed and not isinstance(plan, Move):
+                # say so when the budget is what keeps it from the cloud
+                free = self._plan_move(r, queued, ahead, moved_at.get(r.id), "", view)
+                if isinstance(free, Move) and roles.get(free.target) is not Role.ONPREM:
+                    plan = f"it does not go to {free.target}: {closed}"
             if isinstance(plan, str):
                 self._stays[r.id] = plan
             elif plan is not None:
                 any_moved |= await self._carry_out(r, plan)
         return any_moved
+
+    def _plan_move(
+        self,
+        r: RunRecord,
+        queued: admission.QueuedRun,
+        ahead: Mapping[str, Sequence[Gang]],
+        moved_at: float | None,
+        closed: str,
+        view: tuple[
+            list[ClusterInventory], dict[str, ClusterHealth], tuple[Reservation, ...], dict[str, Role], float
+        ],
+    ) -> Move | str | None:
+        inventories, health, held, roles, now = view
+        choice = admission.choose_cluster(
+            replace(queued, cluster=admission.AUTO),
+            inventories,
+            health,
+            held,
+            now,
+            queued_ahead=ahead,
+            cloud_closed=closed,
+        )
+        return plan_move(
+            queued,
+            choice,
+            health,
+            roles,
+            now,
+            wanted=r.wanted,
+            unmovable_reason=unmovable(r.manifest),
+            kueue_clusters=self.settings.kueue_queues.keys(),
+            moved_at=moved_at,
+            settle=self.settings.move_settle,
+        )
 
     async def _carry_out(self, record: RunRecord, move: Move) -> bool:
         """Move ``record``: its copy in the source deleted first where the source answers, else left
@@ -758,6 +826,10 @@ class RunManager:
             return False
         self._release(record.id)
         log.info("run %s %s/%s %s", record.kind, record.user, record.name, move.reason)
+        if self.on_move is not None:
+            roles = {i.cluster: i.role for i in self.fleet.inventories()}
+            waited = max(0.0, self.clock() - record.submitted.timestamp())
+            self.on_move(move.source, move.target, roles.get(move.target) is Role.ONPREM, waited)
         if state == SUBMITTING:
             moved = replace(record, cluster=move.target, uid=None, state=SUBMITTING, reason=move.reason)
             self._in_flight.add(record.id)
@@ -978,12 +1050,30 @@ class RunManager:
             for r in queued
         }
         by_key = {f"{r.id}": r for r in queued}
+        # a run in a cloud cluster whose user's cloud budget is spent is not let go (one left to the
+        # service moves back to on-prem; one pinned there waits for the next period)
+        roles = {i.cluster: i.role for i in inventories}
+        waiting: dict[int, Waiting] = {}
+        for r in queued:
+            cluster = r.cluster or ""
+            if cluster in roles and roles[cluster] is not Role.ONPREM:
+                closed = await self.cloud_closed(r.user)
+                if closed:
+                    runs.pop(f"{r.id}")
+                    # 1-based among the runs queued there before it, as admission counts
+                    position = 1 + sum(
+                        1
+                        for o in queued
+                        if o.cluster == r.cluster
+                        and o.id != r.id
+                        and (o.submitted, o.id) < (r.submitted, r.id)
+                    )
+                    waiting[r.id] = Waiting(cluster, position, None, f"{closed}: your run waits on {cluster}")
         decisions = admission.admit(
             list(runs.values()), inventories, health, held, self.clock(), head_hold=self.settings.head_hold
         )
         # the whole view at once, before any run is let go: a listing read while one is let go sees
         # every other run's wait, not part of them
-        waiting: dict[int, Waiting] = {}
         for decision in decisions:
             if isinstance(decision, admission.Wait):
                 record = by_key[decision.key]

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, Float, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["VERSION_TABLE", "Base", "RunMoveRow", "RunRow", "SshCa", "SshKey"]
+__all__ = ["VERSION_TABLE", "Base", "CloudUsageRow", "RunMoveRow", "RunRow", "SshCa", "SshKey"]
 
 # alembic's own table, named so that the store may share a database with other applications
 VERSION_TABLE = "hybridhub_alembic_version"
@@ -117,3 +117,16 @@ class RunMoveRow(Base):
     left_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # when the copy was found deleted; None while it may still be there
     cleaned: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class CloudUsageRow(Base):
+    """GPU-seconds a user's pods held in the cloud clusters in one budget period (the cloud budget's
+    ledger): the service adds what its inventory saw on every admission pass."""
+
+    __tablename__ = "cloud_usage"
+    __table_args__ = (UniqueConstraint("user", "period_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(255))
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    gpu_seconds: Mapped[float] = mapped_column(Float)

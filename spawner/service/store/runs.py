@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .access import Store
-from .models import RunMoveRow, RunRow
+from .models import CloudUsageRow, RunMoveRow, RunRow
 
 __all__ = [
     "ADMITTED",
@@ -27,6 +27,7 @@ __all__ = [
     "NewRun",
     "RunRecord",
     "RunRegistry",
+    "UsageLedger",
 ]
 
 # The registry row is written before anything is sent to a cluster; the create is not confirmed yet.
@@ -361,3 +362,49 @@ class RunRegistry:
 
 def _copy_left() -> Any:
     return RunMoveRow.left_behind.is_(True) & RunMoveRow.cleaned.is_(None)
+
+
+class UsageLedger:
+    """The cloud_usage table: GPU-seconds per user and budget period."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def add(self, period_start: datetime, seconds: Mapping[str, float]) -> None:
+        """Add GPU-seconds to each user's row of the period, made when missing (one transaction)."""
+        if not seconds:
+            return
+
+        def write(session: Session) -> None:
+            for attempt in range(3):
+                for user, amount in seconds.items():
+                    changed = session.execute(
+                        update(CloudUsageRow)
+                        .where(CloudUsageRow.user == user, CloudUsageRow.period_start == period_start)
+                        .values(gpu_seconds=CloudUsageRow.gpu_seconds + amount)
+                    )
+                    if not getattr(changed, "rowcount", 0):
+                        session.add(CloudUsageRow(user=user, period_start=period_start, gpu_seconds=amount))
+                try:
+                    session.commit()
+                    return
+                except IntegrityError:
+                    # another writer made a user's first row of the period meanwhile: add to it instead
+                    session.rollback()
+                    if attempt == 2:
+                        raise
+
+        await self.store.call(write)
+
+    async def used(self, period_start: datetime) -> dict[str, float]:
+        """GPU-seconds per user in the period that starts at ``period_start``."""
+
+        def read(session: Session) -> dict[str, float]:
+            rows = session.execute(
+                select(CloudUsageRow.user, CloudUsageRow.gpu_seconds).where(
+                    CloudUsageRow.period_start == period_start
+                )
+            )
+            return {user: float(amount) for user, amount in rows}
+
+        return await self.store.call(read)

@@ -24,9 +24,10 @@ from spawner.service.capacity import fleet_capacity
 from spawner.service.fleet import ClusterMember, Fleet
 from spawner.service.metrics import Metrics
 from spawner.service.runs.manager import RunManager, RunSettings
+from spawner.service.runs.metering import CloudMeter
 from spawner.service.runs.namespaces import RunNamespaceSettings
 from spawner.service.store import Store
-from spawner.service.store.runs import RunRegistry
+from spawner.service.store.runs import RunRegistry, UsageLedger
 from tests.spawner.service.inprocess import PREFIX, TokenTable, user
 
 __all__ = ["PREFIX", "RunsService", "running_runs_service", "tokens_for"]
@@ -67,6 +68,7 @@ class RunsService:
     manager: RunManager
     store: Store
     port: int
+    metrics: Metrics
 
     @property
     def argo_host(self) -> str:
@@ -131,7 +133,12 @@ async def running_runs_service(
         admission_interval=0.2,
         **settings,
     )
-    manager = RunManager(RunRegistry(store), fleet, book, run_settings)
+    capacity = fleet_capacity(fleet, book)
+    metrics = Metrics(capacity, fleet.health, lambda: len(book))
+    meter = CloudMeter(UsageLedger(store), run_settings.cloud_budget)
+    manager = RunManager(RunRegistry(store), fleet, book, run_settings, meter=meter, on_move=metrics.moved)
+    teams = {name: team.members for name, team in run_settings.cloud_budget.teams.items()}
+    metrics.watch_runs(lambda: manager.lag, meter.used, teams)
     await fleet.start()
     try:
         async with asyncio.timeout(30):
@@ -139,15 +146,13 @@ async def running_runs_service(
                 await asyncio.sleep(0.05)
         manager.start()
         app = HybridHubService(service_prefix=PREFIX)
-        capacity = fleet_capacity(fleet, book)
-        metrics = Metrics(capacity, fleet.health, lambda: len(book))
         sock, port = bind_unused_port()
         server = HTTPServer(
             app.make_app(fleet, book, metrics, capacity, hub_auth=TokenTable(tokens), runs=manager)
         )
         server.add_sockets([sock])
         try:
-            yield RunsService(sim, fleet, manager, store, port)
+            yield RunsService(sim, fleet, manager, store, port, metrics)
         finally:
             server.stop()
             await server.close_all_connections()

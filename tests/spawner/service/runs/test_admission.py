@@ -756,6 +756,73 @@ def test_choose_cluster(
     assert found == choice
 
 
+SPENT = "you have used 40.0 of your 40 cloud GPU-hours this month, until 2027-01-01 00:00 UTC"
+CLOSED = [
+    # (id, run, inventories, health, choice) with the user's cloud budget spent
+    (
+        # past max_wait, where it goes to eks without the budget ("onprem-wait-over-max-wait" above), it
+        # waits for on-prem and says why
+        "past-max-wait-waits-for-onprem",
+        run("r", G8, max_wait=1800, submitted=NOW - 3600),
+        [FULL, EKS],
+        {},
+        Choice("onprem", False, 1800.0, f"{BUSY}: waiting about 30 min for on-prem, not the cloud: {SPENT}"),
+    ),
+    (
+        "onprem-fits-starts-there",
+        run("r", G8),
+        [FREE, EKS],
+        {},
+        Choice(
+            "onprem",
+            True,
+            0.0,
+            "onprem has 8 of 8 A100 free; your run needs 8: starting on onprem (pods on a)",
+        ),
+    ),
+    (
+        "onprem-down-no-cluster",
+        run("r", G8),
+        [FREE, EKS],
+        down("onprem", "api unreachable"),
+        Choice(
+            None,
+            False,
+            None,
+            f"no cluster can take your run: onprem is down (api unreachable); not the cloud: {SPENT}",
+        ),
+    ),
+    (
+        "pinned-to-the-cloud-waits-there",
+        run("r", G8, "eks"),
+        [FREE, EKS],
+        {},
+        Choice("eks", False, None, f"{SPENT}: your run waits on eks"),
+    ),
+    (
+        "pinned-to-onprem-as-ever",
+        run("r", G8, "onprem"),
+        [FREE, EKS],
+        {},
+        Choice(
+            "onprem",
+            True,
+            0.0,
+            "onprem has 8 of 8 A100 free; your run needs 8: starting on onprem (pods on a)",
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("r", "inventories", "health", "choice"), [pytest.param(*row[1:], id=row[0]) for row in CLOSED]
+)
+def test_choose_cluster_with_the_cloud_budget_spent(
+    r: QueuedRun, inventories: list[ClusterInventory], health: dict[str, ClusterHealth], choice: Choice
+) -> None:
+    assert choose_cluster(r, inventories, health, [], NOW, cloud_closed=SPENT) == choice
+
+
 def test_choose_cluster_counts_reservations() -> None:
     # The on-prem node is held for another run, so this one goes to the cloud.
     found = choose_cluster(run("r", G8, max_wait=0), [FREE, EKS], {}, [held("a", 8)], NOW)

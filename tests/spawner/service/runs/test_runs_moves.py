@@ -216,6 +216,9 @@ async def test_a_waiting_run_moves_to_eks_when_onprem_goes_down_and_its_copy_goe
     copies = await until(lambda: _no_copies_left(svc), 30)
     assert copies
     assert workflows_in(sim, "onprem", name) == []
+    # the metric collector counted the move out
+    scrape = svc.metrics.render().decode()
+    assert 'hybridhub_run_moves_total{direction="out",source="onprem",target="eks"}' in scrape, scrape
     await delete(svc, name, blocker)
 
 
@@ -285,6 +288,8 @@ async def test_a_run_waiting_on_eks_comes_back_when_onprem_has_room(
     assert found["cluster"] == "onprem", found
     assert found["moves"][-1]["from"] == "eks" and found["moves"][-1]["to"] == "onprem", found
     assert workflows_in(sim, "eks", name) == []
+    scrape = svc.metrics.render().decode()
+    assert 'hybridhub_run_moves_total{direction="back",source="eks",target="onprem"} 1.0' in scrape, scrape
     # a new run goes on-prem
     fresh = unique("fresh")
     assert (await svc.call("POST", ARGO, "carol-token", {"workflow": workflow(fresh)}))[0] == 200
