@@ -185,6 +185,7 @@ class RunManager:
         # every user of the hub, or None when the hub does not answer: for the user sweep
         self.hub_users = hub_users
         self._users_swept_at: float | None = None
+        self._sweeping: asyncio.Task[None] | None = None  # the sweeps under way, beside the passes
         # why runs that would move stay where they are, by registry id (the last pass's view)
         self._stays: dict[int, str] = {}
 
@@ -194,11 +195,12 @@ class RunManager:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="run-admission")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._sweeping):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._sweeping = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -665,15 +667,7 @@ class RunManager:
         # at once, so that a cluster whose link hangs holds up no other cluster's runs
         await asyncio.gather(*(self._finish(r) for r in unfinished))
         await self._release_bound()
-        interval = self.settings.orphan_sweep_interval
-        if interval > 0 and (self._swept_at is None or self.clock() - self._swept_at >= interval):
-            self._swept_at = self.clock()
-            await self.sweep_orphans()
-        interval = self.settings.user_sweep_interval
-        due = self._users_swept_at is None or self.clock() - self._users_swept_at >= interval
-        if self.hub_users is not None and interval > 0 and due:
-            self._users_swept_at = self.clock()
-            await self.sweep_users()
+        self._start_sweeps()
         await self._clean_copies()
         waiting = await self.registry.runs(states=[SUBMITTING, QUEUED])
         if await self._move_waiting(waiting):
@@ -686,6 +680,40 @@ class RunManager:
             lag[r.cluster or ""] = (count + 1, max(longest, now - r.submitted.timestamp()))
         self.lag = lag
         await self._admit([r for r in waiting if r.state == QUEUED and r.id not in self._in_flight])
+
+    def _start_sweeps(self) -> None:
+        """Start the sweeps that are due, beside the pass: a sweep lists every cluster, and one that
+        hangs until its timeouts must not hold up letting runs go elsewhere. One of each at a time."""
+        if self._sweeping is not None and not self._sweeping.done():
+            return
+        orphans = self.settings.orphan_sweep_interval
+        orphans_due = orphans > 0 and (self._swept_at is None or self.clock() - self._swept_at >= orphans)
+        users = self.settings.user_sweep_interval
+        users_due = (
+            self.hub_users is not None
+            and users > 0
+            and (self._users_swept_at is None or self.clock() - self._users_swept_at >= users)
+        )
+        if not (orphans_due or users_due):
+            return
+        if orphans_due:
+            self._swept_at = self.clock()
+        if users_due:
+            self._users_swept_at = self.clock()
+        self._sweeping = asyncio.get_running_loop().create_task(
+            self._sweep(orphans_due, users_due), name="run-sweeps"
+        )
+
+    async def _sweep(self, orphans: bool, users: bool) -> None:
+        try:
+            if orphans:
+                await self.sweep_orphans()
+            if users:
+                await self.sweep_users()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run sweep failed; trying again at the next interval")
 
     # ------------------------------------------------------------------ the cloud budget
 
@@ -730,7 +758,7 @@ class RunManager:
             moved_at[m.run_id] = m.at.timestamp()
         order = sorted(waiting, key=lambda r: (r.submitted, r.id))
         view = (inventories, health, held, roles, now)
-        any_moved = False
+        moves: list[tuple[RunRecord, Move]] = []
         for r in candidates:
             ahead: dict[str, list[Gang]] = {}
             for other in order:
@@ -755,8 +783,9 @@ class RunManager:
             if isinstance(plan, str):
                 self._stays[r.id] = plan
             elif plan is not None:
-                any_moved |= await self._carry_out(r, plan)
-        return any_moved
+                moves.append((r, plan))
+        # at once: a delete that waits on a cluster that stopped answering holds up no other move
+        return any(await asyncio.gather(*(self._carry_out(r, plan) for r, plan in moves)))
 
     def _plan_move(
         self,
@@ -902,32 +931,41 @@ class RunManager:
         known = {(r.cluster, r.namespace, r.kind, r.name) for r in await self.registry.runs()}
         selector = f"{HUB_LABEL}={self.settings.namespaces.hub_instance}"
         health = self.fleet.health()
-        removed: list[tuple[str, str, str, str]] = []
         now = datetime.now(UTC)
-        for cluster in [i.cluster for i in self.fleet.inventories() if not is_down(health, i.cluster)]:
-            api = self.service_api(cluster)
-            for kind, (prefix, plural) in COLLECTIONS.items():
-                try:
-                    found = await api.send("GET", f"{prefix}/{plural}", query={"labelSelector": selector})
-                except ClusterError:
+        clusters = [i.cluster for i in self.fleet.inventories() if not is_down(health, i.cluster)]
+        # each cluster at once, so that one whose link hangs holds up no other's sweep
+        found = await asyncio.gather(*(self._sweep_cluster(c, known, selector, now) for c in clusters))
+        return [one for removed in found for one in removed]
+
+    async def _sweep_cluster(
+        self, cluster: str, known: set[tuple[str | None, str, str, str]], selector: str, now: datetime
+    ) -> list[tuple[str, str, str, str]]:
+        api = self.service_api(cluster)
+        removed: list[tuple[str, str, str, str]] = []
+        for kind, (prefix, plural) in COLLECTIONS.items():
+            try:
+                found = await api.send("GET", f"{prefix}/{plural}", query={"labelSelector": selector})
+            except ClusterError as exc:
+                if exc.status is None:  # no answer: the next kinds would wait as long; next sweep
+                    break
+                continue
+            for obj in found.get("items") or ():
+                meta = obj.get("metadata") or {}
+                key = (str(meta.get("namespace")), kind, str(meta.get("name")))
+                # what the service creates has no owner; a controller's child that inherited the
+                # hub's label from its run (a Katib trial's Job or TrainJob) belongs to that run
+                owned = bool(meta.get("ownerReferences"))
+                if owned or (cluster, *key) in known or not _older(meta, now, self.settings.orphan_grace):
                     continue
-                for obj in found.get("items") or ():
-                    meta = obj.get("metadata") or {}
-                    key = (str(meta.get("namespace")), kind, str(meta.get("name")))
-                    # what the service creates has no owner; a controller's child that inherited the
-                    # hub's label from its run (a Katib trial's Job or TrainJob) belongs to that run
-                    owned = bool(meta.get("ownerReferences"))
-                    if owned or (cluster, *key) in known or not _older(meta, now, self.settings.orphan_grace):
+                try:
+                    await api.send("DELETE", object_path(kind, key[0], key[2]))
+                except ClusterError as exc:
+                    if exc.status != 404:
                         continue
-                    try:
-                        await api.send("DELETE", object_path(kind, key[0], key[2]))
-                    except ClusterError as exc:
-                        if exc.status != 404:
-                            continue
-                    log.warning(
-                        "deleted %s %s/%s in %s: the registry has no such run", kind, key[0], key[2], cluster
-                    )
-                    removed.append((cluster, key[0], kind, key[2]))
+                log.warning(
+                    "deleted %s %s/%s in %s: the registry has no such run", kind, key[0], key[2], cluster
+                )
+                removed.append((cluster, key[0], kind, key[2]))
         return removed
 
     async def sweep_users(self) -> list[tuple[str, str]]:
@@ -1001,32 +1039,37 @@ class RunManager:
 
     async def _release_bound(self) -> None:
         """Give back the holds of runs whose GPU pods are bound: the inventory counts them now, and
-        holding both would count those GPUs twice. A hold also ends by itself (admission_hold)."""
+        holding both would count those GPUs twice. A hold also ends by itself (admission_hold). All
+        runs at once, so that a cluster whose link hangs holds up no other cluster's holds."""
+        held = []
         for run_id, (record, holds) in list(self._holding.items()):
-            live = [h for h in holds if self.book.get(h) is not None]
-            if not live:
+            if any(self.book.get(h) is not None for h in holds):
+                held.append((run_id, record))
+            else:
                 del self._holding[run_id]
-                continue
-            selector = f"{RUN_POD_LABELS[record.kind]}={record.name}"
-            path = f"/api/v1/namespaces/{record.namespace}/pods"
-            try:
-                answer = await self.service_api(record.cluster or "").send(
-                    "GET", path, query={"labelSelector": selector}
-                )
-            except ClusterError:
-                continue
-            # bound, and counted by the inventory: a hold given back before the watch has seen the pod
-            # would leave its GPUs counted by neither for a moment
-            bound = sum(
-                1
-                for pod in answer.get("items") or ()
-                if _bound_gpu_pod(pod)
-                and self.fleet.counts_pod(
-                    record.cluster or "", record.namespace, str((pod.get("metadata") or {}).get("name"))
-                )
+        await asyncio.gather(*(self._release_if_bound(run_id, record) for run_id, record in held))
+
+    async def _release_if_bound(self, run_id: int, record: RunRecord) -> None:
+        selector = f"{RUN_POD_LABELS[record.kind]}={record.name}"
+        path = f"/api/v1/namespaces/{record.namespace}/pods"
+        try:
+            answer = await self.service_api(record.cluster or "").send(
+                "GET", path, query={"labelSelector": selector}
             )
-            if bound >= sum(1 for gpus, _ in record.gang if gpus):
-                self._release(run_id)
+        except ClusterError:
+            return
+        # bound, and counted by the inventory: a hold given back before the watch has seen the pod
+        # would leave its GPUs counted by neither for a moment
+        bound = sum(
+            1
+            for pod in answer.get("items") or ()
+            if _bound_gpu_pod(pod)
+            and self.fleet.counts_pod(
+                record.cluster or "", record.namespace, str((pod.get("metadata") or {}).get("name"))
+            )
+        )
+        if bound >= sum(1 for gpus, _ in record.gang if gpus):
+            self._release(run_id)
 
     async def _resume_submit(self, record: RunRecord) -> None:
         """A run registered but not confirmed created: created once, whether or not the first try

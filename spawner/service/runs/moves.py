@@ -141,7 +141,8 @@ def plan_move(
     Only runs the user left to the service (``wanted`` is auto) move, and only where the choice is
     another cluster. A run moves when its cluster is DOWN (wherever the choice is, since that cluster
     cannot be read), when the choice can start it now (on-prem lagging past the run's max_wait while
-    the cloud has room; or waiting in the cloud while on-prem has room again), and back to on-prem
+    the cloud has room, never sooner: a degraded on-prem keeps the runs within their max_wait; or
+    waiting in the cloud while on-prem has room again), and back to on-prem
     from the cloud when the choice is to wait there (on-prem is healthy again and the run is within
     its max_wait). A run that moved less than ``settle`` seconds ago stays, unless its cluster is
     DOWN, so that a cluster's health flapping does not bounce it.
@@ -157,6 +158,11 @@ def plan_move(
     down = _state(health, source) is Health.DOWN
     back = roles.get(target) is Role.ONPREM and roles.get(source) is not Role.ONPREM
     if not (down or choice.start_now or back):
+        return None
+    if not down and roles.get(source) is Role.ONPREM and now - run.submitted < run.max_wait:
+        # on-prem that answers keeps a run within its max_wait, degraded or not: a run moves out of
+        # on-prem when it is down or lags, and a copy there that does not answer in time holds up
+        # nothing (delete_first on a hung link would)
         return None
     if not down and moved_at is not None and now - moved_at < settle:
         return None

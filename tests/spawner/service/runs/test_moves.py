@@ -78,12 +78,29 @@ PLANS: list[tuple[str, QueuedRun, Choice, dict[str, ClusterHealth], dict[str, An
         None,
     ),
     (
-        "degraded-onprem-the-cloud-starts-it",
+        "degraded-onprem-past-max-wait-the-cloud-starts-it",
         waiting_in("onprem"),
         start("eks"),
         health(onprem=DEGRADED),
         {},
         Move("onprem", "eks", "moved from onprem to eks: room: starting on eks", True),
+    ),
+    (
+        # degraded is not down: within its max_wait the run stays, so no delete waits on a hung link
+        "degraded-onprem-within-max-wait-stays",
+        waiting_in("onprem", max_wait=3600),
+        start("eks"),
+        health(onprem=DEGRADED),
+        {},
+        None,
+    ),
+    (
+        "down-onprem-within-max-wait-moves",
+        waiting_in("onprem", max_wait=3600),
+        start("eks"),
+        health(onprem=DOWN),
+        {},
+        Move("onprem", "eks", "moved from onprem to eks: room: starting on eks", False),
     ),
     (
         "stays-where-the-choice-is",

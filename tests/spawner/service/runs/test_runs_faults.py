@@ -358,3 +358,43 @@ async def test_in_a_cluster_that_runs_kueue_admission_is_handed_to_it(
         assert wf["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "user-queue"
         assert wf["spec"]["suspend"] is True
         assert (await s.call("DELETE", f"{ARGO}/{name}", "kim-token"))[0] == 200
+
+
+async def test_a_sweep_that_waits_on_a_hung_cluster_holds_up_no_admission_pass(
+    svc: RunsService, sim: SimProcess
+) -> None:
+    """The sweeps list every cluster; one whose link hangs makes them wait out their timeouts, which
+    they do beside the passes, not in them."""
+    admin = sim.admin("onprem")
+    svc.manager._swept_at = None  # a sweep is due
+    admin.set_faults(hung=True, hungParts=["api"])
+    try:
+        await svc.manager.pass_once()  # starts the sweep, or finds the loop's under way
+        sweeping = svc.manager._sweeping
+        assert sweeping is not None
+        # a pass ends while the sweep still waits on onprem (its request timeout is 3 s)
+        await svc.manager.pass_once()
+        assert not sweeping.done()
+        # and a run on eks is let go meanwhile
+        name = unique("eks-meanwhile")
+        body = {"workflow": workflow(name, cluster="eks")}
+        assert (await svc.call("POST", ARGO, "carol-token", body))[0] == 200
+        await until(lambda: _is(svc, "carol", "Workflow", name, ADMITTED), 10)
+    finally:
+        admin.clear_faults()
+    await until(lambda: _done(sweeping), 30)
+    assert sweeping.exception() is None
+    await until(lambda: _healthy(svc, "onprem"), 30)  # for the tests after this one
+    assert (await svc.call("DELETE", f"{ARGO}/{name}", "carol-token"))[0] == 200
+
+
+async def _is(svc: RunsService, user: str, kind: str, name: str, state: str) -> bool:
+    return await state_of(svc, user, kind, name) == state
+
+
+async def _done(task: asyncio.Task[None]) -> bool:
+    return task.done()
+
+
+async def _healthy(svc: RunsService, cluster: str) -> bool:
+    return svc.fleet.health()[cluster].state.value == "healthy"
