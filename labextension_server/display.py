@@ -120,6 +120,10 @@ class ProductGpus:
     largest_free: int
     # GPUs one new node of an elastic pool would add; 0 where nothing grows.
     new_node_gpus: int = 0
+    # the lag: GPUs that runs queued here ask for, and the expected wait of a run of N GPUs placed
+    # now (seconds; None: it never fits here)
+    queued_gpus: int = 0
+    waits: tuple[tuple[int, float | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,15 @@ def _product_figures(p: ProductGpus) -> str:
         text += f", at most {p.largest_free} on one node"
     if p.new_node_gpus:
         text += f", a new node adds {p.new_node_gpus}"
+    if p.queued_gpus:
+        text += f", {p.queued_gpus} queued"
+    later = [
+        f"{gpus}: never fits" if seconds is None else f"{gpus}: about {duration(seconds)}"
+        for gpus, seconds in p.waits
+        if seconds is None or seconds > 0
+    ]
+    if later:
+        text += "; a run of " + ", ".join(later)
     return text
 
 
@@ -254,6 +267,19 @@ def _local_figures(g: LocalGpu) -> str:
     if g.temperature is not None:
         parts.append(f"{g.temperature}°C")
     return ", ".join(parts)
+
+
+def _waits(rows: Any) -> tuple[tuple[int, float | None], ...]:
+    """api/capacity's ``expected_wait`` list as (GPUs, seconds) pairs; what does not parse is left out."""
+    found: list[tuple[int, float | None]] = []
+    for row in rows if isinstance(rows, list) else ():
+        if not isinstance(row, Mapping) or _int(row.get("gpus")) <= 0:
+            continue
+        seconds = row.get("seconds")
+        if seconds is not None and not isinstance(seconds, int | float):
+            continue
+        found.append((_int(row.get("gpus")), None if seconds is None else float(seconds)))
+    return tuple(found)
 
 
 def gpus_view(
@@ -279,6 +305,8 @@ def gpus_view(
                 _int(p.get("free")),
                 _int(p.get("largest_free")),
                 _int(p.get("new_node_gpus")),
+                _int(p.get("queued_gpus")),
+                _waits(p.get("expected_wait")),
             )
             for p in c.get("products") or ()
         )

@@ -140,6 +140,33 @@ def test_gpus_text_shows_free_of_total_per_cluster_and_product_with_health() -> 
     ]
 
 
+def test_gpus_shows_the_lag_each_product_has_for_a_run_placed_now() -> None:
+    a100 = {
+        "product": "NVIDIA-A100",
+        "total": 8,
+        "free": 2,
+        "largest_free": 2,
+        "new_node_gpus": 0,
+        "queued_gpus": 4,
+        "expected_wait": [
+            {"gpus": 1, "seconds": 0.0},
+            {"gpus": 2, "seconds": 0.0},
+            {"gpus": 4, "seconds": 1200.0},
+            {"gpus": 8, "seconds": None},
+            {"gpus": "x", "seconds": 1.0},  # what does not parse is left out
+            {"gpus": 16, "seconds": "soon"},
+        ],
+    }
+    capacity = {"clusters": [{"name": "onprem", "role": "onprem", "health": "healthy", "products": [a100]}]}
+    view = gpus_view(capacity)
+    assert (
+        view.text()
+        .splitlines()[1]
+        .endswith("2/8 free, at most 2 on one node, 4 queued; a run of 4: about 20m, 8: never fits")
+    )
+    assert "a run of 4: about 20m, 8: never fits" in view.html()
+
+
 @pytest.mark.parametrize(
     ("queues", "line"),
     [

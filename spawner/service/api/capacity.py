@@ -6,13 +6,16 @@ from typing import Any
 
 from tornado import web
 
+from spawner.service.runs.admission import product_waits
+
 from .base import SCOPE_CAPACITY, ApiHandler
 
 __all__ = ["CapacityHandler"]
 
 
 class CapacityHandler(ApiHandler):
-    """Per cluster its health and pools, per GPU product total / free / largest free, and per node."""
+    """Per cluster its health and pools, per GPU product total / free / largest free and the lag (GPUs
+    queued by runs waiting there, and the expected wait of a run of 1, 2, 4 and 8 GPUs), and per node."""
 
     required_scopes = (SCOPE_CAPACITY,)
 
@@ -20,9 +23,15 @@ class CapacityHandler(ApiHandler):
     def get(self) -> None:
         products = self.capacity()
         health = self.fleet.health()
+        runs = self.settings.get("runs")
+        queued = runs.queued_now() if runs is not None else {}
+        held, now = self.book.active(), self.book.clock()
         clusters: list[dict[str, Any]] = []
         for inventory in self.fleet.inventories():
             h = health.get(inventory.cluster)
+            ahead = queued.get(inventory.cluster, [])
+            # the lag: what a one-pod run of each size would wait there now, behind the queue
+            waits = product_waits(inventory, held, now, ahead=ahead)
             clusters.append(
                 {
                     "name": inventory.cluster,
@@ -47,6 +56,13 @@ class CapacityHandler(ApiHandler):
                             "free": p.free,
                             "largest_free": p.largest_free,
                             "new_node_gpus": p.new_node_gpus,
+                            "queued_gpus": sum(
+                                pod.gpus for g in ahead for pod in g.pods if pod.product in (None, p.product)
+                            ),
+                            "expected_wait": [
+                                {"gpus": size, "seconds": seconds}
+                                for size, seconds in waits.get(p.product, ())
+                            ],
                         }
                         for p in products.get(inventory.cluster, ())
                     ],

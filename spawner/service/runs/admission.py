@@ -35,6 +35,7 @@ __all__ = [
     "gang_reservations",
     "live_holds",
     "pack_new_nodes",
+    "product_waits",
 ]
 
 AUTO = "auto"  # a run's cluster when the service chooses it
@@ -317,6 +318,42 @@ def expected_wait(
         typical_run_seconds=typical_run_seconds,
     )
     return found.seconds
+
+
+def product_waits(
+    inventory: ClusterInventory,
+    reservations: Sequence[Reservation],
+    now: float,
+    *,
+    ahead: Sequence[Gang] = (),
+    sizes: Sequence[int] = (1, 2, 4, 8),
+    typical_run_seconds: float = TYPICAL_RUN_SECONDS,
+) -> dict[str, list[tuple[int, float | None]]]:
+    """The cluster's lag: per GPU product it has (on its nodes or its elastic pools' new nodes), the
+    expected wait of a one-pod run of each size in ``sizes`` behind the runs queued there (``ahead``),
+    as ``estimate_wait`` works it out; None for a size that can never fit there. What a run placed
+    now would wait, so "onprem: about 20 min for 4 x A100; eks: now" can be said before it is sent."""
+    products = {n.gpu_product for n in inventory.nodes if n.gpus_allocatable > 0 and n.gpu_product}
+    products |= {
+        p.gpu_product for p in inventory.pools if p.elastic and p.gpus_per_node > 0 and p.gpu_product
+    }
+    return {
+        product: [
+            (
+                size,
+                expected_wait(
+                    Gang((PodGpus(size, product),)),
+                    inventory,
+                    reservations,
+                    now,
+                    ahead=ahead,
+                    typical_run_seconds=typical_run_seconds,
+                ),
+            )
+            for size in sizes
+        ]
+        for product in sorted(products)
+    }
 
 
 def estimate_wait(

@@ -333,6 +333,14 @@ class RunManager:
             self._in_flight.discard(record.id)
             self.wake()
 
+    def queued_now(self) -> dict[str, list[Gang]]:
+        """The gangs waiting in each cluster's queue, as the last admission pass read them with the
+        runs submitted since (empty before the first pass): for the lag that api/capacity shows."""
+        gangs: dict[str, list[Gang]] = {}
+        for cluster, gang in (self._queue or {}).values():
+            gangs.setdefault(cluster, []).append(gang)
+        return gangs
+
     async def _queued_gangs(self) -> dict[str, list[Gang]]:
         """The gangs waiting in each cluster's queue, oldest first: as the last admission pass read
         them, with the runs submitted since; from the store only before the first pass."""

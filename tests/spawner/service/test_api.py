@@ -65,9 +65,21 @@ async def api() -> AsyncIterator[Service]:
         yield running
 
 
+LAG = ("queued_gpus", "expected_wait")
+
+
 def products(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, int]]:
     return {
-        (c["name"], p["product"]): {k: v for k, v in p.items() if k != "product"}
+        (c["name"], p["product"]): {k: v for k, v in p.items() if k != "product" and k not in LAG}
+        for c in body["clusters"]
+        for p in c["products"]
+    }
+
+
+def lag(body: dict[str, Any]) -> dict[tuple[str, str], tuple[int, dict[int, float | None]]]:
+    """Per cluster and product: GPUs queued there, and the expected wait by run size."""
+    return {
+        (c["name"], p["product"]): (p["queued_gpus"], {w["gpus"]: w["seconds"] for w in p["expected_wait"]})
         for c in body["clusters"]
         for p in c["products"]
     }
@@ -87,6 +99,12 @@ async def test_capacity(api: Service) -> None:
     assert products(body) == {
         ("onprem", A100): {"total": 16, "free": 3, "largest_free": 2, "new_node_gpus": 0},
         ("eks", L40S): {"total": 0, "free": 0, "largest_free": 0, "new_node_gpus": 4},
+    }
+    # the lag: 2 GPUs free on one node start now, 4 wait for a typical run (30 min) to end; eks's new
+    # L40S nodes start up to 4 now, and 8 never fit one
+    assert lag(body) == {
+        ("onprem", A100): (0, {1: 0.0, 2: 0.0, 4: 1800.0, 8: 1800.0}),
+        ("eks", L40S): (0, {1: 0.0, 2: 0.0, 4: 0.0, 8: None}),
     }
     onprem, eks = body["clusters"]
     assert (onprem["name"], onprem["role"], onprem["health"], onprem["synced"]) == (
@@ -125,8 +143,11 @@ async def test_health_names_each_cluster_state_and_reason_only(api: Service) -> 
 async def test_capacity_deducts_live_reservations(api: Service) -> None:
     placed = await api.call("POST", "api/placements", "hub", place_body(2))
     assert placed.status == 200, placed.text
-    after = products((await api.call("GET", "api/capacity", "ann")).json)
+    body = (await api.call("GET", "api/capacity", "ann")).json
+    after = products(body)
     assert after[("onprem", A100)] == {"total": 16, "free": 1, "largest_free": 1, "new_node_gpus": 0}
+    # and the expected waits: 2 GPUs no longer start now
+    assert lag(body)[("onprem", A100)] == (0, {1: 0.0, 2: 1800.0, 4: 1800.0, 8: 1800.0})
 
 
 # -------------------------------------------------------------------------------------- placements

@@ -32,7 +32,7 @@ from tests.spawner.service.inprocess import PREFIX, TokenTable, user
 
 __all__ = ["PREFIX", "RunsService", "running_runs_service", "tokens_for"]
 
-SCOPES = ("custom:hybridhub:runs", "access:services!service=hybridhub")
+SCOPES = ("custom:hybridhub:runs", "custom:hybridhub:capacity", "access:services!service=hybridhub")
 
 
 def tokens_for(*names: str) -> dict[str, dict[str, Any]]:

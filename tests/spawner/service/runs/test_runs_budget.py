@@ -18,7 +18,7 @@ from spawner.service.runs.budget import CloudBudget, period_bounds
 from spawner.service.store.runs import ADMITTED, UsageLedger
 
 from .runs_harness import RunsService, running_runs_service, tokens_for
-from .test_runs_moves import CLUSTER_FILE, POOLS, workflow
+from .test_runs_moves import A100, CLUSTER_FILE, POOLS, workflow
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
 
@@ -134,7 +134,15 @@ async def test_past_their_cloud_budget_a_users_runs_wait_for_onprem_and_say_why(
 
     found = await until(says_why, 20)
     assert found["cluster"] == "onprem" and found["moves"] == [], found
-    # the lag of on-prem: a run waiting there, past its max_wait
+    # the lag of on-prem, as api/capacity shows it: 4 A100s queued there, and a run of 4 waits
+    status, capacity = await svc.call("GET", "api/capacity", "dave-token")
+    assert status == 200, capacity
+    onprem = next(c for c in capacity["clusters"] if c["name"] == "onprem")
+    a100 = next(p for p in onprem["products"] if p["product"] == A100)
+    assert a100["queued_gpus"] == 4, a100
+    waits = {w["gpus"]: w["seconds"] for w in a100["expected_wait"]}
+    assert waits[4] is not None and waits[4] > 0 and waits[8] is None, waits  # one node of 4
+    # ... and the metric collector: a run waiting there, past its max_wait
     lag = next(
         line
         for line in svc.metrics.render().decode().splitlines()
