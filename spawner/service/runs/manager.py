@@ -22,7 +22,7 @@ from spawner.service.runs.budget import CloudBudget
 from spawner.service.runs.clusterio import COLLECTIONS, ClusterError, UserApi, collection_path, object_path
 from spawner.service.runs.manifests import RUN_POD_LABELS, generated_name, placeholder, prepare, wanted
 from spawner.service.runs.metering import CloudMeter
-from spawner.service.runs.moves import ClusterRewrite, Move, for_cluster, plan_move, unmovable
+from spawner.service.runs.moves import ClusterRewrite, Move, for_cluster, plan_move, restarts, unmovable
 from spawner.service.runs.namespaces import RunNamespaceSettings, build, impersonated_user, namespace_name
 from spawner.service.runs.podspec import PodGpus
 from spawner.service.runs.policy import Gang, Refusal, Run, RunLimits, check_run, unchecked_run
@@ -186,6 +186,9 @@ class RunManager:
         self.hub_users = hub_users
         self._users_swept_at: float | None = None
         self._sweeping: asyncio.Task[None] | None = None  # the sweeps under way, beside the passes
+        # the phase last seen of each started run with restart-on-failover, by registry id: whether
+        # it had finished is what decides a restart once its cluster is down and cannot be asked
+        self._phases: dict[int, str] = {}
         # why runs that would move stay where they are, by registry id (the last pass's view)
         self._stays: dict[int, str] = {}
 
@@ -677,8 +680,9 @@ class RunManager:
         await self._release_bound()
         self._start_sweeps()
         await self._clean_copies()
+        started = await self._observe_started()
         waiting = await self.registry.runs(states=[SUBMITTING, QUEUED])
-        if await self._move_waiting(waiting):
+        if await self._move_waiting(waiting, started):
             waiting = await self.registry.runs(states=[SUBMITTING, QUEUED])
         self._queue = {r.id: (r.cluster or "", _gang(r)) for r in waiting}
         now = self.clock()
@@ -744,10 +748,31 @@ class RunManager:
     async def _moved(self, run_id: int) -> bool:
         return bool(await self.registry.moves(run_ids=[run_id]))
 
-    async def _move_waiting(self, waiting: Sequence[RunRecord]) -> bool:
+    async def _observe_started(self) -> list[RunRecord]:
+        """Read the phase of each started run with restart-on-failover whose cluster answers (all at
+        once); the started ones whose cluster is down, for ``_move_waiting``."""
+        health = self.fleet.health()
+        runs = [r for r in await self.registry.runs(states=[ADMITTED]) if restarts(r.manifest)]
+        self._phases = {r.id: p for r, p in ((r, self._phases.get(r.id)) for r in runs) if p is not None}
+        await asyncio.gather(*(self._observe(r) for r in runs if not is_down(health, r.cluster or "")))
+        return [r for r in runs if is_down(health, r.cluster or "")]
+
+    async def _observe(self, record: RunRecord) -> None:
+        path = object_path(record.kind, record.namespace, record.name)
+        try:
+            found = await self.service_api(record.cluster or "").send("GET", path)
+        except ClusterError as exc:
+            if exc.status == 404:
+                self._phases.pop(record.id, None)
+            return
+        if (found.get("metadata") or {}).get("uid") == record.uid:
+            self._phases[record.id] = phase_of(found)
+
+    async def _move_waiting(self, waiting: Sequence[RunRecord], started: Sequence[RunRecord] = ()) -> bool:
         """Move the runs that never started to where they should wait now (``moves.plan_move``): out
-        of a cluster that is down or lagging, back to on-prem when it has room again. True when one
-        moved. Runs that would move but may not get the reason added to their wait."""
+        of a cluster that is down or lagging, back to on-prem when it has room again; and restart the
+        ``started`` runs with restart-on-failover whose cluster is down. True when one moved. Runs
+        that would move but may not get the reason added to their wait."""
         self._stays = {}
         inventories, health, held = self._snapshot()
         roles = {i.cluster: i.role for i in inventories}
@@ -759,6 +784,8 @@ class RunManager:
             and r.id not in self._in_flight
             and (r.state == QUEUED or is_down(health, r.cluster or ""))
         ]
+        # a started run whose phase this process never saw stays: it may have finished
+        candidates += [r for r in started if r.id in self._phases and r.id not in self._in_flight]
         if not candidates:
             return False
         moved_at: dict[int, float] = {}
@@ -782,6 +809,11 @@ class RunManager:
                 submitted=r.submitted.timestamp(),
             )
             closed = await self.cloud_closed(r.user)
+            if r.state == ADMITTED:
+                plan = self._plan_move(r, queued, ahead, moved_at.get(r.id), closed, view, self._phases[r.id])
+                if isinstance(plan, Move):
+                    moves.append((r, plan))
+                continue
             plan = self._plan_move(r, queued, ahead, moved_at.get(r.id), closed, view)
             if closed and not isinstance(plan, Move):
                 # say so when the budget is what keeps it from the cloud
@@ -805,6 +837,7 @@ class RunManager:
         view: tuple[
             list[ClusterInventory], dict[str, ClusterHealth], tuple[Reservation, ...], dict[str, Role], float
         ],
+        started: str | None = None,
     ) -> Move | str | None:
         inventories, health, held, roles, now = view
         choice = admission.choose_cluster(
@@ -827,6 +860,8 @@ class RunManager:
             kueue_clusters=self.settings.kueue_queues.keys(),
             moved_at=moved_at,
             settle=self.settings.move_settle,
+            started=started,
+            restart=restarts(r.manifest),
         )
 
     async def _carry_out(self, record: RunRecord, move: Move) -> bool:

@@ -16,6 +16,7 @@ __all__ = [
     "AUTO",
     "KUEUE_QUEUE_LABEL",
     "MAX_WAIT_LABEL",
+    "ON_FAILOVER_LABEL",
     "RUN_POD_LABELS",
     "Wanted",
     "generated_name",
@@ -28,6 +29,10 @@ AUTO = "auto"
 # The label a user sets on a run to say how long it may wait for on-prem before it goes to the cloud:
 # seconds, or a number with s, m or h ("90", "30m", "2h").
 MAX_WAIT_LABEL = "hybridhub.io/max-wait"
+# "restart": a run that started and whose cluster goes down is made again in the cloud (at least once);
+# "stay" (the default): it stays where it started
+ON_FAILOVER_LABEL = "hybridhub.io/on-failover"
+ON_FAILOVER = ("stay", "restart")
 # Kueue's label: the LocalQueue that admits the run, where a cluster runs Kueue.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 # The label that marks each kind's pods with the run's name.
@@ -70,6 +75,14 @@ def wanted(manifest: Mapping[str, Any], clusters: Collection[str], default_max_w
                 "use seconds or a number with s, m or h, such as 30m"
             )
         max_wait = float(int(match.group(1)) * _UNITS[match.group(2)])
+    failover = labels.get(ON_FAILOVER_LABEL, "stay")
+    if failover not in ON_FAILOVER:
+        return f"metadata.labels['{ON_FAILOVER_LABEL}']: {failover!r} is not stay or restart"
+    if failover == "restart" and cluster != AUTO:
+        return (
+            f"metadata.labels['{ON_FAILOVER_LABEL}']: restart needs {CLUSTER_LABEL}: auto; a run pinned to"
+            f" {cluster} stays there"
+        )
     return Wanted(cluster, max_wait)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from spawner.core.model import ClusterHealth, Health, Role
 from spawner.service.runs.admission import AUTO, Choice, QueuedRun
-from spawner.service.runs.manifests import KUEUE_QUEUE_LABEL
+from spawner.service.runs.manifests import KUEUE_QUEUE_LABEL, ON_FAILOVER_LABEL
 
 __all__ = [
     "MOVABLE_LABEL",
@@ -19,8 +19,12 @@ __all__ = [
     "cluster_rewrites",
     "for_cluster",
     "plan_move",
+    "restarts",
     "unmovable",
 ]
+
+# the phases in which a run has ended (Argo's, and the newest True condition of the other kinds)
+FINISHED = frozenset({"Succeeded", "Failed", "Error", "Complete", "Completed"})
 
 # The label a user sets to "false" to keep a run where it was first placed.
 MOVABLE_LABEL = "hybridhub.io/movable"
@@ -98,6 +102,12 @@ def _volumes(obj: Any) -> Iterator[Mapping[str, Any]]:
             yield from _volumes(value)
 
 
+def restarts(manifest: Mapping[str, Any]) -> bool:
+    """Whether the user chose restart-on-failover for the run (``hybridhub.io/on-failover: restart``)."""
+    labels = (manifest.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(ON_FAILOVER_LABEL) == "restart")
+
+
 def unmovable(manifest: Mapping[str, Any]) -> str:
     """Why the run must stay in the cluster it was placed in, as a sentence; empty when it may move.
     A run that mounts storage of one site (an NFS share, an existing PersistentVolumeClaim) reads
@@ -135,6 +145,8 @@ def plan_move(
     kueue_clusters: Collection[str] = (),
     moved_at: float | None = None,
     settle: float = 30.0,
+    started: str | None = None,
+    restart: bool = False,
 ) -> Move | str | None:
     """Whether a run waiting in ``run.cluster``, never let go there, moves to ``choice.cluster``.
 
@@ -147,6 +159,11 @@ def plan_move(
     its max_wait). A run that moved less than ``settle`` seconds ago stays, unless its cluster is
     DOWN, so that a cluster's health flapping does not bounce it.
 
+    ``started`` is the phase last seen of a run that was let go (None: it was not): such a run moves
+    only when the user chose restart-on-failover for it (``restart``), its cluster is DOWN and it
+    had not finished there; it is made again in the target from the start, and may run in both until
+    the source answers and its copy there is deleted (at least once).
+
     The copy in a cluster that answers is deleted first. In a DOWN cluster it stays, held back:
     only the service lets it go, and it never will, so it cannot run. Kueue lets runs go by itself,
     so a run waiting in a cluster that runs Kueue moves only when that cluster answers.
@@ -156,6 +173,18 @@ def plan_move(
     if wanted != AUTO or source == AUTO or target is None or target == source:
         return None
     down = _state(health, source) is Health.DOWN
+    if started is not None:
+        if not restart or not down or started in FINISHED:
+            return None
+        if unmovable_reason:
+            return f"it is not restarted on {target}: {unmovable_reason}"
+        return Move(
+            source,
+            target,
+            f"restarted on {target} (restart-on-failover; it was {started} on {source}, where it may run"
+            f" on until {source} answers and that copy is deleted): {choice.reason}",
+            False,
+        )
     back = roles.get(target) is Role.ONPREM and roles.get(source) is not Role.ONPREM
     if not (down or choice.start_now or back):
         return None

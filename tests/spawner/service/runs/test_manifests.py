@@ -38,6 +38,13 @@ def labelled(**labels: str) -> dict[str, Any]:
         (labelled(**{"hybridhub.io/max-wait": "-5"}), "is not a duration"),
         (labelled(**{"hybridhub.io/max-wait": "1.5h"}), "is not a duration"),
         (labelled(**{"hybridhub.io/max-wait": "99999999"}), "is not a duration"),
+        (labelled(**{"hybridhub.io/on-failover": "restart"}), Wanted("auto", 1800.0)),
+        (labelled(**{"hybridhub.io/on-failover": "stay"}), Wanted("auto", 1800.0)),
+        (labelled(**{"hybridhub.io/on-failover": "Restart"}), "'Restart' is not stay or restart"),
+        (
+            labelled(**{"hybridhub.io/on-failover": "restart", "hybridhub.io/cluster": "onprem"}),
+            "restart needs hybridhub.io/cluster: auto; a run pinned to onprem stays there",
+        ),
     ],
 )
 def test_labels_pin_a_cluster_and_set_the_wait(manifest: dict[str, Any], expected: Wanted | str) -> None:

@@ -324,3 +324,50 @@ async def _says(svc: RunsService, name: str, words: str) -> dict[str, Any] | Non
     found = await row(svc, name)
     queue = found.get("queue") or {}
     return found if words in str(queue.get("reason")) else None
+
+
+async def test_a_started_run_restarts_on_eks_when_its_user_chose_it_and_onprem_goes_down(
+    svc: RunsService, sim: SimProcess
+) -> None:
+    # two runs start on on-prem, 2 GPUs each, for an hour; one with restart-on-failover
+    keep, again = unique("keeps"), unique("restarts")
+    restartable = workflow(again, gpus=2, exit_after=None)
+    restartable["metadata"]["labels"]["hybridhub.io/on-failover"] = "restart"
+    for body in (workflow(keep, gpus=2, exit_after=None), restartable):
+        assert (await svc.call("POST", ARGO, "carol-token", {"workflow": body}))[0] == 200
+    for name in (keep, again):
+        await until(lambda name=name: _phase_is(svc, name, "Running"), 30)
+    record = await svc.manager.registry.get("carol", "Workflow", again)
+    assert record is not None and record.cluster == "onprem"
+    await until(lambda: _seen(svc, record.id), 10)  # the service has seen it running
+    admin = sim.admin("onprem")
+    admin.set_faults(down=True)
+    try:
+        await until(lambda: health_is(svc, "onprem", "down"))
+        # made again on eks, from the start, and running there under the same name
+        await until(lambda: _on(svc, again, "eks"), 30)
+        await until(lambda: _phase_is(svc, again, "Running"), 30)
+        found = await row(svc, again)
+        assert [(m["from"], m["to"]) for m in found["moves"]] == [("onprem", "eks")], found
+        assert (
+            "restarted on eks (restart-on-failover; it was Running on onprem" in found["moves"][0]["reason"]
+        )
+        # the other stays where it started
+        assert (await row(svc, keep))["cluster"] == "onprem"
+    finally:
+        admin.clear_faults()
+    # on-prem answers: the copy that ran on there is deleted; the one that stayed runs on
+    await until(lambda: health_is(svc, "onprem", "healthy"))
+    await until(lambda: _no_copies_left(svc), 30)
+    assert workflows_in(sim, "onprem", again) == []
+    assert len(workflows_in(sim, "onprem", keep)) == 1 and len(workflows_in(sim, "eks", again)) == 1
+    assert await phase(svc, keep) == "Running"
+    await delete(svc, keep, again)
+
+
+async def _seen(svc: RunsService, run_id: int) -> bool:
+    return svc.manager._phases.get(run_id) == "Running"
+
+
+async def _on(svc: RunsService, name: str, cluster: str) -> bool:
+    return (await row(svc, name))["cluster"] == cluster
