@@ -121,7 +121,11 @@ def charges(
 def _used(hours: float) -> str:
     if hours == 0:
         return "0"
-    return f"{hours:.1f}" if hours >= 0.1 else f"{hours:.2f}"
+    return f"{hours:.1f}" if hours >= 0.1 else f"{hours:.2g}"
+
+
+def _budget(hours: float) -> str:
+    return f"{hours:.3g}" if hours < 1 else f"{hours:g}"
 
 
 def over_budget(user: str, used: Mapping[str, float], budget: CloudBudget, period_end: datetime) -> str:
@@ -132,12 +136,13 @@ def over_budget(user: str, used: Mapping[str, float], budget: CloudBudget, perio
     mine = budget.users.get(user, budget.users.get(ANYONE))
     spent = used.get(user, 0.0) / 3600
     if mine is not None and spent >= mine:
-        return f"you have used {_used(spent)} of your {mine:g} cloud GPU-hours {until}"
+        return f"you have used {_used(spent)} of your {_budget(mine)} cloud GPU-hours {until}"
     for name in sorted(budget.teams):
         team = budget.teams[name]
         if user not in team.members:
             continue
         spent = sum(used.get(member, 0.0) for member in team.members) / 3600
         if spent >= team.hours:
-            return f"your team {name} has used {_used(spent)} of its {team.hours:g} cloud GPU-hours {until}"
+            hours = f"{_used(spent)} of its {_budget(team.hours)} cloud GPU-hours"
+            return f"your team {name} has used {hours} {until}"
     return ""

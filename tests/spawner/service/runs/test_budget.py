@@ -95,7 +95,7 @@ def test_a_cloud_gpu_pod_is_charged_to_its_notebook_user_or_run_namespace_and_no
 END = datetime(2027, 1, 1, tzinfo=UTC)
 BUDGET = CloudBudget(
     "month",
-    {"*": 10.0, "ada": 2.0, "zed": 0.0},
+    {"*": 10.0, "ada": 2.0, "zed": 0.0, "big": 1000.0},
     {"vision": Team(5.0, frozenset({"bob", "carol"})), "nlp": Team(100.0, frozenset({"carol"}))},
 )
 
@@ -121,6 +121,7 @@ BUDGET = CloudBudget(
         ("carol", {"bob": 3 * HOUR, "carol": 2.5 * HOUR}, "your team vision has used 5.5"),  # in two teams
         ("ada", {"bob": 30 * HOUR}, ""),  # not in the team
         ("eve", {"eve": 36.0}, ""),  # 0.01 h
+        ("big", {"big": 1500 * HOUR}, "you have used 1500.0 of your 1000 cloud GPU-hours"),
     ],
 )
 def test_over_budget_says_whose_hours_are_spent(user: str, used: dict[str, float], says: str) -> None:

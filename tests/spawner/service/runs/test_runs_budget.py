@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from labextension_server.display import runs_view
 from simcluster.testing import SimProcess
 from spawner.service.runs.budget import CloudBudget, period_bounds
 from spawner.service.store.runs import ADMITTED, UsageLedger
@@ -108,9 +109,7 @@ async def test_past_their_cloud_budget_a_users_runs_wait_for_onprem_and_say_why(
     start, _ = period_bounds(datetime.now(UTC), "month")
     assert (await UsageLedger(svc.store).used(start))["dave"] == pytest.approx(used["dave"])
     closed = await svc.manager.cloud_closed("dave")
-    assert (
-        closed.startswith("you have used 0.00") and "of your 0.00333333 cloud GPU-hours this month" in closed
-    )
+    assert closed.startswith("you have used 0.00") and "of your 0.00333 cloud GPU-hours this month" in closed
     assert await svc.manager.cloud_closed("erin") == ""
 
     # the metric collector shows it, per user
@@ -134,6 +133,11 @@ async def test_past_their_cloud_budget_a_users_runs_wait_for_onprem_and_say_why(
 
     found = await until(says_why, 20)
     assert found["cluster"] == "onprem" and found["moves"] == [], found
+    # %runs in his notebook says it, from the same listing
+    status, listing = await svc.call("GET", "api/runs", "dave-token")
+    shown = runs_view(listing["runs"]).text()
+    line = next(ln for ln in shown.splitlines() if second in ln)
+    assert "Queued" in line and "it does not go to eks: you have used 0.0" in line, shown
     # the lag of on-prem, as api/capacity shows it: 4 A100s queued there, and a run of 4 waits
     status, capacity = await svc.call("GET", "api/capacity", "dave-token")
     assert status == 200, capacity
