@@ -25,13 +25,18 @@ class CapacityHandler(ApiHandler):
         health = self.fleet.health()
         runs = self.settings.get("runs")
         queued = runs.queued_now() if runs is not None else {}
+        # the lag: what a one-pod run of each size would wait there now, behind the queue, as the last
+        # admission pass worked it out; worked out here only where no pass has (no runs served)
+        lags = runs.product_lag if runs is not None else None
         held, now = self.book.active(), self.book.clock()
         clusters: list[dict[str, Any]] = []
         for inventory in self.fleet.inventories():
             h = health.get(inventory.cluster)
             ahead = queued.get(inventory.cluster, [])
-            # the lag: what a one-pod run of each size would wait there now, behind the queue
-            waits = product_waits(inventory, held, now, ahead=ahead)
+            if lags is not None:
+                waits = lags.get(inventory.cluster, {})
+            else:
+                waits = product_waits(inventory, held, now, ahead=ahead)
             clusters.append(
                 {
                     "name": inventory.cluster,

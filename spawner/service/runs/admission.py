@@ -337,18 +337,20 @@ def product_waits(
     products |= {
         p.gpu_product for p in inventory.pools if p.elastic and p.gpus_per_node > 0 and p.gpu_product
     }
+    empty = _emptied(inventory)  # once for every size and product, not once each
     return {
         product: [
             (
                 size,
-                expected_wait(
+                estimate_wait(
                     Gang((PodGpus(size, product),)),
                     inventory,
                     reservations,
                     now,
                     ahead=ahead,
                     typical_run_seconds=typical_run_seconds,
-                ),
+                    _empty=empty,
+                ).seconds,
             )
             for size in sizes
         ]
@@ -365,6 +367,7 @@ def estimate_wait(
     ahead: Sequence[Gang] = (),
     running: Sequence[RunningGpus] = (),
     typical_run_seconds: float = TYPICAL_RUN_SECONDS,
+    _empty: ClusterInventory | None = None,
 ) -> Estimate:
     """How long until ``gang`` fits in this cluster, in seconds, with the counts that explain it.
 
@@ -384,7 +387,7 @@ def estimate_wait(
     if not inventory.synced:
         return Estimate(cluster, None, None, gang.gpus, 0, 0, 0, f"{cluster} is not synced yet")
     groups = [_count(gang, product, inventory, reservations, now, ahead) for product in _products(gang)]
-    never = _never(gang, inventory, now, groups)
+    never = _never(gang, inventory, now, groups, _empty)
     if never is not None:
         return never
     fits = gang_fit(gang, inventory, reservations, now) is not None
@@ -451,10 +454,22 @@ def _release_time(
     return max(seconds, soonest)
 
 
-def _never(gang: Gang, inv: ClusterInventory, now: float, groups: Sequence[Estimate]) -> Estimate | None:
-    """An estimate saying why the gang can never fit in this cluster, or None when it can."""
-    empty = [replace(n, gpus_requested=0, ready=True, schedulable=True) for n in inv.nodes]
-    if gang_fit(gang, replace(inv, nodes=tuple(empty), fits=None), (), now) is not None:
+def _emptied(inv: ClusterInventory) -> ClusterInventory:
+    """The cluster with every node empty, Ready and schedulable: where a gang that does not fit never will."""
+    empty = tuple(replace(n, gpus_requested=0, ready=True, schedulable=True) for n in inv.nodes)
+    return replace(inv, nodes=empty, fits=None)
+
+
+def _never(
+    gang: Gang,
+    inv: ClusterInventory,
+    now: float,
+    groups: Sequence[Estimate],
+    empty: ClusterInventory | None = None,
+) -> Estimate | None:
+    """An estimate saying why the gang can never fit in this cluster, or None when it can. ``empty``:
+    ``_emptied(inv)``, when the caller has it already."""
+    if gang_fit(gang, empty if empty is not None else _emptied(inv), (), now) is not None:
         return None
     cluster = inv.cluster
     for g in groups:

@@ -167,6 +167,9 @@ class RunManager:
         self.on_move = on_move
         # per cluster, the runs waiting there and the longest wait, in seconds (the last pass's view)
         self.lag: dict[str, tuple[int, float]] = {}
+        # per cluster and GPU product, what a run of 1, 2, 4, 8 GPUs placed now would wait there, in
+        # seconds (admission.product_waits, the last pass's view; None: none yet)
+        self.product_lag: dict[str, dict[str, list[tuple[int, float | None]]]] | None = None
         self.fleet = fleet
         self.book = book
         self.settings = settings
@@ -691,6 +694,13 @@ class RunManager:
             count, longest = lag.get(r.cluster or "", (0, 0.0))
             lag[r.cluster or ""] = (count + 1, max(longest, now - r.submitted.timestamp()))
         self.lag = lag
+        # worked out once a pass, not once per api/capacity request: it walks every node
+        inventories, _, held = self._snapshot()
+        queued = self.queued_now()
+        self.product_lag = {
+            inv.cluster: admission.product_waits(inv, held, now, ahead=queued.get(inv.cluster, ()))
+            for inv in inventories
+        }
         await self._admit([r for r in waiting if r.state == QUEUED and r.id not in self._in_flight])
 
     def _start_sweeps(self) -> None:
