@@ -4,8 +4,6 @@ max_wait and say why, a run pinned to the cloud waits there, and another user's 
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +17,7 @@ from spawner.service.runs.budget import CloudBudget, period_bounds
 from spawner.service.store.runs import ADMITTED, UsageLedger
 
 from .runs_harness import RunsService, running_runs_service, tokens_for
-from .test_runs_moves import A100, CLUSTER_FILE, POOLS, workflow
+from .test_runs_moves import A100, CLUSTER_FILE, POOLS, unique, until, workflow
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
 
@@ -47,19 +45,6 @@ async def svc(sim: SimProcess, tmp_path_factory: pytest.TempPathFactory) -> Asyn
         cloud_budget=BUDGET,
     ) as s:
         yield s
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-async def until(check: Any, within: float = 60.0) -> Any:
-    async with asyncio.timeout(within):
-        while True:
-            found = await check()
-            if found:
-                return found
-            await asyncio.sleep(0.1)
 
 
 async def submit(svc: RunsService, who: str, body: dict[str, Any]) -> None:
