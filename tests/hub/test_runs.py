@@ -310,7 +310,18 @@ def test_two_gpu_gangs_on_room_for_one_never_deadlock(
     """Each job wants 8 GPUs at once; the second waits, held back whole, then runs after the first."""
     jobs = f"k8s/apis/kubeflow.org/v1/namespaces/{NS}/pytorchjobs"
     first, second = unique("gang-a"), unique("gang-b")
-    for name, seconds in ((first, 3), (second, 0.5)):
+    try:
+        _two_gangs(runs_hub, hsim, alice, jobs, first, second)
+    finally:  # a failure here leaves no run holding GPUs for the tests after it
+        deleted = [call(runs_hub, "DELETE", f"{jobs}/{name}", alice)[0] for name in (first, second)]
+    assert deleted == [200, 200]
+    no_run_pods_left(hsim)
+
+
+def _two_gangs(
+    runs_hub: HubProcess, hsim: SimProcess, alice: str, jobs: str, first: str, second: str
+) -> None:
+    for name, seconds in ((first, 6), (second, 0.5)):
         status, body = call(runs_hub, "POST", jobs, alice, gang_job(name, seconds))
         assert status == 201, body
 
@@ -320,7 +331,10 @@ def test_two_gpu_gangs_on_room_for_one_never_deadlock(
         return next(r for r in body["runs"] if r["name"] == name)
 
     wait_for("the first gang to be let go", lambda: row(first)["state"] == "admitted", 30)
-    waiting = row(second)
+    # the second waits in the queue (the pass that let the first go may have run while the second's
+    # create was still on its way; the next one places it in the queue)
+    waiting = wait_for("the second gang in the queue", lambda: row(second), 10, until=lambda r: "queue" in r)
+    assert row(first)["state"] == "admitted"
     assert waiting["state"] == "queued" and waiting["phase"] == "Queued", waiting
     assert waiting["queue"]["position"] == 1, waiting
     # held back whole: none of its pods exists while the first holds the GPUs
@@ -343,9 +357,6 @@ def test_two_gpu_gangs_on_room_for_one_never_deadlock(
         return any(c["type"] == "Succeeded" and c["status"] == "True" for c in conditions)
 
     wait_for("both gangs to succeed", lambda: succeeded(first) and succeeded(second), 90, every=0.5)
-    for name in (first, second):
-        assert call(runs_hub, "DELETE", f"{jobs}/{name}", alice)[0] == 200
-    no_run_pods_left(hsim)
 
 
 def test_a_token_without_the_runs_scope_is_refused_and_another_users_run_is_not_found(
