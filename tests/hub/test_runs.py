@@ -568,7 +568,13 @@ def test_runs_waiting_for_a_full_onprem_move_to_eks_when_it_goes_down_and_run_on
     admin = hsim.admin("onprem")
     try:
         for kind, name in runs.items():
-            row = run_row(runs_hub, alice, name)
+            # in the queue once an admission pass has seen it (the sweep was submitted a moment ago)
+            row = wait_for(
+                f"the {kind} in on-prem's queue",
+                lambda name=name: run_row(runs_hub, alice, name),
+                10,
+                until=lambda r: "queue" in r,
+            )
             assert (row["cluster"], row["state"]) == ("onprem", "queued"), (kind, row)
             assert "onprem has 0 of 24 GPUs free" in row["queue"]["reason"], row
         if outage == "refused":
