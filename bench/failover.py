@@ -3,6 +3,7 @@ on EKS, with the service's default settings, for an outage that refuses and one 
 
     .venv/bin/python bench/failover.py            # 3 repetitions of each outage: about 3 minutes
     .venv/bin/python bench/failover.py --quick    # 1 of each: about 1 minute
+    .venv/bin/python bench/failover.py --quick --outage refused   # one outage only
 
 simcluster runs an on-prem cluster (one node of 4 A100) and an EKS cluster whose A100 node group
 scales from zero (simulated runtime: cluster-autoscaler adds a node in ``scale_up`` + ``node_ready``
@@ -53,7 +54,6 @@ from tornado.testing import bind_unused_port  # noqa: E402
 
 from simcluster.testing import SimProcess  # noqa: E402
 from spawner.core.clusters import parse_clusters  # noqa: E402
-from spawner.core.health import HealthPolicy  # noqa: E402
 from spawner.core.model import Health  # noqa: E402
 from spawner.placement.reservations import ReservationBook  # noqa: E402
 from spawner.service.app import HybridHubService  # noqa: E402
@@ -116,6 +116,7 @@ SCOPES = ("custom:hybridhub:runs", "access:services!service=hybridhub")
 USER = "ada"
 NAMESPACE = f"hybridhub-runs-{USER}"
 STAGES = ("down", "moved", "let go", "running")
+OUTAGES = ("refused", "hung")
 
 
 def members(service: HybridHubService, sim: SimProcess) -> list[ClusterMember]:
@@ -134,24 +135,7 @@ def members(service: HybridHubService, sim: SimProcess) -> list[ClusterMember]:
             for name in ("onprem", "eks")
         ]
     )
-    policy = HealthPolicy(
-        degraded_latency=service.degraded_latency,
-        down_after_failures=service.down_after_failures,
-        recover_after=service.recover_after,
-        max_watch_age=service.max_watch_age,
-    )
-    return [
-        ClusterMember(
-            config,
-            policy=policy,
-            probe_interval=service.probe_interval,
-            probe_retry_interval=service.probe_retry_interval,
-            probe_timeout=service.probe_timeout,
-            watch_timeout=service.watch_timeout,
-            watch_read_timeout=service.watch_read_timeout,
-        )
-        for config in configs
-    ]
+    return service.cluster_members(configs)
 
 
 class Bench:
@@ -343,7 +327,7 @@ async def measure(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]
                     return (await b.state(holder))[1] == ADMITTED
 
                 await until(held, 30)
-                for outage in ("refused", "hung"):
+                for outage in args.outages:
                     for i in range(args.repeat):
                         times = await repetition(b, outage)
                         print(f"{outage} #{i + 1}: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
@@ -356,7 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each outage (default 3)")
     parser.add_argument("--quick", action="store_true", help="one repetition of each outage")
+    parser.add_argument(
+        "--outage",
+        dest="outages",
+        action="append",
+        choices=OUTAGES,
+        help="time this outage only (refused: the API refuses connections; hung: it accepts and never"
+        " answers); repeat the option for both, the default",
+    )
     args = parser.parse_args(argv)
+    args.outages = args.outages or list(OUTAGES)
     if args.quick:
         args.repeat = 1
     service = HybridHubService()

@@ -60,7 +60,6 @@ from tornado.testing import bind_unused_port  # noqa: E402
 
 from simcluster.testing import SimProcess  # noqa: E402
 from spawner.core.clusters import parse_clusters  # noqa: E402
-from spawner.core.health import HealthPolicy  # noqa: E402
 from spawner.core.model import Health  # noqa: E402
 from spawner.placement.reservations import ReservationBook  # noqa: E402
 from spawner.service.app import HybridHubService  # noqa: E402
@@ -192,24 +191,7 @@ def members(service: HybridHubService, sim: SimProcess) -> list[ClusterMember]:
             for name, role in CLUSTERS.items()
         ]
     )
-    policy = HealthPolicy(
-        degraded_latency=service.degraded_latency,
-        down_after_failures=service.down_after_failures,
-        recover_after=service.recover_after,
-        max_watch_age=service.max_watch_age,
-    )
-    return [
-        ClusterMember(
-            config,
-            policy=policy,
-            probe_interval=service.probe_interval,
-            probe_retry_interval=service.probe_retry_interval,
-            probe_timeout=service.probe_timeout,
-            watch_timeout=service.watch_timeout,
-            watch_read_timeout=service.watch_read_timeout,
-        )
-        for config in configs
-    ]
+    return service.cluster_members(configs)
 
 
 @contextlib.asynccontextmanager

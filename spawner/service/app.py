@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import signal
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -18,7 +19,7 @@ from tornado.httpserver import HTTPServer
 from traitlets import Bool, Dict, Enum, Float, Integer, List, TraitError, Unicode, default, validate
 from traitlets.config import Application
 
-from spawner.core.clusters import ClusterSet
+from spawner.core.clusters import ClusterConfig, ClusterSet
 from spawner.core.health import HealthPolicy
 from spawner.core.labels import HUB_LABEL, label_value_problem
 from spawner.kube.instance import FALLBACK, default_hub_instance
@@ -663,31 +664,34 @@ class HybridHubService(Application):
             await store.close()
             raise SystemExit(f"hybridhub service: the store at {where} failed: {exc}") from exc
 
-    async def serve(self, stop: asyncio.Event) -> None:
+    def cluster_members(self, configs: Iterable[ClusterConfig]) -> list[ClusterMember]:
+        """Each cluster as the service follows it, with the service's health policy, probe and watch
+        timings: what ``serve`` runs, and what the benchmarks run in their own process."""
         policy = HealthPolicy(
             degraded_latency=self.degraded_latency,
             down_after_failures=self.down_after_failures,
             recover_after=self.recover_after,
             max_watch_age=self.max_watch_age,
         )
+        return [
+            ClusterMember(
+                c,
+                policy=policy,
+                probe_interval=self.probe_interval,
+                probe_retry_interval=self.probe_retry_interval,
+                probe_timeout=self.probe_timeout,
+                watch_timeout=self.watch_timeout,
+                watch_read_timeout=self.watch_read_timeout,
+            )
+            for c in configs
+        ]
+
+    async def serve(self, stop: asyncio.Event) -> None:
         try:
             configs = self.cluster_set.configs
         except ValueError as exc:
             raise SystemExit(f"hybridhub service: {exc}") from exc
-        fleet = Fleet(
-            [
-                ClusterMember(
-                    c,
-                    policy=policy,
-                    probe_interval=self.probe_interval,
-                    probe_retry_interval=self.probe_retry_interval,
-                    probe_timeout=self.probe_timeout,
-                    watch_timeout=self.watch_timeout,
-                    watch_read_timeout=self.watch_read_timeout,
-                )
-                for c in configs
-            ]
-        )
+        fleet = Fleet(self.cluster_members(configs))
         book = ReservationBook(ttl=self.reservation_ttl)
         capacity = fleet_capacity(fleet, book)
         metrics = Metrics(capacity, fleet.health, lambda: len(book))
