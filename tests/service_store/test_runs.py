@@ -52,6 +52,7 @@ async def test_a_name_is_one_run_per_user_and_kind(store: Store) -> None:
     assert [r.kind for r in await registry.runs(user="alice")] == ["Workflow", "TrainJob"]
     assert await registry.get("alice", "Workflow", "train") == first
     assert await registry.get("carol", "Workflow", "train") is None
+    assert await registry.users() == {"alice", "bob"}
     # the registry still takes runs after a refused one
     await registry.add(new("alice", "other"))
 

@@ -747,7 +747,7 @@ class RunManager:
 
     async def _run_namespaces(self) -> dict[str, str]:
         """Run namespace -> user, for the users the registry knows."""
-        return {self.namespace(user): user for user in {r.user for r in await self.registry.runs()}}
+        return {self.namespace(user): user for user in await self.registry.users()}
 
     async def cloud_closed(self, user: str) -> str:
         """Why ``user``'s runs may not go to the cloud now (their cloud budget is spent); "" when they may."""

@@ -241,6 +241,14 @@ class RunRegistry:
 
         return await self.store.call(read)
 
+    async def users(self) -> set[str]:
+        """The users with a run in the registry, without reading their runs."""
+
+        def read(session: Session) -> set[str]:
+            return set(session.scalars(select(RunRow.user).distinct()))
+
+        return await self.store.call(read)
+
     async def update(self, run_id: int, *, expect_state: str | None = None, **fields: Any) -> bool:
         """Change ``fields`` of run ``run_id``; with ``expect_state``, only while the run is in that
         state. False when no row changed (gone, or in another state)."""
