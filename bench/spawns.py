@@ -15,6 +15,10 @@ order alternates, so drift hits both alike), it prints per round and as medians 
   create call -> ``start()`` and JupyterHub's own readiness check done, -> route in the proxy; for
   HybridSpawner also the mean placement round trip (its ``hybridhub_placement_seconds`` metric).
 
+With ``--profile DIR`` each hub also runs cProfile over the rounds only (on from a round's first
+request to its last ready), written to DIR/stock.pstats and DIR/hybrid.pstats at the
+end; its CPU figures are then the profiled ones, for comparing, not for reporting.
+
 Then the time from an on-prem outage to the service's first EKS placement. Needs root.
 
 With ``--gpu-mix N`` it measures instead, under ``--latency`` (0.2 s by default there) on both
@@ -33,9 +37,11 @@ import datetime as dt
 import json
 import re
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import urllib.request
@@ -182,6 +188,30 @@ def idle_cpu(hubs: list[HubProcess], seconds: float) -> list[float]:
     return [(cpu_seconds(p) - b) / seconds for p, b in zip(procs, before, strict=True)]
 
 
+def profiled(out: Path) -> str:
+    """Hub configuration that profiles the hub between two SIGUSR2 (JupyterHub takes SIGUSR1), adding
+    up over rounds, and writes the profile to ``out`` when the hub stops."""
+    return textwrap.dedent(
+        f"""
+        import atexit, cProfile, signal, sys
+
+        def _toggle(*_):
+            profile = sys.bench_profile
+            if profile.on:
+                profile.disable()
+            else:
+                profile.enable()
+            profile.on = not profile.on
+
+        if not hasattr(sys, "bench_profile"):  # once, should JupyterHub read its configuration twice
+            sys.bench_profile = cProfile.Profile()
+            sys.bench_profile.on = False
+            signal.signal(signal.SIGUSR2, _toggle)
+            atexit.register(lambda: sys.bench_profile.dump_stats({str(out)!r}))
+        """
+    )
+
+
 def one_round(
     hub: HubProcess,
     sim: SimProcess,
@@ -190,6 +220,7 @@ def one_round(
     *,
     hybrid: bool,
     idle: float = 0.0,
+    profile: bool = False,
 ) -> dict[str, Any]:
     """Start ``users`` at once, until each is routed in the proxy; then stop them all."""
     for name in users:
@@ -219,6 +250,8 @@ def one_round(
         requested[name] = time.time()
         hub.start_server(name, options)
 
+    if profile:
+        hub_proc.send_signal(signal.SIGUSR2)  # on
     cpu0, svc0 = cpu_seconds(hub_proc), cpu_seconds(service)
     watcher = threading.Thread(target=watch_routes, daemon=True)
     watcher.start()
@@ -227,6 +260,8 @@ def one_round(
     watcher.join(300)
     done.set()
     cpu1, svc1 = cpu_seconds(hub_proc), cpu_seconds(service)
+    if profile:
+        hub_proc.send_signal(signal.SIGUSR2)  # off
     if len(ready) < len(users):
         late = sorted(set(users) - set(ready))
         kept = Path(tempfile.gettempdir()) / f"bench-spawns-{late[0]}.log"
@@ -264,7 +299,7 @@ def one_round(
 
 
 def paired(
-    stock: HubProcess, hybrid: HubProcess, sim: SimProcess, n: int, pairs: int
+    stock: HubProcess, hybrid: HubProcess, sim: SimProcess, n: int, pairs: int, *, profile: bool = False
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """``pairs`` rounds of each spawner, interleaved (stock first in even pairs, hybrid first in odd)."""
     for hub, label, options, is_hybrid in ((stock, "s", {}, False), (hybrid, "h", {"gpus": 0}, True)):
@@ -281,7 +316,9 @@ def paired(
         got: dict[bool, dict[str, Any]] = {}
         for hub, label, options, is_hybrid in order:
             users = [f"{label}{i}-{u}" for u in range(n)]
-            got[is_hybrid] = one_round(hub, sim, users, options, hybrid=is_hybrid, idle=idle[is_hybrid])
+            got[is_hybrid] = one_round(
+                hub, sim, users, options, hybrid=is_hybrid, idle=idle[is_hybrid], profile=profile
+            )
         out.append((got[False], got[True]))
         s, h = got[False], got[True]
         print(
@@ -441,6 +478,9 @@ def main() -> int:
     parser.add_argument(
         "--gpu-mix", type=int, default=0, help="N concurrent 1-GPU spawns instead (see above)"
     )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="write each hub's cProfile of the rounds into this folder"
+    )
     args = parser.parse_args()
     if args.gpu_mix:
         latency = 0.2 if args.latency is None else args.latency
@@ -480,9 +520,13 @@ def main() -> int:
             # JupyterHub's poll of each server at its default (30 s), as the stock hub has it, not
             # the tests' 2 s
             hybrid.extra_config += proxy + "c.Spawner.poll_interval = 30\n"
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                for hub, name in ((stock, "stock"), (hybrid, "hybrid")):
+                    hub.extra_config += profiled(args.profile.resolve() / f"{name}.pstats")
             with stock, hybrid:
                 wait_for_service(hybrid)
-                rounds = paired(stock, hybrid, sim, args.users, args.pairs)
+                rounds = paired(stock, hybrid, sim, args.users, args.pairs, profile=args.profile is not None)
                 for cluster in ("onprem", "eks"):
                     sim.admin(cluster).clear_faults()
                 detection = fallback_detection(hybrid, sim)

@@ -313,3 +313,36 @@ async def test_a_watch_that_may_hang_since_a_check_went_unanswered_starts_again_
     pod = notebook_pod(namespace, "nb2")
     await asyncio.to_thread(sim.kubectl, "apply", "--validate=false", "-f", "-", input=pod)
     await until("the new pod in the watch", lambda: f"{namespace}/nb2" in onprem.pod_reflector.pods, 5)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_a_watch_renews_without_an_api_client_of_its_own(
+    onprem: HybridSpawner, sim: SimProcess, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kubernetes_asyncio's Watch makes (and closes) an API client per watch, whose TLS context loads
+    the system's CA certificates: about 30 ms of CPU per renewal in a hub whose default configuration
+    names no CA. The reflectors' watches make none, and still see what happens after each renewal."""
+    import kubernetes_asyncio.client.api_client as api_client
+    import kubernetes_asyncio.watch.watch as watch_module
+
+    made: list[object] = []
+    real_init = api_client.ApiClient.__init__
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(api_client.ApiClient, "__init__", counted)
+    watching = await onprem._start_watching_pods()
+    watching.timeout_seconds = 1  # read before each watch: the server ends each after a second
+    listed = watching.listed_at
+    await until("two renewals", lambda: watching.listed_at > listed + 1.5, 15)
+    assert made == []
+    assert watch_module.ApiClient is api_client.ApiClient  # put back after each watch's __init__
+    pod = notebook_pod(namespace, "renewed")
+    await asyncio.to_thread(sim.kubectl, "apply", "--validate=false", "-f", "-", input=pod)
+    await until("the pod in the watch", lambda: f"{namespace}/renewed" in watching.pods, 5)
+    await asyncio.to_thread(sim.kubectl, "delete", "pod", "-n", namespace, "renewed", "--wait=false")
+    await until("its deletion in the watch", lambda: f"{namespace}/renewed" not in watching.pods, 5)
+    assert made == []
