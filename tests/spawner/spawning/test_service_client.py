@@ -330,3 +330,89 @@ async def test_a_stopped_keeper_asks_nothing_more(service: tuple[Service, Servic
     # the keeper's task is gone: nothing can ask any more (not a wait for silence)
     await keeper.stop()  # stopping twice is harmless
     assert len(state.requests) == asked
+
+
+# ---------------------------------------------------------------- connections
+
+
+@pytest.mark.asyncio
+async def test_requests_share_one_kept_alive_connection(service: tuple[Service, ServiceClient]) -> None:
+    """A placement and its release cost the hub a request each, not a connection each."""
+    state, _ = service
+    peers: list[Any] = []
+
+    class Seen(Handler):
+        async def answer(self) -> None:
+            peers.append(self.request.connection.stream.socket.getpeername())  # type: ignore[union-attr]
+            await super().answer()
+
+        get = post = delete = answer
+
+    state.body = {"candidates": [CANDIDATE]}
+    app = web.Application([(r"/.*", Seen, {"service": state})])
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    server = httpserver.HTTPServer(app)
+    server.add_sockets(sockets)
+    try:
+        url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/"
+        other = ServiceClient(url, TOKEN, timeout=2.0)
+        await other.place(REQUEST)
+        state.body = None
+        await other.release("r-1")
+        assert len(peers) == 2 and peers[0] == peers[1], peers
+    finally:
+        server.stop()
+        await server.close_all_connections()
+
+
+@pytest.mark.asyncio
+async def test_a_post_on_a_connection_the_service_closed_is_sent_once_more() -> None:
+    """A service that closes a kept-alive connection as the next request arrives (it restarted, or a
+    proxy between ends idle connections) answered nothing: the placement is asked again on a new
+    connection, once, and reaches the service once."""
+    asked: list[str] = []
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        answered = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    0,
+                )
+                await reader.readexactly(length)
+                if connections == 1 and answered == 1:
+                    return  # the second request on the first connection: closed unanswered
+                asked.append(head.split(b" ")[0].decode())
+                body = json.dumps({"candidates": [CANDIDATE]}).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+                answered += 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        client = ServiceClient(f"http://127.0.0.1:{port}/", TOKEN, timeout=2.0)
+        await client.place(REQUEST)
+        placed = await client.place(REQUEST)
+        assert placed.candidates[0].cluster == "onprem"
+        assert asked == ["POST", "POST"] and connections == 2
+    finally:
+        server.close()
+        await server.wait_closed()
