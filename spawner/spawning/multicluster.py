@@ -37,6 +37,7 @@ __all__ = [
     "ClusterEventReflector",
     "ClusterPodReflector",
     "ClusterUnreachable",
+    "EventsByPod",
     "MultiClusterSpawner",
     "gave_up",
     "stalled",
@@ -122,6 +123,68 @@ class _ListedWatch:
         return version
 
 
+def _pod_of(event: Any) -> Any:
+    return (event.get("involvedObject") or {}).get("name")
+
+
+class EventsByPod(dict[str, Any]):
+    """An event watch's ``resources`` (event key -> event), which also keeps each pod's events apart,
+    in the dict's own order: a spawn reads its pod's few events instead of every event of the
+    namespace, which grow with every pod that came and went there (simcluster and the API server
+    keep them for an hour). KubeSpawner's reflector sets and pops single keys, and replaces the whole
+    dict after each LIST (``ClusterEventReflector`` puts one of these in its place)."""
+
+    def __init__(self, items: Any = ()) -> None:
+        super().__init__()
+        self._by_pod: dict[Any, dict[str, Any]] = {}
+        for key, event in dict(items).items():
+            self[key] = event
+
+    def of(self, pod: str) -> list[Any]:
+        """The events about ``pod``, in the order the dict holds them."""
+        return list(self._by_pod.get(pod, {}).values())
+
+    def _forget(self, key: str, event: Any) -> None:
+        bucket = self._by_pod.get(_pod_of(event))
+        if bucket is not None:
+            bucket.pop(key, None)
+            if not bucket:
+                del self._by_pod[_pod_of(event)]
+
+    def __setitem__(self, key: str, event: Any) -> None:
+        old = super().get(key)
+        if old is not None and _pod_of(old) != _pod_of(event):
+            self._forget(key, old)
+        super().__setitem__(key, event)
+        self._by_pod.setdefault(_pod_of(event), {})[key] = event  # a key it holds keeps its place
+
+    def __delitem__(self, key: str) -> None:
+        self._forget(key, self[key])
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            self._forget(key, self[key])
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Any]:
+        key = next(reversed(self))
+        return key, self.pop(key)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, event in dict(*args, **kwargs).items():
+            self[key] = event
+
+    def clear(self) -> None:
+        super().clear()
+        self._by_pod.clear()
+
+
 class ClusterPodReflector(_ListedWatch, PodReflector):  # type: ignore[misc]
     """KubeSpawner's pod watch, on the spawner's chosen cluster rather than the global default."""
 
@@ -131,11 +194,19 @@ class ClusterPodReflector(_ListedWatch, PodReflector):  # type: ignore[misc]
 
 
 class ClusterEventReflector(_ListedWatch, EventReflector):  # type: ignore[misc]
-    """KubeSpawner's event watch, on the spawner's chosen cluster rather than the global default."""
+    """KubeSpawner's event watch, on the spawner's chosen cluster rather than the global default, its
+    events kept by pod as well (``EventsByPod``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.api = self.parent.api
+
+    async def _list_and_update(self, resource_version: str | None = None) -> Any:
+        version = await super()._list_and_update(resource_version)
+        # KubeSpawner's LIST has just put a plain dict in place, and nothing has run since
+        listed: dict[str, Any] = self.resources  # type: ignore[has-type]
+        self.resources = EventsByPod(listed)
+        return version
 
 
 @contextlib.contextmanager
@@ -267,11 +338,15 @@ class MultiClusterSpawner(KubeSpawner):  # type: ignore[misc]
     def events(self) -> list[dict[str, Any]]:
         """KubeSpawner's ``events``: this pod's events, oldest first, after ``_last_event`` (the marker
         its start sets). KubeSpawner sorts every event of the namespace and then picks the pod's;
-        picking first sorts a handful, the same ones in the same order (both sorts are stable)."""
+        picking first (from ``EventsByPod``, without a scan) sorts a handful, the same ones in the same
+        order (both sorts are stable)."""
         if not self.event_reflector:
             return []
-        every = self.event_reflector.resources.values()
-        mine = [e for e in every if e["involvedObject"]["name"] == self.pod_name]
+        every = self.event_reflector.resources
+        if isinstance(every, EventsByPod):
+            mine = every.of(self.pod_name)
+        else:
+            mine = [e for e in every.values() if e["involvedObject"]["name"] == self.pod_name]
         mine.sort(key=lambda event: event["lastTimestamp"] or event["eventTime"])
         events: list[dict[str, Any]] = []
         for event in mine:

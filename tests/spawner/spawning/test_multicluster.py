@@ -24,6 +24,7 @@ from spawner.spawning.multicluster import (
     RESTART_EVERY,
     ClusterPodReflector,
     ClusterUnreachable,
+    EventsByPod,
     MultiClusterSpawner,
     gave_up,
     stalled,
@@ -346,3 +347,27 @@ async def test_a_watch_renews_without_an_api_client_of_its_own(
     await asyncio.to_thread(sim.kubectl, "delete", "pod", "-n", namespace, "renewed", "--wait=false")
     await until("its deletion in the watch", lambda: f"{namespace}/renewed" not in watching.pods, 5)
     assert made == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_the_event_watch_keeps_each_pods_events_apart_across_lists_and_watches(
+    onprem: HybridSpawner, sim: SimProcess, namespace: str
+) -> None:
+    watching = await onprem._start_watching_events()
+    assert isinstance(watching.resources, EventsByPod)  # put in place by the first LIST
+    watching.timeout_seconds = 1  # LISTs again each second: each LIST replaces the dict
+    for name in ("nb-a", "nb-b"):
+        pod = notebook_pod(namespace, name)
+        await asyncio.to_thread(sim.kubectl, "apply", "--validate=false", "-f", "-", input=pod)
+    await until("both pods' events", lambda: watching.resources.of("nb-a") and watching.resources.of("nb-b"))
+    listed = watching.listed_at
+    await until("a LIST since", lambda: watching.listed_at > listed + 0.5, 10)
+    kept = watching.resources
+    assert isinstance(kept, EventsByPod)
+    for name in ("nb-a", "nb-b"):
+        everything = [e for e in kept.values() if e["involvedObject"]["name"] == name]
+        assert kept.of(name) == everything and everything
+    onprem.pod_name = "nb-a"
+    onprem._last_event = None
+    assert [e["involvedObject"]["name"] for e in onprem.events] == ["nb-a"] * len(kept.of("nb-a"))
