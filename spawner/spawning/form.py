@@ -43,6 +43,10 @@ class _Product:
     free: int
     largest_free: int
     new_node_gpus: int
+    # the lag: GPUs that runs queued there ask for, and per size (1, 2, 4, 8 GPUs) the expected wait
+    # of a run placed now in seconds (None: it never fits there)
+    queued_gpus: int = 0
+    waits: tuple[tuple[int, float | None], ...] = ()
 
     @property
     def largest(self) -> int:
@@ -80,6 +84,20 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _waits(value: Any) -> tuple[tuple[int, float | None], ...]:
+    """``expected_wait`` of a product: ``[{"gpus": N, "seconds": S or null}]``, sorted by size."""
+    found: dict[int, float | None] = {}
+    for w in value if isinstance(value, list) else ():
+        if not isinstance(w, Mapping) or not _count(w.get("gpus")):
+            continue
+        seconds = w.get("seconds")
+        if seconds is None:
+            found[w["gpus"]] = None
+        elif isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 <= seconds < 1e9:
+            found[w["gpus"]] = float(seconds)
+    return tuple(sorted(found.items()))
+
+
 def _clusters(capacity: Mapping[str, Any]) -> list[_Cluster]:
     """The clusters of an ``api/capacity`` answer; malformed entries are skipped, not fatal."""
     raw = capacity.get("clusters")
@@ -102,6 +120,8 @@ def _clusters(capacity: Mapping[str, Any]) -> list[_Cluster]:
                         _count(p.get("free")),
                         _count(p.get("largest_free")),
                         _count(p.get("new_node_gpus")),
+                        _count(p.get("queued_gpus")),
+                        _waits(p.get("expected_wait")),
                     )
                     for p in (products if isinstance(products, list) else ())
                     if isinstance(p, Mapping) and _text(p.get("product"))
@@ -169,7 +189,8 @@ def render_form(
     if limits is not None:
         out.append(
             '<div class="form-text">Greyed-out counts: no cluster (or not the chosen one) can start '
-            "that many GPUs of the chosen product right now.</div>"
+            "that many GPUs of the chosen product right now; how long runs wait for them is under "
+            "Runs queued below.</div>"
         )
     out.append("</div>")
 
@@ -198,6 +219,18 @@ def render_form(
         out.append(f'<option value="{escape(name)}"{data}{flag}>{escape(label)}</option>')
     out.append("</select>")
     out.append("</div>")
+
+    if limits is not None and max_gpus > 0:
+        # the lag, per product and count: what a server would wait for in each cluster
+        table = {
+            value: {str(n): _wait_line(clusters, limits, value, n) for n in range(1, max_gpus + 1)}
+            for value in [ANY, *offered]
+        }
+        shown = table[prev_product].get(str(prev_gpus), "")
+        out.append(
+            f'<p id="hybridhub-wait" class="form-text" role="status" aria-live="polite" '
+            f'data-waits="{escape(json.dumps(table))}">{escape(shown)}</p>'
+        )
 
     if capacity is None:
         out.append(
@@ -229,6 +262,76 @@ def _state(c: _Cluster) -> str:
     return c.health if c.synced else "not synced yet"
 
 
+def _wait_line(
+    clusters: Sequence[_Cluster], limits: Mapping[str, Mapping[str, int]], product: str, gpus: int
+) -> str:
+    """The wait line, "For 4 x A100: onprem: about 20 min; eks: now." (with a multiplication sign), for
+    the clusters shown; empty without any."""
+    if not clusters:
+        return ""
+    what = f"{gpus} GPU" if gpus == 1 else f"{gpus} GPUs"
+    if product != ANY:
+        what = f"{gpus} \u00d7 {product}"
+    waits = "; ".join(f"{c.name}: {_wait(c, product, gpus, limits[c.name][product])}" for c in clusters)
+    return f"For {what}: {waits}."
+
+
+def _wait(c: _Cluster, product: str, gpus: int, limit: int) -> str:
+    """How long ``gpus`` GPUs of ``product`` would wait in ``c``: "now" where they fit now (``limit``,
+    what placement may start there), else the service's expected wait of a run of that size (the
+    next size it reports, 1, 2, 4 or 8, behind the runs queued there), "never fits" where no node or
+    pool can ever hold them, "none here" where the cluster has no such GPUs, "no estimate" without
+    a figure."""
+    if not c.synced:
+        return "not synced yet"
+    if c.health == _DOWN:
+        return "down"
+    if gpus <= limit:
+        return "now"
+    seconds: list[float] = []
+    never = False
+    mine = [p for p in c.products if product in (ANY, p.product)]
+    if not mine:
+        return "none here"
+    for p in mine:
+        found = next((wait for size, wait in p.waits if size >= gpus), 0.0)
+        if found is None:
+            never = True
+        elif found > 0:
+            seconds.append(found)
+    if seconds:
+        return f"about {_about(min(seconds))}"
+    return "never fits" if never else "not now, no estimate"
+
+
+def _about(seconds: float) -> str:
+    """A wait in words: under a minute, 20 min, 2 h 5 min, 3 days."""
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days = round(hours / 24)
+    return "1 day" if days == 1 else f"{days} days"
+
+
+def _lag(p: _Product) -> str:
+    """The availability table's "Runs queued" cell: queued GPUs and the waits of runs placed now ("" for
+    none)."""
+    later = [
+        f"{size}: never fits" if wait is None else f"{size}: about {_about(wait)}"
+        for size, wait in p.waits
+        if wait is None or wait > 0
+    ]
+    parts = [f"{p.queued_gpus} GPUs"] if p.queued_gpus else []
+    if later:
+        parts.append("a run of " + ", ".join(later))
+    return "; ".join(parts)
+
+
 def _availability(clusters: Sequence[_Cluster], offered: Sequence[str] | None) -> str:
     """One small table per cluster: its health, and per product free / total and elastic growth."""
     out = ['<div class="mb-3" id="hybridhub-availability">', '<h2 class="h5">Available now</h2>']
@@ -247,17 +350,18 @@ def _availability(clusters: Sequence[_Cluster], offered: Sequence[str] | None) -
         out.append(f"<caption>{caption}</caption>")
         out.append(
             '<thead><tr><th scope="col">GPU product</th><th scope="col">Free / total</th>'
-            '<th scope="col">Most on one node</th><th scope="col">Elastic pool</th></tr></thead>'
+            '<th scope="col">Most on one node</th><th scope="col">Elastic pool</th>'
+            '<th scope="col">Runs queued</th></tr></thead>'
         )
         out.append("<tbody>")
         rows = [p for p in c.products if offered is None or p.product in offered]
         if not rows:
-            out.append('<tr><td colspan="4" class="text-body-secondary">no GPUs</td></tr>')
+            out.append('<tr><td colspan="5" class="text-body-secondary">no GPUs</td></tr>')
         for p in rows:
             grow = f"can add nodes ({p.new_node_gpus} GPUs each)" if p.new_node_gpus else "&mdash;"
             out.append(
                 f"<tr><td>{escape(p.product)}</td><td>{p.free} / {p.total}</td>"
-                f"<td>{p.largest_free}</td><td>{grow}</td></tr>"
+                f"<td>{p.largest_free}</td><td>{grow}</td><td>{escape(_lag(p)) or '&mdash;'}</td></tr>"
             )
         out.append("</tbody>")
         out.append("</table>")
@@ -282,6 +386,12 @@ _SCRIPT = """<script>
     }
     return parseInt(p.getAttribute("data-max-gpus") || "0", 10);
   }
+  var line = document.getElementById("hybridhub-wait");
+  function wait() {
+    if (!line) { return; }
+    var byCount = JSON.parse(line.getAttribute("data-waits") || "{}")[product.value] || {};
+    line.textContent = byCount[gpus.value] || "";
+  }
   function update() {
     var n = limit(), best = 0;
     for (var i = 0; i < gpus.options.length; i++) {
@@ -290,7 +400,9 @@ _SCRIPT = """<script>
       if (!o.disabled) { best = i; }
     }
     if (gpus.options[gpus.selectedIndex].disabled) { gpus.selectedIndex = best; }
+    wait();
   }
+  gpus.addEventListener("change", wait);
   product.addEventListener("change", update);
   cluster.addEventListener("change", update);
 })();

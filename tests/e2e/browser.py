@@ -106,8 +106,11 @@ class Browser:
 
     def _click(self, element: WebElement) -> None:
         """Scroll the element to the middle of the window first: a person sees what they click, and
-        Chromium refuses a click that lands on another element (the page's footer, say)."""
-        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        Chromium refuses a click that lands on another element (the page's footer, say). At once, not
+        smoothly as Bootstrap's pages scroll: a click during the animation lands where it was."""
+        self.driver.execute_script(
+            "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", element
+        )
         self.wait().until(ec.element_to_be_clickable(element))
         element.click()
 
@@ -141,6 +144,13 @@ class Browser:
             By.CSS_SELECTOR, f'#hybridhub-availability [data-cluster="{cluster}"]'
         )
         return str(table.find_element(By.CSS_SELECTOR, "caption .badge").text)
+
+    def wait_line(self, *, gpus: int, product: str = "any") -> str:
+        """Choose a count and a product in the form; what its wait line then says (the form's script
+        writes it on every change): "For 1 x A100: onprem: now; eks: now."."""
+        Select(self.driver.find_element(By.ID, "hybridhub-gpus")).select_by_value(str(gpus))
+        Select(self.driver.find_element(By.ID, "hybridhub-gpu-product")).select_by_value(product)
+        return str(self.driver.find_element(By.ID, "hybridhub-wait").text)
 
     def start(self, *, gpus: int, product: str = "any", cluster: str = "auto") -> None:
         """Choose in the form and press Start; the spawn-pending page opens."""

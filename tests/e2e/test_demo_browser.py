@@ -93,6 +93,9 @@ def test_four_people_through_an_onprem_site_outage(
     assert form["onprem"] and all(row.free == row.total > 0 for row in form["onprem"]), form  # all free
     assert form["eks"] and all(row.total == 0 for row in form["eks"]), form  # nodes are added on demand
     product = form["onprem"][0].product
+    # ... and, for the count and product chosen, where such a server starts now and how long runs wait
+    assert alice.wait_line(gpus=1, product=product).startswith(f"For 1 \u00d7 {product}: onprem: now; eks: ")
+    assert alice.wait_line(gpus=0) == ""  # CPU only: nothing to wait for
     started = time.monotonic()
     alice.start(gpus=1, product=product)
     alice.wait_for_progress("Successfully assigned")

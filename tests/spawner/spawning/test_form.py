@@ -13,6 +13,7 @@ from spawner.spawning.form import options_from_form, render_form
 A100 = "NVIDIA-A100-SXM4-80GB"
 L40S = "NVIDIA-L40S"
 HOSTILE = "<script>x</script>"
+X = "\u00d7"  # the multiplication sign of "4 x A100"
 
 
 def product(name: str, total: int, free: int, largest: int, new: int = 0) -> dict[str, Any]:
@@ -319,3 +320,142 @@ def test_the_form_round_trips() -> None:
     _, form = render(previous=previous)
     submitted = {name: form.selected(name) for name in ("gpus", "gpu_product", "cluster")}
     assert options_from_form(submitted) == previous
+
+
+# --------------------------------------------------------------------------- the lag
+
+
+def lagging(**extra: Any) -> dict[str, Any]:
+    """On-prem's A100s held by runs (4 GPUs queued; 4 wait 20 min, 8 never fit), EKS adds L40S nodes."""
+    a100 = {
+        **product(A100, 16, 3, 2),
+        "queued_gpus": 4,
+        "expected_wait": [
+            {"gpus": 1, "seconds": 0},
+            {"gpus": 2, "seconds": 0},
+            {"gpus": 4, "seconds": 1200.4},
+            {"gpus": 8, "seconds": None},
+        ],
+    }
+    return {
+        "clusters": [
+            cluster("onprem", "onprem", "healthy", a100, product(L40S, 4, 1, 1)),
+            cluster("eks", "cloud", "healthy", product(L40S, 0, 0, 0, new=4)),
+            cluster("lab", "onprem", "down", product(A100, 8, 8, 8)),
+            *extra.get("more", []),
+        ]
+    }
+
+
+def wait_line(html: str) -> tuple[str, dict[str, dict[str, str]]]:
+    """The wait line's text and its table (product -> count -> text) from the rendered form."""
+
+    class Line(HTMLParser):
+        text, table, inside = "", {}, False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if a.get("id") == "hybridhub-wait":
+                self.inside, self.table = True, json.loads(a["data-waits"] or "{}")
+
+        def handle_endtag(self, tag: str) -> None:
+            self.inside = False
+
+        def handle_data(self, data: str) -> None:
+            if self.inside:
+                self.text += data
+
+    line = Line(convert_charrefs=True)
+    line.feed(html)
+    return line.text, line.table
+
+
+def test_the_wait_line_says_where_a_server_starts_now_and_how_long_runs_wait_elsewhere() -> None:
+    html, _ = render(lagging(), max_gpus=8, previous={"gpus": 4, "gpu_product": A100})
+    text, table = wait_line(html)
+    # the issue's sentence: on-prem has no room for 4 now (at most 2 on one node), runs wait 20 min
+    assert text == f"For 4 {X} {A100}: onprem: about 20 min; eks: none here; lab: down."
+    assert table[A100]["4"] == text
+    assert table[A100]["2"] == f"For 2 {X} {A100}: onprem: now; eks: none here; lab: down."
+    assert table[A100]["3"] == table[A100]["4"].replace(f"4 {X}", f"3 {X}")  # the next size reported: 4
+    assert table[A100]["8"] == f"For 8 {X} {A100}: onprem: never fits; eks: none here; lab: down."
+    assert table[L40S]["4"] == f"For 4 {X} {L40S}: onprem: not now, no estimate; eks: now; lab: down."
+    # any product: the soonest of the cluster's products; a count on one GPU reads as such
+    assert table["any"]["4"] == "For 4 GPUs: onprem: about 20 min; eks: now; lab: down."
+    assert table["any"]["1"] == "For 1 GPU: onprem: now; eks: now; lab: down."
+    assert set(table) == {"any", A100, L40S} and list(table["any"]) == [str(n) for n in range(1, 9)]
+    # CPU only: nothing to wait for, the line is empty until a count is chosen (the script fills it)
+    html, _ = render(lagging(), max_gpus=8)
+    assert wait_line(html)[0] == ""
+    # no GPUs on offer, or no answer from the service: no line at all
+    assert 'id="hybridhub-wait"' not in render(lagging(), max_gpus=0)[0]
+    assert 'id="hybridhub-wait"' not in render(None)[0]
+
+
+def test_the_wait_line_follows_allowed_clusters_and_unsynced_ones() -> None:
+    new = cluster("new", "onprem", "unknown", product(A100, 8, 8, 8), synced=False)
+    html, _ = render(lagging(more=[new]), allowed_clusters=["onprem", "new"], previous={"gpus": 4})
+    assert wait_line(html)[0] == "For 4 GPUs: onprem: about 20 min; new: not synced yet."
+    # no cluster this user may use: nothing to say for any choice
+    html, _ = render(lagging(), allowed_clusters=[], previous={"gpus": 1})
+    text, table = wait_line(html)
+    assert text == "" and {line for counts in table.values() for line in counts.values()} == {""}
+
+
+def test_the_lag_of_hostile_or_malformed_answers_is_escaped_or_skipped() -> None:
+    hostile = {
+        **product(HOSTILE, 4, 0, 0),
+        "queued_gpus": "4",  # not a count: no queue shown
+        "expected_wait": [
+            None,
+            {"gpus": True, "seconds": 5},
+            {"gpus": 1, "seconds": "soon"},
+            {"gpus": 2, "seconds": -1},
+            {"gpus": 4, "seconds": 7200},
+        ],
+    }
+    capacity = {"clusters": [cluster("onprem", "onprem", "healthy", hostile)]}
+    html, form = render(capacity, products=[], previous={"gpus": 1, "gpu_product": HOSTILE})
+    assert HOSTILE not in html and form.tags.count("script") == 1
+    text, table = wait_line(html)
+    # only the size of 4 was readable; it is the next size up from 1
+    assert text == f"For 1 {X} {HOSTILE}: onprem: about 2 h." == table[HOSTILE]["1"]
+    assert "a run of 4: about 2 h" in " ".join(form.text) and "GPUs;" not in " ".join(form.text)
+
+
+def test_the_availability_tables_show_queued_gpus_and_the_waits_of_runs() -> None:
+    _, form = render(lagging())
+    text = " ".join(" ".join(form.text).split())
+    assert "Runs queued" in text
+    assert "4 GPUs; a run of 4: about 20 min, 8: never fits" in text
+    assert text.count("\u2014") >= 3  # the other rows: nothing queued, nothing to wait for
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (0, "under a minute"),
+        (29, "under a minute"),
+        (31, "1 min"),
+        (1199, "20 min"),
+        (3600, "1 h"),
+        (3660, "1 h 1 min"),
+        (86399, "1 day"),
+        (86400 * 1.4, "1 day"),
+        (86400 * 3, "3 days"),
+    ],
+)
+def test_waits_in_words(seconds: float, words: str) -> None:
+    capacity = {
+        "clusters": [
+            cluster(
+                "c",
+                "onprem",
+                "healthy",
+                {**product(A100, 1, 0, 0), "expected_wait": [{"gpus": 1, "seconds": seconds}]},
+            )
+        ]
+    }
+    text = wait_line(render(capacity, previous={"gpus": 1})[0])[0]
+    expected = "now" if seconds == 0 else f"about {words}"
+    assert text == f"For 1 GPU: c: {'not now, no estimate' if seconds == 0 else expected}."
