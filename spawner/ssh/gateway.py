@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import asyncssh
 from asyncssh.forward import SSHForwarder
 
+from .coalesce import coalesce_writes
 from .gateway_api import GatewayAPI, ServerState
 from .gateway_policy import Target, may_reach, progress_url, target_candidates, valid_target
 from .hubapi import APIError
@@ -196,6 +197,7 @@ class _Connection(asyncssh.SSHServer):
             return
         self._gateway.unauthenticated += 1
         self._counted = True
+        coalesce_writes(conn)  # one send() per turn of the loop, not two per packet
 
     def _release(self) -> None:
         if self._counted:

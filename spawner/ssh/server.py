@@ -12,6 +12,7 @@ import asyncssh
 from asyncssh.channel import SSHChannel
 
 from .activity import ActivityReporter
+from .coalesce import coalesce_writes
 from .hostcert import HostIdentity, HostKeyPair
 from .hubapi import APIError, HubAPI
 from .keys import ClientKeys
@@ -70,6 +71,7 @@ class _Connection(asyncssh.SSHServer):
             return
         self._server.unauthenticated += 1
         self._counted = True
+        coalesce_writes(conn)  # one send() per turn of the loop, not two per packet
 
     def _release(self) -> None:
         if self._counted:
