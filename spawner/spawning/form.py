@@ -326,7 +326,7 @@ def _lag(p: _Product) -> str:
         for size, wait in p.waits
         if wait is None or wait > 0
     ]
-    parts = [f"{p.queued_gpus} GPUs"] if p.queued_gpus else []
+    parts = [f"{p.queued_gpus} GPU" + ("s" if p.queued_gpus > 1 else "")] if p.queued_gpus else []
     if later:
         parts.append("a run of " + ", ".join(later))
     return "; ".join(parts)
