@@ -169,6 +169,8 @@ def test_an_impersonating_admin_is_answered_as_the_user_and_only_admins_may_impe
     assert sim.kubectl("--as=bob", "-n", ns, "get", "configmaps", check=False).returncode != 0
     sim.kubectl("--as=bob", "--as-group=team-b", "-n", ns, "get", "configmaps,pods")
     sim.kubectl("run", "p", "-n", ns, "--image=busybox:1.36")
+    # as against a real cluster, a container's log is there once it has started
+    sim.kubectl("-n", ns, "wait", "--for=condition=Ready", "pod/p", "--timeout=30s")
     sim.kubectl("--as=bob", "--as-group=team-b", "-n", ns, "logs", "p")  # view reads pods/log
     # view excludes secrets and writes
     assert refused(sim.kubectl("--as=bob", "--as-group=team-b", "-n", ns, "get", "secrets", check=False)) == (
