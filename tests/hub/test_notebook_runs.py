@@ -216,6 +216,8 @@ import kubeflow.katib as katib
 from kubeflow.katib import KatibClient
 
 def objective(parameters):
+    import time
+    time.sleep(4)  # long enough for %runs to see the trials while they run, on a loaded machine too
     x = float(parameters["x"])
     print(f"loss={{(x - 0.33) ** 2:.6f}}")
 
