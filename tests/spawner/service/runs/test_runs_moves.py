@@ -230,8 +230,8 @@ async def _no_copies_left(svc: RunsService) -> bool:
     return not await svc.manager.registry.moves(copies_left=True)
 
 
-# The lag rule, scaled down: its 60 s max_wait is 10 s here, against the harness's 1 s probes.
-MAX_WAIT = 10.0
+# The lag rule as it states it: a 60 s max_wait, against the harness's 1 s probes.
+MAX_WAIT = 60.0
 PROBE_INTERVAL = 1.0
 
 
@@ -248,7 +248,7 @@ async def test_a_run_past_its_max_wait_on_a_busy_onprem_starts_on_eks(
     assert status == 200, answer
     record = await svc.manager.registry.get("carol", "Workflow", name)
     assert record is not None and record.cluster == "onprem"
-    assert "up to your max_wait of less than a minute" in record.reason, record.reason
+    assert "up to your max_wait of 1 min" in record.reason, record.reason
     waiting_until = started_at = None
     async with asyncio.timeout(MAX_WAIT + 30):
         while started_at is None:
