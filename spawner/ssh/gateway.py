@@ -23,6 +23,7 @@ from .coalesce import coalesce_writes
 from .gateway_api import GatewayAPI, ServerState
 from .gateway_policy import Target, may_reach, progress_url, target_candidates, valid_target
 from .hubapi import APIError
+from .ignores import drop_aead_ignores
 from .policy import backoff_delay, renew_delay
 from .server import Limits
 
@@ -197,7 +198,8 @@ class _Connection(asyncssh.SSHServer):
             return
         self._gateway.unauthenticated += 1
         self._counted = True
-        coalesce_writes(conn)  # one send() per turn of the loop, not two per packet
+        coalesce_writes(conn)  # one send() per turn of the loop, not one per packet
+        drop_aead_ignores(conn)  # no SSH_MSG_IGNORE before each packet: AES-GCM needs none
 
     def _release(self) -> None:
         if self._counted:

@@ -15,6 +15,7 @@ from .activity import ActivityReporter
 from .coalesce import coalesce_writes
 from .hostcert import HostIdentity, HostKeyPair
 from .hubapi import APIError, HubAPI
+from .ignores import drop_aead_ignores
 from .keys import ClientKeys
 from .policy import forward_refusal, token_user_allowed
 from .sessions import HomeSFTPServer, SessionProcess, SessionSettings
@@ -71,7 +72,8 @@ class _Connection(asyncssh.SSHServer):
             return
         self._server.unauthenticated += 1
         self._counted = True
-        coalesce_writes(conn)  # one send() per turn of the loop, not two per packet
+        coalesce_writes(conn)  # one send() per turn of the loop, not one per packet
+        drop_aead_ignores(conn)  # no SSH_MSG_IGNORE before each packet: AES-GCM needs none
 
     def _release(self) -> None:
         if self._counted:
