@@ -5,7 +5,7 @@ cipher. It is the countermeasure against the chosen-plaintext attack on SSH's CB
 packet's IV is the previous packet's last cipher block (RFC 4251 section 9.3.1). AES-GCM and
 ChaCha20-Poly1305 take a fresh nonce per packet and have no such weakness, and OpenSSH sends no
 such packets with them. For bulk data each one costs a second encryption, a random padding and a
-packet's Python work per 32 KiB: about a fifth of the gateway's CPU relaying a stream.
+packet's Python work per 32 KiB: about a tenth of the gateway's CPU relaying a stream (bench/README.md).
 ``drop_aead_ignores`` makes a connection skip them while its sending cipher is AES-GCM or
 ChaCha20-Poly1305, and keeps them under any other cipher an operator allows.
 """
