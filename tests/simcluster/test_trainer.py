@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,6 +99,7 @@ def exchange_ranks() -> None:
     """Rank 0 listens beside torchrun's port; the other rank connects; each prints what it got."""
     import os
     import socket
+    import time  # the SDK runs this function's source alone: the module's imports are not there
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
@@ -110,6 +110,7 @@ def exchange_ranks() -> None:
         held = True
     if rank == 0:
         with socket.create_server(("0.0.0.0", port + 1)) as server:
+            server.settimeout(45)  # a peer that never comes fails the node, rather than hanging it
             conn, _ = server.accept()
             with conn:
                 conn.sendall(b"0\n")
