@@ -502,6 +502,17 @@ def eks_state(hsim: SimProcess) -> str:
     return "\n".join(out) + described.stdout[-6000:]
 
 
+def onprem_free_gpus(hub: HubProcess) -> int:
+    """The GPUs the service counts free on on-prem, 0 while it does not call on-prem healthy."""
+    status, body = call(hub, "GET", "api/capacity", hub.wiring.hub_token)
+    if status != 200:
+        return 0
+    onprem = next(c for c in body["clusters"] if c["name"] == "onprem")
+    if onprem["health"] != "healthy":
+        return 0
+    return sum(int(p["free"]) for p in onprem.get("products") or ())
+
+
 def run_row(hub: HubProcess, token: str, name: str) -> dict[str, Any]:
     status, body = call(hub, "GET", "api/runs", token)
     assert status == 200, body
@@ -632,6 +643,15 @@ def test_runs_waiting_for_a_full_onprem_move_to_eks_when_it_goes_down_and_run_on
     assert f"{train_label}:0" in lines, lines
     # on-prem has room again: a new run goes there
     hsim.kubectl("delete", "pod", "-n", "default", "--wait=false", *holders)
+    # as a user would wait for the news: the service calls on-prem healthy again, with GPUs free
+    # (after a hung link its probes and watches take a few seconds more than after a refused one)
+    wait_for(
+        "the service to call on-prem healthy with GPUs free",
+        lambda: onprem_free_gpus(runs_hub),
+        60,
+        until=lambda free: free > 0,
+        every=0.5,
+    )
     fresh = unique("fresh")
     status, body = call(
         runs_hub,
@@ -659,7 +679,8 @@ def test_runs_waiting_for_a_full_onprem_move_to_eks_when_it_goes_down_and_run_on
     )
     assert status == 200, body
     wait_for("the new run to be let go", lambda: run_row(runs_hub, alice, fresh)["state"] == "admitted", 60)
-    assert run_row(runs_hub, alice, fresh)["cluster"] == "onprem"
+    row = run_row(runs_hub, alice, fresh)
+    assert row["cluster"] == "onprem", row
     hera(runs_hub, alice).delete_workflow(flow)
     hera(runs_hub, alice).delete_workflow(fresh)
     trainer.delete_job(train_job)
