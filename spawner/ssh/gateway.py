@@ -22,6 +22,7 @@ from asyncssh.forward import SSHForwarder
 from .coalesce import coalesce_writes
 from .gateway_api import GatewayAPI, ServerState
 from .gateway_policy import Target, may_reach, progress_url, target_candidates, valid_target
+from .gcm import use_kept_aesgcm
 from .hubapi import APIError
 from .ignores import drop_aead_ignores
 from .policy import backoff_delay, renew_delay
@@ -336,6 +337,7 @@ class Gateway:
 
     async def start(self) -> None:
         valid_before = await self._get_certificate() if self.certify else None
+        use_kept_aesgcm()  # one AES-GCM context per key, not one per packet
         limits = self.options.limits
         self._acceptor = await asyncssh.listen(
             self.options.ip or None,

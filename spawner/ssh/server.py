@@ -13,6 +13,7 @@ from asyncssh.channel import SSHChannel
 
 from .activity import ActivityReporter
 from .coalesce import coalesce_writes
+from .gcm import use_kept_aesgcm
 from .hostcert import HostIdentity, HostKeyPair
 from .hubapi import APIError, HubAPI
 from .ignores import drop_aead_ignores
@@ -200,6 +201,7 @@ class PodSSHServer:
         self.activity.start()
         if not await self.identity.start() or self.identity.pair is None:
             return False
+        use_kept_aesgcm()  # one AES-GCM context per key, not one per packet
         limits = self.options.limits
         self._acceptor = await asyncssh.listen(
             self.options.ip or None,

@@ -1,0 +1,176 @@
+"""AES-GCM with one cipher context per key: the same bytes as asyncssh's own shim, packet after packet
+and across the nonce counter's wrap; a forged packet refused; the real OpenSSH client talks to an
+asyncssh server that uses it, both ways, under both key sizes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import asyncssh.encryption
+import pytest
+from asyncssh.crypto.cipher import GCMCipher
+from asyncssh.encryption import GCMEncryption, get_encryption
+
+from spawner.ssh.gcm import GCM_ALGS, KeptGCMEncryption, use_kept_aesgcm
+from tests.environment import needs
+
+KEY_SIZES = {"aes128-gcm": 16, "aes256-gcm": 32}
+needs_ssh = needs(
+    shutil.which("ssh") is not None, "needs the OpenSSH client (make test installs openssh-client)"
+)
+
+
+def pair(cipher_name: str, iv: bytes | None = None) -> tuple[GCMEncryption, KeptGCMEncryption, bytes, bytes]:
+    key, iv = os.urandom(KEY_SIZES[cipher_name]), iv or os.urandom(12)
+    return (
+        GCMEncryption(GCMCipher(cipher_name, key, iv)),
+        KeptGCMEncryption.new(cipher_name, key, iv),
+        key,
+        iv,
+    )
+
+
+@pytest.mark.parametrize("cipher_name", sorted(KEY_SIZES))
+def test_packets_are_the_bytes_asyncssh_makes_and_each_side_reads_the_others(
+    cipher_name: str,
+) -> None:
+    theirs, ours, key, iv = pair(cipher_name)
+    their_reader, our_reader = GCMEncryption(GCMCipher(cipher_name, key, iv)), KeptGCMEncryption(key, iv)
+    for seq, size in enumerate([16, 48, 1024, 32768 + 16, 3, 65536]):
+        header, body = size.to_bytes(4, "big"), os.urandom(size)
+        sealed_theirs, tag_theirs = theirs.encrypt_packet(seq, header, body)
+        sealed_ours, tag_ours = ours.encrypt_packet(seq, header, body)
+        assert (sealed_ours, tag_ours) == (sealed_theirs, tag_theirs)
+        assert isinstance(sealed_ours, bytes) and len(tag_ours) == 16
+        # the receiving side: asyncssh hands the first block and the rest apart, the header in front
+        first, rest = sealed_ours[:16], sealed_ours[16:]
+        assert their_reader.decrypt_packet(seq, first, rest, 4, tag_ours) == body
+        assert our_reader.decrypt_packet(seq, first, rest, 4, tag_theirs) == body
+
+
+def test_the_nonce_counter_wraps_as_asyncssh_s_does() -> None:
+    theirs, ours, _, _ = pair("aes128-gcm", iv=os.urandom(4) + b"\xff" * 8)
+    for seq in range(3):  # ...ff, then 00...00, then 00...01
+        header, body = (32).to_bytes(4, "big"), os.urandom(32)
+        assert ours.encrypt_packet(seq, header, body) == theirs.encrypt_packet(seq, header, body)
+
+
+def test_a_forged_packet_is_refused_and_the_next_one_still_reads() -> None:
+    writer, _, key, iv = pair("aes256-gcm")
+    reader = KeptGCMEncryption(key, iv)
+    header = (64).to_bytes(4, "big")
+    sealed, tag = writer.encrypt_packet(0, header, b"a" * 64)
+    forged = bytearray(sealed)
+    forged[20] ^= 1
+    assert reader.decrypt_packet(0, bytes(forged[:16]), bytes(forged[16:]), 4, tag) is None
+    # the nonce moved on, as asyncssh's does: the writer's second packet reads
+    sealed, tag = writer.encrypt_packet(1, header, b"b" * 64)
+    assert reader.decrypt_packet(1, sealed[:16], sealed[16:], 4, tag) == b"b" * 64
+    with pytest.raises(ValueError, match="12-byte IV"):
+        KeptGCMEncryption(os.urandom(16), os.urandom(8))
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> dict[bytes, Any]:
+    """asyncssh's table of encryption classes, put back as it was after the test."""
+    copy = dict(asyncssh.encryption._enc_params)
+    monkeypatch.setattr(asyncssh.encryption, "_enc_params", copy)
+    return copy
+
+
+def test_use_kept_aesgcm_swaps_both_gcm_algorithms_once_and_nothing_else(table: dict[bytes, Any]) -> None:
+    before = dict(table)
+    assert use_kept_aesgcm() and use_kept_aesgcm()  # a second call changes nothing
+    for alg in GCM_ALGS:
+        assert table[alg] == (KeptGCMEncryption, before[alg][1])
+        assert isinstance(
+            get_encryption(alg, os.urandom(32 if b"256" in alg else 16), os.urandom(12)), KeptGCMEncryption
+        )
+    assert {alg: v for alg, v in table.items() if alg not in GCM_ALGS} == {
+        alg: v for alg, v in before.items() if alg not in GCM_ALGS
+    }
+
+
+def test_an_unexpected_table_is_left_as_it_is(
+    table: dict[bytes, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Other(GCMEncryption):
+        pass
+
+    table[GCM_ALGS[1]] = (Other, "aes256-gcm")
+    before = dict(table)
+    assert use_kept_aesgcm() is False and table == before
+    monkeypatch.delattr(asyncssh.encryption, "_enc_params")
+    assert use_kept_aesgcm() is False
+
+
+def test_a_private_key_sealed_with_aes256_gcm_reads_back(table: dict[bytes, Any], tmp_path: Path) -> None:
+    """asyncssh also seals OpenSSH private key files with the same class (header empty, tag apart)."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    sealed_before = key.export_private_key("openssh", "pw", cipher_name="aes256-gcm@openssh.com", rounds=2)
+    assert use_kept_aesgcm()
+    sealed_after = key.export_private_key("openssh", "pw", cipher_name="aes256-gcm@openssh.com", rounds=2)
+    for sealed in (sealed_before, sealed_after):
+        assert asyncssh.import_private_key(sealed, "pw").public_data == key.public_data
+        with pytest.raises(asyncssh.KeyEncryptionError):
+            asyncssh.import_private_key(sealed, "wrong")
+
+
+SIZE = 3 * 1024 * 1024 + 5  # about 100 packets of 32 KiB each way
+
+
+class Anyone(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return False  # the test is about the packets, not the login
+
+
+@needs_ssh
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cipher", [alg.decode() for alg in GCM_ALGS])
+async def test_the_openssh_client_and_an_asyncssh_server_using_it_talk_both_ways(
+    cipher: str, table: dict[bytes, Any], tmp_path: Path
+) -> None:
+    assert use_kept_aesgcm()
+    used: list[type] = []
+    download = os.urandom(SIZE)
+
+    async def session(process: asyncssh.SSHServerProcess[bytes]) -> None:
+        conn = process.channel.get_connection()
+        used.extend([type(conn._send_encryption), type(conn._recv_encryption)])
+        upload = await process.stdin.read()
+        process.stderr.write(hashlib.sha256(upload).hexdigest().encode())
+        process.stdout.write(download)
+        process.exit(0)
+
+    server = await asyncssh.listen(
+        "127.0.0.1",
+        0,
+        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+        server_factory=Anyone,
+        process_factory=session,
+        encoding=None,
+        encryption_algs=[cipher],
+    )
+    port = server.sockets[0].getsockname()[1]
+    upload = os.urandom(SIZE)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "ssh", "-F", "/dev/null", "-p", str(port), "-c", cipher,
+            "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={tmp_path / 'known'}",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "u@127.0.0.1", "x",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(upload), 60)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert proc.returncode == 0, err
+    assert hashlib.sha256(upload).hexdigest().encode() in err
+    assert out == download
+    assert used == [KeptGCMEncryption, KeptGCMEncryption]
