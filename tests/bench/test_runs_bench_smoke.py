@@ -44,6 +44,9 @@ def test_runs_benchmark_completes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "command:  .venv/bin/python bench/runs.py --quick --gap 0.05" in out, out
+    assert "from create() to the workflow existing in simcluster" in out, out
+    assert "from create() until it returns" in out, out
+    assert out.count("service/direct: mean ") == 2, out
     for row in (
         "\nservice (Argo endpoint)      5 ",
         "\ndirect (simcluster Argo)     5 ",
@@ -54,6 +57,10 @@ def test_runs_benchmark_completes(tmp_path: Path) -> None:
         assert f"\n{label} " in out, out
     data = json.loads(figures.read_text())
     assert len(data["service_ms"]) == len(data["direct_ms"]) == len(data["submissions_ms"]) == 5
+    # each timed create's ADDED event came, after its create started
+    assert len(data["service_exists_ms"]) == len(data["direct_exists_ms"]) == 5
+    assert all(ms > 0 for ms in data["service_exists_ms"] + data["direct_exists_ms"]), data
+    assert set(data["ratio"]) == {"exists", "returns"}
     assert list(data["first_service_ms"]) == ["bench-0"]
     assert "hub-labelled" in data["verified"], data["verified"]
     # each timed submission reached the store three times and the cluster once
