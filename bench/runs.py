@@ -11,8 +11,10 @@ and the tornado app. The one stand-in is the hub's token check: a table answers 
 ``HubAuth`` cache would.
 
 Each pair submits the same one-step Hera workflow under a new name, once through each path, in
-alternating order, and times ``WorkflowsService.create_workflow`` until it returns (sync Hera, in a
-thread, each path with its own keep-alive session):
+alternating order, and times ``WorkflowsService.create_workflow`` (sync Hera, in a thread, each path
+with its own keep-alive session) two ways: until the workflow exists in simcluster, the issue's
+measure, read from a watch of workflows on a thread of its own (the moment its ADDED event arrives),
+and until the call returns:
 
 - **service**: the service's Argo endpoint (``{prefix}argo/``) with the user's hub token. When the call
   returns, the run is checked, in the registry, and exists held back (``spec.suspend``) in the user's

@@ -1,0 +1,31 @@
+"""bench/ssh_gcm.py in its quick form: both classes read what the other sealed (the script exits non-zero
+otherwise) and every row prints. The figures are not checked: the machine is shared and noisy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "ssh_gcm.py"
+
+
+@pytest.mark.timeout(60)
+def test_ssh_gcm_benchmark_completes() -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", str(SCRIPT), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        cwd=SCRIPT.parent.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "$ python bench/ssh_gcm.py --quick" in out, out
+    for cls in ("asyncssh's shim", "KeptGCMEncryption"):
+        for op in ("encrypt", "decrypt"):
+            assert f"\n{cls:<20}{op:<10}" in out, out
+    for op in ("encrypt", "decrypt"):
+        assert f"{op}: KeptGCMEncryption takes " in out, out
