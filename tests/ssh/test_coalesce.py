@@ -12,6 +12,8 @@ import pytest
 
 from spawner.ssh.coalesce import CoalescingTransport, coalesce_writes
 
+from .peers import Anyone, bare_server
+
 
 class Recorder(asyncio.Transport):
     """A transport that records its calls (it is an asyncio.Transport, as a socket's is)."""
@@ -111,9 +113,8 @@ async def test_only_a_transport_is_wrapped_and_only_once() -> None:
     assert coalesce_writes(conn) is True and conn._transport is wrapped
 
 
-class Counting(asyncssh.SSHServer):
-    """An asyncssh server that coalesces its writes, as hybridhub's server and gateway do, and lets
-    anyone in (the test is about the bytes, not the login)."""
+class Counting(Anyone):
+    """An asyncssh server that coalesces its writes, as hybridhub's server and gateway do."""
 
     instances: list[Counting] = []
 
@@ -121,9 +122,6 @@ class Counting(asyncssh.SSHServer):
         assert coalesce_writes(conn)
         self.transport = conn._transport  # type: ignore[attr-defined]
         Counting.instances.append(self)
-
-    def begin_auth(self, username: str) -> bool:
-        return False
 
 
 async def _stream(process: asyncssh.SSHServerProcess[bytes]) -> None:
@@ -139,34 +137,23 @@ async def test_a_real_asyncssh_session_gets_every_byte_in_fewer_sends(
     sends: list[int] = []
 
     Counting.instances = []
-    key = asyncssh.generate_private_key("ssh-ed25519")
-    server = await asyncssh.listen(
-        "127.0.0.1",
-        0,
-        server_host_keys=[key],
-        server_factory=Counting,
-        process_factory=_stream,
-        encoding=None,
-    )
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with asyncssh.connect("127.0.0.1", port, known_hosts=None, username="u") as conn:
-            inner = Counting.instances[0].transport._transport
-            sock = inner._sock  # get_extra_info("socket") is a wrapper without send()
+    async with (
+        bare_server(Counting, _stream) as port,
+        asyncssh.connect("127.0.0.1", port, known_hosts=None, username="u") as conn,
+    ):
+        inner = Counting.instances[0].transport._transport
+        sock = inner._sock  # get_extra_info("socket") is a wrapper without send()
 
-            class Sock:  # count the server socket's send() calls (asyncio calls sock.send)
-                def __getattr__(self, name: str) -> Any:
-                    return getattr(sock, name)
+        class Sock:  # count the server socket's send() calls (asyncio calls sock.send)
+            def __getattr__(self, name: str) -> Any:
+                return getattr(sock, name)
 
-                def send(self, data: Any, *args: Any) -> int:
-                    sends.append(len(data))
-                    return int(sock.send(data, *args))
+            def send(self, data: Any, *args: Any) -> int:
+                sends.append(len(data))
+                return int(sock.send(data, *args))
 
-            monkeypatch.setattr(inner, "_sock", Sock())
-            result = await asyncio.wait_for(conn.run("stream", encoding=None), 30)
-    finally:
-        server.close()
-        await server.wait_closed()
+        monkeypatch.setattr(inner, "_sock", Sock())
+        result = await asyncio.wait_for(conn.run("stream", encoding=None), 30)
     assert result.exit_status == 0
     assert result.stdout == b"x" * (64 * 65536)
     # 4 MiB in 32 KiB packets, each after an SSH_MSG_IGNORE: 256 writes uncoalesced; the window

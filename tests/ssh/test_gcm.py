@@ -20,6 +20,8 @@ from asyncssh.encryption import GCMEncryption, get_encryption
 from spawner.ssh.gcm import GCM_ALGS, KeptGCMEncryption, use_kept_aesgcm
 from tests.environment import needs
 
+from .peers import Anyone, bare_server
+
 KEY_SIZES = {"aes128-gcm": 16, "aes256-gcm": 32}
 needs_ssh = needs(
     shutil.which("ssh") is not None, "needs the OpenSSH client (make test installs openssh-client)"
@@ -125,11 +127,6 @@ def test_a_private_key_sealed_with_aes256_gcm_reads_back(table: dict[bytes, Any]
 SIZE = 3 * 1024 * 1024 + 5  # about 100 packets of 32 KiB each way
 
 
-class Anyone(asyncssh.SSHServer):
-    def begin_auth(self, username: str) -> bool:
-        return False  # the test is about the packets, not the login
-
-
 @needs_ssh
 @pytest.mark.asyncio
 @pytest.mark.parametrize("cipher", [alg.decode() for alg in GCM_ALGS])
@@ -148,18 +145,8 @@ async def test_the_openssh_client_and_an_asyncssh_server_using_it_talk_both_ways
         process.stdout.write(download)
         process.exit(0)
 
-    server = await asyncssh.listen(
-        "127.0.0.1",
-        0,
-        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
-        server_factory=Anyone,
-        process_factory=session,
-        encoding=None,
-        encryption_algs=[cipher],
-    )
-    port = server.sockets[0].getsockname()[1]
     upload = os.urandom(SIZE)
-    try:
+    async with bare_server(Anyone, session, encryption_algs=[cipher]) as port:
         proc = await asyncio.create_subprocess_exec(
             "ssh", "-F", "/dev/null", "-p", str(port), "-c", cipher,
             "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={tmp_path / 'known'}",
@@ -167,9 +154,6 @@ async def test_the_openssh_client_and_an_asyncssh_server_using_it_talk_both_ways
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(upload), 60)
-    finally:
-        server.close()
-        await server.wait_closed()
     assert proc.returncode == 0, err
     assert hashlib.sha256(upload).hexdigest().encode() in err
     assert out == download

@@ -12,19 +12,17 @@ from asyncssh.constants import MSG_IGNORE
 
 from spawner.ssh.ignores import drop_aead_ignores
 
+from .peers import Anyone, bare_server
+
 SIZE = 1024 * 1024  # 32 packets of 32 KiB
 
 
-class Dropping(asyncssh.SSHServer):
-    """An asyncssh server that drops the ignores, as hybridhub's server and gateway do, and lets anyone
-    in (the test is about the packets, not the login)."""
+class Dropping(Anyone):
+    """An asyncssh server that drops the ignores, as hybridhub's server and gateway do."""
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         assert drop_aead_ignores(conn)
         assert drop_aead_ignores(conn)  # once is enough: a second call changes nothing
-
-    def begin_auth(self, username: str) -> bool:
-        return False
 
 
 async def _stream(process: asyncssh.SSHServerProcess[bytes]) -> None:
@@ -36,32 +34,18 @@ async def received(cipher: str) -> dict[int, int]:
     """Run a stream under ``cipher`` and count the packets the client's connection handled, by type
     (channel data goes to the channel: the count is of the rest)."""
     counts: dict[int, int] = {}
-    key = asyncssh.generate_private_key("ssh-ed25519")
-    server = await asyncssh.listen(
-        "127.0.0.1",
-        0,
-        server_host_keys=[key],
-        server_factory=Dropping,
-        process_factory=_stream,
-        encoding=None,
-        encryption_algs=[cipher],
-    )
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with asyncssh.connect(
-            "127.0.0.1", port, known_hosts=None, username="u", encryption_algs=[cipher]
-        ) as conn:
-            logged = conn.log_received_packet
+    async with (
+        bare_server(Dropping, _stream, encryption_algs=[cipher]) as port,
+        asyncssh.connect("127.0.0.1", port, known_hosts=None, username="u", encryption_algs=[cipher]) as conn,
+    ):
+        logged = conn.log_received_packet
 
-            def count(pkttype: int, *args: Any, **kwargs: Any) -> None:
-                counts[pkttype] = counts.get(pkttype, 0) + 1
-                logged(pkttype, *args, **kwargs)
+        def count(pkttype: int, *args: Any, **kwargs: Any) -> None:
+            counts[pkttype] = counts.get(pkttype, 0) + 1
+            logged(pkttype, *args, **kwargs)
 
-            conn.log_received_packet = count  # type: ignore[method-assign]
-            result = await asyncio.wait_for(conn.run("stream", encoding=None), 30)
-    finally:
-        server.close()
-        await server.wait_closed()
+        conn.log_received_packet = count  # type: ignore[method-assign]
+        result = await asyncio.wait_for(conn.run("stream", encoding=None), 30)
     assert result.exit_status == 0 and result.stdout == b"x" * SIZE
     return counts
 
