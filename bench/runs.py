@@ -13,8 +13,8 @@ and the tornado app. The one stand-in is the hub's token check: a table answers 
 Each pair submits the same one-step Hera workflow under a new name, once through each path, in
 alternating order, and times ``WorkflowsService.create_workflow`` (sync Hera, in a thread, each path
 with its own keep-alive session) two ways: until the workflow exists in simcluster, the issue's
-measure, read from a watch of workflows on a thread of its own (the moment its ADDED event arrives),
-and until the call returns:
+measure, read from a watch of workflows by a process of its own (the moment its ADDED event
+arrives), and until the call returns:
 
 - **service**: the service's Argo endpoint (``{prefix}argo/``) with the user's hub token. When the call
   returns, the run is checked, in the registry, and exists held back (``spec.suspend``) in the user's
@@ -42,7 +42,9 @@ import logging
 import os
 import platform
 import shlex
+import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -70,6 +72,7 @@ from spawner.core.clusters import parse_clusters  # noqa: E402
 from spawner.core.labels import HUB_LABEL  # noqa: E402
 from spawner.core.model import Health  # noqa: E402
 from spawner.placement.reservations import ReservationBook  # noqa: E402
+from spawner.service.api.argo import ArgoWorkflowsHandler  # noqa: E402
 from spawner.service.app import HybridHubService  # noqa: E402
 from spawner.service.capacity import fleet_capacity  # noqa: E402
 from spawner.service.fleet import ClusterMember, Fleet  # noqa: E402
@@ -222,34 +225,68 @@ PARTS = {
 }
 
 
+# The moments (time.perf_counter()) a create through the service passed, for the timeline to existence:
+# the handler's start, submit's start, the registry add's start and end, the create's request sent.
+_STAMPS: ContextVar[dict[str, float] | None] = ContextVar("stamps", default=None)
+STEPS = {  # each step: from the moment before to this one
+    "handler": "Hera's client and the request, to the handler",
+    "submit": "the token check and the body, to submit",
+    "add": "checks and placement",
+    "added": "store: add the run",
+    "post": "until the create is sent to the cluster",
+    "exists": "the create in simcluster as the user, to its ADDED",
+}
+
+
 def _timed_part(label: str, call: Callable[..., Any]) -> Callable[..., Any]:
     async def timed_call(*args: Any, **kwargs: Any) -> Any:
-        parts = _SUBMISSION.get()
+        parts, stamps = _SUBMISSION.get(), _STAMPS.get()
         started = time.perf_counter()
+        if stamps is not None and (label != PARTS[(UserApi, "send")] or args[1] == "POST"):
+            stamps.setdefault({PARTS[(RunRegistry, "add")]: "add"}.get(label, "post"), started)
         try:
             return await call(*args, **kwargs)
         finally:
             if parts is not None:
                 parts[label] = parts.get(label, 0.0) + (time.perf_counter() - started) * 1000
+            if stamps is not None and label == PARTS[(RunRegistry, "add")]:
+                stamps["added"] = time.perf_counter()
 
     return timed_call
 
 
 @contextlib.contextmanager
-def instrumented(submissions: list[dict[str, float]]) -> Iterator[None]:
+def instrumented(
+    submissions: list[dict[str, float]], stamps: dict[str, dict[str, float]] | None = None
+) -> Iterator[None]:
     """Time each RunManager.submit and, inside it, its store round trips and cluster requests; one dict
-    of milliseconds per submission is appended to ``submissions``. The methods are wrapped on their
-    classes for the bench's life only: the production code has no timers of its own."""
-    originals: dict[tuple[type, str], Any] = {(RunManager, "submit"): RunManager.submit}
+    of milliseconds per submission is appended to ``submissions``. With ``stamps``, the moments each
+    create through the Argo endpoint passed go there too, by workflow name (see STEPS). The methods
+    are wrapped on their classes for the bench's life only: the production code has no timers of its
+    own."""
+    originals: dict[tuple[type, str], Any] = {
+        (RunManager, "submit"): RunManager.submit,
+        (ArgoWorkflowsHandler, "prepare"): ArgoWorkflowsHandler.prepare,
+    }
     originals.update({key: getattr(*key) for key in PARTS})
-    submit = RunManager.submit
+    submit, prepare = RunManager.submit, ArgoWorkflowsHandler.prepare
 
-    async def timed_submit(self: RunManager, *args: Any, **kwargs: Any) -> Any:
+    async def stamped_prepare(self: ArgoWorkflowsHandler) -> None:
+        if stamps is not None and self.request.method == "POST":
+            # prepare and post run in the handler's one task: what is set here, submit sees
+            _STAMPS.set({"handler": time.perf_counter()})
+        await prepare(self)
+
+    async def timed_submit(self: RunManager, user: str, body: Any) -> Any:
         parts: dict[str, float] = {}
         token = _SUBMISSION.set(parts)
         started = time.perf_counter()
+        marks = _STAMPS.get()
+        if stamps is not None and marks is not None:
+            marks["submit"] = started
+            stamps[str(body["metadata"]["name"])] = marks
         try:
-            return await submit(self, *args, **kwargs)
+            return await submit(self, user, body)
         finally:
             parts[SUBMIT] = (time.perf_counter() - started) * 1000
             _SUBMISSION.reset(token)
@@ -259,10 +296,29 @@ def instrumented(submissions: list[dict[str, float]]) -> Iterator[None]:
         for (owner, name), label in PARTS.items():
             setattr(owner, name, _timed_part(label, getattr(owner, name)))
         setattr(RunManager, "submit", timed_submit)  # noqa: B010 - the same form as the parts
+        setattr(ArgoWorkflowsHandler, "prepare", stamped_prepare)  # noqa: B010
         yield
     finally:
         for (owner, name), original in originals.items():
             setattr(owner, name, original)
+
+
+def timeline(
+    starts: dict[str, float], exists: dict[str, float], stamps: dict[str, dict[str, float]]
+) -> dict[str, Summary]:
+    """Milliseconds of each step of the timed service creates, from the create's start (``starts``,
+    perf_counter) to the workflow's ADDED event (``exists``, perf_counter), through the moments
+    ``stamps`` holds by name; and the whole, which is the existence figure."""
+    columns: dict[str, list[float]] = {label: [] for label in STEPS.values()}
+    columns["from create() to existing, all of it"] = []
+    for name, start in starts.items():
+        moments = {**stamps[name], "exists": exists[name]}
+        before = start
+        for step, label in STEPS.items():
+            columns[label].append((moments[step] - before) * 1000)
+            before = moments[step]
+        columns["from create() to existing, all of it"].append((exists[name] - start) * 1000)
+    return {label: summarise(ms) for label, ms in columns.items()}
 
 
 def parts_of(creates: list[float], submissions: list[dict[str, float]]) -> dict[str, Summary]:
@@ -288,67 +344,89 @@ def parts_of(creates: list[float], submissions: list[dict[str, float]]) -> dict[
 
 
 class Arrivals:
-    """When each workflow came into being in simcluster: a cluster-wide watch of workflows, read on
-    an event loop in a thread of its own (not the service's, whose work would delay the reading), notes
-    the ``time.perf_counter()`` at which each name's ADDED event arrives. The issue's measure, "from
-    ``Workflow.create()`` to the object existing in simcluster", is that moment less the create's
-    start; the watch's own delay (0.1-0.3 ms, bench/README.md) is in both paths alike."""
+    """When each workflow came into being in simcluster: a cluster-wide watch of workflows, read by a
+    process of its own (``--watch-workflows``), notes the ``time.perf_counter()`` at which each name's
+    ADDED event arrives. Read in this process, even on a thread of its own, the event waited for the
+    interpreter while the service (or Hera's thread) went on with its work after the create, about
+    2 ms on the service's path. perf_counter is the system's monotonic clock, the same in both
+    processes. The issue's measure, "from ``Workflow.create()`` to the object existing in
+    simcluster", is that moment less the create's start; the watch's own delay (0.1-0.3 ms,
+    bench/README.md) is in both paths alike."""
 
     def __init__(self, sim: SimProcess) -> None:
-        self._url = sim.api_url(CLUSTER).rstrip("/") + "/apis/argoproj.io/v1alpha1/workflows"
-        self._token = sim.token(CLUSTER)
-        self._ssl = sim.ssl_context()
+        url = sim.api_url(CLUSTER).rstrip("/") + "/apis/argoproj.io/v1alpha1/workflows"
+        self._command = [sys.executable, str(Path(__file__).resolve()), "--watch-workflows", url, sim.ca_file]
+        self._env = {**os.environ, WATCH_TOKEN: sim.token(CLUSTER)}
         self.at: dict[str, float] = {}
         self._open = threading.Event()
-        self._error: BaseException | None = None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="bench-arrivals", daemon=True)
+        self._lines: list[str] = []  # what the watcher wrote that was not an arrival: its error
+        self._proc: subprocess.Popen[str] | None = None
+        self._thread = threading.Thread(target=self._read, name="bench-arrivals", daemon=True)
 
     def __enter__(self) -> Arrivals:
+        self._proc = subprocess.Popen(
+            self._command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self._env, text=True
+        )
         self._thread.start()
-        if not self._open.wait(30):
-            raise SystemExit(f"the watch of workflows did not open in 30 s: {self._error!r}")
+        if not self._open.wait(30) or self._proc.poll() is not None:
+            self.__exit__()
+            raise SystemExit(f"the watch of workflows did not open in 30 s: {''.join(self._lines)[-2000:]}")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(10)
         self._thread.join(10)
 
-    def _run(self) -> None:
-        task = self._loop.create_task(self._watch())
-        try:
-            self._loop.run_forever()
-        finally:
-            task.cancel()
-            self._loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
-            self._loop.close()
-
-    async def _watch(self) -> None:
-        headers = {"Authorization": f"Bearer {self._token}"}
-        timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=None)
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(self._url, params={"watch": "true"}, headers=headers, ssl=self._ssl) as resp,
-            ):
-                resp.raise_for_status()
-                self._open.set()
-                async for line in resp.content:
-                    event = json.loads(line)
-                    if event.get("type") == "ADDED":
-                        self.at.setdefault(event["object"]["metadata"]["name"], time.perf_counter())
-        except Exception as exc:  # reported by __enter__ or by existed()
-            self._error = exc
-            self._open.set()
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            match line.split():
+                case ["open"]:
+                    self._open.set()
+                case ["ADDED", name, moment]:
+                    self.at.setdefault(name, float(moment))
+                case _:
+                    self._lines.append(line)
+        self._open.set()
 
     async def existed(self, starts: dict[str, float], within: float = 10.0) -> dict[str, float]:
         """Milliseconds from each name's create start to its ADDED event, once all have arrived."""
         async with asyncio.timeout(within):
             while missing := [n for n in starts if n not in self.at]:  # another thread's dict
-                if self._error is not None:
-                    raise SystemExit(f"the watch of workflows failed: {self._error!r}; not seen: {missing}")
+                if self._proc is None or self._proc.poll() is not None:
+                    raise SystemExit(
+                        f"the watch of workflows ended: {''.join(self._lines)[-2000:]}; not seen: {missing}"
+                    )
                 await asyncio.sleep(0.01)
         return {name: (self.at[name] - start) * 1000 for name, start in starts.items()}
+
+
+WATCH_TOKEN = "BENCH_RUNS_WATCH_TOKEN"
+
+
+async def watch_workflows(url: str, ca_file: str) -> None:
+    """The watcher process: "open" once the watch answered, then "ADDED <name> <perf_counter>" per
+    new workflow, each line flushed as it is written."""
+    headers = {"Authorization": f"Bearer {os.environ[WATCH_TOKEN]}"}
+    timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=None)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(
+            url, params={"watch": "true"}, headers=headers, ssl=ssl.create_default_context(cafile=ca_file)
+        ) as resp,
+    ):
+        resp.raise_for_status()
+        print("open", flush=True)
+        async for line in resp.content:
+            event = json.loads(line)
+            if event.get("type") == "ADDED":
+                print("ADDED", event["object"]["metadata"]["name"], time.perf_counter(), flush=True)
 
 
 # ---------------------------------------------------------------------------- the creates
@@ -407,7 +485,11 @@ def names_in(direct: WorkflowsService, namespace: str) -> set[str]:
 
 
 async def measure(
-    args: argparse.Namespace, sim: SimProcess, work: Path, submissions: list[dict[str, float]]
+    args: argparse.Namespace,
+    sim: SimProcess,
+    work: Path,
+    submissions: list[dict[str, float]],
+    stamps: dict[str, dict[str, float]],
 ) -> dict[str, Any]:
     users = [f"bench-{i}" for i in range(args.first)]
     direct = WorkflowsService(
@@ -457,6 +539,7 @@ async def measure(
             if missing:
                 raise SystemExit(f"creates that returned but are not in simcluster: {sorted(missing)}")
             existed = {path: await arrivals.existed(names) for path, names in starts.items()}
+            steps = timeline(starts["service"], arrivals.at, stamps)
     return {
         "first_direct_ms": first_direct,
         "first_service_ms": first,
@@ -466,6 +549,7 @@ async def measure(
         "service_exists_ms": list(existed["service"].values()),
         "direct_exists_ms": list(existed["direct"].values()),
         "submissions_ms": list(submissions),
+        "timeline": {label: vars(summary) for label, summary in steps.items()},
     }
 
 
@@ -517,6 +601,13 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     print(f"verified: {figures['verified']}")
     print("          and every create of both paths listed in simcluster at the end")
     print()
+    head = f"{'the service path until the workflow exists':<52}{'p50 ms':>9}{'mean ms':>9}{'max ms':>9}"
+    print(head)
+    print("-" * len(head))
+    for label, step in figures["timeline"].items():
+        print(f"{label:<52}{step['p50']:>9.1f}{step['mean']:>9.1f}{step['high']:>9.1f}")
+    print("-" * len(head))
+    print()
     parts = parts_of(figures["service_ms"], figures["submissions_ms"])
     head = f"{'where a service create spends its time':<44}{'p50 ms':>9}{'mean ms':>9}{'max ms':>9}"
     print(head)
@@ -536,14 +627,21 @@ async def run(args: argparse.Namespace) -> int:
         (work / "clusters.yaml").write_text(CLUSTER_FILE)
         with SimProcess(work / "sim", config=work / "clusters.yaml") as sim:
             submissions: list[dict[str, float]] = []
-            with instrumented(submissions):
+            stamps: dict[str, dict[str, float]] = {}
+            with instrumented(submissions, stamps):
                 async with asyncio.timeout(args.timeout):
-                    figures = await measure(args, sim, work, submissions)
+                    figures = await measure(args, sim, work, submissions, stamps)
     report(args, figures)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:1] == ["--watch-workflows"]:  # the watcher process of Arrivals
+        url, ca_file = given[1:]
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(watch_workflows(url, ca_file))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, help="timed creates per path (default 40, --quick 5)")
     parser.add_argument("--first", type=int, help="users whose first run is timed (default 3, --quick 1)")

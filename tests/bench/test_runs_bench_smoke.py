@@ -61,6 +61,10 @@ def test_runs_benchmark_completes(tmp_path: Path) -> None:
     assert len(data["service_exists_ms"]) == len(data["direct_exists_ms"]) == 5
     assert all(ms > 0 for ms in data["service_exists_ms"] + data["direct_exists_ms"]), data
     assert set(data["ratio"]) == {"exists", "returns"}
+    # the service path's steps until the workflow exists, each create through every step
+    assert list(data["timeline"]) == [*runs.STEPS.values(), "from create() to existing, all of it"]
+    assert all(step["n"] == 5 for step in data["timeline"].values()), data["timeline"]
+    assert "\nthe service path until the workflow exists " in out, out
     assert list(data["first_service_ms"]) == ["bench-0"]
     assert "hub-labelled" in data["verified"], data["verified"]
     # each timed submission reached the store three times and the cluster once
@@ -113,3 +117,20 @@ def test_parts_pair_each_create_with_its_submission() -> None:
     assert parts[update].high == 6.0 and parts[send].low == 3.0
     with pytest.raises(ValueError, match="3 creates but 2 submissions"):
         runs.parts_of([1.0, 2.0, 3.0], submissions)
+
+
+def test_the_timeline_steps_add_up_to_the_time_to_existence() -> None:
+    """Each step runs from the moment before it; together they are the whole, create to ADDED."""
+    starts = {"a": 10.0, "b": 20.0}
+    stamps = {
+        "a": {"handler": 10.002, "submit": 10.0021, "add": 10.0025, "added": 10.0045, "post": 10.0046},
+        "b": {"handler": 20.001, "submit": 20.0011, "add": 20.0015, "added": 20.0025, "post": 20.0026},
+    }
+    steps = runs.timeline(starts, {"a": 10.010, "b": 20.006, "other": 1.0}, stamps)
+    whole = steps.pop("from create() to existing, all of it")
+    assert whole.low == pytest.approx(6.0) and whole.high == pytest.approx(10.0)
+    assert steps[runs.STEPS["added"]].low == pytest.approx(1.0)
+    assert steps[runs.STEPS["exists"]].high == pytest.approx(5.4)
+    # a is the slower in every step, b the faster: each one's steps add up to its whole
+    assert sum(step.high for step in steps.values()) == pytest.approx(whole.high)
+    assert sum(step.low for step in steps.values()) == pytest.approx(whole.low)
