@@ -556,6 +556,17 @@ async def measure(
 # ---------------------------------------------------------------------------- the report
 
 
+def print_parts(title: str, rows: dict[str, Summary]) -> None:
+    """A table of milliseconds, one row per part: p50, mean and max."""
+    width = max(len(title), *map(len, rows)) + 2
+    head = f"{title:<{width}}{'p50 ms':>9}{'mean ms':>9}{'max ms':>9}"
+    print(head)
+    print("-" * len(head))
+    for label, part in rows.items():
+        print(f"{label:<{width}}{part.p50:>9.1f}{part.mean:>9.1f}{part.high:>9.1f}")
+    print("-" * len(head))
+
+
 def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     print(f"command:  .venv/bin/python {shlex.join(['bench/runs.py', *args.argv])}")
     service = HybridHubService()
@@ -601,20 +612,11 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
     print(f"verified: {figures['verified']}")
     print("          and every create of both paths listed in simcluster at the end")
     print()
-    head = f"{'the service path until the workflow exists':<52}{'p50 ms':>9}{'mean ms':>9}{'max ms':>9}"
-    print(head)
-    print("-" * len(head))
-    for label, step in figures["timeline"].items():
-        print(f"{label:<52}{step['p50']:>9.1f}{step['mean']:>9.1f}{step['high']:>9.1f}")
-    print("-" * len(head))
+    steps = {label: Summary(**step) for label, step in figures["timeline"].items()}
+    print_parts("the service path until the workflow exists", steps)
     print()
     parts = parts_of(figures["service_ms"], figures["submissions_ms"])
-    head = f"{'where a service create spends its time':<44}{'p50 ms':>9}{'mean ms':>9}{'max ms':>9}"
-    print(head)
-    print("-" * len(head))
-    for label, p in parts.items():
-        print(f"{label:<44}{p.p50:>9.1f}{p.mean:>9.1f}{p.high:>9.1f}")
-    print("-" * len(head))
+    print_parts("where a service create spends its time", parts)
     if args.json:
         out = dict(figures, ratio=ratios)
         out["parts"] = {k: vars(v) for k, v in parts.items()}

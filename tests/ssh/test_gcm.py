@@ -147,12 +147,17 @@ async def test_the_openssh_client_and_an_asyncssh_server_using_it_talk_both_ways
 
     upload = os.urandom(SIZE)
     async with bare_server(Anyone, session, encryption_algs=[cipher]) as port:
-        proc = await asyncio.create_subprocess_exec(
-            "ssh", "-F", "/dev/null", "-p", str(port), "-c", cipher,
-            "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={tmp_path / 'known'}",
-            "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "u@127.0.0.1", "x",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        options = {
+            "StrictHostKeyChecking": "no",
+            "UserKnownHostsFile": str(tmp_path / "known"),
+            "BatchMode": "yes",
+            "ConnectTimeout": "10",
+        }
+        command = ["ssh", "-F", "/dev/null", "-p", str(port), "-c", cipher]
+        command += [arg for key, value in options.items() for arg in ("-o", f"{key}={value}")]
+        command += ["u@127.0.0.1", "x"]
+        pipe = asyncio.subprocess.PIPE
+        proc = await asyncio.create_subprocess_exec(*command, stdin=pipe, stdout=pipe, stderr=pipe)
         out, err = await asyncio.wait_for(proc.communicate(upload), 60)
     assert proc.returncode == 0, err
     assert hashlib.sha256(upload).hexdigest().encode() in err
