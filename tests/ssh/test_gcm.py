@@ -20,7 +20,9 @@ from asyncssh.encryption import GCMEncryption, get_encryption
 from spawner.ssh.gcm import GCM_ALGS, KeptGCMEncryption, use_kept_aesgcm
 from tests.environment import needs
 
+from .conftest import LoopThread, make_app, start_server
 from .peers import Anyone, bare_server
+from .standin import StandIn
 
 KEY_SIZES = {"aes128-gcm": 16, "aes256-gcm": 32}
 needs_ssh = needs(
@@ -163,3 +165,16 @@ async def test_the_openssh_client_and_an_asyncssh_server_using_it_talk_both_ways
     assert hashlib.sha256(upload).hexdigest().encode() in err
     assert out == download
     assert used == [KeptGCMEncryption, KeptGCMEncryption]
+
+
+def test_the_pods_server_uses_it_once_started(
+    table: dict[bytes, Any], loop_thread: LoopThread, standin: StandIn, tmp_path: Path
+) -> None:
+    """hybridhub's SSH server swaps the classes as it starts (asyncssh's own until then)."""
+    for alg in GCM_ALGS:
+        table[alg] = (GCMEncryption, table[alg][1])
+    server = start_server(loop_thread, make_app(standin, tmp_path))
+    try:
+        assert all(table[alg][0] is KeptGCMEncryption for alg in GCM_ALGS), table
+    finally:
+        loop_thread.run(server.stop())
