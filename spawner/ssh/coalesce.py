@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["CoalescingTransport", "coalesce_writes"]
@@ -35,6 +36,13 @@ class CoalescingTransport:
 
     def write(self, data: bytes) -> None:
         self._pending.append(data)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def writelines(self, parts: Iterable[bytes]) -> None:
+        """The parts, in order, in the same one write as the rest of this turn's (not joined first)."""
+        self._pending.extend(parts)
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)

@@ -22,7 +22,7 @@ from asyncssh.forward import SSHForwarder
 from .coalesce import coalesce_writes
 from .gateway_api import GatewayAPI, ServerState
 from .gateway_policy import Target, may_reach, progress_url, target_candidates, valid_target
-from .gcm import use_kept_aesgcm
+from .gcm import seal_in_one_pass, use_kept_aesgcm
 from .hubapi import APIError
 from .ignores import drop_aead_ignores
 from .policy import backoff_delay, renew_delay
@@ -201,6 +201,7 @@ class _Connection(asyncssh.SSHServer):
         self._counted = True
         coalesce_writes(conn)  # one send() per turn of the loop, not one per packet
         drop_aead_ignores(conn)  # no SSH_MSG_IGNORE before each packet: AES-GCM needs none
+        seal_in_one_pass(conn)  # a session's packets built, sealed and sent without copies
 
     def _release(self) -> None:
         if self._counted:

@@ -12,18 +12,33 @@ do both for every byte of a session.
 associated data, the tag apart as asyncssh returns it), so peers see no difference. It changes
 asyncssh's table of encryption classes, not its code; where that table is not as expected (an
 asyncssh change of its internals) it changes nothing and says so.
+
+``seal_in_one_pass`` goes one step further for the packets of an open session (channel data, window
+adjusts: every type after user authentication): asyncssh's ``send_packet`` copies a 32 KiB packet
+five times between the channel's payload and the transport (the type byte, the padding length, the
+random padding, the header, the tag, each a new ``bytes``) and formats a packet log line whether or
+not the packet log is on. Under ``KeptGCMEncryption`` a connection so set builds the packet in one
+join, seals it in one call and hands the header and the sealed packet to the transport as they are:
+the same packet on the wire, sequence number, rekey count and (where asyncssh's packet log is on) log
+line as asyncssh's. Anything else, the key exchange, authentication, a rekey falling due,
+compression, another cipher, goes through asyncssh's own ``send_packet``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import time
+from typing import Any
 
 import asyncssh.encryption
+from asyncssh.constants import MSG_USERAUTH_LAST
 from asyncssh.encryption import GCMEncryption
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["KeptGCMEncryption", "use_kept_aesgcm"]
+__all__ = ["KeptGCMEncryption", "seal_in_one_pass", "use_kept_aesgcm"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +84,10 @@ class KeptGCMEncryption(GCMEncryption):
         sealed = self._aead.encrypt(self._nonce(), packet, header)
         return header + memoryview(sealed)[:-_TAG], sealed[-_TAG:]
 
+    def seal(self, header: bytes, packet: bytes) -> bytes:
+        """The encrypted packet with its tag, as one ``bytes`` (what follows the header on the wire)."""
+        return self._aead.encrypt(self._nonce(), packet, header)
+
     def decrypt_packet(
         self, seq: int, first: bytes, rest: bytes, header_len: int, mac: bytes
     ) -> bytes | None:
@@ -98,3 +117,68 @@ def use_kept_aesgcm() -> bool:
     for alg, (_, cipher_name) in entries.items():  # type: ignore[misc]
         params[alg] = (KeptGCMEncryption, cipher_name)
     return True
+
+
+def seal_in_one_pass(conn: Any) -> bool:
+    """Make ``conn`` (an asyncssh connection) send the packets of an open session in one pass where it
+    encrypts with ``KeptGCMEncryption`` (see the module's docstring). False, with nothing changed,
+    where the connection lacks what this relies on, as after an asyncssh change of its internals."""
+    send_packet = getattr(conn, "send_packet", None)
+    if send_packet is None or not all(hasattr(conn, name) for name in _STATE):
+        log.debug("SSH packets left to asyncssh: the connection is not the kind this knows (%r)", type(conn))
+        return False
+    if getattr(send_packet, "seals_in_one_pass", False):
+        return True
+
+    def send(pkttype: int, *args: bytes, handler: Any = None) -> None:
+        enc = conn._send_encryption
+        if (
+            type(enc) is not KeptGCMEncryption
+            or pkttype <= MSG_USERAUTH_LAST  # transport, key exchange and authentication messages
+            or not (conn._kex_complete and conn._auth_complete)  # asyncssh defers, or sends a kexinit
+            or conn._compressor is not None
+            or conn._rekey_bytes_sent >= conn._rekey_bytes
+            or (conn._rekey_seconds and time.monotonic() >= conn._rekey_time)
+        ):
+            send_packet(pkttype, *args, handler=handler)
+            return
+        size = 1 + sum(map(len, args))  # the type byte and the payload, as asyncssh pads them
+        padlen = -(conn._send_enchdrlen + size) % conn._send_blocksize
+        if padlen < 4:
+            padlen += conn._send_blocksize
+        packet = b"".join((bytes((padlen, pkttype)), *args, os.urandom(padlen)))
+        header = len(packet).to_bytes(4, "big")
+        seq = conn._send_seq
+        sealed = enc.seal(header, packet)
+        transport = conn._transport
+        if transport:
+            # as asyncssh's _send: the connection's loss is handled where it is read
+            with contextlib.suppress(ConnectionError):
+                transport.writelines((header, sealed))
+        conn._send_seq = (seq + 1) & 0xFFFFFFFF
+        conn._rekey_bytes_sent += len(packet)
+        logger = handler or conn
+        if logger.logger._debug_level >= 3:  # asyncssh's packet log, its most verbose level
+            logger.log_sent_packet(pkttype, seq, bytes((pkttype,)) + b"".join(args))
+
+    send.seals_in_one_pass = True  # type: ignore[attr-defined]
+    conn.send_packet = send
+    return True
+
+
+# what seal_in_one_pass reads and writes of an asyncssh connection
+_STATE = (
+    "_send_encryption",
+    "_kex_complete",
+    "_auth_complete",
+    "_compressor",
+    "_rekey_bytes_sent",
+    "_rekey_bytes",
+    "_rekey_seconds",
+    "_rekey_time",
+    "_send_enchdrlen",
+    "_send_blocksize",
+    "_send_seq",
+    "_transport",
+    "logger",
+)

@@ -13,7 +13,7 @@ from asyncssh.channel import SSHChannel
 
 from .activity import ActivityReporter
 from .coalesce import coalesce_writes
-from .gcm import use_kept_aesgcm
+from .gcm import seal_in_one_pass, use_kept_aesgcm
 from .hostcert import HostIdentity, HostKeyPair
 from .hubapi import APIError, HubAPI
 from .ignores import drop_aead_ignores
@@ -75,6 +75,7 @@ class _Connection(asyncssh.SSHServer):
         self._counted = True
         coalesce_writes(conn)  # one send() per turn of the loop, not one per packet
         drop_aead_ignores(conn)  # no SSH_MSG_IGNORE before each packet: AES-GCM needs none
+        seal_in_one_pass(conn)  # a session's packets built, sealed and sent without copies
 
     def _release(self) -> None:
         if self._counted:

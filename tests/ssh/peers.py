@@ -4,7 +4,7 @@ test_gcm), where the login is beside the point."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncssh
@@ -19,7 +19,7 @@ class Anyone(asyncssh.SSHServer):
 
 @contextlib.asynccontextmanager
 async def bare_server(
-    server_factory: type[asyncssh.SSHServer], process_factory: Any, **options: Any
+    server_factory: Callable[[], asyncssh.SSHServer], process_factory: Any, **options: Any
 ) -> AsyncIterator[int]:
     """An asyncssh server on 127.0.0.1 with a fresh host key and bytes, not text, for its sessions;
     its port, and the server closed after."""

@@ -65,6 +65,11 @@ async def test_one_turn_of_writes_is_one_write_in_order() -> None:
     await turn()
     await turn()  # nothing gathered: no empty write
     assert inner.calls[1:] == [("write", b"next")]
+    t.writelines((b"header", b"sealed"))  # a packet handed over in its two parts
+    t.write(b"more")
+    assert t.get_write_buffer_size() == 7 + 16
+    await turn()
+    assert inner.calls[2:] == [("write", b"headersealedmore")]
     # everything else is the wrapped transport's
     assert t.get_extra_info("peername") == ("10.0.0.1", 22) and t.is_closing() is False
 

@@ -1,11 +1,15 @@
 """AES-GCM with one cipher context per key: the same bytes as asyncssh's own shim, packet after packet
 and across the nonce counter's wrap; a forged packet refused; the real OpenSSH client talks to an
-asyncssh server that uses it, both ways, under both key sizes."""
+asyncssh server that uses it, both ways, under both key sizes. A session's packets sealed in one pass
+(``seal_in_one_pass``): OpenSSH and asyncssh clients read every byte both ways, across rekeys, while
+no channel data goes through asyncssh's own ``send_packet``; other ciphers and the key exchange do;
+the packet log still names what was sent."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -14,10 +18,11 @@ from typing import Any
 import asyncssh
 import asyncssh.encryption
 import pytest
+from asyncssh.constants import MSG_CHANNEL_DATA, MSG_KEXINIT, MSG_NEWKEYS, MSG_USERAUTH_SUCCESS
 from asyncssh.crypto.cipher import GCMCipher
 from asyncssh.encryption import GCMEncryption, get_encryption
 
-from spawner.ssh.gcm import GCM_ALGS, KeptGCMEncryption, use_kept_aesgcm
+from spawner.ssh.gcm import GCM_ALGS, KeptGCMEncryption, seal_in_one_pass, use_kept_aesgcm
 from tests.environment import needs
 
 from .conftest import LoopThread, make_app, start_server
@@ -127,17 +132,32 @@ def test_a_private_key_sealed_with_aes256_gcm_reads_back(table: dict[bytes, Any]
 
 
 SIZE = 3 * 1024 * 1024 + 5  # about 100 packets of 32 KiB each way
+GCM_CIPHERS = [alg.decode() for alg in GCM_ALGS]
 
 
-@needs_ssh
-@pytest.mark.asyncio
-@pytest.mark.parametrize("cipher", [alg.decode() for alg in GCM_ALGS])
-async def test_the_openssh_client_and_an_asyncssh_server_using_it_talk_both_ways(
-    cipher: str, table: dict[bytes, Any], tmp_path: Path
-) -> None:
-    assert use_kept_aesgcm()
-    used: list[type] = []
-    download = os.urandom(SIZE)
+class Sealing(Anyone):
+    """An asyncssh server whose connections seal a session's packets in one pass, as hybridhub's server
+    and gateway do. ``reached`` gets the type of every packet that still goes through asyncssh's own
+    ``send_packet``."""
+
+    def __init__(self, reached: list[int]) -> None:
+        self.reached = reached
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        own = conn.send_packet
+
+        def noted(pkttype: int, *args: bytes, handler: Any = None) -> None:
+            self.reached.append(pkttype)
+            own(pkttype, *args, handler=handler)
+
+        conn.send_packet = noted  # type: ignore[method-assign]
+        assert seal_in_one_pass(conn)
+        assert seal_in_one_pass(conn)  # once is enough: a second call changes nothing
+
+
+def exchange(download: bytes, used: list[type]) -> Any:
+    """A session that reads the whole upload, writes its SHA-256 to stderr and ``download`` to stdout;
+    it notes the connection's encryption classes, sending then receiving."""
 
     async def session(process: asyncssh.SSHServerProcess[bytes]) -> None:
         conn = process.channel.get_connection()
@@ -147,8 +167,22 @@ async def test_the_openssh_client_and_an_asyncssh_server_using_it_talk_both_ways
         process.stdout.write(download)
         process.exit(0)
 
-    upload = os.urandom(SIZE)
-    async with bare_server(Anyone, session, encryption_algs=[cipher]) as port:
+    return session
+
+
+@needs_ssh
+@pytest.mark.asyncio
+@pytest.mark.parametrize("sealed", [False, True], ids=["asyncssh's send", "sealed in one pass"])
+@pytest.mark.parametrize("cipher", GCM_CIPHERS)
+async def test_the_openssh_client_and_an_asyncssh_server_using_it_talk_both_ways(
+    cipher: str, sealed: bool, table: dict[bytes, Any], tmp_path: Path
+) -> None:
+    assert use_kept_aesgcm()
+    used: list[type] = []
+    reached: list[int] = []
+    download, upload = os.urandom(SIZE), os.urandom(SIZE)
+    server = (lambda: Sealing(reached)) if sealed else Anyone
+    async with bare_server(server, exchange(download, used), encryption_algs=[cipher]) as port:
         options = {
             "StrictHostKeyChecking": "no",
             "UserKnownHostsFile": str(tmp_path / "known"),
@@ -165,6 +199,98 @@ async def test_the_openssh_client_and_an_asyncssh_server_using_it_talk_both_ways
     assert hashlib.sha256(upload).hexdigest().encode() in err
     assert out == download
     assert used == [KeptGCMEncryption, KeptGCMEncryption]
+    if sealed:
+        assert MSG_CHANNEL_DATA not in reached and MSG_USERAUTH_SUCCESS in reached, reached
+
+
+async def exchanged(cipher: str, reached: list[int], **options: Any) -> list[type]:
+    """A sealing server and an asyncssh client exchange SIZE random bytes each way under ``cipher``;
+    the server's encryption classes."""
+    used: list[type] = []
+    download, upload = os.urandom(SIZE), os.urandom(SIZE)
+    server = bare_server(
+        lambda: Sealing(reached), exchange(download, used), encryption_algs=[cipher], **options
+    )
+    async with (
+        server as port,
+        asyncssh.connect("127.0.0.1", port, known_hosts=None, username="u", encryption_algs=[cipher]) as conn,
+    ):
+        result = await asyncio.wait_for(conn.run("x", input=upload, encoding=None), 60)
+    assert result.exit_status == 0 and result.stdout == download
+    assert result.stderr == hashlib.sha256(upload).hexdigest().encode()
+    return used
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cipher", GCM_CIPHERS)
+async def test_sealed_in_one_pass_an_asyncssh_client_reads_every_byte(
+    cipher: str, table: dict[bytes, Any]
+) -> None:
+    assert use_kept_aesgcm()
+    reached: list[int] = []
+    assert await exchanged(cipher, reached) == [KeptGCMEncryption, KeptGCMEncryption]
+    assert MSG_CHANNEL_DATA not in reached and MSG_NEWKEYS in reached, reached
+
+
+@pytest.mark.asyncio
+async def test_rekeys_in_the_middle_of_a_sealed_stream(
+    table: dict[bytes, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rekey falling due goes to asyncssh, which holds a session's packets back until the new keys
+    are in use (those reach its send_packet); the packets before and after are sealed in one pass.
+    Both kinds in one stream, every byte read."""
+    assert use_kept_aesgcm()
+    seal = KeptGCMEncryption.seal
+    sealed: list[int] = []
+
+    def counted(self: KeptGCMEncryption, header: bytes, packet: bytes) -> bytes:
+        sealed.append(packet[1])  # the packet type, after the padding length
+        return seal(self, header, packet)
+
+    monkeypatch.setattr(KeptGCMEncryption, "seal", counted)
+    reached: list[int] = []
+    # the server starts a key exchange after every MiB it sends: three or more in the stream
+    await exchanged(GCM_CIPHERS[0], reached, rekey_bytes=1 << 20)
+    assert reached.count(MSG_KEXINIT) >= 3 and reached.count(MSG_NEWKEYS) >= 3, reached
+    assert MSG_CHANNEL_DATA in reached and MSG_CHANNEL_DATA in sealed
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cipher", ["chacha20-poly1305@openssh.com", "aes128-ctr", "aes128-gcm@openssh.com"])
+async def test_any_other_cipher_is_left_to_asyncssh(cipher: str, table: dict[bytes, Any]) -> None:
+    """ChaCha20 and CTR, and AES-GCM where asyncssh's own shim encrypts it (use_kept_aesgcm not called)."""
+    reached: list[int] = []
+    used = await exchanged(cipher, reached)
+    assert KeptGCMEncryption not in used
+    assert reached.count(MSG_CHANNEL_DATA) >= SIZE // 32768, reached
+
+
+@pytest.mark.asyncio
+async def test_the_packet_log_names_the_packets_sealed_in_one_pass(
+    table: dict[bytes, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert use_kept_aesgcm()
+    reached: list[int] = []
+    asyncssh.set_debug_level(3)  # asyncssh's packet log
+    try:
+        with caplog.at_level(logging.DEBUG, logger="asyncssh"):
+            await exchanged(GCM_CIPHERS[0], reached)
+    finally:
+        asyncssh.set_debug_level(1)
+    assert MSG_CHANNEL_DATA not in reached
+    sent = [r.getMessage() for r in caplog.records if "Sent MSG_CHANNEL_DATA (94)" in r.getMessage()]
+    # both sides log theirs: the server's download alone is about 100 packets
+    assert len(sent) >= 2 * (SIZE // 32768), len(sent)
+
+
+def test_a_connection_without_what_it_relies_on_is_left_as_it_is() -> None:
+    class Conn:
+        def send_packet(self, pkttype: int, *args: bytes, handler: Any = None) -> None:
+            pass
+
+    conn = Conn()
+    own = conn.send_packet
+    assert seal_in_one_pass(conn) is False and conn.send_packet == own
 
 
 def test_the_pods_server_uses_it_once_started(
