@@ -1,18 +1,26 @@
 """Microseconds per SSH packet for AES-GCM: asyncssh's own shim against spawner/ssh/gcm.py's
-``KeptGCMEncryption`` (one ``AESGCM`` per key), in the same run.
+``KeptGCMEncryption`` (one ``AESGCM`` per key), and a whole channel-data packet sent by asyncssh's
+``send_packet`` against ``seal_in_one_pass``, in the same run.
 
-    .venv/bin/python bench/ssh_gcm.py            # 20,000 packets of 32 KiB per row, 5 repeats: ~15 s
+    .venv/bin/python bench/ssh_gcm.py            # 20,000 packets of 32 KiB per row, 5 repeats: ~25 s
     .venv/bin/python bench/ssh_gcm.py --quick    # 500 packets, 2 repeats
 
-Each row encrypts (``encrypt_packet``) or decrypts (``decrypt_packet``) a channel-data-sized packet,
-as asyncssh's packet layer calls them, and prints the best of the repeats in µs per packet and the
-CPU seconds that makes per GiB of payload. Both classes get the same key, IV and packets; each
-decrypting object first checks that it reads what the encrypting one of the other class sealed.
+The first table's rows encrypt (``encrypt_packet``) or decrypt (``decrypt_packet``) a
+channel-data-sized packet, as asyncssh's packet layer calls them. Both classes get the same key, IV
+and packets; each decrypting object first checks that it reads what the encrypting one of the other
+class sealed. The second table's rows send an SSH_MSG_CHANNEL_DATA of 32 KiB through the server side
+of a real asyncssh connection under ``KeptGCMEncryption`` (logged in over loopback, then its
+transport swapped for one that counts and drops the bytes): asyncssh's ``send_packet`` as it is, with
+its SSH_MSG_IGNORE before each packet; with ``drop_aead_ignores`` (how the server and the gateway sent
+before ``seal_in_one_pass``); and sealed in one pass (how they send now). Every row prints the best of
+the repeats in µs per packet and the CPU seconds that makes per GiB of payload.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import sys
 import timeit
@@ -23,10 +31,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
+import asyncssh  # noqa: E402
+from asyncssh.constants import MSG_CHANNEL_DATA  # noqa: E402
 from asyncssh.crypto.cipher import GCMCipher  # noqa: E402
 from asyncssh.encryption import GCMEncryption  # noqa: E402
+from asyncssh.packet import String, UInt32  # noqa: E402
 
-from spawner.ssh.gcm import KeptGCMEncryption  # noqa: E402
+from spawner.ssh.gcm import KeptGCMEncryption, seal_in_one_pass, use_kept_aesgcm  # noqa: E402
+from spawner.ssh.ignores import drop_aead_ignores  # noqa: E402
 
 PAYLOAD = 32 * 1024  # OpenSSH's channel packet size: what a stream moves per packet
 
@@ -42,6 +54,82 @@ def read_all(opener: Any, parts: list[tuple[bytes, bytes, bytes]]) -> None:
     for first, rest, tag in parts:  # each result let go at once, as the packet layer does
         if opener.decrypt_packet(0, first, rest, 4, tag) is None:
             raise SystemExit("a packet did not verify")
+
+
+class Sink:
+    """A transport that counts what it is handed and drops it."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def write(self, data: bytes) -> None:
+        self.sent += len(data)
+
+    def writelines(self, parts: Any) -> None:
+        self.sent += sum(map(len, parts))
+
+
+class Keep(asyncssh.SSHServer):
+    """Lets anyone in and keeps its connection, for the timings to send on."""
+
+    made: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        Keep.made = conn
+
+    def begin_auth(self, username: str) -> bool:
+        return False
+
+
+async def send_timings(packets: int, repeat: int) -> dict[str, float]:
+    """Seconds per packet for each way of sending one SSH_MSG_CHANNEL_DATA of PAYLOAD bytes."""
+    use_kept_aesgcm()
+    cipher = "aes128-gcm@openssh.com"
+    server = await asyncssh.listen(
+        "127.0.0.1",
+        0,
+        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+        server_factory=Keep,
+        encryption_algs=[cipher],
+        rekey_bytes=1 << 60,  # no rekey falls due over the timings: each would be a key exchange
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncssh.connect(
+            "127.0.0.1", port, known_hosts=None, username="u", encryption_algs=[cipher]
+        ):
+            conn: Any = Keep.made  # the server said the login succeeded before the client's connect returned
+            if (
+                conn is None
+                or not conn._auth_complete
+                or type(conn._send_encryption) is not KeptGCMEncryption
+            ):
+                raise SystemExit("the server's connection is not logged in under KeptGCMEncryption")
+            transport, sink = conn._transport, Sink()
+            conn._transport = sink
+            args = (UInt32(0), String(os.urandom(PAYLOAD)))  # what a channel hands send_packet
+            figures: dict[str, float] = {}
+            send = type(conn).send_packet
+            ways: list[tuple[str, Any]] = [
+                ("asyncssh's send_packet", lambda: send(conn, MSG_CHANNEL_DATA, *args))
+            ]
+            ways.append(("with drop_aead_ignores", lambda: conn.send_packet(MSG_CHANNEL_DATA, *args)))
+            ways.append(("seal_in_one_pass", lambda: conn.send_packet(MSG_CHANNEL_DATA, *args)))
+            for name, way in ways:
+                if name == "with drop_aead_ignores" and not drop_aead_ignores(conn):
+                    raise SystemExit("drop_aead_ignores did not take")
+                if name == "seal_in_one_pass" and not seal_in_one_pass(conn):
+                    raise SystemExit("seal_in_one_pass did not take")
+                before = sink.sent
+                figures[name] = min(timeit.repeat(way, number=packets, repeat=repeat)) / packets
+                if sink.sent - before < packets * repeat * PAYLOAD:
+                    raise SystemExit(f"{name}: fewer bytes reached the transport than were sent")
+            conn._transport = transport
+            conn.abort()  # the client cannot read what went to the sink: the connection ends here
+    finally:
+        server.close()
+        await server.wait_closed()
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     for op in ("encrypt", "decrypt"):
         ratio = figures[("KeptGCMEncryption", op)] / figures[("asyncssh's shim", op)]
         print(f"{op}: KeptGCMEncryption takes {ratio:.2f} of the shim's time")
+    logging.getLogger("asyncssh").setLevel(logging.CRITICAL)  # the aborted connection's complaints
+    sends = asyncio.run(send_timings(args.packets, args.repeat))
+    print()
+    print(f"{'send (KeptGCMEncryption)':<26}{'µs/packet':>11}{'CPU s/GiB':>11}")
+    for name, each in sends.items():
+        print(f"{name:<26}{each * 1e6:>11.2f}{each * (1 << 30) / PAYLOAD:>11.3f}")
+    ratio = sends["seal_in_one_pass"] / sends["with drop_aead_ignores"]
+    print(f"send: seal_in_one_pass takes {ratio:.2f} of the time with drop_aead_ignores")
     return 0
 
 

@@ -1,5 +1,6 @@
-"""bench/ssh_gcm.py in its quick form: both classes read what the other sealed (the script exits non-zero
-otherwise) and every row prints. The figures are not checked: the machine is shared and noisy."""
+"""bench/ssh_gcm.py in its quick form: both classes read what the other sealed, and every way of sending
+put its packets' bytes on the transport (the script exits non-zero otherwise), and every row prints.
+The figures are not checked: the machine is shared and noisy."""
 
 from __future__ import annotations
 
@@ -29,3 +30,6 @@ def test_ssh_gcm_benchmark_completes() -> None:
             assert f"\n{cls:<20}{op:<10}" in out, out
     for op in ("encrypt", "decrypt"):
         assert f"{op}: KeptGCMEncryption takes " in out, out
+    for way in ("asyncssh's send_packet", "with drop_aead_ignores", "seal_in_one_pass"):
+        assert f"\n{way:<26}" in out, out
+    assert "send: seal_in_one_pass takes " in out, out
