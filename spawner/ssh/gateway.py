@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import asyncssh
 from asyncssh.forward import SSHForwarder
 
+from .channeldata import send_channel_data
 from .coalesce import coalesce_writes
 from .gateway_api import GatewayAPI, ServerState
 from .gateway_policy import Target, may_reach, progress_url, target_candidates, valid_target
@@ -133,7 +134,8 @@ def _holds(keys: tuple[asyncssh.SSHKey, ...], key: asyncssh.SSHKey) -> bool:
 class _ChannelSide(SSHForwarder):
     """The client's channel end of a tunnel. asyncssh's own forwarder drops what the pod's server
     sends before the channel is confirmed open (its write() has no transport yet), and an SSH server
-    speaks first: its version banner was lost now and then. This end keeps it until it can send."""
+    speaks first: its version banner was lost now and then. This end keeps it until it can send.
+    What it relays goes out without asyncssh's copies (``send_channel_data``)."""
 
     def __init__(self, peer: SSHForwarder) -> None:
         self._pending = b""
@@ -144,7 +146,8 @@ class _ChannelSide(SSHForwarder):
         if self._transport is None:
             self._pending += data
         else:
-            super().write(data)
+            with contextlib.suppress(OSError):  # as asyncssh's forwarder: a channel closing drops it
+                send_channel_data(self._transport, data)
 
     def write_eof(self) -> None:
         if self._transport is None:

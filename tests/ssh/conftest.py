@@ -204,3 +204,11 @@ def alice(
     config = client_config(tmp_path_factory.mktemp("client") / "config", standin, server.port, keys)
     yield Running(server, home, config)
     loop_thread.run(server.stop())
+
+
+@pytest.fixture
+def table(monkeypatch: pytest.MonkeyPatch) -> dict[bytes, Any]:
+    """asyncssh's table of encryption classes, put back as it was after the test."""
+    copy = dict(asyncssh.encryption._enc_params)
+    monkeypatch.setattr(asyncssh.encryption, "_enc_params", copy)
+    return copy

@@ -85,14 +85,6 @@ def test_a_forged_packet_is_refused_and_the_next_one_still_reads() -> None:
         KeptGCMEncryption(os.urandom(16), os.urandom(8))
 
 
-@pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> dict[bytes, Any]:
-    """asyncssh's table of encryption classes, put back as it was after the test."""
-    copy = dict(asyncssh.encryption._enc_params)
-    monkeypatch.setattr(asyncssh.encryption, "_enc_params", copy)
-    return copy
-
-
 def test_use_kept_aesgcm_swaps_both_gcm_algorithms_once_and_nothing_else(table: dict[bytes, Any]) -> None:
     before = dict(table)
     assert use_kept_aesgcm() and use_kept_aesgcm()  # a second call changes nothing
