@@ -1,6 +1,7 @@
 """Microseconds per SSH packet for AES-GCM: asyncssh's own shim against spawner/ssh/gcm.py's
 ``KeptGCMEncryption`` (one ``AESGCM`` per key), and a whole channel-data packet sent by asyncssh's
-``send_packet`` against ``seal_in_one_pass``, in the same run.
+``send_packet`` against ``seal_in_one_pass``, and relayed bytes written to a channel against
+``send_channel_data``, in the same run.
 
     .venv/bin/python bench/ssh_gcm.py            # 20,000 packets of 32 KiB per row, 5 repeats: ~25 s
     .venv/bin/python bench/ssh_gcm.py --quick    # 500 packets, 2 repeats
@@ -12,8 +13,11 @@ class sealed. The second table's rows send an SSH_MSG_CHANNEL_DATA of 32 KiB thr
 of a real asyncssh connection under ``KeptGCMEncryption`` (logged in over loopback, then its
 transport swapped for one that counts and drops the bytes): asyncssh's ``send_packet`` as it is, with
 its SSH_MSG_IGNORE before each packet; with ``drop_aead_ignores`` (how the server and the gateway sent
-before ``seal_in_one_pass``); and sealed in one pass (how they send now). Every row prints the best of
-the repeats in µs per packet and the CPU seconds that makes per GiB of payload.
+before ``seal_in_one_pass``); and sealed in one pass (how they send now). Its last two rows relay
+reads of 256 KiB (what the gateway reads from a pod's socket at a time) on that connection's session
+channel, sealed in one pass: through asyncssh's ``SSHChannel.write`` (how the gateway relayed before
+``send_channel_data``) and with ``send_channel_data`` (how it relays now), per 32 KiB packet. Every
+row prints the best of the repeats in µs per packet and the CPU seconds that makes per GiB of payload.
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ from asyncssh.crypto.cipher import GCMCipher  # noqa: E402
 from asyncssh.encryption import GCMEncryption  # noqa: E402
 from asyncssh.packet import String, UInt32  # noqa: E402
 
+from spawner.ssh.channeldata import send_channel_data  # noqa: E402
 from spawner.ssh.gcm import KeptGCMEncryption, seal_in_one_pass, use_kept_aesgcm  # noqa: E402
 from spawner.ssh.ignores import drop_aead_ignores  # noqa: E402
 
 PAYLOAD = 32 * 1024  # OpenSSH's channel packet size: what a stream moves per packet
+RELAY = 256 * 1024  # asyncio's largest read from a socket: what the gateway relays at a time
 
 
 def objects(key: bytes, iv: bytes) -> dict[str, Any]:
@@ -70,9 +76,10 @@ class Sink:
 
 
 class Keep(asyncssh.SSHServer):
-    """Lets anyone in and keeps its connection, for the timings to send on."""
+    """Lets anyone in and keeps its connection and its session's channel, for the timings to send on."""
 
     made: asyncssh.SSHServerConnection | None = None
+    channel: Any = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         Keep.made = conn
@@ -81,8 +88,15 @@ class Keep(asyncssh.SSHServer):
         return False
 
 
+async def hold(process: asyncssh.SSHServerProcess[bytes]) -> None:
+    """A session that keeps its channel open for the relay's timings."""
+    Keep.channel = process.channel
+    await asyncio.sleep(3600)
+
+
 async def send_timings(packets: int, repeat: int) -> dict[str, float]:
-    """Seconds per packet for each way of sending one SSH_MSG_CHANNEL_DATA of PAYLOAD bytes."""
+    """Seconds per packet for each way of sending one SSH_MSG_CHANNEL_DATA of PAYLOAD bytes, and per
+    PAYLOAD bytes of a RELAY-byte read relayed through the channel's write or send_channel_data."""
     use_kept_aesgcm()
     cipher = "aes128-gcm@openssh.com"
     server = await asyncssh.listen(
@@ -90,6 +104,9 @@ async def send_timings(packets: int, repeat: int) -> dict[str, float]:
         0,
         server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
         server_factory=Keep,
+        process_factory=hold,
+        encoding=None,
+        line_editor=False,  # the session's own channel, not a line editor's wrapper
         encryption_algs=[cipher],
         rekey_bytes=1 << 60,  # no rekey falls due over the timings: each would be a key exchange
     )
@@ -97,14 +114,21 @@ async def send_timings(packets: int, repeat: int) -> dict[str, float]:
     try:
         async with asyncssh.connect(
             "127.0.0.1", port, known_hosts=None, username="u", encryption_algs=[cipher]
-        ):
+        ) as client:
+            await client.create_session(asyncssh.SSHClientSession, "hold", encoding=None)
+            for _ in range(500):
+                if Keep.channel is not None:
+                    break
+                await asyncio.sleep(0.01)
+            chan = Keep.channel
             conn: Any = Keep.made  # the server said the login succeeded before the client's connect returned
             if (
                 conn is None
                 or not conn._auth_complete
                 or type(conn._send_encryption) is not KeptGCMEncryption
+                or chan is None
             ):
-                raise SystemExit("the server's connection is not logged in under KeptGCMEncryption")
+                raise SystemExit("the server's connection has no session under KeptGCMEncryption")
             transport, sink = conn._transport, Sink()
             conn._transport = sink
             args = (UInt32(0), String(os.urandom(PAYLOAD)))  # what a channel hands send_packet
@@ -124,6 +148,21 @@ async def send_timings(packets: int, repeat: int) -> dict[str, float]:
                 figures[name] = min(timeit.repeat(way, number=packets, repeat=repeat)) / packets
                 if sink.sent - before < packets * repeat * PAYLOAD:
                     raise SystemExit(f"{name}: fewer bytes reached the transport than were sent")
+            read = os.urandom(RELAY)  # what the gateway reads from a pod's socket at a time
+            reads = max(1, packets * PAYLOAD // RELAY)
+            relays: list[tuple[str, Any]] = [
+                ("SSHChannel.write", lambda: chan.write(read)),
+                ("send_channel_data", lambda: send_channel_data(chan, read)),
+            ]
+            for name, way in relays:
+                timings = []
+                for _ in range(repeat):
+                    chan._send_window = 1 << 62  # the client reads none of it: its window stays open
+                    before = sink.sent
+                    timings.append(timeit.timeit(way, number=reads))
+                    if sink.sent - before < reads * RELAY or chan._send_buf:
+                        raise SystemExit(f"{name}: fewer bytes reached the transport than were sent")
+                figures[f"relay: {name}"] = min(timings) / (reads * RELAY // PAYLOAD)
             conn._transport = transport
             conn.abort()  # the client cannot read what went to the sink: the connection ends here
     finally:
@@ -190,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<26}{each * 1e6:>11.2f}{each * (1 << 30) / PAYLOAD:>11.3f}")
     ratio = sends["seal_in_one_pass"] / sends["with drop_aead_ignores"]
     print(f"send: seal_in_one_pass takes {ratio:.2f} of the time with drop_aead_ignores")
+    ratio = sends["relay: send_channel_data"] / sends["relay: SSHChannel.write"]
+    print(
+        f"relay of {RELAY // 1024} KiB reads: send_channel_data takes {ratio:.2f} of SSHChannel.write's time"
+    )
     return 0
 
 

@@ -32,4 +32,7 @@ def test_ssh_gcm_benchmark_completes() -> None:
         assert f"{op}: KeptGCMEncryption takes " in out, out
     for way in ("asyncssh's send_packet", "with drop_aead_ignores", "seal_in_one_pass"):
         assert f"\n{way:<26}" in out, out
+    for way in ("relay: SSHChannel.write", "relay: send_channel_data"):
+        assert f"\n{way:<26}" in out, out
     assert "send: seal_in_one_pass takes " in out, out
+    assert "relay of 256 KiB reads: send_channel_data takes " in out, out
