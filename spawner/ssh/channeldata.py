@@ -1,6 +1,7 @@
 """Relayed bytes sent as SSH channel data without asyncssh's copies of them.
 
-The gateway relays each tunnel's bytes from the pod's TCP connection to the client's SSH channel.
+The gateway relays each tunnel's bytes from the pod's TCP connection to the client's SSH channel,
+and the pod's server a program's output from its pipe or PTY to the session's channel.
 asyncssh's ``SSHChannel.write`` copies what it is given four times before the packet layer sees
 it: into a ``bytearray`` of its send buffer, a slice per packet, the slice with its length
 (``String``) and that behind the recipient's channel number. ``send_channel_data`` sends what the

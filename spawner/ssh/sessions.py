@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import asyncssh
 from asyncssh.constants import EXTENDED_DATA_STDERR
 
+from .channeldata import send_channel_data
+
 __all__ = ["HomeSFTPServer", "SessionProcess", "SessionSettings", "run_session", "session_env"]
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ async def run_session(process: asyncssh.SSHServerProcess[bytes], settings: Sessi
         return
     else:
         argv, executable = _argv(settings, process.command), settings.shell
+    _send_output_uncopied(process)
     try:
         if process.term_type and not process.subsystem:
             rc = await _run_with_pty(process, argv, executable, env, settings.home)
@@ -114,6 +117,21 @@ async def run_session(process: asyncssh.SSHServerProcess[bytes], settings: Sessi
         process.exit(rc)
     # until the client closes the channel; this also runs asyncssh's clean-up of the redirects
     await process.wait_closed()
+
+
+def _send_output_uncopied(process: asyncssh.SSHServerProcess[bytes]) -> None:
+    """Make what the program writes to stdout (or the PTY) go out as ``send_channel_data`` sends it,
+    not through asyncssh's copies: asyncssh's redirects hand each read to the process's
+    ``feed_data``, which writes it to the channel. Standard error keeps the channel's own write."""
+    chan = process.channel
+
+    def feed_data(data: bytes, datatype: int | None) -> None:
+        if datatype is None:
+            send_channel_data(chan, data)
+        else:
+            chan.write(data, datatype)
+
+    process.feed_data = feed_data  # type: ignore[method-assign]
 
 
 async def _run_with_pipes(

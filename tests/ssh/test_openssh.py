@@ -10,10 +10,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
 
+from spawner.ssh import sessions
 from tests.environment import require
 
 from .conftest import MARKER, Keys, LoopThread, Running, client_config, make_app, needs_openssh, start_server
@@ -91,6 +93,25 @@ def test_binary_stdin_and_stdout_pass_unchanged(alice: Running) -> None:
     data = bytes(range(256)) * 4096
     result = alice.ssh("alice", "cat", input=data)
     assert result.returncode == 0 and result.stdout == data
+
+
+def test_a_commands_output_goes_out_uncopied_and_its_stderr_apart(
+    alice: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Standard output reaches the channel through send_channel_data, every byte in order; standard
+    error through the channel's own write, as extended data."""
+    sent: list[int] = []
+    send = sessions.send_channel_data
+
+    def counted(chan: Any, data: bytes) -> None:
+        sent.append(len(data))
+        send(chan, data)
+
+    monkeypatch.setattr(sessions, "send_channel_data", counted)
+    result = alice.ssh("alice", "seq 1 400000; echo err >&2; seq 400001 500000")
+    expected = "".join(f"{n}\n" for n in range(1, 500001)).encode()
+    assert result.returncode == 0 and result.stdout == expected and result.stderr == b"err\n"
+    assert sum(sent) == len(expected)
 
 
 def test_a_killed_command_reports_its_signal(alice: Running) -> None:
