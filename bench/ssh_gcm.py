@@ -44,6 +44,7 @@ from asyncssh.packet import String, UInt32  # noqa: E402
 from spawner.ssh.channeldata import send_channel_data  # noqa: E402
 from spawner.ssh.gcm import KeptGCMEncryption, seal_in_one_pass, use_kept_aesgcm  # noqa: E402
 from spawner.ssh.ignores import drop_aead_ignores  # noqa: E402
+from tests.ssh.peers import Anyone, bare_server  # noqa: E402
 
 PAYLOAD = 32 * 1024  # OpenSSH's channel packet size: what a stream moves per packet
 RELAY = 256 * 1024  # asyncio's largest read from a socket: what the gateway relays at a time
@@ -75,7 +76,7 @@ class Sink:
         self.sent += sum(map(len, parts))
 
 
-class Keep(asyncssh.SSHServer):
+class Keep(Anyone):
     """Lets anyone in and keeps its connection and its session's channel, for the timings to send on."""
 
     made: asyncssh.SSHServerConnection | None = None
@@ -83,9 +84,6 @@ class Keep(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         Keep.made = conn
-
-    def begin_auth(self, username: str) -> bool:
-        return False
 
 
 async def hold(process: asyncssh.SSHServerProcess[bytes]) -> None:
@@ -99,75 +97,63 @@ async def send_timings(packets: int, repeat: int) -> dict[str, float]:
     PAYLOAD bytes of a RELAY-byte read relayed through the channel's write or send_channel_data."""
     use_kept_aesgcm()
     cipher = "aes128-gcm@openssh.com"
-    server = await asyncssh.listen(
-        "127.0.0.1",
-        0,
-        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
-        server_factory=Keep,
-        process_factory=hold,
-        encoding=None,
-        line_editor=False,  # the session's own channel, not a line editor's wrapper
-        encryption_algs=[cipher],
-        rekey_bytes=1 << 60,  # no rekey falls due over the timings: each would be a key exchange
-    )
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with asyncssh.connect(
+    async with (
+        # the session's own channel, not a line editor's wrapper; no rekey falls due over the timings
+        bare_server(Keep, hold, line_editor=False, encryption_algs=[cipher], rekey_bytes=1 << 60) as port,
+        asyncssh.connect(
             "127.0.0.1", port, known_hosts=None, username="u", encryption_algs=[cipher]
-        ) as client:
-            await client.create_session(asyncssh.SSHClientSession, "hold", encoding=None)
-            for _ in range(500):
-                if Keep.channel is not None:
-                    break
-                await asyncio.sleep(0.01)
-            chan = Keep.channel
-            conn: Any = Keep.made  # the server said the login succeeded before the client's connect returned
-            if (
-                conn is None
-                or not conn._auth_complete
-                or type(conn._send_encryption) is not KeptGCMEncryption
-                or chan is None
-            ):
-                raise SystemExit("the server's connection has no session under KeptGCMEncryption")
-            transport, sink = conn._transport, Sink()
-            conn._transport = sink
-            args = (UInt32(0), String(os.urandom(PAYLOAD)))  # what a channel hands send_packet
-            figures: dict[str, float] = {}
-            send = type(conn).send_packet
-            ways: list[tuple[str, Any]] = [
-                ("asyncssh's send_packet", lambda: send(conn, MSG_CHANNEL_DATA, *args))
-            ]
-            ways.append(("with drop_aead_ignores", lambda: conn.send_packet(MSG_CHANNEL_DATA, *args)))
-            ways.append(("seal_in_one_pass", lambda: conn.send_packet(MSG_CHANNEL_DATA, *args)))
-            for name, way in ways:
-                if name == "with drop_aead_ignores" and not drop_aead_ignores(conn):
-                    raise SystemExit("drop_aead_ignores did not take")
-                if name == "seal_in_one_pass" and not seal_in_one_pass(conn):
-                    raise SystemExit("seal_in_one_pass did not take")
+        ) as client,
+    ):
+        await client.create_session(asyncssh.SSHClientSession, "hold", encoding=None)
+        for _ in range(500):
+            if Keep.channel is not None:
+                break
+            await asyncio.sleep(0.01)
+        chan = Keep.channel
+        conn: Any = Keep.made  # the server said the login succeeded before the client's connect returned
+        if (
+            conn is None
+            or not conn._auth_complete
+            or type(conn._send_encryption) is not KeptGCMEncryption
+            or chan is None
+        ):
+            raise SystemExit("the server's connection has no session under KeptGCMEncryption")
+        transport, sink = conn._transport, Sink()
+        conn._transport = sink
+        args = (UInt32(0), String(os.urandom(PAYLOAD)))  # what a channel hands send_packet
+        figures: dict[str, float] = {}
+        send = type(conn).send_packet
+        ways: list[tuple[str, Any]] = [
+            ("asyncssh's send_packet", lambda: send(conn, MSG_CHANNEL_DATA, *args))
+        ]
+        ways.append(("with drop_aead_ignores", lambda: conn.send_packet(MSG_CHANNEL_DATA, *args)))
+        ways.append(("seal_in_one_pass", lambda: conn.send_packet(MSG_CHANNEL_DATA, *args)))
+        for name, way in ways:
+            if name == "with drop_aead_ignores" and not drop_aead_ignores(conn):
+                raise SystemExit("drop_aead_ignores did not take")
+            if name == "seal_in_one_pass" and not seal_in_one_pass(conn):
+                raise SystemExit("seal_in_one_pass did not take")
+            before = sink.sent
+            figures[name] = min(timeit.repeat(way, number=packets, repeat=repeat)) / packets
+            if sink.sent - before < packets * repeat * PAYLOAD:
+                raise SystemExit(f"{name}: fewer bytes reached the transport than were sent")
+        read = os.urandom(RELAY)  # what the gateway reads from a pod's socket at a time
+        reads = max(1, packets * PAYLOAD // RELAY)
+        relays: list[tuple[str, Any]] = [
+            ("SSHChannel.write", lambda: chan.write(read)),
+            ("send_channel_data", lambda: send_channel_data(chan, read)),
+        ]
+        for name, way in relays:
+            timings = []
+            for _ in range(repeat):
+                chan._send_window = 1 << 62  # the client reads none of it: its window stays open
                 before = sink.sent
-                figures[name] = min(timeit.repeat(way, number=packets, repeat=repeat)) / packets
-                if sink.sent - before < packets * repeat * PAYLOAD:
+                timings.append(timeit.timeit(way, number=reads))
+                if sink.sent - before < reads * RELAY or chan._send_buf:
                     raise SystemExit(f"{name}: fewer bytes reached the transport than were sent")
-            read = os.urandom(RELAY)  # what the gateway reads from a pod's socket at a time
-            reads = max(1, packets * PAYLOAD // RELAY)
-            relays: list[tuple[str, Any]] = [
-                ("SSHChannel.write", lambda: chan.write(read)),
-                ("send_channel_data", lambda: send_channel_data(chan, read)),
-            ]
-            for name, way in relays:
-                timings = []
-                for _ in range(repeat):
-                    chan._send_window = 1 << 62  # the client reads none of it: its window stays open
-                    before = sink.sent
-                    timings.append(timeit.timeit(way, number=reads))
-                    if sink.sent - before < reads * RELAY or chan._send_buf:
-                        raise SystemExit(f"{name}: fewer bytes reached the transport than were sent")
-                figures[f"relay: {name}"] = min(timings) / (reads * RELAY // PAYLOAD)
-            conn._transport = transport
-            conn.abort()  # the client cannot read what went to the sink: the connection ends here
-    finally:
-        server.close()
-        await server.wait_closed()
+            figures[f"relay: {name}"] = min(timings) / (reads * RELAY // PAYLOAD)
+        conn._transport = transport
+        conn.abort()  # the client cannot read what went to the sink: the connection ends here
     return figures
 
 
