@@ -15,15 +15,12 @@ asyncssh's. Bytes of this kind only (immutable: a packet held back during a reke
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from asyncssh.channel import SSHChannel
 from asyncssh.constants import MSG_CHANNEL_DATA
 
 __all__ = ["send_channel_data"]
-
-log = logging.getLogger(__name__)
 
 # what send_channel_data reads and writes of an asyncssh channel
 _STATE = ("_conn", "_send_state", "_send_buf", "_send_window", "_send_pktsize", "_send_chan", "_encoding")

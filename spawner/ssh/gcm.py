@@ -81,7 +81,7 @@ class KeptGCMEncryption(GCMEncryption):
 
     def encrypt_packet(self, seq: int, header: bytes, packet: bytes) -> tuple[bytes, bytes]:
         """The header and the encrypted packet, and the tag apart, as asyncssh's shim returns them."""
-        sealed = self._aead.encrypt(self._nonce(), packet, header)
+        sealed = self.seal(header, packet)
         return header + memoryview(sealed)[:-_TAG], sealed[-_TAG:]
 
     def seal(self, header: bytes, packet: bytes) -> bytes:

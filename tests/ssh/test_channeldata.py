@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 from typing import Any
 
@@ -133,7 +132,6 @@ class Channel(SSHServerChannel):  # type: ignore[type-arg]
     def __init__(self, **state: Any) -> None:  # asyncssh's own __init__ wants a connection and a loop
         self._conn, self._send_buf, self._send_window, self._send_pktsize = Connection(), [], 40, 16
         self._send_state, self._send_chan, self._encoding = "open", 7, None
-        self._logger = logging.getLogger("test")
         self.__dict__.update(state)
         self.written: list[Any] = []
 
