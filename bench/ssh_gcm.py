@@ -16,8 +16,13 @@ its SSH_MSG_IGNORE before each packet; with ``drop_aead_ignores`` (how the serve
 before ``seal_in_one_pass``); and sealed in one pass (how they send now). Its last two rows relay
 reads of 256 KiB (what the gateway reads from a pod's socket at a time) on that connection's session
 channel, sealed in one pass: through asyncssh's ``SSHChannel.write`` (how the gateway relayed before
-``send_channel_data``) and with ``send_channel_data`` (how it relays now), per 32 KiB packet. Every
-row prints the best of the repeats in µs per packet and the CPU seconds that makes per GiB of payload.
+``send_channel_data``) and with ``send_channel_data`` (how it relays now), per 32 KiB packet. The
+receive rows feed the same connection a client's packets, sealed as the client would seal them:
+SSH_MSG_CHANNEL_DATA of 32 KiB in reads of 256 KiB cut anywhere (an upload), and
+SSH_MSG_CHANNEL_WINDOW_ADJUST, one per read (what a client sends during a download), through
+asyncssh's ``data_received`` and with ``open_in_one_pass``; each checks that every byte reached the
+session and every adjust the channel. Every row prints the best of the repeats in µs per packet and,
+for packets with a payload, the CPU seconds that makes per GiB of it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 import timeit
 from pathlib import Path
 from typing import Any
@@ -36,13 +42,18 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
 import asyncssh  # noqa: E402
-from asyncssh.constants import MSG_CHANNEL_DATA  # noqa: E402
+from asyncssh.constants import MSG_CHANNEL_DATA, MSG_CHANNEL_WINDOW_ADJUST  # noqa: E402
 from asyncssh.crypto.cipher import GCMCipher  # noqa: E402
 from asyncssh.encryption import GCMEncryption  # noqa: E402
 from asyncssh.packet import String, UInt32  # noqa: E402
 
 from spawner.ssh.channeldata import send_channel_data  # noqa: E402
-from spawner.ssh.gcm import KeptGCMEncryption, seal_in_one_pass, use_kept_aesgcm  # noqa: E402
+from spawner.ssh.gcm import (  # noqa: E402
+    KeptGCMEncryption,
+    open_in_one_pass,
+    seal_in_one_pass,
+    use_kept_aesgcm,
+)
 from spawner.ssh.ignores import drop_aead_ignores  # noqa: E402
 from tests.ssh.peers import Anyone, bare_server  # noqa: E402
 
@@ -152,8 +163,76 @@ async def send_timings(packets: int, repeat: int) -> dict[str, float]:
                 if sink.sent - before < reads * RELAY or chan._send_buf:
                     raise SystemExit(f"{name}: fewer bytes reached the transport than were sent")
             figures[f"relay: {name}"] = min(timings) / (reads * RELAY // PAYLOAD)
+        figures.update(receive_timings(conn, chan, packets, repeat))
         conn._transport = transport
         conn.abort()  # the client cannot read what went to the sink: the connection ends here
+    return figures
+
+
+class Drop:
+    """A channel's session that takes its data and keeps none of it."""
+
+    received = 0
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        Drop.received += len(data)
+
+
+def stream(sealer: KeptGCMEncryption, pkttype: int, payload: bytes, count: int) -> bytes:
+    """``count`` packets of ``pkttype`` with ``payload`` as a client would send them, one after another."""
+    packets = []
+    for _ in range(count):
+        body = bytes((pkttype,)) + payload
+        padlen = -(4 + len(body) + 1) % 16 or 16  # the length field is not padded under AES-GCM
+        padlen += 16 if padlen < 4 else 0
+        packet = bytes((padlen,)) + body + os.urandom(padlen)
+        header = len(packet).to_bytes(4, "big")
+        packets.append(header + sealer.seal(header, packet))
+    return b"".join(packets)
+
+
+def receive_timings(conn: Any, chan: Any, packets: int, repeat: int) -> dict[str, float]:
+    """Seconds per packet for the server's connection to take in a client's SSH_MSG_CHANNEL_DATA of
+    PAYLOAD bytes, arriving in reads of RELAY bytes (cut anywhere, as a socket's are), and an
+    SSH_MSG_CHANNEL_WINDOW_ADJUST arriving alone in its read (as the client's adjusts do during a
+    download): through asyncssh's ``data_received``, and with ``open_in_one_pass``."""
+    key, iv = os.urandom(16), os.urandom(12)
+    recipient = UInt32(chan._recv_chan)  # the server's number for its channel, which the client sends to
+    count = min(packets, 4_000)
+    data = stream(
+        KeptGCMEncryption(key, iv), MSG_CHANNEL_DATA, recipient + String(os.urandom(PAYLOAD)), count
+    )
+    reads = [data[at : at + RELAY] for at in range(0, len(data), RELAY)]
+    adjust = stream(KeptGCMEncryption(key, iv), MSG_CHANNEL_WINDOW_ADJUST, recipient + UInt32(PAYLOAD), count)
+    size = len(adjust) // count
+    adjusts = [adjust[at : at + size] for at in range(0, len(adjust), size)]
+    own = type(conn).data_received
+    session, chan._session = chan._session, Drop()
+    figures: dict[str, float] = {}
+    for name in ("asyncssh's data_received", "open_in_one_pass"):
+        if name == "open_in_one_pass" and not open_in_one_pass(conn):
+            raise SystemExit("open_in_one_pass did not take")
+        receive = own.__get__(conn) if name.startswith("asyncssh") else conn.data_received
+        for kind, batch in (("channel data", reads), ("window adjust", adjusts)):
+            timings = []
+            for _ in range(repeat):
+                conn._recv_encryption = KeptGCMEncryption(key, iv)  # the nonces start again with the batch
+                chan._recv_window = 1 << 62  # the session reads it all: no window adjust falls due
+                before = (Drop.received, chan._send_window)
+                started = time.perf_counter()
+                for read in batch:
+                    receive(read)
+                timings.append(time.perf_counter() - started)
+                if conn._inpbuf or conn._transport is None:
+                    raise SystemExit(f"{name}: the {kind} packets were not all read")
+                if kind == "channel data" and Drop.received - before[0] != count * PAYLOAD:
+                    raise SystemExit(
+                        f"{name}: {Drop.received - before[0]} bytes of {count * PAYLOAD} reached the session"
+                    )
+                if kind == "window adjust" and chan._send_window - before[1] != count * PAYLOAD:
+                    raise SystemExit(f"{name}: the window adjusts did not all reach the channel")
+            figures[f"receive {kind}: {name}"] = min(timings) / count
+    chan._session = session
     return figures
 
 
@@ -210,15 +289,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("asyncssh").setLevel(logging.CRITICAL)  # the aborted connection's complaints
     sends = asyncio.run(send_timings(args.packets, args.repeat))
     print()
-    print(f"{'send (KeptGCMEncryption)':<26}{'µs/packet':>11}{'CPU s/GiB':>11}")
+    width = max(map(len, sends)) + 2
+    print(f"{'KeptGCMEncryption':<{width}}{'µs/packet':>11}{'CPU s/GiB':>11}")
     for name, each in sends.items():
-        print(f"{name:<26}{each * 1e6:>11.2f}{each * (1 << 30) / PAYLOAD:>11.3f}")
+        # a window adjust carries no payload: its CPU per GiB depends on how often the client sends one
+        per_gib = "-" if "window adjust" in name else f"{each * (1 << 30) / PAYLOAD:.3f}"
+        print(f"{name:<{width}}{each * 1e6:>11.2f}{per_gib:>11}")
     ratio = sends["seal_in_one_pass"] / sends["with drop_aead_ignores"]
     print(f"send: seal_in_one_pass takes {ratio:.2f} of the time with drop_aead_ignores")
     ratio = sends["relay: send_channel_data"] / sends["relay: SSHChannel.write"]
     print(
         f"relay of {RELAY // 1024} KiB reads: send_channel_data takes {ratio:.2f} of SSHChannel.write's time"
     )
+    for kind in ("channel data", "window adjust"):
+        ratio = (
+            sends[f"receive {kind}: open_in_one_pass"] / sends[f"receive {kind}: asyncssh's data_received"]
+        )
+        print(f"receive {kind}: open_in_one_pass takes {ratio:.2f} of asyncssh's data_received's time")
     return 0
 
 

@@ -23,7 +23,7 @@ from .channeldata import send_channel_data
 from .coalesce import coalesce_writes
 from .gateway_api import GatewayAPI, ServerState
 from .gateway_policy import Target, may_reach, progress_url, target_candidates, valid_target
-from .gcm import seal_in_one_pass, use_kept_aesgcm
+from .gcm import open_in_one_pass, seal_in_one_pass, use_kept_aesgcm
 from .hubapi import APIError
 from .ignores import drop_aead_ignores
 from .policy import backoff_delay, renew_delay
@@ -205,6 +205,7 @@ class _Connection(asyncssh.SSHServer):
         coalesce_writes(conn)  # one send() per turn of the loop, not one per packet
         drop_aead_ignores(conn)  # no SSH_MSG_IGNORE before each packet: AES-GCM needs none
         seal_in_one_pass(conn)  # a session's packets built, sealed and sent without copies
+        open_in_one_pass(conn)  # and its channel data and window adjusts opened where they lie
 
     def _release(self) -> None:
         if self._counted:

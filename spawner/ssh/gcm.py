@@ -22,23 +22,46 @@ join, seals it in one call and hands the header and the sealed packet to the tra
 the same packet on the wire, sequence number, rekey count and (where asyncssh's packet log is on) log
 line as asyncssh's. Anything else, the key exchange, authentication, a rekey falling due,
 compression, another cipher, goes through asyncssh's own ``send_packet``.
+
+``open_in_one_pass`` is the same for what a connection receives. asyncssh appends each read to a
+buffer and cuts every packet out of it, and the rest of the buffer after it, as new ``bytes``: a
+256 KiB read of eight 32 KiB packets is copied about four times over, and each packet, a 36-byte
+window adjust as much as channel data, goes through its generic dispatch. Under
+``KeptGCMEncryption``, after user authentication, a connection so set opens each read's packets
+where they lie (one decryption each, the length as associated data) and hands channel data and
+window adjusts to their channel's own handler and SSH_MSG_IGNORE to the connection's, as asyncssh
+does, with the same sequence numbers, checks, packet log and errors. A packet the read's end cuts
+waits in asyncssh's buffer, as it would there, and is completed from the next read. At the first
+packet of any other type, or anything unusual (a tag that does not verify, an unknown channel, a
+length over the limit), it steps the nonce back and gives the rest of the read to asyncssh's own
+receive path, which handles that packet as always; the read after is opened here again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import logging
 import os
 import time
 from typing import Any
 
 import asyncssh.encryption
-from asyncssh.constants import MSG_USERAUTH_LAST
+from asyncssh.constants import (
+    MSG_CHANNEL_DATA,
+    MSG_CHANNEL_WINDOW_ADJUST,
+    MSG_IGNORE,
+    MSG_UNIMPLEMENTED,
+    MSG_USERAUTH_LAST,
+)
 from asyncssh.encryption import GCMEncryption
+from asyncssh.misc import DisconnectError, ProtocolError
+from asyncssh.packet import PacketDecodeError, SSHPacket, UInt32
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["KeptGCMEncryption", "seal_in_one_pass", "use_kept_aesgcm"]
+__all__ = ["KeptGCMEncryption", "open_in_one_pass", "seal_in_one_pass", "use_kept_aesgcm"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +110,18 @@ class KeptGCMEncryption(GCMEncryption):
     def seal(self, header: bytes, packet: bytes) -> bytes:
         """The encrypted packet with its tag, as one ``bytes`` (what follows the header on the wire)."""
         return self._aead.encrypt(self._nonce(), packet, header)
+
+    def open(self, header: Any, sealed: Any) -> bytes | None:
+        """The packet (padding length, payload, padding) from the 4-byte header and what follows it
+        (bytes or views), or None where the tag does not verify. Either way the nonce moves on."""
+        try:
+            return self._aead.decrypt(self._nonce(), sealed, header)
+        except InvalidTag:
+            return None
+
+    def step_back(self) -> None:
+        """Undo the last nonce's step: the packet last opened is to be opened again."""
+        self._invocation = (self._invocation - 1) % _INVOCATIONS
 
     def decrypt_packet(
         self, seq: int, first: bytes, rest: bytes, header_len: int, mac: bytes
@@ -180,5 +215,193 @@ _STATE = (
     "_send_blocksize",
     "_send_seq",
     "_transport",
+    "logger",
+)
+
+
+class _Opened(SSHPacket):
+    """The payload of an opened packet, read in place: the bytes after the padding length up to the
+    padding, without cutting them out first."""
+
+    def __init__(self, plain: bytes, end: int) -> None:
+        self._packet = plain
+        self._idx = 1
+        self._len = end
+
+    def get_consumed_payload(self) -> bytes:
+        return self._packet[1 : self._idx]
+
+    def get_remaining_payload(self) -> bytes:
+        return self._packet[self._idx : self._len]
+
+    def get_full_payload(self) -> bytes:
+        return self._packet[1 : self._len]
+
+
+# what a session's traffic is made of (asyncssh, unlike OpenSSH, sends an SSH_MSG_IGNORE before each
+# packet); the first two go to their channel's handler, the last to the connection's, as in asyncssh
+_OPENED_TYPES = (MSG_CHANNEL_DATA, MSG_CHANNEL_WINDOW_ADJUST, MSG_IGNORE)
+
+
+def open_in_one_pass(conn: Any) -> bool:
+    """Make ``conn`` (an asyncssh connection) open the channel data, window adjusts and ignores it
+    receives where they lie in each read, under ``KeptGCMEncryption`` (see the module's docstring). False,
+    with nothing changed, where the connection lacks what this relies on."""
+    data_received = getattr(conn, "data_received", None)
+    if data_received is None or not all(hasattr(conn, name) for name in _RECV_STATE):
+        log.debug("SSH packets read by asyncssh: the connection is not the kind this knows (%r)", type(conn))
+        return False
+    if getattr(data_received, "opens_in_one_pass", False):
+        return True
+
+    def receive(data: bytes, datatype: Any = None) -> None:
+        if (
+            type(conn._recv_encryption) is not KeptGCMEncryption
+            or conn._decompressor is not None
+            or not conn._auth_complete
+        ):
+            data_received(data, datatype)
+            return
+        handler = conn._recv_handler
+        if handler == conn._recv_packet:
+            # asyncssh holds a packet it has the first block of: under AES-GCM its "decrypted header" is
+            # that block as it came (the length is not encrypted and no nonce was used), so the packet
+            # goes back to the buffer as it arrived and is read here with the rest
+            conn._inpbuf = conn._packet + conn._inpbuf
+            conn._packet = b""
+            conn._recv_handler = conn._recv_pkthdr
+        elif handler != conn._recv_pkthdr:  # the version line, or a packet's handler still running
+            data_received(data, datatype)
+            return
+        conn._reset_keepalive_timer()
+        try:
+            rest = _open_read(conn, data)
+        except DisconnectError as exc:  # as asyncssh's _recv_data
+            conn._send_disconnect(exc.code, exc.reason, exc.lang)
+            conn._force_close(exc)
+            return
+        except Exception:
+            conn.internal_error()
+            return
+        if rest:
+            data_received(rest, datatype)
+
+    receive.opens_in_one_pass = True  # type: ignore[attr-defined]
+    conn.data_received = receive
+    return True
+
+
+def _open_read(conn: Any, data: bytes) -> bytes:
+    """Open and handle a read's packets, the one the last read cut first; what is left for asyncssh
+    to read from the first packet this does not handle (empty where there is none). A packet the
+    read's end cuts stays in the connection's buffer, where asyncssh would keep it too."""
+    view = memoryview(data)
+    at = 0
+    pending: bytes = conn._inpbuf
+    if pending:
+        conn._inpbuf = b""
+        pktlen = int.from_bytes(pending[:4], "big")
+        if len(pending) >= 4 and pktlen > conn._max_recv_pktlen:
+            return pending + data  # asyncssh refuses it
+        at = 4 + pktlen + _TAG - len(pending)  # what of this read completes the packet
+        if len(pending) < 4 or at <= 0:  # the length itself cut, or more than one packet: join (rare)
+            view, at = memoryview(pending + data), 0
+        elif at > len(view):
+            conn._inpbuf = pending + data  # still cut
+            return b""
+        else:
+            first = pending + view[:at]
+            done, theirs = _open_packets(conn, memoryview(first), 0)
+            if theirs:
+                return first[done:] + view[at:]
+            if conn._recv_handler != conn._recv_pkthdr:  # its handler went on in a task: the rest waits
+                conn._inpbuf += view[at:]
+                return b""
+    done, theirs = _open_packets(conn, view, at)
+    if theirs:
+        return bytes(view[done:])
+    if done < len(view):
+        conn._inpbuf = bytes(view[done:])  # a packet cut by the read's end
+    return b""
+
+
+def _open_packets(conn: Any, view: memoryview, at: int) -> tuple[int, bool]:
+    """Open and handle packets from ``at`` while they are channel data, window adjusts or ignores, as
+    asyncssh's ``_recv_pkthdr`` and ``_recv_packet`` would. Where it stopped, and whether the packet
+    there is asyncssh's to read (True) or cut by the end of ``view`` (False); the end, and False, where
+    the connection closed or a handler went on in a task (the rest then in the connection's buffer)."""
+    enc: KeptGCMEncryption = conn._recv_encryption
+    size = len(view)
+    while at < size:
+        if conn._transport is None:  # closing: asyncssh reads no further either
+            return size, False
+        if size - at < 4:
+            return at, False
+        pktlen = int.from_bytes(view[at : at + 4], "big")
+        if pktlen > conn._max_recv_pktlen:
+            return at, True
+        end = at + 4 + pktlen + _TAG
+        if end > size:
+            return at, False
+        plain = enc.open(view[at : at + 4], view[at + 4 : end])
+        if plain is None:
+            enc.step_back()  # asyncssh opens it again and reports the failed tag
+            return at, True
+        if len(plain) < 2 or plain[1] not in _OPENED_TYPES or not 4 <= plain[0] <= len(plain) - 2:
+            enc.step_back()  # another type, or malformed: asyncssh's to handle
+            return at, True
+        pkttype = plain[1]
+        packet = _Opened(plain, len(plain) - plain[0])
+        packet.get_byte()
+        handler: Any = conn
+        if pkttype != MSG_IGNORE:
+            try:
+                handler = conn._channels.get(packet.get_uint32())
+            except PacketDecodeError:
+                handler = None
+            if handler is None:
+                enc.step_back()  # asyncssh refuses a short packet or an unknown channel
+                return at, True
+        seq = conn._recv_seq
+        if handler.logger._debug_level >= 3:  # asyncssh's packet log, its most verbose level
+            handler.log_received_packet(pkttype, seq, packet)
+        try:
+            result = handler.process_packet(pkttype, seq, packet)
+        except PacketDecodeError as exc:
+            raise ProtocolError(str(exc)) from None
+        at = end
+        if inspect.isawaitable(result):  # as asyncssh: what follows waits for the handler's task
+            conn._inpbuf = bytes(view[at:])
+            conn._recv_handler = lambda: False
+            task = conn.create_task(result)
+            task.add_done_callback(functools.partial(conn._finish_recv_packet, pkttype, seq, is_async=True))
+            return size, False
+        if not result:
+            conn.logger.debug1("Unknown packet type %d received", pkttype)
+            conn.send_packet(MSG_UNIMPLEMENTED, UInt32(seq))
+        conn._finish_recv_packet(pkttype, seq)
+    return at, False
+
+
+# what open_in_one_pass reads and writes of an asyncssh connection
+_RECV_STATE = (
+    "_inpbuf",
+    "_recv_handler",
+    "_recv_pkthdr",
+    "_recv_packet",
+    "_packet",
+    "_recv_encryption",
+    "_decompressor",
+    "_auth_complete",
+    "_reset_keepalive_timer",
+    "_send_disconnect",
+    "_force_close",
+    "internal_error",
+    "_transport",
+    "_max_recv_pktlen",
+    "_channels",
+    "_recv_seq",
+    "create_task",
+    "_finish_recv_packet",
     "logger",
 )

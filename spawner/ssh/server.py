@@ -13,7 +13,7 @@ from asyncssh.channel import SSHChannel
 
 from .activity import ActivityReporter
 from .coalesce import coalesce_writes
-from .gcm import seal_in_one_pass, use_kept_aesgcm
+from .gcm import open_in_one_pass, seal_in_one_pass, use_kept_aesgcm
 from .hostcert import HostIdentity, HostKeyPair
 from .hubapi import APIError, HubAPI
 from .ignores import drop_aead_ignores
@@ -76,6 +76,7 @@ class _Connection(asyncssh.SSHServer):
         coalesce_writes(conn)  # one send() per turn of the loop, not one per packet
         drop_aead_ignores(conn)  # no SSH_MSG_IGNORE before each packet: AES-GCM needs none
         seal_in_one_pass(conn)  # a session's packets built, sealed and sent without copies
+        open_in_one_pass(conn)  # and its channel data and window adjusts opened where they lie
 
     def _release(self) -> None:
         if self._counted:

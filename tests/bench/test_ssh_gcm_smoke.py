@@ -1,5 +1,6 @@
-"""bench/ssh_gcm.py in its quick form: both classes read what the other sealed, and every way of sending
-put its packets' bytes on the transport (the script exits non-zero otherwise), and every row prints.
+"""bench/ssh_gcm.py in its quick form: both classes read what the other sealed, every way of sending
+put its packets' bytes on the transport, every way of receiving delivered every byte and adjust (the
+script exits non-zero otherwise), and every row prints.
 The figures are not checked: the machine is shared and noisy."""
 
 from __future__ import annotations
@@ -30,9 +31,16 @@ def test_ssh_gcm_benchmark_completes() -> None:
             assert f"\n{cls:<20}{op:<10}" in out, out
     for op in ("encrypt", "decrypt"):
         assert f"{op}: KeptGCMEncryption takes " in out, out
-    for way in ("asyncssh's send_packet", "with drop_aead_ignores", "seal_in_one_pass"):
-        assert f"\n{way:<26}" in out, out
-    for way in ("relay: SSHChannel.write", "relay: send_channel_data"):
-        assert f"\n{way:<26}" in out, out
+    ways = ["asyncssh's send_packet", "with drop_aead_ignores", "seal_in_one_pass"]
+    ways += ["relay: SSHChannel.write", "relay: send_channel_data"]
+    ways += [
+        f"receive {kind}: {way}"
+        for kind in ("channel data", "window adjust")
+        for way in ("asyncssh's data_received", "open_in_one_pass")
+    ]
+    for way in ways:
+        assert f"\n{way}  " in out, out
     assert "send: seal_in_one_pass takes " in out, out
     assert "relay of 256 KiB reads: send_channel_data takes " in out, out
+    for kind in ("channel data", "window adjust"):
+        assert f"receive {kind}: open_in_one_pass takes " in out, out
