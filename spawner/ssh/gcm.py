@@ -34,7 +34,9 @@ does, with the same sequence numbers, checks, packet log and errors. A packet th
 waits in asyncssh's buffer, as it would there, and is completed from the next read. At the first
 packet of any other type, or anything unusual (a tag that does not verify, an unknown channel, a
 length over the limit), it steps the nonce back and gives the rest of the read to asyncssh's own
-receive path, which handles that packet as always; the read after is opened here again.
+receive path, which handles that packet as always (decrypting it a second time: key exchange and
+requests are rare, and a packet that fails its tag ends the connection); the read after is opened
+here again.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ log = logging.getLogger(__name__)
 
 GCM_ALGS = (b"aes128-gcm@openssh.com", b"aes256-gcm@openssh.com")
 _TAG = 16
+_BLOCK = 16  # AES's block: asyncssh reads a packet's first block before its length counts
 _INVOCATIONS = 1 << 64
 
 
@@ -301,7 +304,7 @@ def _open_read(conn: Any, data: bytes) -> bytes:
     if pending:
         conn._inpbuf = b""
         pktlen = int.from_bytes(pending[:4], "big")
-        if len(pending) >= 4 and pktlen > conn._max_recv_pktlen:
+        if len(pending) >= 4 and (pktlen > conn._max_recv_pktlen or pktlen < _BLOCK - 4):
             return pending + data  # asyncssh refuses it
         at = 4 + pktlen + _TAG - len(pending)  # what of this read completes the packet
         if len(pending) < 4 or at <= 0:  # the length itself cut, or more than one packet: join (rare)
@@ -333,13 +336,13 @@ def _open_packets(conn: Any, view: memoryview, at: int) -> tuple[int, bool]:
     enc: KeptGCMEncryption = conn._recv_encryption
     size = len(view)
     while at < size:
-        if conn._transport is None:  # closing: asyncssh reads no further either
-            return size, False
+        if conn._transport is None:  # closing: the rest of the read is dropped (asyncssh would
+            return size, False  # still hand it to the channels, which are closing too)
         if size - at < 4:
             return at, False
         pktlen = int.from_bytes(view[at : at + 4], "big")
-        if pktlen > conn._max_recv_pktlen:
-            return at, True
+        if pktlen > conn._max_recv_pktlen or pktlen < _BLOCK - 4:
+            return at, True  # asyncssh refuses it: too long, or shorter than its first block
         end = at + 4 + pktlen + _TAG
         if end > size:
             return at, False
