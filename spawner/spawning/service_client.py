@@ -22,16 +22,31 @@ __all__ = ["Placed", "ReservationKeeper", "ServiceClient"]
 # One HTTP session per event loop, shared by every spawner of the hub: its connections to the service
 # are kept alive, so a placement or a release costs the hub a quarter of the CPU that tornado's
 # client, which opens a connection per request, cost it (0.2-0.3 ms against 0.7-0.9 ms).
-_SESSIONS: dict[int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
+# The session is owned by a task of its loop that closes it when the loop's tasks are cancelled at the
+# loop's end: JupyterHub's shutdown cancels every task, and so do asyncio.run and asyncio.Runner.
+_SESSIONS: dict[int, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession, asyncio.Task[None]]] = {}
+_CLOSE_TIMEOUT = 5.0
+
+
+async def _close_at_loop_end(session: aiohttp.ClientSession) -> None:
+    try:
+        await asyncio.get_running_loop().create_future()  # until cancelled
+    finally:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.close(), _CLOSE_TIMEOUT)
 
 
 def _session() -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
     held = _SESSIONS.get(id(loop))
     if held is None or held[0] is not loop or held[1].closed:  # a closed loop's id may come again
-        for key in [k for k, (other, _) in _SESSIONS.items() if other.is_closed()]:
+        for key in [k for k, (other, *_) in _SESSIONS.items() if other.is_closed()]:
             del _SESSIONS[key]
-        held = _SESSIONS[id(loop)] = (loop, aiohttp.ClientSession())
+        if held is not None and held[0] is loop:
+            held[2].cancel()  # its session closed already: its owner need not wait for the loop's end
+        session = aiohttp.ClientSession()
+        owner = loop.create_task(_close_at_loop_end(session), name="hybridhub-service-session")
+        held = _SESSIONS[id(loop)] = (loop, session, owner)
     return held[1]
 
 

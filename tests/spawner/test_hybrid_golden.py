@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes_asyncio.client import ApiClient
+from kubernetes.client import ApiClient  # the sync client: no aiohttp session to leave open
 from kubespawner import KubeSpawner
 from kubespawner.objects import make_owner_reference
 

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from tornado import httpserver, netutil, web
 
+from spawner.spawning import service_client
 from spawner.spawning.attempt import Candidate
 from spawner.spawning.compat import SpawnRefused
 from spawner.spawning.service_client import ReservationKeeper, ServiceClient
@@ -416,3 +417,14 @@ async def test_a_post_on_a_connection_the_service_closed_is_sent_once_more() -> 
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_the_shared_session_is_closed_when_its_loop_ends() -> None:
+    """One session per loop, shared by every spawner of the hub, closed when the loop's tasks are
+    cancelled at its end (asyncio.run here, JupyterHub's shutdown in the hub), not left unclosed."""
+
+    async def twice() -> tuple[Any, Any]:
+        return service_client._session(), service_client._session()
+
+    first, again = asyncio.run(twice())
+    assert first is again and first.closed
