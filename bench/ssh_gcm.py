@@ -183,7 +183,7 @@ def stream(sealer: KeptGCMEncryption, pkttype: int, payload: bytes, count: int) 
     packets = []
     for _ in range(count):
         body = bytes((pkttype,)) + payload
-        padlen = -(4 + len(body) + 1) % 16 or 16  # the length field is not padded under AES-GCM
+        padlen = -(len(body) + 1) % 16  # under AES-GCM the length field is outside the padded part
         padlen += 16 if padlen < 4 else 0
         packet = bytes((padlen,)) + body + os.urandom(padlen)
         header = len(packet).to_bytes(4, "big")

@@ -355,12 +355,16 @@ class Live:
         self.disconnects: list[tuple[int, str]] = []
         force_close, send_disconnect = conn._force_close, conn._send_disconnect
 
+        # only what reaches the peer and the error the connection ends with: once closed, asyncssh goes
+        # on reading what it holds (and may refuse it again, to no one); the fast path stops
         def closing(exc: Exception | None) -> None:
-            self.closed.append(exc)
+            if conn._transport is not None:
+                self.closed.append(exc)
             force_close(exc)
 
         def disconnecting(code: int, reason: str, lang: str) -> None:
-            self.disconnects.append((code, reason))
+            if conn._transport is not None:
+                self.disconnects.append((code, reason))
             send_disconnect(code, reason, lang)
 
         conn._force_close, conn._send_disconnect = closing, disconnecting
@@ -370,7 +374,7 @@ class Live:
         sealer = KeptGCMEncryption(self.key, self.iv)
         out = []
         for payload in payloads:
-            pad = padlen if padlen is not None else (-(4 + len(payload) + 1) % 16 or 16)
+            pad = padlen if padlen is not None else -(len(payload) + 1) % 16  # the length is not padded
             pad += 16 if padlen is None and pad < 4 else 0
             packet = bytes((pad,)) + payload + os.urandom(pad)
             header = len(packet).to_bytes(4, "big")
